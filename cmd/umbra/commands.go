@@ -1,0 +1,137 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"os/signal"
+	"syscall"
+
+	"github.com/spf13/cobra"
+
+	"github.com/umbragw/umbra/internal/config"
+	"github.com/umbragw/umbra/internal/demo"
+	"github.com/umbragw/umbra/internal/gateway"
+)
+
+func newRootCmd() *cobra.Command {
+	root := &cobra.Command{
+		Use:           "umbra",
+		Short:         "umbra is a dark-launch gateway: shadow, compare, canary and flag new versions on live traffic",
+		SilenceUsage:  true,
+		SilenceErrors: true,
+	}
+	root.AddCommand(serveCmd(), validateCmd(), demoCmd(), versionCmd())
+	return root
+}
+
+func configFlag(cmd *cobra.Command, path *string) {
+	cmd.Flags().StringVarP(path, "config", "c", "umbra.yaml", "config file")
+}
+
+func serveCmd() *cobra.Command {
+	var path string
+	cmd := &cobra.Command{
+		Use:   "serve",
+		Short: "Run the gateway with a config file (SIGHUP or editing the file reloads it; SIGTERM drains)",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			cfg, err := config.Load(path)
+			if err != nil {
+				return err
+			}
+			g, err := gateway.New(cfg, gateway.Options{Version: version})
+			if err != nil {
+				return err
+			}
+			return serve(g)
+		},
+	}
+	configFlag(cmd, &path)
+	return cmd
+}
+
+// serve runs g until SIGINT or SIGTERM, reloading on SIGHUP.
+func serve(g *gateway.Gateway) error {
+	if err := g.Start(); err != nil {
+		return &exitError{1, err}
+	}
+	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
+	defer stop()
+	if err := g.Watch(ctx); err != nil {
+		g.Log().Warn("config file watch unavailable; reload with SIGHUP", "err", err)
+	}
+	hup := make(chan os.Signal, 1)
+	signal.Notify(hup, syscall.SIGHUP)
+	defer signal.Stop(hup)
+	for {
+		select {
+		case <-hup:
+			_ = g.Reload()
+		case <-ctx.Done():
+			stop()
+			if err := g.Shutdown(); err != nil {
+				return &exitError{1, err}
+			}
+			return nil
+		}
+	}
+}
+
+func validateCmd() *cobra.Command {
+	var path string
+	cmd := &cobra.Command{
+		Use:   "validate",
+		Short: "Check a config file: print every error as FILE:LINE:COL: reason and exit 2, or a summary and exit 0",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			cfg, err := config.Load(path)
+			if err != nil {
+				return err
+			}
+			if err := gateway.Validate(cfg); err != nil {
+				return err
+			}
+			shadows := 0
+			for _, r := range cfg.Routes {
+				shadows += len(r.Shadow)
+			}
+			fmt.Fprintf(cmd.OutOrStdout(), "%s: ok: %d routes, %d backends, %d shadow targets\n", path, len(cfg.Routes), len(cfg.Backends), shadows)
+			return nil
+		},
+	}
+	configFlag(cmd, &path)
+	return cmd
+}
+
+func demoCmd() *cobra.Command {
+	o := demo.Options{Version: version}
+	cmd := &cobra.Command{
+		Use:   "demo",
+		Short: "Run umbra in front of two in-process versions of a demo API, with a guided tour",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
+			defer stop()
+			o.Out, o.Log = cmd.OutOrStdout(), cmd.ErrOrStderr()
+			if err := demo.Run(ctx, o); err != nil {
+				return &exitError{1, err}
+			}
+			return nil
+		},
+	}
+	cmd.Flags().StringVar(&o.Listen, "listen", "127.0.0.1:8080", "gateway address")
+	cmd.Flags().StringVar(&o.Admin, "admin", "127.0.0.1:9901", "admin address")
+	return cmd
+}
+
+func versionCmd() *cobra.Command {
+	return &cobra.Command{
+		Use:   "version",
+		Short: "Print umbra's version",
+		Args:  cobra.NoArgs,
+		Run: func(cmd *cobra.Command, _ []string) {
+			fmt.Fprintln(cmd.OutOrStdout(), "umbra", version)
+		},
+	}
+}

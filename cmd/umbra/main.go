@@ -1,0 +1,48 @@
+// Command umbra is a dark-launch gateway: it proxies live traffic and
+// shadows, compares, canaries and flags new versions of services.
+package main
+
+import (
+	"errors"
+	"fmt"
+	"os"
+
+	"github.com/umbragw/umbra/internal/config"
+)
+
+// version is set at build time with -ldflags "-X main.version=...".
+var version = "dev"
+
+// exitError carries a process exit code: 2 for bad usage or config, as
+// documented, 1 for failures at run time.
+type exitError struct {
+	code int
+	err  error
+}
+
+func (e *exitError) Error() string { return e.err.Error() }
+
+func main() {
+	err := newRootCmd().Execute()
+	if err == nil {
+		return
+	}
+	code := 2 // cobra's own errors are usage errors
+	var ee *exitError
+	var cl config.ErrorList
+	switch {
+	case errors.As(err, &cl):
+		for _, e := range cl {
+			fmt.Fprintln(os.Stderr, e)
+		}
+	case errors.As(err, &ee):
+		code = ee.code
+		fmt.Fprintln(os.Stderr, "umbra:", ee.err)
+	default:
+		fmt.Fprintln(os.Stderr, "umbra:", err)
+	}
+	if errors.As(err, &ee) {
+		code = ee.code
+	}
+	os.Exit(code)
+}

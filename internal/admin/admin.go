@@ -1,0 +1,91 @@
+// Package admin serves umbra's operator endpoints on their own listener:
+// health and readiness probes, Prometheus metrics and the JSON admin API
+// under /api/v1/. Off loopback every endpoint but the probes requires the
+// bearer token from admin.token_file.
+package admin
+
+import (
+	"crypto/subtle"
+	"encoding/json"
+	"net/http"
+	"strings"
+)
+
+// Source is what the admin API reports on; the gateway implements it.
+type Source interface {
+	Ready() bool
+	Config() any // the running configuration, JSON-encodable
+	Routes() any // the running routes with their backends' health
+}
+
+// Server is the admin HTTP handler.
+type Server struct {
+	mux   *http.ServeMux
+	token string
+}
+
+// New builds the admin handler. An empty token disables authentication,
+// which config validation allows only on loopback.
+func New(src Source, metrics http.Handler, token string) *Server {
+	s := &Server{mux: http.NewServeMux(), token: token}
+	s.mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) {
+		writeText(w, http.StatusOK, "ok\n")
+	})
+	s.mux.HandleFunc("GET /readyz", func(w http.ResponseWriter, _ *http.Request) {
+		if src.Ready() {
+			writeText(w, http.StatusOK, "ready\n")
+			return
+		}
+		writeText(w, http.StatusServiceUnavailable, "not ready\n")
+	})
+	s.mux.Handle("GET /metrics", s.auth(metrics))
+	s.Handle("GET /api/v1/config", func(w http.ResponseWriter, _ *http.Request) { WriteJSON(w, http.StatusOK, src.Config()) })
+	s.Handle("GET /api/v1/routes", func(w http.ResponseWriter, _ *http.Request) { WriteJSON(w, http.StatusOK, src.Routes()) })
+	s.mux.Handle("/api/", s.auth(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		WriteError(w, http.StatusNotFound, "not_found", "no admin endpoint "+r.Method+" "+r.URL.Path)
+	})))
+	return s
+}
+
+// Handle adds an authenticated admin API endpoint; later features (diffs,
+// rollouts, adoption) register theirs here.
+func (s *Server) Handle(pattern string, h http.HandlerFunc) { s.mux.Handle(pattern, s.auth(h)) }
+
+func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) { s.mux.ServeHTTP(w, r) }
+
+func (s *Server) auth(next http.Handler) http.Handler {
+	if s.token == "" {
+		return next
+	}
+	want := []byte("Bearer " + s.token)
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		got := []byte(r.Header.Get("Authorization"))
+		if subtle.ConstantTimeCompare(got, want) != 1 {
+			w.Header().Set("WWW-Authenticate", `Bearer realm="umbra-admin"`)
+			WriteError(w, http.StatusUnauthorized, "unauthorized", "missing or wrong bearer token")
+			return
+		}
+		next.ServeHTTP(w, r)
+	})
+}
+
+// WriteJSON writes v as indented JSON.
+func WriteJSON(w http.ResponseWriter, status int, v any) {
+	w.Header().Set("Content-Type", "application/json")
+	w.Header().Set("Cache-Control", "no-store")
+	w.WriteHeader(status)
+	enc := json.NewEncoder(w)
+	enc.SetIndent("", "  ")
+	_ = enc.Encode(v)
+}
+
+// WriteError writes the admin API's error shape.
+func WriteError(w http.ResponseWriter, status int, code, msg string) {
+	WriteJSON(w, status, map[string]string{"error": code, "message": msg})
+}
+
+func writeText(w http.ResponseWriter, status int, s string) {
+	w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+	w.WriteHeader(status)
+	_, _ = w.Write([]byte(strings.TrimSpace(s) + "\n"))
+}

@@ -1,0 +1,407 @@
+package config
+
+import (
+	"crypto/tls"
+	"net"
+	"net/url"
+	"os"
+	"regexp"
+	"sort"
+	"strings"
+	"time"
+)
+
+// Defaults, applied where the file leaves a key out. They are documented
+// in docs/config.md; change both together.
+const (
+	DefaultListen            = "127.0.0.1:8080"
+	DefaultAdminListen       = "127.0.0.1:9901"
+	DefaultDataDir           = "./umbra-data"
+	DefaultReadHeaderTimeout = Duration(10 * time.Second)
+	DefaultIdleTimeout       = Duration(120 * time.Second)
+	DefaultMaxHeaderBytes    = ByteSize(1 << 20)
+	DefaultShutdownGrace     = Duration(15 * time.Second)
+
+	DefaultShadowMaxBody     = ByteSize(1 << 20)
+	DefaultShadowTimeout     = Duration(5 * time.Second)
+	DefaultShadowMaxInFlight = 64
+	DefaultShadowQueueSize   = 256
+	DefaultBreakerFailures   = 5
+	DefaultBreakerOpenFor    = Duration(10 * time.Second)
+)
+
+var (
+	nameRe   = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9_.-]*$`)
+	methodRe = regexp.MustCompile(`^[A-Z][A-Z0-9_-]*$`)
+	headerRe = regexp.MustCompile("^[A-Za-z0-9!#$%&'*+.^_`|~-]+$")
+)
+
+func (p *parser) validate(c *Config) {
+	p.validateTop(c)
+	p.validateBackends(c)
+	names := map[string]int{}
+	for i, r := range c.Routes {
+		path := at("routes", i)
+		if r == nil {
+			p.errorf(path, "empty route")
+			continue
+		}
+		r.Pos = p.pos(path...)
+		if j, dup := names[r.Name]; dup && r.Name != "" {
+			p.errorf(join(path, "name"), "duplicate route name %q (first used by route %d)", r.Name, j+1)
+		}
+		names[r.Name] = i
+		p.validateRoute(c, r, path)
+	}
+}
+
+func (p *parser) validateTop(c *Config) {
+	if c.Listen == "" {
+		c.Listen = DefaultListen
+	}
+	p.checkAddr(at("listen"), c.Listen)
+	if c.TLS != nil {
+		p.validateTLS(c.TLS)
+	}
+	if c.Admin.Listen == "" {
+		c.Admin.Listen = DefaultAdminListen
+	}
+	p.checkAddr(at("admin", "listen"), c.Admin.Listen)
+	if c.Admin.TokenFile != "" {
+		if _, err := ReadToken(c.Admin.TokenFile); err != nil {
+			p.errorf(at("admin", "token_file"), "%v", err)
+		}
+	} else if !IsLoopback(c.Admin.Listen) {
+		p.errorf(at("admin", "listen"), "admin listens off loopback (%s): set admin.token_file so the admin API requires a bearer token", c.Admin.Listen)
+	}
+	if c.DataDir == "" {
+		c.DataDir = DefaultDataDir
+	}
+	if c.Log.Format == "" {
+		c.Log.Format = "text"
+	}
+	if !oneOf(c.Log.Format, "text", "json") {
+		p.errorf(at("log", "format"), "log format %q: use text or json", c.Log.Format)
+	}
+	if c.Log.Level == "" {
+		c.Log.Level = "info"
+	}
+	if !oneOf(c.Log.Level, "debug", "info", "warn", "error") {
+		p.errorf(at("log", "level"), "log level %q: use debug, info, warn or error", c.Log.Level)
+	}
+	s := &c.Server
+	setDefault(&s.ReadHeaderTimeout, DefaultReadHeaderTimeout)
+	setDefault(&s.IdleTimeout, DefaultIdleTimeout)
+	setDefault(&s.ShutdownGrace, DefaultShutdownGrace)
+	if s.MaxHeaderBytes == 0 {
+		s.MaxHeaderBytes = DefaultMaxHeaderBytes
+	}
+}
+
+func (p *parser) validateTLS(t *TLS) {
+	if t.CertFile == "" || t.KeyFile == "" {
+		p.errorf(at("tls"), "tls needs both cert_file and key_file")
+		return
+	}
+	if _, err := tls.LoadX509KeyPair(t.CertFile, t.KeyFile); err != nil {
+		p.errorf(at("tls", "cert_file"), "cannot load TLS key pair: %v", err)
+	}
+}
+
+func (p *parser) checkAddr(path []any, addr string) {
+	host, port, err := net.SplitHostPort(addr)
+	if err != nil {
+		p.errorf(path, "invalid listen address %q: want host:port, for example 127.0.0.1:8080 or :8080", addr)
+		return
+	}
+	if n, err := parsePort(port); err != nil || n > 65535 {
+		p.errorf(path, "invalid port in %q", addr)
+	}
+	if strings.ContainsAny(host, " /") {
+		p.errorf(path, "invalid host in %q", addr)
+	}
+}
+
+func parsePort(s string) (int, error) {
+	n := 0
+	if s == "" {
+		return 0, os.ErrInvalid
+	}
+	for _, r := range s {
+		if r < '0' || r > '9' {
+			return 0, os.ErrInvalid
+		}
+		n = n*10 + int(r-'0')
+		if n > 65535 {
+			return n, os.ErrInvalid
+		}
+	}
+	return n, nil
+}
+
+// IsLoopback reports whether a listen address only accepts local clients.
+// An empty host (":9901") listens on every interface, so it is not loopback.
+func IsLoopback(addr string) bool {
+	host, _, err := net.SplitHostPort(addr)
+	if err != nil {
+		return false
+	}
+	if host == "localhost" {
+		return true
+	}
+	ip := net.ParseIP(host)
+	return ip != nil && ip.IsLoopback()
+}
+
+// ReadToken reads an admin bearer token file; it must hold a non-empty token.
+func ReadToken(path string) (string, error) {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return "", err
+	}
+	tok := strings.TrimSpace(string(b))
+	if tok == "" {
+		return "", os.ErrInvalid
+	}
+	return tok, nil
+}
+
+func setDefault(d *Duration, def Duration) {
+	if *d == 0 {
+		*d = def
+	}
+}
+
+func (p *parser) validateBackends(c *Config) {
+	names := make([]string, 0, len(c.Backends))
+	for name := range c.Backends {
+		names = append(names, name)
+	}
+	sort.Strings(names)
+	for _, name := range names {
+		path := at("backends", name)
+		b := c.Backends[name]
+		if b == nil {
+			p.errorf(path, "backend %q has no endpoints", name)
+			delete(c.Backends, name)
+			continue
+		}
+		b.Name = name
+		b.Pos = p.pos(path...)
+		if !nameRe.MatchString(name) {
+			p.errorf(path, "backend name %q: use letters, digits, '.', '_' and '-'", name)
+		}
+		p.validateBackend(b, path)
+	}
+}
+
+func (p *parser) validateBackend(b *Backend, path []any) {
+	if len(b.Endpoints) == 0 {
+		p.errorf(path, "backend %q has no endpoints", b.Name)
+	}
+	b.URLs = b.URLs[:0]
+	for i, e := range b.Endpoints {
+		u, err := url.Parse(e)
+		switch {
+		case err != nil:
+			p.errorf(join(path, "endpoints", i), "invalid endpoint URL %q: %v", e, err)
+			continue
+		case u.Scheme != "http" && u.Scheme != "https":
+			p.errorf(join(path, "endpoints", i), "endpoint %q: scheme must be http or https", e)
+			continue
+		case u.Host == "" || u.Hostname() == "":
+			p.errorf(join(path, "endpoints", i), "endpoint %q has no host", e)
+			continue
+		case u.Path != "" && u.Path != "/" || u.RawQuery != "" || u.User != nil:
+			p.errorf(join(path, "endpoints", i), "endpoint %q: only scheme://host:port is allowed (no path, query or credentials)", e)
+			continue
+		}
+		b.URLs = append(b.URLs, &url.URL{Scheme: u.Scheme, Host: u.Host})
+	}
+	if b.Balance == "" {
+		b.Balance = "round_robin"
+	}
+	if !oneOf(b.Balance, "round_robin", "least_request") {
+		p.errorf(join(path, "balance"), "balance %q: use round_robin or least_request", b.Balance)
+	}
+	if b.Host == "" {
+		b.Host = "keep"
+	}
+	if strings.ContainsAny(b.Host, " /\t") {
+		p.errorf(join(path, "host"), "host %q: use keep, endpoint or a host name", b.Host)
+	}
+	for _, k := range []struct {
+		name string
+		v    int
+	}{{"max_idle_per_endpoint", b.MaxIdlePerEndpoint}, {"max_conns_per_endpoint", b.MaxConnsPerEndpoint}} {
+		if k.v < 0 {
+			p.errorf(join(path, k.name), "%s must not be negative", k.name)
+		}
+	}
+	if b.Health.MaxFails < 0 {
+		p.errorf(join(path, "health", "max_fails"), "max_fails must not be negative")
+	}
+	if b.Retry.Attempts < 0 {
+		p.errorf(join(path, "retry", "attempts"), "retry attempts must not be negative")
+	}
+	if b.TLS != nil && b.TLS.CAFile != "" {
+		if _, err := os.ReadFile(b.TLS.CAFile); err != nil {
+			p.errorf(join(path, "tls", "ca_file"), "%v", err)
+		}
+	}
+}
+
+func (p *parser) validateRoute(c *Config, r *Route, path []any) {
+	switch {
+	case r.Name == "":
+		p.errorf(path, "route needs a name (it labels metrics and the admin API)")
+	case !nameRe.MatchString(r.Name):
+		p.errorf(join(path, "name"), "route name %q: use letters, digits, '.', '_' and '-'", r.Name)
+	}
+	p.checkBackendRef(c, join(path, "backend"), r.Backend, "route")
+	p.validateMatch(&r.Match, join(path, "match"))
+	if r.Key != "" {
+		ks, ok := ParseKey(r.Key)
+		if !ok {
+			p.errorf(join(path, "key"), "key %q: use header:NAME, cookie:NAME, query:NAME or client_ip", r.Key)
+		}
+		r.KeySource = ks
+	}
+	for i, s := range r.Shadow {
+		sp := join(path, "shadow", i)
+		if s == nil {
+			p.errorf(sp, "empty shadow target")
+			continue
+		}
+		p.validateShadow(c, r, s, sp)
+	}
+}
+
+func (p *parser) checkBackendRef(c *Config, path []any, name, what string) {
+	if name == "" {
+		p.errorf(path, "%s needs a backend", what)
+		return
+	}
+	if _, ok := c.Backends[name]; !ok {
+		p.errorf(path, "%s names undefined backend %q (defined: %s)", what, name, quoteAll(backendNames(c)))
+	}
+}
+
+func backendNames(c *Config) []string {
+	names := make([]string, 0, len(c.Backends))
+	for n := range c.Backends {
+		names = append(names, n)
+	}
+	sort.Strings(names)
+	return names
+}
+
+func (p *parser) validateMatch(m *Match, path []any) {
+	if m.Path != "" && m.PathPrefix != "" {
+		p.errorf(join(path, "path"), "use either path or path_prefix, not both")
+	}
+	if m.Path != "" && !strings.HasPrefix(m.Path, "/") {
+		p.errorf(join(path, "path"), "path %q must start with '/'", m.Path)
+	}
+	if m.PathPrefix != "" && !strings.HasPrefix(m.PathPrefix, "/") {
+		p.errorf(join(path, "path_prefix"), "path_prefix %q must start with '/'", m.PathPrefix)
+	}
+	m.PathPos = p.pos(join(path, "path")...)
+	m.Host = strings.ToLower(strings.TrimSuffix(m.Host, "."))
+	if h := m.Host; h != "" && (strings.ContainsAny(h, " /:") || strings.Contains(h[1:], "*") || h == "*" || h[0] == '*' && !strings.HasPrefix(h, "*.")) {
+		p.errorf(join(path, "host"), "host %q: use a host name or *.domain (no port, no scheme)", m.Host)
+	}
+	p.normalizeMethods(m.Methods, join(path, "methods"))
+	for i := range m.Headers {
+		p.validateValueMatch(&m.Headers[i].Name, m.Headers[i].Value, m.Headers[i].Regex, &m.Headers[i].Re, join(path, "headers", i), true)
+	}
+	for i := range m.Query {
+		p.validateValueMatch(&m.Query[i].Name, m.Query[i].Value, m.Query[i].Regex, &m.Query[i].Re, join(path, "query", i), false)
+	}
+}
+
+func (p *parser) normalizeMethods(methods []string, path []any) {
+	for i, meth := range methods {
+		methods[i] = strings.ToUpper(meth)
+		if !methodRe.MatchString(methods[i]) {
+			p.errorf(join(path, i), "invalid method %q", meth)
+		}
+	}
+}
+
+func (p *parser) validateValueMatch(name *string, value, re string, compiled **regexp.Regexp, path []any, header bool) {
+	switch {
+	case *name == "":
+		p.errorf(path, "match needs a name")
+	case header && !headerRe.MatchString(*name):
+		p.errorf(join(path, "name"), "invalid header name %q", *name)
+	}
+	if value != "" && re != "" {
+		p.errorf(join(path, "regex"), "use either value or regex, not both")
+	}
+	if re != "" {
+		r, err := regexp.Compile(re)
+		if err != nil {
+			p.errorf(join(path, "regex"), "invalid regex: %v", err)
+		}
+		*compiled = r
+	}
+}
+
+// ParseKey parses a caller-key source: header:NAME, cookie:NAME, query:NAME or client_ip.
+func ParseKey(s string) (KeySource, bool) {
+	if s == "client_ip" {
+		return KeySource{Kind: "client_ip"}, true
+	}
+	kind, name, ok := strings.Cut(s, ":")
+	if !ok || name == "" || !oneOf(kind, "header", "cookie", "query") {
+		return KeySource{}, false
+	}
+	return KeySource{Kind: kind, Name: name}, true
+}
+
+func (p *parser) validateShadow(c *Config, r *Route, s *Shadow, path []any) {
+	s.Pos = p.pos(path...)
+	p.checkBackendRef(c, join(path, "backend"), s.Backend, "shadow")
+	if s.Backend != "" && s.Backend == r.Backend {
+		p.errorf(join(path, "backend"), "shadow backend %q is the route's own backend", s.Backend)
+	}
+	if !p.has(join(path, "percent")...) {
+		p.errorf(path, "shadow needs percent (0 to 100, decimals allowed)")
+	}
+	if s.Unsafe == "" {
+		s.Unsafe = "skip"
+	}
+	if !oneOf(s.Unsafe, "skip", "mark", "allow") {
+		p.errorf(join(path, "unsafe"), "unsafe %q: use skip, mark or allow", s.Unsafe)
+	}
+	if s.MaxBody == 0 {
+		s.MaxBody = DefaultShadowMaxBody
+	}
+	setDefault(&s.Timeout, DefaultShadowTimeout)
+	if s.MaxInFlight <= 0 {
+		s.MaxInFlight = DefaultShadowMaxInFlight
+	}
+	if s.QueueSize <= 0 {
+		s.QueueSize = DefaultShadowQueueSize
+	}
+	if s.Breaker.Failures <= 0 {
+		s.Breaker.Failures = DefaultBreakerFailures
+	}
+	setDefault(&s.Breaker.OpenFor, DefaultBreakerOpenFor)
+	p.normalizeMethods(s.Match.Methods, join(path, "match", "methods"))
+	for i := range s.Match.Headers {
+		h := &s.Match.Headers[i]
+		p.validateValueMatch(&h.Name, h.Value, h.Regex, &h.Re, join(path, "match", "headers", i), true)
+	}
+	for i, h := range s.Headers.Remove {
+		if !headerRe.MatchString(h) {
+			p.errorf(join(path, "headers", "remove", i), "invalid header name %q", h)
+		}
+	}
+	for h := range s.Headers.Set {
+		if !headerRe.MatchString(h) {
+			p.errorf(join(path, "headers", "set", h), "invalid header name %q", h)
+		}
+	}
+}

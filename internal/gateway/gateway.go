@@ -1,0 +1,168 @@
+// Package gateway assembles umbra: it compiles configs into snapshots,
+// owns the listeners, applies reloads atomically and drains on shutdown.
+package gateway
+
+import (
+	"context"
+	"crypto/tls"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/umbragw/umbra/internal/admin"
+	"github.com/umbragw/umbra/internal/config"
+	"github.com/umbragw/umbra/internal/metrics"
+	"github.com/umbragw/umbra/internal/proxy"
+)
+
+// Options are the parts of a gateway that do not come from the config.
+type Options struct {
+	Version   string
+	LogOutput io.Writer // default os.Stderr
+}
+
+// Gateway is a running umbra instance.
+type Gateway struct {
+	opts    Options
+	metrics *metrics.Metrics
+	handler *proxy.Handler
+	admin   *admin.Server
+
+	mu       sync.Mutex // serialises reloads
+	backends map[string]*liveBackend
+	ready    atomic.Bool
+
+	main, adminSrv *http.Server
+	mainLn, admLn  net.Listener
+}
+
+// Validate compiles cfg without starting anything, for `umbra validate`.
+func Validate(cfg *config.Config) error {
+	c, err := compile(cfg, nil, metrics.New("validate"), io.Discard)
+	if err == nil {
+		closeNew(c.backends, nil)
+	}
+	return err
+}
+
+// New compiles the first snapshot. Nothing listens until Start.
+func New(cfg *config.Config, opts Options) (*Gateway, error) {
+	if opts.LogOutput == nil {
+		opts.LogOutput = os.Stderr
+	}
+	g := &Gateway{opts: opts, metrics: metrics.New(opts.Version)}
+	c, err := compile(cfg, nil, g.metrics, opts.LogOutput)
+	if err != nil {
+		return nil, err
+	}
+	g.backends = c.backends
+	g.handler = proxy.NewHandler(g.metrics, c.snap)
+	g.metrics.Reloaded(true, len(cfg.Routes))
+	token := ""
+	if cfg.Admin.TokenFile != "" {
+		if token, err = config.ReadToken(cfg.Admin.TokenFile); err != nil {
+			return nil, fmt.Errorf("admin token: %w", err)
+		}
+	}
+	g.admin = admin.New(g, g.metrics.Handler(), token)
+	return g, nil
+}
+
+// Log is the running snapshot's logger.
+func (g *Gateway) Log() *slog.Logger { return g.handler.Snapshot().Log }
+
+// Metrics exposes the registry to features that add their own metrics.
+func (g *Gateway) Metrics() *metrics.Metrics { return g.metrics }
+
+// AdminServer lets features register admin API endpoints.
+func (g *Gateway) AdminServer() *admin.Server { return g.admin }
+
+// Handler is the main listener's handler (used by tests and the demo).
+func (g *Gateway) Handler() http.Handler { return g.handler }
+
+// Start binds the main and admin listeners and serves them in the background.
+func (g *Gateway) Start() error {
+	cfg := g.handler.Snapshot().Config
+	var err error
+	if g.mainLn, err = net.Listen("tcp", cfg.Listen); err != nil {
+		return fmt.Errorf("listen %s: %w", cfg.Listen, err)
+	}
+	if g.admLn, err = net.Listen("tcp", cfg.Admin.Listen); err != nil {
+		g.mainLn.Close()
+		return fmt.Errorf("admin listen %s: %w", cfg.Admin.Listen, err)
+	}
+	errLog := slog.NewLogLogger(g.Log().Handler(), slog.LevelWarn)
+	g.main = &http.Server{
+		Handler:           g.handler,
+		ReadHeaderTimeout: cfg.Server.ReadHeaderTimeout.D(),
+		IdleTimeout:       cfg.Server.IdleTimeout.D(),
+		MaxHeaderBytes:    int(cfg.Server.MaxHeaderBytes),
+		ErrorLog:          errLog,
+	}
+	g.adminSrv = &http.Server{Handler: g.admin, ReadHeaderTimeout: 10 * time.Second, ErrorLog: errLog}
+	mainLn := g.mainLn
+	if cfg.TLS != nil {
+		cert, err := tls.LoadX509KeyPair(cfg.TLS.CertFile, cfg.TLS.KeyFile)
+		if err != nil {
+			g.mainLn.Close()
+			g.admLn.Close()
+			return fmt.Errorf("tls: %w", err)
+		}
+		// NextProtos h2 first: clients that speak HTTP/2 get it.
+		g.main.TLSConfig = &tls.Config{Certificates: []tls.Certificate{cert}, NextProtos: []string{"h2", "http/1.1"}, MinVersion: tls.VersionTLS12}
+		mainLn = tls.NewListener(g.mainLn, g.main.TLSConfig)
+	}
+	go g.serve(g.main, mainLn)
+	go g.serve(g.adminSrv, g.admLn)
+	g.ready.Store(true)
+	g.Log().Info("umbra started", "listen", g.mainLn.Addr().String(), "admin", g.admLn.Addr().String(),
+		"routes", len(cfg.Routes), "backends", len(cfg.Backends), "tls", cfg.TLS != nil)
+	return nil
+}
+
+func (g *Gateway) serve(s *http.Server, ln net.Listener) {
+	if err := s.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
+		g.Log().Error("server stopped", "addr", ln.Addr().String(), "err", err)
+	}
+}
+
+// Addr is the main listener's address (useful with port 0).
+func (g *Gateway) Addr() string { return g.mainLn.Addr().String() }
+
+// AdminAddr is the admin listener's address.
+func (g *Gateway) AdminAddr() string { return g.admLn.Addr().String() }
+
+// Shutdown stops accepting, marks the gateway not ready, waits up to the
+// configured grace for in-flight requests, then closes what is left.
+func (g *Gateway) Shutdown() error {
+	g.ready.Store(false)
+	grace := g.handler.Snapshot().Config.Server.ShutdownGrace.D()
+	ctx, cancel := context.WithTimeout(context.Background(), grace)
+	defer cancel()
+	g.Log().Info("draining", "grace", grace.String())
+	err := g.main.Shutdown(ctx)
+	if err != nil {
+		g.Log().Warn("grace period over; closing remaining connections", "err", err)
+		g.main.Close()
+	}
+	g.adminSrv.Close()
+	g.mu.Lock()
+	for _, lb := range g.backends {
+		lb.b.Close()
+	}
+	g.mu.Unlock()
+	return err
+}
+
+// Ready reports whether the gateway is serving (admin.Source).
+func (g *Gateway) Ready() bool { return g.ready.Load() }
+
+// Config returns the running configuration (admin.Source).
+func (g *Gateway) Config() any { return g.handler.Snapshot().Config }

@@ -1,0 +1,143 @@
+package gateway
+
+import (
+	"context"
+	"path/filepath"
+	"reflect"
+	"time"
+
+	"github.com/fsnotify/fsnotify"
+
+	"github.com/umbragw/umbra/internal/config"
+)
+
+// Reload loads the config file again and applies it. A file that fails to
+// load or compile is logged with every error and the running snapshot stays.
+func (g *Gateway) Reload() error {
+	path := g.handler.Snapshot().Config.File
+	cfg, err := config.Load(path)
+	if err != nil {
+		g.metrics.Reloaded(false, 0)
+		g.Log().Error("config reload rejected; keeping the running config", "file", path, "errors", err.Error())
+		return err
+	}
+	return g.Apply(cfg)
+}
+
+// Apply compiles cfg and swaps it in atomically. In-flight requests finish
+// on the snapshot they started with.
+func (g *Gateway) Apply(cfg *config.Config) error {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	old := g.handler.Snapshot()
+	c, err := compile(cfg, g.backends, g.metrics, g.opts.LogOutput)
+	if err != nil {
+		g.metrics.Reloaded(false, 0)
+		g.Log().Error("config reload rejected; keeping the running config", "file", cfg.File, "errors", err.Error())
+		return err
+	}
+	g.handler.Swap(c.snap)
+	g.retire(c)
+	g.metrics.Reloaded(true, len(cfg.Routes))
+	warnRestartOnly(old.Config, cfg, c.snap.Log)
+	c.snap.Log.Info("config applied", "file", cfg.File, "routes", len(cfg.Routes), "backends", len(cfg.Backends))
+	return nil
+}
+
+// retire closes backends the new snapshot no longer uses, once requests
+// still running on the old snapshot have had time to finish, and drops the
+// metric series of paths that are gone.
+func (g *Gateway) retire(c *compiled) {
+	grace := c.snap.Config.Server.ShutdownGrace.D()
+	for name, lb := range g.backends {
+		if c.backends[name] != lb {
+			lb.b.Close()
+			time.AfterFunc(grace, lb.b.Close)
+		}
+	}
+	g.backends = c.backends
+	g.metrics.Forget(c.paths)
+}
+
+// warnRestartOnly says which changed settings only take effect on restart.
+func warnRestartOnly(old, cfg *config.Config, log interface{ Warn(string, ...any) }) {
+	if old.Listen != cfg.Listen || !reflect.DeepEqual(old.TLS, cfg.TLS) || old.Admin != cfg.Admin || old.Server != cfg.Server {
+		log.Warn("listen, tls, admin and server settings changed; they apply at the next restart")
+	}
+}
+
+// Watch reloads when the config file changes. It watches the directory,
+// because editors and config-management tools replace files by rename,
+// and debounces bursts of events into one reload.
+func (g *Gateway) Watch(ctx context.Context) error {
+	path := g.handler.Snapshot().Config.File
+	if path == "" {
+		return nil
+	}
+	w, err := fsnotify.NewWatcher()
+	if err != nil {
+		return err
+	}
+	abs, _ := filepath.Abs(path)
+	if err := w.Add(filepath.Dir(abs)); err != nil {
+		w.Close()
+		return err
+	}
+	go g.watchLoop(ctx, w, abs)
+	return nil
+}
+
+func (g *Gateway) watchLoop(ctx context.Context, w *fsnotify.Watcher, file string) {
+	defer w.Close()
+	var debounce <-chan time.Time
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case ev := <-w.Events:
+			if p, _ := filepath.Abs(ev.Name); p == file && ev.Op&(fsnotify.Write|fsnotify.Create|fsnotify.Rename) != 0 {
+				debounce = time.After(200 * time.Millisecond)
+			}
+		case err := <-w.Errors:
+			g.Log().Warn("config watch error", "err", err)
+		case <-debounce:
+			debounce = nil
+			_ = g.Reload()
+		}
+	}
+}
+
+// RouteInfo is one route as the admin API shows it.
+type RouteInfo struct {
+	Name     string       `json:"name"`
+	Endpoint string       `json:"endpoint"`
+	Match    config.Match `json:"match"`
+	Backend  string       `json:"backend"`
+	Health   any          `json:"backend_endpoints"`
+	Shadow   []ShadowInfo `json:"shadow,omitempty"`
+}
+
+// ShadowInfo is one shadow target as the admin API shows it.
+type ShadowInfo struct {
+	Backend string  `json:"backend"`
+	Percent float64 `json:"percent"`
+	Unsafe  string  `json:"unsafe"`
+}
+
+// Routes lists the running routes (admin.Source).
+func (g *Gateway) Routes() any {
+	snap := g.handler.Snapshot()
+	out := make([]RouteInfo, 0, len(snap.Routes))
+	for i, r := range snap.Routes {
+		info := RouteInfo{Name: r.Config.Name, Match: r.Config.Match, Backend: r.Config.Backend,
+			Health: r.Live.Backend.Status()}
+		if rs := snap.Table.Routes(); i < len(rs) {
+			info.Endpoint = rs[i].Endpoint
+		}
+		for _, s := range r.Config.Shadow {
+			info.Shadow = append(info.Shadow, ShadowInfo{Backend: s.Backend, Percent: float64(s.Percent), Unsafe: s.Unsafe})
+		}
+		out = append(out, info)
+	}
+	return out
+}

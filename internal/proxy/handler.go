@@ -1,0 +1,146 @@
+package proxy
+
+import (
+	"context"
+	"encoding/hex"
+	"log/slog"
+	"math/rand/v2"
+	"net/http"
+	"strconv"
+	"sync/atomic"
+	"time"
+
+	"github.com/umbragw/umbra/internal/metrics"
+)
+
+// Headers umbra reads or sets.
+const (
+	HeaderRequestID = "X-Request-Id"
+)
+
+// Handler is the main listener's http.Handler.
+type Handler struct {
+	snap    atomic.Pointer[Snapshot]
+	metrics *metrics.Metrics
+}
+
+// NewHandler returns a handler serving snap.
+func NewHandler(m *metrics.Metrics, snap *Snapshot) *Handler {
+	h := &Handler{metrics: m}
+	h.snap.Store(snap)
+	return h
+}
+
+// Swap installs a new snapshot and returns the previous one. Requests
+// already running keep the snapshot they loaded.
+func (h *Handler) Swap(s *Snapshot) *Snapshot { return h.snap.Swap(s) }
+
+// Snapshot returns the running snapshot.
+func (h *Handler) Snapshot() *Snapshot { return h.snap.Load() }
+
+func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	start := time.Now()
+	snap := h.snap.Load()
+	id := ensureRequestID(r)
+	m := snap.Table.Match(r)
+	if m == nil {
+		h.metrics.Unmatched(r.Method)
+		writeError(w, r, http.StatusNotFound, "no_route", "no route matches this request")
+		if snap.Access {
+			accessLog(snap.Log, r, "", "", "", http.StatusNotFound, 0, start, id)
+		}
+		return
+	}
+	route := snap.Routes[m.Index]
+	forward(snap, route, route.Live, w, r, start, id)
+}
+
+// forward proxies r to t and records the outcome. The deferred finish also
+// runs when ReverseProxy aborts a response whose upstream body failed half
+// way (it panics with http.ErrAbortHandler), so gauges never leak.
+func forward(snap *Snapshot, route *Route, t *Target, w http.ResponseWriter, r *http.Request, start time.Time, id string) {
+	rec := newRecorder(w)
+	t.Metrics.Start()
+	defer func() {
+		p := recover()
+		if p == http.ErrAbortHandler && r.Context().Err() == nil {
+			t.Metrics.UpstreamError("reset")
+		}
+		status := rec.finalStatus()
+		t.Metrics.Done(r.Method, status, time.Since(start))
+		if snap.Access {
+			accessLog(snap.Log, r, route.Config.Name, t.Backend.Name(), t.Role, status, rec.bytes, start, id)
+		}
+		rec.release()
+		if p != nil {
+			panic(p)
+		}
+	}()
+	t.rp.ServeHTTP(rec, r)
+}
+
+// ensureRequestID keeps a sane client-supplied X-Request-ID and otherwise
+// sets a new random one on the request, so the upstream copy carries it.
+func ensureRequestID(r *http.Request) string {
+	if v := r.Header[HeaderRequestID]; len(v) == 1 && validRequestID(v[0]) {
+		return v[0]
+	}
+	id := newRequestID()
+	r.Header[HeaderRequestID] = []string{id}
+	return id
+}
+
+func validRequestID(s string) bool {
+	if len(s) == 0 || len(s) > 128 {
+		return false
+	}
+	for i := 0; i < len(s); i++ {
+		if c := s[i]; c <= ' ' || c >= 0x7f {
+			return false
+		}
+	}
+	return true
+}
+
+// newRequestID returns 128 random bits in hex. Ids need to be unique, not
+// secret, so the runtime's fast per-thread generator is enough.
+func newRequestID() string {
+	var b [16]byte
+	for i := 0; i < 16; i += 8 {
+		v := rand.Uint64()
+		for j := 0; j < 8; j++ {
+			b[i+j] = byte(v >> (8 * j))
+		}
+	}
+	return hex.EncodeToString(b[:])
+}
+
+// writeError sends a short JSON error body, the same shape everywhere.
+func writeError(w http.ResponseWriter, r *http.Request, status int, code, msg string) {
+	h := w.Header()
+	h.Set("Content-Type", "application/json")
+	h.Set("Cache-Control", "no-store")
+	body := `{"error":` + strconv.Quote(code) + `,"message":` + strconv.Quote(msg) +
+		`,"request_id":` + strconv.Quote(r.Header.Get(HeaderRequestID)) + "}\n"
+	h.Set("Content-Length", strconv.Itoa(len(body)))
+	w.WriteHeader(status)
+	if r.Method != http.MethodHead {
+		_, _ = w.Write([]byte(body))
+	}
+}
+
+func accessLog(l *slog.Logger, r *http.Request, route, backend, role string, status int, bytes int64, start time.Time, id string) {
+	l.LogAttrs(context.Background(), slog.LevelInfo, "access",
+		slog.String("route", route),
+		slog.String("backend", backend),
+		slog.String("role", role),
+		slog.String("method", r.Method),
+		slog.String("host", r.Host),
+		slog.String("path", r.URL.Path),
+		slog.Int("status", status),
+		slog.Int64("bytes", bytes),
+		slog.Duration("duration", time.Since(start)),
+		slog.String("request_id", id),
+		slog.String("remote", r.RemoteAddr),
+	)
+}

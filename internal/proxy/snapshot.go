@@ -1,0 +1,34 @@
+// Package proxy is umbra's request path: it matches a request against the
+// running snapshot's route table and forwards it to the route's backend
+// with net/http/httputil.ReverseProxy, recording metrics and access logs.
+//
+// ReverseProxy already implements the HTTP rules a gateway must keep
+// (hop-by-hop and Connection-named headers, Upgrade/WebSocket, trailers,
+// immediate flushing of SSE and chunked bodies, cancelling the upstream
+// request when the client leaves), so umbra uses it rather than a
+// hand-written copy; what umbra adds is the routing, balancing, metrics and
+// the dark-launch features around it.
+package proxy
+
+import (
+	"log/slog"
+
+	"github.com/umbragw/umbra/internal/config"
+	"github.com/umbragw/umbra/internal/router"
+)
+
+// Snapshot is one immutable, compiled configuration. The gateway swaps whole
+// snapshots atomically; a request keeps the snapshot it started with.
+type Snapshot struct {
+	Config *config.Config
+	Table  *router.Table
+	Routes []*Route // indexed by router.Route.Index
+	Log    *slog.Logger
+	Access bool // one access-log line per request
+}
+
+// Route is the runtime form of one configured route.
+type Route struct {
+	Config *config.Route
+	Live   *Target
+}
