@@ -267,12 +267,17 @@ func (p *parser) validateRoute(c *Config, r *Route, path []any) {
 		}
 		r.KeySource = ks
 	}
+	seen := map[string]bool{}
 	for i, s := range r.Shadow {
 		sp := join(path, "shadow", i)
 		if s == nil {
 			p.errorf(sp, "empty shadow target")
 			continue
 		}
+		if seen[s.Backend] {
+			p.errorf(join(sp, "backend"), "backend %q is already a shadow target of this route", s.Backend)
+		}
+		seen[s.Backend] = true
 		p.validateShadow(c, r, s, sp)
 	}
 }

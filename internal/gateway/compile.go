@@ -11,35 +11,54 @@ import (
 	"github.com/umbragw/umbra/internal/metrics"
 	"github.com/umbragw/umbra/internal/proxy"
 	"github.com/umbragw/umbra/internal/router"
+	"github.com/umbragw/umbra/internal/shadow"
 )
 
-// liveBackend is a running backend and the config it was built from, so a
-// reload that leaves a backend unchanged keeps its connection pool and
-// health state.
+// liveBackend is a running backend and the config it was built from.
 type liveBackend struct {
 	cfg config.Backend
 	b   *backend.Backend
 }
 
-// compiled is the product of compiling one config.
-type compiled struct {
-	snap     *proxy.Snapshot
+// parts are the long-lived pieces a snapshot uses. A reload keeps every
+// piece whose config did not change, so connection pools, health state,
+// shadow queues and breakers survive it.
+type parts struct {
 	backends map[string]*liveBackend
-	paths    map[*metrics.Path]bool
+	shadows  map[string]*shadow.Target // by shadowKey
 }
 
-// compile turns a validated config into a runtime snapshot. Errors are
-// config.ErrorList with positions, like the loader's. It creates no
-// listeners and starts nothing, so `umbra validate` uses it too.
-func compile(cfg *config.Config, prev map[string]*liveBackend, m *metrics.Metrics, logOut io.Writer) (*compiled, error) {
+func shadowKey(route, backend string) string { return route + "\x00" + backend }
+
+// compiled is the product of compiling one config.
+type compiled struct {
+	snap  *proxy.Snapshot
+	parts parts
+	paths map[*metrics.Path]bool
+}
+
+// deps are what compile needs besides the config.
+type deps struct {
+	metrics *metrics.Metrics
+	shadow  *shadow.Metrics
+	logOut  io.Writer
+}
+
+// compile turns a validated config into a runtime snapshot. Errors are a
+// config.ErrorList with positions, like the loader's. It binds no
+// listener, so `umbra validate` runs it too.
+func compile(cfg *config.Config, prev parts, d deps) (*compiled, error) {
+	c := &compiled{
+		parts: parts{backends: map[string]*liveBackend{}, shadows: map[string]*shadow.Target{}},
+		paths: map[*metrics.Path]bool{},
+	}
 	var errs config.ErrorList
 	fail := func(pos config.Pos, format string, args ...any) {
 		errs = append(errs, &config.Error{File: cfg.File, Line: pos.Line, Col: pos.Col, Msg: fmt.Sprintf(format, args...)})
 	}
-	backends := make(map[string]*liveBackend, len(cfg.Backends))
 	for name, bc := range cfg.Backends {
-		if old := prev[name]; old != nil && sameBackend(&old.cfg, bc) {
-			backends[name] = old
+		if old := prev.backends[name]; old != nil && sameBackend(&old.cfg, bc) {
+			c.parts.backends[name] = old
 			continue
 		}
 		b, err := backend.New(bc)
@@ -47,7 +66,7 @@ func compile(cfg *config.Config, prev map[string]*liveBackend, m *metrics.Metric
 			fail(bc.Pos, "backend %q: %v", name, err)
 			continue
 		}
-		backends[name] = &liveBackend{cfg: *bc, b: b}
+		c.parts.backends[name] = &liveBackend{cfg: *bc, b: b}
 	}
 	for _, r := range cfg.Routes {
 		if err := router.ValidateTemplate(r.Match.Path); err != nil {
@@ -59,22 +78,73 @@ func compile(cfg *config.Config, prev map[string]*liveBackend, m *metrics.Metric
 		fail(config.Pos{}, "%v", err)
 	}
 	if len(errs) > 0 {
-		closeNew(backends, prev)
+		c.release(prev)
 		return nil, errs
 	}
-	logger := newLogger(cfg.Log, logOut)
-	c := &compiled{backends: backends, paths: map[*metrics.Path]bool{}}
+	logger := newLogger(cfg.Log, d.logOut)
 	c.snap = &proxy.Snapshot{Config: cfg, Table: table, Log: logger, Access: cfg.Log.AccessEnabled()}
 	for _, rc := range cfg.Routes {
-		b := backends[rc.Backend].b
-		p := m.Path(rc.Name, rc.Backend, metrics.RoleLive)
-		c.paths[p] = true
-		c.snap.Routes = append(c.snap.Routes, &proxy.Route{
-			Config: rc,
-			Live:   proxy.NewTarget(b, p, metrics.RoleLive, logger),
-		})
+		route, err := c.route(rc, cfg, prev, d, logger)
+		if err != nil {
+			fail(rc.Pos, "route %q: %v", rc.Name, err)
+			continue
+		}
+		c.snap.Routes = append(c.snap.Routes, route)
+	}
+	if len(errs) > 0 {
+		c.release(prev)
+		return nil, errs
 	}
 	return c, nil
+}
+
+// route builds one route's runtime: its live target and shadow targets.
+func (c *compiled) route(rc *config.Route, cfg *config.Config, prev parts, d deps, logger *slog.Logger) (*proxy.Route, error) {
+	live := d.metrics.Path(rc.Name, rc.Backend, metrics.RoleLive)
+	c.paths[live] = true
+	route := &proxy.Route{Config: rc, Live: proxy.NewTarget(c.parts.backends[rc.Backend].b, live, metrics.RoleLive, logger)}
+	if len(rc.Shadow) == 0 {
+		return route, nil
+	}
+	targets := make([]*shadow.Target, 0, len(rc.Shadow))
+	for _, sc := range rc.Shadow {
+		bc := cfg.Backends[sc.Backend]
+		p := d.metrics.Path(rc.Name, sc.Backend, metrics.RoleShadow)
+		c.paths[p] = true
+		key := shadowKey(rc.Name, sc.Backend)
+		t := prev.shadows[key]
+		if t != nil && t.Same(rc.Name, sc, bc) {
+			t.SetLog(logger, cfg.Log.AccessEnabled())
+		} else {
+			var err error
+			if t, err = shadow.NewTarget(rc.Name, sc, bc, d.shadow, p, logger, cfg.Log.AccessEnabled()); err != nil {
+				return nil, fmt.Errorf("shadow %q: %w", sc.Backend, err)
+			}
+		}
+		c.parts.shadows[key] = t
+		targets = append(targets, t)
+	}
+	route.Shadow = shadow.NewSet(rc, targets)
+	return route, nil
+}
+
+// release stops what a failed compile created, keeping what prev owns.
+func (c *compiled) release(prev parts) {
+	retireParts(c.parts, prev)
+}
+
+// retireParts stops every piece of old that is not in keep.
+func retireParts(old, keep parts) {
+	for name, lb := range old.backends {
+		if keep.backends[name] != lb {
+			lb.b.Close()
+		}
+	}
+	for key, t := range old.shadows {
+		if keep.shadows[key] != t {
+			go t.Close() // waits for its senders; never hold a reload for that
+		}
+	}
 }
 
 // sameBackend compares backend configs, ignoring where they were written.
@@ -82,15 +152,6 @@ func sameBackend(a, b *config.Backend) bool {
 	x, y := *a, *b
 	x.Pos, y.Pos = config.Pos{}, config.Pos{}
 	return reflect.DeepEqual(x, y)
-}
-
-// closeNew releases backends created by a compile that failed.
-func closeNew(built, prev map[string]*liveBackend) {
-	for name, lb := range built {
-		if prev[name] != lb {
-			lb.b.Close()
-		}
-	}
 }
 
 func newLogger(c config.Log, out io.Writer) *slog.Logger {

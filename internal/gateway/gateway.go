@@ -20,6 +20,7 @@ import (
 	"github.com/umbragw/umbra/internal/config"
 	"github.com/umbragw/umbra/internal/metrics"
 	"github.com/umbragw/umbra/internal/proxy"
+	"github.com/umbragw/umbra/internal/shadow"
 )
 
 // Options are the parts of a gateway that do not come from the config.
@@ -31,13 +32,14 @@ type Options struct {
 // Gateway is a running umbra instance.
 type Gateway struct {
 	opts    Options
+	deps    deps
 	metrics *metrics.Metrics
 	handler *proxy.Handler
 	admin   *admin.Server
 
-	mu       sync.Mutex // serialises reloads
-	backends map[string]*liveBackend
-	ready    atomic.Bool
+	mu    sync.Mutex // serialises reloads
+	parts parts      // what the running snapshot uses
+	ready atomic.Bool
 
 	main, adminSrv *http.Server
 	mainLn, admLn  net.Listener
@@ -45,9 +47,10 @@ type Gateway struct {
 
 // Validate compiles cfg without starting anything, for `umbra validate`.
 func Validate(cfg *config.Config) error {
-	c, err := compile(cfg, nil, metrics.New("validate"), io.Discard)
+	m := metrics.New("validate")
+	c, err := compile(cfg, parts{}, deps{metrics: m, shadow: shadow.NewMetrics(m.Registry()), logOut: io.Discard})
 	if err == nil {
-		closeNew(c.backends, nil)
+		c.release(parts{})
 	}
 	return err
 }
@@ -58,11 +61,12 @@ func New(cfg *config.Config, opts Options) (*Gateway, error) {
 		opts.LogOutput = os.Stderr
 	}
 	g := &Gateway{opts: opts, metrics: metrics.New(opts.Version)}
-	c, err := compile(cfg, nil, g.metrics, opts.LogOutput)
+	g.deps = deps{metrics: g.metrics, shadow: shadow.NewMetrics(g.metrics.Registry()), logOut: opts.LogOutput}
+	c, err := compile(cfg, parts{}, g.deps)
 	if err != nil {
 		return nil, err
 	}
-	g.backends = c.backends
+	g.parts = c.parts
 	g.handler = proxy.NewHandler(g.metrics, c.snap)
 	g.metrics.Reloaded(true, len(cfg.Routes))
 	token := ""
@@ -154,7 +158,10 @@ func (g *Gateway) Shutdown() error {
 	}
 	g.adminSrv.Close()
 	g.mu.Lock()
-	for _, lb := range g.backends {
+	for _, t := range g.parts.shadows {
+		t.Close()
+	}
+	for _, lb := range g.parts.backends {
 		lb.b.Close()
 	}
 	g.mu.Unlock()

@@ -30,7 +30,7 @@ func (g *Gateway) Apply(cfg *config.Config) error {
 	g.mu.Lock()
 	defer g.mu.Unlock()
 	old := g.handler.Snapshot()
-	c, err := compile(cfg, g.backends, g.metrics, g.opts.LogOutput)
+	c, err := compile(cfg, g.parts, g.deps)
 	if err != nil {
 		g.metrics.Reloaded(false, 0)
 		g.Log().Error("config reload rejected; keeping the running config", "file", cfg.File, "errors", err.Error())
@@ -44,18 +44,19 @@ func (g *Gateway) Apply(cfg *config.Config) error {
 	return nil
 }
 
-// retire closes backends the new snapshot no longer uses, once requests
-// still running on the old snapshot have had time to finish, and drops the
-// metric series of paths that are gone.
+// retire stops the pieces the new snapshot no longer uses and drops the
+// metric series of paths that are gone. Backends are closed again after
+// the grace period: requests still running on the old snapshot return
+// their connections to the old pool only when they finish.
 func (g *Gateway) retire(c *compiled) {
 	grace := c.snap.Config.Server.ShutdownGrace.D()
-	for name, lb := range g.backends {
-		if c.backends[name] != lb {
-			lb.b.Close()
+	for name, lb := range g.parts.backends {
+		if c.parts.backends[name] != lb {
 			time.AfterFunc(grace, lb.b.Close)
 		}
 	}
-	g.backends = c.backends
+	retireParts(g.parts, c.parts)
+	g.parts = c.parts
 	g.metrics.Forget(c.paths)
 }
 

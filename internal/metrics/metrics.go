@@ -185,6 +185,12 @@ func (p *Path) Done(method string, code int, elapsed time.Duration) {
 	p.counter(methodIndex(method), code).Inc()
 }
 
+// Failed ends an in-flight request that got no response at all.
+func (p *Path) Failed(kind string) {
+	p.inFlight.Dec()
+	p.UpstreamError(kind)
+}
+
 // UpstreamError counts one upstream failure of the given kind.
 func (p *Path) UpstreamError(kind string) {
 	c, ok := p.errs[kind]

@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/umbragw/umbra/internal/metrics"
+	"github.com/umbragw/umbra/internal/shadow"
 )
 
 // Headers umbra reads or sets.
@@ -52,7 +53,14 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	route := snap.Routes[m.Index]
+	var copies *shadow.Pending
+	if route.Shadow != nil {
+		copies = route.Shadow.Begin(r)
+	}
 	forward(snap, route, route.Live, w, r, start, id)
+	if copies != nil {
+		copies.Dispatch(r)
+	}
 }
 
 // forward proxies r to t and records the outcome. The deferred finish also

@@ -15,6 +15,7 @@ import (
 
 	"github.com/umbragw/umbra/internal/config"
 	"github.com/umbragw/umbra/internal/router"
+	"github.com/umbragw/umbra/internal/shadow"
 )
 
 // Snapshot is one immutable, compiled configuration. The gateway swaps whole
@@ -31,4 +32,5 @@ type Snapshot struct {
 type Route struct {
 	Config *config.Route
 	Live   *Target
+	Shadow *shadow.Set // nil when the route shadows nothing
 }

@@ -1,0 +1,96 @@
+package shadow
+
+import (
+	"github.com/prometheus/client_golang/prometheus"
+)
+
+// Outcomes of a shadow copy, the values of umbra_shadow_requests_total's
+// outcome label. For each target, every request the route sees is counted
+// once in the first group (not_sampled, skipped_*, dropped_queue_full or
+// queued).
+const (
+	// Decided on the live request path.
+	OutcomeNotSampled     = "not_sampled"
+	OutcomeNoMatch        = "skipped_no_match"
+	OutcomeUnsafe         = "skipped_unsafe_method"
+	OutcomeBodyTooLarge   = "skipped_body_too_large"
+	OutcomeBodyIncomplete = "skipped_body_incomplete"
+	OutcomeUpgrade        = "skipped_upgrade"
+	OutcomeCircuitOpen    = "skipped_circuit_open"
+	OutcomeQueueFull      = "dropped_queue_full"
+	OutcomeQueued         = "queued"
+	// Decided by the target's senders for each queued copy: sent, or
+	// skipped_circuit_open (the breaker opened while it waited), or
+	// dropped_shutdown; and for each sent copy ok, status_5xx or error_*.
+	OutcomeSent      = "sent"
+	OutcomeOK        = "ok"
+	OutcomeStatus5xx = "status_5xx"
+	OutcomeShutdown  = "dropped_shutdown"
+	OutcomeError     = "error_" // + connect, timeout, reset or other
+)
+
+var outcomes = []string{
+	OutcomeNotSampled, OutcomeNoMatch, OutcomeUnsafe, OutcomeBodyTooLarge, OutcomeBodyIncomplete,
+	OutcomeUpgrade, OutcomeCircuitOpen, OutcomeQueueFull, OutcomeQueued, OutcomeSent, OutcomeOK, OutcomeStatus5xx,
+	OutcomeShutdown, OutcomeError + "connect", OutcomeError + "timeout", OutcomeError + "reset",
+	OutcomeError + "other",
+}
+
+// Metrics are the shadow metrics, registered once per registry.
+type Metrics struct {
+	requests *prometheus.CounterVec
+	inFlight *prometheus.GaugeVec
+	queue    *prometheus.GaugeVec
+	breaker  *prometheus.GaugeVec
+}
+
+// NewMetrics registers the shadow metrics on reg.
+func NewMetrics(reg prometheus.Registerer) *Metrics {
+	l := []string{"route", "target"}
+	m := &Metrics{
+		requests: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "umbra_shadow_requests_total",
+			Help: "Shadow copies by route, target and outcome (sent, ok, status_5xx, error_*, skipped_*, dropped_*, not_sampled).",
+		}, append(l, "outcome")),
+		inFlight: prometheus.NewGaugeVec(prometheus.GaugeOpts{
+			Name: "umbra_shadow_in_flight", Help: "Shadow copies being sent now.",
+		}, l),
+		queue: prometheus.NewGaugeVec(prometheus.GaugeOpts{
+			Name: "umbra_shadow_queue_length", Help: "Shadow copies waiting for a free sender.",
+		}, l),
+		breaker: prometheus.NewGaugeVec(prometheus.GaugeOpts{
+			Name: "umbra_shadow_circuit_open", Help: "1 while the target's circuit breaker is open or half-open.",
+		}, l),
+	}
+	reg.MustRegister(m.requests, m.inFlight, m.queue, m.breaker)
+	return m
+}
+
+// bound is one target's metric children, bound once.
+type bound struct {
+	outcome  map[string]prometheus.Counter // read-only after bind
+	inFlight prometheus.Gauge
+	queue    prometheus.Gauge
+	breaker  prometheus.Gauge
+}
+
+func (m *Metrics) bind(route, target string) *bound {
+	b := &bound{
+		outcome:  make(map[string]prometheus.Counter, len(outcomes)),
+		inFlight: m.inFlight.WithLabelValues(route, target),
+		queue:    m.queue.WithLabelValues(route, target),
+		breaker:  m.breaker.WithLabelValues(route, target),
+	}
+	for _, o := range outcomes {
+		b.outcome[o] = m.requests.WithLabelValues(route, target, o)
+	}
+	return b
+}
+
+func (m *Metrics) forget(route, target string) {
+	l := prometheus.Labels{"route": route, "target": target}
+	m.requests.DeletePartialMatch(l)
+	m.inFlight.DeletePartialMatch(l)
+	m.queue.DeletePartialMatch(l)
+	m.breaker.DeletePartialMatch(l)
+}

@@ -1,0 +1,301 @@
+// Package shadow copies a share of a route's live requests to other
+// backends (dark launch) without ever affecting the live request: the
+// decision is made before the live request is forwarded, the body is teed
+// while it streams to the live backend, and after the live response has
+// been written the copies are handed to each target's bounded queue with a
+// non-blocking send.
+package shadow
+
+import (
+	"net"
+	"net/http"
+	"net/url"
+	"strings"
+	"sync"
+
+	"github.com/umbragw/umbra/internal/bucket"
+	"github.com/umbragw/umbra/internal/config"
+)
+
+// Headers set on copies.
+const (
+	HeaderShadow      = "X-Umbra-Shadow"
+	HeaderSandbox     = "X-Umbra-Sandbox"
+	HeaderTraceparent = "Traceparent"
+)
+
+// Set is the shadow targets of one route.
+type Set struct {
+	key     config.KeySource
+	targets []*Target
+}
+
+// NewSet groups a route's targets.
+func NewSet(route *config.Route, targets []*Target) *Set {
+	return &Set{key: route.KeySource, targets: targets}
+}
+
+// Targets lists the set's targets.
+func (s *Set) Targets() []*Target { return s.targets }
+
+// Pending is a live request that will be copied to some targets once its
+// live exchange is over.
+type Pending struct {
+	targets []*Target
+	tee     *tee
+	mu      sync.Mutex // guards tee state against a transport still reading
+	buf     [4]*Target
+}
+
+// Begin decides, before the live request is forwarded, which targets get a
+// copy, and counts the rest by reason. It returns nil (and allocates
+// nothing) when no target takes this request. When a copy needs the body,
+// r.Body is replaced by a tee.
+func (s *Set) Begin(r *http.Request) *Pending {
+	b := callerBucket(r, s.key)
+	var p *Pending
+	for _, t := range s.targets {
+		if reason := t.skipReason(r, b); reason != "" {
+			t.count(reason)
+			continue
+		}
+		if p == nil {
+			p = &Pending{}
+			p.targets = p.buf[:0]
+		}
+		p.targets = append(p.targets, t)
+	}
+	if p == nil {
+		return nil
+	}
+	if hasBody(r) {
+		limit := int64(0)
+		for _, t := range p.targets {
+			limit = max(limit, int64(t.cfg.MaxBody))
+		}
+		c := &bodyCopy{}
+		p.tee = &tee{body: r.Body, copy: c, limit: limit, mu: &p.mu}
+		r.Body = p.tee
+	}
+	ensureTraceparent(r)
+	return p
+}
+
+func callerBucket(r *http.Request, src config.KeySource) uint32 {
+	if key, ok := bucket.Key(r, src); ok {
+		// Unsalted: a caller sampled on one route is sampled on every route
+		// with the same key, so a whole session is shadowed or not.
+		return bucket.Of("", key)
+	}
+	return bucket.Random()
+}
+
+// skipReason says why t takes no copy of r, or "" when it does.
+func (t *Target) skipReason(r *http.Request, b uint32) string {
+	switch {
+	case !t.matches(r):
+		return OutcomeNoMatch
+	case !bucket.In(b, float64(t.cfg.Percent)):
+		return OutcomeNotSampled
+	case unsafeMethod(r.Method) && t.cfg.Unsafe == "skip":
+		return OutcomeUnsafe
+	case isUpgrade(r):
+		return OutcomeUpgrade
+	case r.ContentLength > int64(t.cfg.MaxBody):
+		return OutcomeBodyTooLarge
+	case t.brk.state(timeNow()) == open:
+		return OutcomeCircuitOpen
+	}
+	return ""
+}
+
+func (t *Target) matches(r *http.Request) bool {
+	m := &t.cfg.Match
+	if len(m.Methods) > 0 && !contains(m.Methods, r.Method) {
+		return false
+	}
+	if m.PathPrefix != "" && !strings.HasPrefix(r.URL.Path, m.PathPrefix) {
+		return false
+	}
+	for i := range m.Headers {
+		if !headerMatches(&m.Headers[i], r.Header) {
+			return false
+		}
+	}
+	return true
+}
+
+func headerMatches(h *config.HeaderMatch, hdr http.Header) bool {
+	vals, present := hdr[http.CanonicalHeaderKey(h.Name)]
+	if h.Present != nil && !*h.Present {
+		return !present
+	}
+	if !present {
+		return false
+	}
+	for _, v := range vals {
+		switch {
+		case h.Re != nil && h.Re.MatchString(v), h.Value != "" && v == h.Value, h.Re == nil && h.Value == "":
+			return true
+		}
+	}
+	return false
+}
+
+func contains(list []string, s string) bool {
+	for _, v := range list {
+		if v == s {
+			return true
+		}
+	}
+	return false
+}
+
+// unsafeMethod is true for the methods that change state.
+func unsafeMethod(m string) bool {
+	switch m {
+	case http.MethodGet, http.MethodHead, http.MethodOptions, http.MethodTrace:
+		return false
+	}
+	return true
+}
+
+func isUpgrade(r *http.Request) bool {
+	if r.Header.Get("Upgrade") == "" {
+		return false
+	}
+	for _, v := range r.Header["Connection"] {
+		for _, tok := range strings.Split(v, ",") {
+			if strings.EqualFold(strings.TrimSpace(tok), "upgrade") {
+				return true
+			}
+		}
+	}
+	return false
+}
+
+func hasBody(r *http.Request) bool {
+	return r.Body != nil && r.Body != http.NoBody && r.ContentLength != 0
+}
+
+// Dispatch queues the copies after the live exchange. A copy whose body
+// was not read to the end by the live backend, or outgrew max_body, is
+// skipped: a copy is never sent truncated.
+func (p *Pending) Dispatch(r *http.Request) {
+	var body *bodyCopy
+	if p.tee != nil {
+		p.mu.Lock()
+		t := p.tee
+		t.claimed = true
+		complete := t.eof && !t.overflow
+		p.mu.Unlock()
+		if !complete {
+			reason := OutcomeBodyIncomplete
+			if t.overflow {
+				reason = OutcomeBodyTooLarge
+			}
+			for _, tg := range p.targets {
+				tg.count(reason)
+			}
+			if !t.overflow {
+				t.copy.free()
+			}
+			return
+		}
+		body = t.copy
+	}
+	p.dispatch(r, body)
+}
+
+func (p *Pending) dispatch(r *http.Request, body *bodyCopy) {
+	sendable := p.targets[:0]
+	for _, t := range p.targets {
+		if body != nil && body.size > int64(t.cfg.MaxBody) {
+			t.count(OutcomeBodyTooLarge)
+			continue
+		}
+		sendable = append(sendable, t)
+	}
+	if body != nil {
+		if len(sendable) == 0 {
+			body.free()
+			return
+		}
+		body.refs.Store(int32(len(sendable)))
+	}
+	for _, t := range sendable {
+		t.enqueue(&job{req: t.prepare(r, body), body: body})
+	}
+}
+
+// hopHeaders are removed from copies, as ReverseProxy removes them from
+// the live request (RFC 9110, section 7.6.1).
+var hopHeaders = []string{"Connection", "Proxy-Connection", "Keep-Alive", "Proxy-Authenticate",
+	"Proxy-Authorization", "Te", "Trailer", "Transfer-Encoding", "Upgrade"}
+
+// prepare builds the copy sent to t: the live request's method, URI and
+// headers, marked as a shadow, with the target's header rules applied.
+// It runs on the live handler, because the live request is only ours
+// until the handler returns.
+func (t *Target) prepare(r *http.Request, body *bodyCopy) *http.Request {
+	h := r.Header.Clone()
+	for _, f := range h["Connection"] {
+		for _, name := range strings.Split(f, ",") {
+			h.Del(strings.TrimSpace(name))
+		}
+	}
+	for _, name := range hopHeaders {
+		h.Del(name)
+	}
+	setForwarded(h, r)
+	h.Set(HeaderShadow, "1")
+	h.Set(HeaderTraceparent, childTraceparent(r.Header.Get(HeaderTraceparent)))
+	if unsafeMethod(r.Method) && t.cfg.Unsafe == "mark" {
+		h.Set(HeaderSandbox, "1")
+	}
+	for _, name := range t.cfg.Headers.Remove {
+		h.Del(name)
+	}
+	for name, v := range t.cfg.Headers.Set {
+		h.Set(name, v)
+	}
+	out := &http.Request{
+		Method:     r.Method,
+		URL:        &url.URL{Path: r.URL.Path, RawPath: r.URL.RawPath, RawQuery: r.URL.RawQuery},
+		Proto:      "HTTP/1.1",
+		ProtoMajor: 1, ProtoMinor: 1,
+		Header: h,
+		Host:   withHostSuffix(r.Host, t.cfg.HostSuffix),
+	}
+	if body != nil {
+		out.ContentLength = body.size
+	}
+	return out
+}
+
+func setForwarded(h http.Header, r *http.Request) {
+	if ip, _, err := net.SplitHostPort(r.RemoteAddr); err == nil {
+		if prior := h.Get("X-Forwarded-For"); prior != "" {
+			ip = prior + ", " + ip
+		}
+		h.Set("X-Forwarded-For", ip)
+	}
+	h.Set("X-Forwarded-Host", r.Host)
+	proto := "http"
+	if r.TLS != nil {
+		proto = "https"
+	}
+	h.Set("X-Forwarded-Proto", proto)
+}
+
+// withHostSuffix appends suffix to the host name, keeping any port
+// ("shop.example.com:8080" -> "shop.example.com-shadow:8080").
+func withHostSuffix(host, suffix string) string {
+	if suffix == "" {
+		return host
+	}
+	if h, port, err := net.SplitHostPort(host); err == nil {
+		return net.JoinHostPort(h+suffix, port)
+	}
+	return host + suffix
+}

@@ -1,0 +1,256 @@
+package shadow
+
+import (
+	"context"
+	"io"
+	"log/slog"
+	"net/http"
+	"reflect"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/umbragw/umbra/internal/backend"
+	"github.com/umbragw/umbra/internal/config"
+	"github.com/umbragw/umbra/internal/metrics"
+)
+
+// maxDrain bounds how much of a shadow answer is read. Reading it lets the
+// connection be reused; past this the connection is dropped instead.
+const maxDrain = 8 << 20
+
+// Target is one shadow target of one route: its own backend instance (so
+// shadow traffic can never take connections from the live pool), a bounded
+// queue, a fixed set of senders and a circuit breaker. Nothing on the live
+// path ever waits for it: the live handler only does a non-blocking send.
+type Target struct {
+	Route, Name string
+	cfg         config.Shadow
+	backendCfg  config.Backend
+
+	backend *backend.Backend
+	m       *bound
+	metrics *Metrics
+	path    *metrics.Path // role=shadow request metrics
+	brk     breaker
+	queue   chan *job
+	done    chan struct{}
+	wg      sync.WaitGroup
+	ctx     context.Context // cancelled by Close: in-flight copies stop at once
+	cancel  context.CancelFunc
+
+	log     atomic.Pointer[slog.Logger]
+	access  atomic.Bool
+	limiter logLimiter
+}
+
+// job is one prepared copy waiting for a sender.
+type job struct {
+	req  *http.Request
+	body *bodyCopy // nil for bodyless requests
+}
+
+// NewTarget starts a shadow target: cfg.MaxInFlight senders reading a
+// queue of cfg.QueueSize copies.
+func NewTarget(route string, cfg *config.Shadow, bcfg *config.Backend, mm *Metrics, path *metrics.Path, log *slog.Logger, access bool) (*Target, error) {
+	bc := *bcfg
+	// A copy is sent once: retrying it elsewhere would only add load to a
+	// version that is not serving users.
+	bc.Retry.Disable = true
+	b, err := backend.New(&bc)
+	if err != nil {
+		return nil, err
+	}
+	t := &Target{
+		Route: route, Name: cfg.Backend, cfg: *cfg, backendCfg: *bcfg,
+		backend: b, metrics: mm, m: mm.bind(route, cfg.Backend), path: path,
+		brk:     breaker{failures: cfg.Breaker.Failures, openFor: cfg.Breaker.OpenFor.D()},
+		queue:   make(chan *job, cfg.QueueSize),
+		done:    make(chan struct{}),
+		limiter: logLimiter{every: 10 * time.Second},
+	}
+	t.ctx, t.cancel = context.WithCancel(context.Background())
+	t.SetLog(log, access)
+	t.m.breaker.Set(0)
+	t.wg.Add(cfg.MaxInFlight)
+	for i := 0; i < cfg.MaxInFlight; i++ {
+		go t.sender()
+	}
+	return t, nil
+}
+
+// Same reports whether t was built from the same configuration, so a reload
+// can keep it (its queue, breaker and connections) instead of replacing it.
+func (t *Target) Same(route string, cfg *config.Shadow, bcfg *config.Backend) bool {
+	a, b := t.cfg, *cfg
+	a.Pos, b.Pos = config.Pos{}, config.Pos{}
+	x, y := t.backendCfg, *bcfg
+	x.Pos, y.Pos = config.Pos{}, config.Pos{}
+	return t.Route == route && reflect.DeepEqual(a, b) && reflect.DeepEqual(x, y)
+}
+
+// SetLog updates the logger after a reload that kept the target.
+func (t *Target) SetLog(l *slog.Logger, access bool) {
+	t.log.Store(l)
+	t.access.Store(access)
+}
+
+// Close stops the senders after their current copy, drops what is still
+// queued and forgets the target's metrics. Handlers of an older snapshot
+// may still enqueue afterwards; those copies are never sent.
+func (t *Target) Close() {
+	close(t.done)
+	t.cancel()
+	t.wg.Wait()
+	for {
+		select {
+		case j := <-t.queue:
+			t.count(OutcomeShutdown)
+			j.body.release()
+		default:
+			t.backend.Close()
+			t.metrics.forget(t.Route, t.Name)
+			return
+		}
+	}
+}
+
+func (t *Target) count(outcome string) { t.m.outcome[outcome].Inc() }
+
+// enqueue hands a copy to the senders without ever blocking.
+func (t *Target) enqueue(j *job) {
+	select {
+	case t.queue <- j:
+		t.m.queue.Inc()
+		t.count(OutcomeQueued)
+	default:
+		t.count(OutcomeQueueFull)
+		j.body.release()
+		t.warn("shadow queue full; dropping copies", "queue_size", t.cfg.QueueSize)
+	}
+}
+
+func (t *Target) sender() {
+	defer t.wg.Done()
+	for {
+		select {
+		case <-t.done:
+			return
+		case j := <-t.queue:
+			t.m.queue.Dec()
+			t.send(j)
+		}
+	}
+}
+
+// send performs one copy under the target's timeout and records its outcome.
+func (t *Target) send(j *job) {
+	now := time.Now()
+	if !t.brk.allow(now) {
+		t.count(OutcomeCircuitOpen)
+		j.body.release()
+		return
+	}
+	ctx, cancel := context.WithTimeout(t.ctx, t.cfg.Timeout.D())
+	defer cancel()
+	req := j.req.WithContext(ctx)
+	if j.body != nil {
+		req.Body = j.body.reader() // the transport closes it, which releases the copy
+	}
+	t.count(OutcomeSent)
+	t.m.inFlight.Inc()
+	t.path.Start()
+	status, err := t.exchange(req)
+	elapsed := time.Since(now)
+	t.m.inFlight.Dec()
+	ok := err == nil && status < 500
+	switch {
+	case err != nil:
+		kind := backend.ErrorKind(err)
+		t.path.Failed(kind)
+		t.count(OutcomeError + errorOutcome(kind))
+		t.warn("shadow copy failed", "kind", kind, "err", err.Error())
+	case status >= 500:
+		t.path.Done(req.Method, status, elapsed)
+		t.count(OutcomeStatus5xx)
+	default:
+		t.path.Done(req.Method, status, elapsed)
+		t.count(OutcomeOK)
+	}
+	t.recordBreaker(ok)
+	if t.access.Load() {
+		t.accessLog(req, status, err, elapsed)
+	}
+}
+
+func errorOutcome(kind string) string {
+	switch kind {
+	case "connect", "timeout", "reset":
+		return kind
+	}
+	return "other"
+}
+
+// exchange sends req and reads the answer, so the connection can be reused.
+func (t *Target) exchange(req *http.Request) (int, error) {
+	resp, err := t.backend.RoundTrip(req)
+	if err != nil {
+		return 0, err
+	}
+	defer resp.Body.Close()
+	buf := drainBuffers.Get().(*[]byte)
+	defer drainBuffers.Put(buf)
+	if _, err := io.CopyBuffer(io.Discard, io.LimitReader(resp.Body, maxDrain), *buf); err != nil {
+		return resp.StatusCode, err
+	}
+	return resp.StatusCode, nil
+}
+
+var drainBuffers = sync.Pool{New: func() any { b := make([]byte, chunkSize); return &b }}
+
+func (t *Target) recordBreaker(ok bool) {
+	if t.brk.record(ok, time.Now()) {
+		t.m.breaker.Set(1)
+		t.warn("shadow circuit breaker open", "failures", t.cfg.Breaker.Failures, "open_for", t.cfg.Breaker.OpenFor.D().String())
+	} else if ok {
+		t.m.breaker.Set(0)
+	}
+}
+
+func (t *Target) accessLog(req *http.Request, status int, err error, elapsed time.Duration) {
+	attrs := []slog.Attr{
+		slog.String("route", t.Route), slog.String("backend", t.Name), slog.String("role", metrics.RoleShadow),
+		slog.String("method", req.Method), slog.String("path", req.URL.Path), slog.Int("status", status),
+		slog.Duration("duration", elapsed), slog.String("request_id", req.Header.Get("X-Request-Id")),
+	}
+	if err != nil {
+		attrs = append(attrs, slog.String("error", err.Error()))
+	}
+	t.log.Load().LogAttrs(context.Background(), slog.LevelInfo, "access", attrs...)
+}
+
+// warn logs at most one line per target every 10 seconds, with the number
+// of lines it held back: a dead shadow at 10,000 requests/s must not turn
+// into 10,000 log lines per second.
+func (t *Target) warn(msg string, args ...any) {
+	if n, ok := t.limiter.allow(time.Now()); ok {
+		args = append(args, "route", t.Route, "target", t.Name, "suppressed_since_last", n)
+		t.log.Load().Warn(msg, args...)
+	}
+}
+
+// logLimiter lets one event through per interval and counts the others.
+type logLimiter struct {
+	every      time.Duration
+	next       atomic.Int64
+	suppressed atomic.Int64
+}
+
+func (l *logLimiter) allow(now time.Time) (suppressed int64, ok bool) {
+	next := l.next.Load()
+	if now.UnixNano() < next || !l.next.CompareAndSwap(next, now.Add(l.every).UnixNano()) {
+		l.suppressed.Add(1)
+		return 0, false
+	}
+	return l.suppressed.Swap(0), true
+}
