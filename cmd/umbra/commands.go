@@ -122,6 +122,7 @@ func demoCmd() *cobra.Command {
 	}
 	cmd.Flags().StringVar(&o.Listen, "listen", "127.0.0.1:8080", "gateway address")
 	cmd.Flags().StringVar(&o.Admin, "admin", "127.0.0.1:9901", "admin address")
+	cmd.Flags().IntVar(&o.Traffic, "traffic", 200, "requests the demo sends itself before the tour (0: none)")
 	return cmd
 }
 

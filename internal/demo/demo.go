@@ -15,6 +15,7 @@ type Options struct {
 	Listen  string
 	Admin   string
 	Version string
+	Traffic int       // requests the demo sends itself before the tour
 	Out     io.Writer // the guided tour
 	Log     io.Writer // umbra's own log
 }
@@ -33,6 +34,11 @@ routes:
     match: {path_prefix: "/v1/shortlinks"}
     backend: shortlinks-v1
     key: "header:X-User-ID"
+    shadow:
+      - backend: shortlinks-v2
+        percent: 50            # half the users, always the same half
+        unsafe: mark           # copy writes too, marked X-Umbra-Sandbox: 1
+        headers: {remove: [Authorization]}
 `))
 
 // Run starts the demo and blocks until ctx is done.
@@ -58,6 +64,13 @@ func Run(ctx context.Context, o Options) error {
 	if err := g.Start(); err != nil {
 		return fmt.Errorf("%w (another umbra running? pick other ports with --listen and --admin)", err)
 	}
+	if o.Traffic > 0 {
+		if err := driveTraffic(ctx, "http://"+g.Addr(), o.Traffic); err != nil {
+			return err
+		}
+		waitForCopies(ctx, g, v2)
+		printShadowReport(o.Out, g, o.Traffic, v1, v2)
+	}
 	printTour(o.Out, g, v1, v2)
 	<-ctx.Done()
 	return g.Shutdown()
@@ -81,16 +94,18 @@ func printTour(w io.Writer, g *gateway.Gateway, v1, v2 *service) {
 	base, adm := "http://"+g.Addr(), "http://"+g.AdminAddr()
 	fmt.Fprintf(w, `umbra demo is running.
 
-  gateway     %[1]s          (routes /v1/shortlinks to shortlinks-v1)
+  gateway     %[1]s          (routes /v1/shortlinks to shortlinks-v1,
+                                          shadows 50%% of users to shortlinks-v2)
   admin API   %[2]s
   backends    shortlinks-v1 at %[3]s, shortlinks-v2 at %[4]s
 
 Try:
-  curl -s %[1]s/v1/shortlinks/gh -H 'X-User-ID: alice'
+  curl -s %[1]s/v1/shortlinks/gh -H 'X-User-ID: alice'    # you get v1's answer
   curl -s -X POST %[1]s/v1/shortlinks -d '{"id":"umbra","url":"https://example.com"}'
   curl -s %[1]s/nowhere                      # no route: 404 with a JSON error
   curl -s %[2]s/api/v1/routes                # routes and backend health
   curl -s %[2]s/metrics | grep umbra_requests_total
+  curl -s %[2]s/metrics | grep 'umbra_shadow_requests_total.*[1-9]$'
 
 Press Ctrl-C to stop.
 `, base, adm, v1.URL(), v2.URL())
