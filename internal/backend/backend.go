@@ -1,0 +1,263 @@
+// Package backend sends proxied requests to a named group of endpoints.
+//
+// A Backend is an http.RoundTripper for httputil.ReverseProxy. It owns one
+// tuned connection pool, balances requests over its endpoints (round robin
+// or least request), ejects endpoints that cannot be reached (passive
+// health) and retries requests that provably never left the gateway.
+package backend
+
+import (
+	"errors"
+	"fmt"
+	"net/http"
+	"net/url"
+	"sync/atomic"
+	"time"
+
+	"github.com/umbragw/umbra/internal/config"
+)
+
+// Defaults applied to zero values in config.Backend.
+const (
+	// DefaultConnectTimeout bounds dialing (and the TLS handshake) of one
+	// endpoint; short, because a dial failure is retried elsewhere.
+	DefaultConnectTimeout = 5 * time.Second
+	// DefaultResponseHeaderTimeout bounds the wait for response headers
+	// once the request is written (config key "timeout").
+	DefaultResponseHeaderTimeout = 60 * time.Second
+	// DefaultIdleTimeout closes pooled keep-alive connections unused this
+	// long; it is also the longest a dropped backend keeps connections
+	// that were busy when Close was called.
+	DefaultIdleTimeout = 90 * time.Second
+	// DefaultMaxIdlePerEndpoint is the keep-alive pool size per endpoint.
+	DefaultMaxIdlePerEndpoint = 512
+	// DefaultMaxFails is the number of consecutive connection failures
+	// that ejects an endpoint.
+	DefaultMaxFails = 3
+	// DefaultEjectFor is how long an ejected endpoint stays out.
+	DefaultEjectFor = 10 * time.Second
+	// DefaultRetryAttempts is the number of extra attempts, each on another
+	// endpoint, for idempotent body-less requests whose dial failed.
+	DefaultRetryAttempts = 1
+)
+
+const (
+	// dialKeepAlive is the TCP keep-alive probe period; it detects peers
+	// that vanished without a FIN while a connection sits in the pool.
+	dialKeepAlive = 30 * time.Second
+	// expectContinueTimeout: wait this long for "100 Continue" before
+	// sending a body anyway, as browsers and curl do.
+	expectContinueTimeout = 1 * time.Second
+)
+
+// Balance policies (config key "balance").
+const (
+	BalanceRoundRobin   = "round_robin"
+	BalanceLeastRequest = "least_request"
+)
+
+// Host policies (config key "host"); any other value is a literal host.
+const (
+	HostKeep     = "keep"
+	HostEndpoint = "endpoint"
+)
+
+// Backend is a named group of endpoints with its own connection pool.
+// It is safe for concurrent use.
+type Backend struct {
+	name         string
+	eps          []*endpoint
+	transport    *http.Transport
+	leastRequest bool
+	hostPolicy   string // HostKeep, HostEndpoint, or "" for a literal
+	literalHost  string
+	s            settings
+
+	rr        atomic.Uint64 // round-robin position
+	ejected   atomic.Int64  // endpoints currently ejected; 0 keeps Pick off the clock
+	panicking atomic.Bool   // every endpoint ejected, logged once per transition
+}
+
+// New builds a Backend from its configuration. Zero values take the
+// package defaults. Endpoint URLs come from cfg.URLs (filled by config
+// validation) or, when that is empty, are parsed from cfg.Endpoints.
+func New(cfg *config.Backend) (*Backend, error) {
+	if cfg == nil {
+		return nil, errors.New("backend: nil config")
+	}
+	b, err := build(cfg)
+	if err != nil {
+		return nil, fmt.Errorf("backend %q: %w", cfg.Name, err)
+	}
+	return b, nil
+}
+
+func build(cfg *config.Backend) (*Backend, error) {
+	s, err := resolve(cfg)
+	if err != nil {
+		return nil, err
+	}
+	urls, err := endpointURLs(cfg)
+	if err != nil {
+		return nil, err
+	}
+	b := &Backend{name: cfg.Name, s: s}
+	if err := b.setPolicies(cfg); err != nil {
+		return nil, err
+	}
+	hasTLS := false
+	for _, u := range urls {
+		b.eps = append(b.eps, newEndpoint(u))
+		hasTLS = hasTLS || u.Scheme == "https"
+	}
+	b.transport, err = newTransport(s, len(urls), hasTLS, cfg.TLS)
+	if err != nil {
+		return nil, err
+	}
+	return b, nil
+}
+
+func (b *Backend) setPolicies(cfg *config.Backend) error {
+	switch cfg.Balance {
+	case "", BalanceRoundRobin:
+	case BalanceLeastRequest:
+		b.leastRequest = true
+	default:
+		return fmt.Errorf("unknown balance %q (want round_robin or least_request)", cfg.Balance)
+	}
+	switch cfg.Host {
+	case "", HostKeep:
+		b.hostPolicy = HostKeep
+	case HostEndpoint:
+		b.hostPolicy = HostEndpoint
+	default:
+		b.literalHost = cfg.Host
+	}
+	return nil
+}
+
+// endpointURLs returns the validated endpoint URLs. A backend without
+// endpoints is refused here, at load time, rather than failing every request.
+func endpointURLs(cfg *config.Backend) ([]*url.URL, error) {
+	urls := cfg.URLs
+	if len(urls) == 0 {
+		for _, raw := range cfg.Endpoints {
+			u, err := url.Parse(raw)
+			if err != nil {
+				return nil, fmt.Errorf("endpoint %q: %w", raw, err)
+			}
+			urls = append(urls, u)
+		}
+	}
+	if len(urls) == 0 {
+		return nil, errors.New("no endpoints")
+	}
+	for _, u := range urls {
+		if (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+			return nil, fmt.Errorf("endpoint %q: want http://host:port or https://host:port", u)
+		}
+	}
+	return urls, nil
+}
+
+// Name returns the backend's configured name.
+func (b *Backend) Name() string { return b.name }
+
+// Close releases the pooled idle connections; the gateway calls it when a
+// reload drops the backend. Requests still in flight finish normally; the
+// connections they free are closed by the idle timeout.
+func (b *Backend) Close() { b.transport.CloseIdleConnections() }
+
+// RoundTrip implements http.RoundTripper for the proxy. It picks an
+// endpoint with the balancer, skipping ejected endpoints, points req.URL
+// (scheme, host) at it, sets req.Host per the host policy and sends it on
+// the backend's own transport.
+//
+// RoundTrip modifies req in place, which the RoundTripper contract
+// normally forbids: the proxy owns req (it is ReverseProxy's outgoing
+// request, whose URL Clone already deep-copied), and copying it per
+// request would cost an allocation on the hot path.
+//
+// A request is retried on another endpoint only when it is idempotent,
+// has no body, the dial failed (nothing was sent) and the client is still
+// waiting. Retries never go back to an endpoint already tried; when none
+// is left the last error is returned.
+func (b *Backend) RoundTrip(req *http.Request) (*http.Response, error) {
+	e := b.pick(nil)
+	if e == nil {
+		return nil, ErrNoEndpoint
+	}
+	resp, err := b.send(e, req)
+	if err == nil || !b.retryable(req, err) {
+		return resp, err
+	}
+	return b.retry(req, e, err)
+}
+
+// retry runs the extra attempts; it is off the hot path, so the slice of
+// tried endpoints may allocate.
+func (b *Backend) retry(req *http.Request, first *endpoint, err error) (*http.Response, error) {
+	tried := []*endpoint{first}
+	for range b.s.retries {
+		e := b.pick(tried)
+		if e == nil {
+			return nil, err
+		}
+		var resp *http.Response
+		resp, err = b.send(e, req)
+		if err == nil || !isDialError(err) || req.Context().Err() != nil {
+			return resp, err
+		}
+		tried = append(tried, e)
+	}
+	return nil, err
+}
+
+// retryable reports whether a failed first attempt may be retried.
+func (b *Backend) retryable(req *http.Request, err error) bool {
+	return b.s.retries > 0 && isDialError(err) && idempotent(req.Method) &&
+		bodyless(req) && req.Context().Err() == nil
+}
+
+func idempotent(method string) bool {
+	switch method {
+	case http.MethodGet, http.MethodHead, http.MethodOptions, http.MethodTrace,
+		http.MethodPut, http.MethodDelete:
+		return true
+	}
+	return false
+}
+
+// bodyless reports whether the request can be sent again as is. On a
+// client request ContentLength 0 with a non-nil Body means "length
+// unknown", and the transport closes the Body when a dial fails, so only
+// a nil or NoBody Body counts. ReverseProxy already sets Body to nil when
+// the incoming request's ContentLength is 0.
+func bodyless(req *http.Request) bool {
+	return req.Body == nil || req.Body == http.NoBody
+}
+
+// send makes one attempt on endpoint e and records its outcome.
+func (b *Backend) send(e *endpoint, req *http.Request) (*http.Response, error) {
+	req.URL.Scheme = e.url.Scheme
+	req.URL.Host = e.url.Host
+	switch b.hostPolicy {
+	case HostKeep:
+	case HostEndpoint:
+		req.Host = e.url.Host
+	default:
+		req.Host = b.literalHost
+	}
+	e.begin()
+	resp, err := b.transport.RoundTrip(req)
+	if err != nil {
+		e.end()
+		if isDialError(err) {
+			b.connFailed(e)
+		}
+		return nil, err
+	}
+	b.connSucceeded(e)
+	b.trackBody(e, resp)
+	return resp, nil
+}
