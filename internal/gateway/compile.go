@@ -1,6 +1,7 @@
 package gateway
 
 import (
+	"errors"
 	"fmt"
 	"io"
 	"log/slog"
@@ -75,7 +76,12 @@ func compile(cfg *config.Config, prev parts, d deps) (*compiled, error) {
 	}
 	table, err := router.Compile(cfg.Routes)
 	if err != nil && len(errs) == 0 {
-		fail(config.Pos{}, "%v", err)
+		pos := config.Pos{}
+		var ce *router.CompileError
+		if errors.As(err, &ce) && ce.Index < len(cfg.Routes) {
+			pos = cfg.Routes[ce.Index].Pos
+		}
+		fail(pos, "%v", err)
 	}
 	if len(errs) > 0 {
 		c.release(prev)
@@ -124,7 +130,7 @@ func (c *compiled) route(rc *config.Route, cfg *config.Config, prev parts, d dep
 		c.parts.shadows[key] = t
 		targets = append(targets, t)
 	}
-	route.Shadow = shadow.NewSet(rc, targets)
+	route.Shadow = shadow.NewSet(rc, targets, nil)
 	return route, nil
 }
 
