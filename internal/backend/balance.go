@@ -31,20 +31,25 @@ func (b *Backend) pick(tried []*endpoint) *endpoint {
 	return b.pickPanic(tried)
 }
 
-// pickRoundRobin walks the ring from the next position to the first usable
-// endpoint. One atomic add, no lock, no allocation; the modulo is 32-bit
-// because a 64-bit division costs more than the rest of the pick (the
-// counter's wrap every 2^32 requests only shifts the ring once).
+// pickRoundRobin takes the next ring position, and for each unusable
+// endpoint it meets draws a fresh position rather than stepping to the
+// neighbour: stepping would hand a dead endpoint's whole share to the one
+// after it. One atomic add per draw, no lock, no allocation; the modulo is
+// 32-bit because a 64-bit division costs more than the rest of the pick
+// (the counter's wrap every 2^32 requests only shifts the ring once).
 func (b *Backend) pickRoundRobin(now int64, tried []*endpoint) *endpoint {
 	n := len(b.eps)
-	i := b.ringStart(n)
 	for range n {
-		e := b.eps[i]
+		e := b.eps[b.ringStart(n)]
 		if !slices.Contains(tried, e) && b.usable(e, now) {
 			return e
 		}
-		if i++; i == n {
-			i = 0
+	}
+	// Unlucky draws (or most endpoints unusable): scan once so a usable
+	// endpoint is never missed.
+	for _, e := range b.eps {
+		if !slices.Contains(tried, e) && b.usable(e, now) {
+			return e
 		}
 	}
 	return nil

@@ -16,14 +16,15 @@ type Config struct {
 	// File is the path the config was loaded from (empty for in-memory configs).
 	File string `yaml:"-" json:"-"`
 
-	Listen   string              `yaml:"listen" json:"listen"`
-	TLS      *TLS                `yaml:"tls" json:"tls,omitempty"`
-	Admin    Admin               `yaml:"admin" json:"admin"`
-	DataDir  string              `yaml:"data_dir" json:"data_dir"`
-	Log      Log                 `yaml:"log" json:"log"`
-	Server   Server              `yaml:"server" json:"server"`
-	Backends map[string]*Backend `yaml:"backends" json:"backends"`
-	Routes   []*Route            `yaml:"routes" json:"routes"`
+	Listen     string              `yaml:"listen" json:"listen"`
+	TLS        *TLS                `yaml:"tls" json:"tls,omitempty"`
+	Admin      Admin               `yaml:"admin" json:"admin"`
+	DataDir    string              `yaml:"data_dir" json:"data_dir"`
+	Log        Log                 `yaml:"log" json:"log"`
+	Server     Server              `yaml:"server" json:"server"`
+	Comparison Comparison          `yaml:"comparison" json:"comparison"`
+	Backends   map[string]*Backend `yaml:"backends" json:"backends"`
+	Routes     []*Route            `yaml:"routes" json:"routes"`
 }
 
 // TLS enables HTTPS (and with it HTTP/2) on the main listener.
@@ -110,6 +111,8 @@ type Route struct {
 	Backend string    `yaml:"backend" json:"backend"`
 	Key     string    `yaml:"key" json:"key,omitempty"`
 	Shadow  []*Shadow `yaml:"shadow" json:"shadow,omitempty"`
+	Compare *Compare  `yaml:"compare" json:"compare,omitempty"`
+	Canary  *Canary   `yaml:"canary" json:"canary,omitempty"`
 
 	// KeySource is Key parsed (filled by validation).
 	KeySource KeySource `yaml:"-" json:"-"`
@@ -188,4 +191,16 @@ type Breaker struct {
 type KeySource struct {
 	Kind string // "" (none) | header | cookie | query | client_ip
 	Name string
+}
+
+// Canary sends a sticky share of a route's callers to another backend.
+type Canary struct {
+	Backend string  `yaml:"backend" json:"backend"`
+	Weight  Percent `yaml:"weight" json:"weight"`
+	// OverrideHeader, when set, lets a request pick its version with the
+	// values "canary" or "live" (for testers and smoke tests).
+	OverrideHeader string `yaml:"override_header" json:"override_header,omitempty"`
+	// Cookie remembers the assignment of callers without a key.
+	Cookie string `yaml:"cookie" json:"cookie"`
+	Pos    Pos    `yaml:"-" json:"-"`
 }

@@ -2,6 +2,7 @@ package config
 
 import (
 	"crypto/tls"
+	"fmt"
 	"net"
 	"net/url"
 	"os"
@@ -49,8 +50,9 @@ func (p *parser) validate(c *Config) {
 		r.Pos = p.pos(path...)
 		if j, dup := names[r.Name]; dup && r.Name != "" {
 			p.errorf(join(path, "name"), "duplicate route name %q (first used by route %d)", r.Name, j+1)
+		} else {
+			names[r.Name] = i
 		}
-		names[r.Name] = i
 		p.validateRoute(c, r, path)
 	}
 }
@@ -89,6 +91,7 @@ func (p *parser) validateTop(c *Config) {
 	if !oneOf(c.Log.Level, "debug", "info", "warn", "error") {
 		p.errorf(at("log", "level"), "log level %q: use debug, info, warn or error", c.Log.Level)
 	}
+	p.comparisonDefaults(&c.Comparison)
 	s := &c.Server
 	setDefault(&s.ReadHeaderTimeout, DefaultReadHeaderTimeout)
 	setDefault(&s.IdleTimeout, DefaultIdleTimeout)
@@ -161,7 +164,7 @@ func ReadToken(path string) (string, error) {
 	}
 	tok := strings.TrimSpace(string(b))
 	if tok == "" {
-		return "", os.ErrInvalid
+		return "", fmt.Errorf("token file %s is empty", path)
 	}
 	return tok, nil
 }
@@ -274,11 +277,17 @@ func (p *parser) validateRoute(c *Config, r *Route, path []any) {
 			p.errorf(sp, "empty shadow target")
 			continue
 		}
-		if seen[s.Backend] {
+		if s.Backend != "" && seen[s.Backend] {
 			p.errorf(join(sp, "backend"), "backend %q is already a shadow target of this route", s.Backend)
 		}
 		seen[s.Backend] = true
 		p.validateShadow(c, r, s, sp)
+	}
+	if r.Compare != nil {
+		p.validateCompare(c, r, join(path, "compare"))
+	}
+	if r.Canary != nil {
+		p.validateCanary(c, r, join(path, "canary"))
 	}
 }
 
@@ -318,10 +327,10 @@ func (p *parser) validateMatch(m *Match, path []any) {
 	}
 	p.normalizeMethods(m.Methods, join(path, "methods"))
 	for i := range m.Headers {
-		p.validateValueMatch(&m.Headers[i].Name, m.Headers[i].Value, m.Headers[i].Regex, &m.Headers[i].Re, join(path, "headers", i), true)
+		p.validateValueMatch(&m.Headers[i].Name, m.Headers[i].Value, m.Headers[i].Regex, m.Headers[i].Present, &m.Headers[i].Re, join(path, "headers", i), true)
 	}
 	for i := range m.Query {
-		p.validateValueMatch(&m.Query[i].Name, m.Query[i].Value, m.Query[i].Regex, &m.Query[i].Re, join(path, "query", i), false)
+		p.validateValueMatch(&m.Query[i].Name, m.Query[i].Value, m.Query[i].Regex, m.Query[i].Present, &m.Query[i].Re, join(path, "query", i), false)
 	}
 }
 
@@ -334,7 +343,7 @@ func (p *parser) normalizeMethods(methods []string, path []any) {
 	}
 }
 
-func (p *parser) validateValueMatch(name *string, value, re string, compiled **regexp.Regexp, path []any, header bool) {
+func (p *parser) validateValueMatch(name *string, value, re string, present *bool, compiled **regexp.Regexp, path []any, header bool) {
 	switch {
 	case *name == "":
 		p.errorf(path, "match needs a name")
@@ -343,6 +352,9 @@ func (p *parser) validateValueMatch(name *string, value, re string, compiled **r
 	}
 	if value != "" && re != "" {
 		p.errorf(join(path, "regex"), "use either value or regex, not both")
+	}
+	if present != nil && !*present && (value != "" || re != "") {
+		p.errorf(join(path, "present"), "present: false means the %s must be absent; it cannot also have a value or regex", map[bool]string{true: "header", false: "parameter"}[header])
 	}
 	if re != "" {
 		r, err := regexp.Compile(re)
@@ -397,7 +409,7 @@ func (p *parser) validateShadow(c *Config, r *Route, s *Shadow, path []any) {
 	p.normalizeMethods(s.Match.Methods, join(path, "match", "methods"))
 	for i := range s.Match.Headers {
 		h := &s.Match.Headers[i]
-		p.validateValueMatch(&h.Name, h.Value, h.Regex, &h.Re, join(path, "match", "headers", i), true)
+		p.validateValueMatch(&h.Name, h.Value, h.Regex, h.Present, &h.Re, join(path, "match", "headers", i), true)
 	}
 	for i, h := range s.Headers.Remove {
 		if !headerRe.MatchString(h) {

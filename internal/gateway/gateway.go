@@ -43,6 +43,9 @@ type Gateway struct {
 
 	main, adminSrv *http.Server
 	mainLn, admLn  net.Listener
+	// cancelConns ends the requests of the main server; Shutdown uses it
+	// for upgraded connections still open when the grace period ends.
+	cancelConns context.CancelFunc
 }
 
 // Validate compiles cfg without starting anything, for `umbra validate`.
@@ -103,8 +106,11 @@ func (g *Gateway) Start() error {
 		return fmt.Errorf("admin listen %s: %w", cfg.Admin.Listen, err)
 	}
 	errLog := slog.NewLogLogger(g.Log().Handler(), slog.LevelWarn)
+	baseCtx, cancel := context.WithCancel(context.Background())
+	g.cancelConns = cancel
 	g.main = &http.Server{
 		Handler:           g.handler,
+		BaseContext:       func(net.Listener) context.Context { return baseCtx },
 		ReadHeaderTimeout: cfg.Server.ReadHeaderTimeout.D(),
 		IdleTimeout:       cfg.Server.IdleTimeout.D(),
 		MaxHeaderBytes:    int(cfg.Server.MaxHeaderBytes),
@@ -152,10 +158,17 @@ func (g *Gateway) Shutdown() error {
 	defer cancel()
 	g.Log().Info("draining", "grace", grace.String())
 	err := g.main.Shutdown(ctx)
+	if err == nil {
+		err = g.drainUpgraded(ctx)
+	}
 	if err != nil {
-		g.Log().Warn("grace period over; closing remaining connections", "err", err)
+		g.Log().Warn("grace period over; closing remaining connections", "err", err, "active", g.handler.Active())
 		g.main.Close()
 	}
+	// Cancelling the requests' context makes ReverseProxy close both ends
+	// of upgraded connections that outlived the grace period.
+	g.cancelConns()
+	g.waitIdle(time.Second)
 	g.adminSrv.Close()
 	g.mu.Lock()
 	for _, t := range g.parts.shadows {
@@ -166,6 +179,29 @@ func (g *Gateway) Shutdown() error {
 	}
 	g.mu.Unlock()
 	return err
+}
+
+// drainUpgraded waits, within the grace period, for upgraded connections
+// (WebSocket), which http.Server.Shutdown neither waits for nor closes.
+func (g *Gateway) drainUpgraded(ctx context.Context) error {
+	t := time.NewTicker(20 * time.Millisecond)
+	defer t.Stop()
+	for g.handler.Active() > 0 {
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-t.C:
+		}
+	}
+	return nil
+}
+
+// waitIdle gives cancelled handlers a moment to return.
+func (g *Gateway) waitIdle(limit time.Duration) {
+	deadline := time.Now().Add(limit)
+	for g.handler.Active() > 0 && time.Now().Before(deadline) {
+		time.Sleep(10 * time.Millisecond)
+	}
 }
 
 // Ready reports whether the gateway is serving (admin.Source).

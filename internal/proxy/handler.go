@@ -23,7 +23,12 @@ const (
 type Handler struct {
 	snap    atomic.Pointer[Snapshot]
 	metrics *metrics.Metrics
+	active  atomic.Int64 // requests in ServeHTTP, upgraded connections included
 }
+
+// Active is the number of requests being served. http.Server.Shutdown does
+// not wait for hijacked (upgraded) connections; the gateway waits on this.
+func (h *Handler) Active() int64 { return h.active.Load() }
 
 // NewHandler returns a handler serving snap.
 func NewHandler(m *metrics.Metrics, snap *Snapshot) *Handler {
@@ -40,24 +45,29 @@ func (h *Handler) Swap(s *Snapshot) *Snapshot { return h.snap.Swap(s) }
 func (h *Handler) Snapshot() *Snapshot { return h.snap.Load() }
 
 func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	h.active.Add(1)
+	defer h.active.Add(-1)
 	start := time.Now()
 	snap := h.snap.Load()
 	id := ensureRequestID(r)
 	m := snap.Table.Match(r)
 	if m == nil {
 		h.metrics.Unmatched(r.Method)
-		writeError(w, r, http.StatusNotFound, "no_route", "no route matches this request")
+		n := writeError(w, r, http.StatusNotFound, "no_route", "no route matches this request")
 		if snap.Access {
-			accessLog(snap.Log, r, "", "", "", http.StatusNotFound, 0, start, id)
+			accessLog(snap.Log, r, "", "", "", http.StatusNotFound, n, start, id)
 		}
 		return
 	}
 	route := snap.Routes[m.Index]
 	var copies *shadow.Pending
+	var live *shadow.LiveCapture
 	if route.Shadow != nil {
-		copies = route.Shadow.Begin(r)
+		if copies = route.Shadow.Begin(r, m.Endpoint); copies != nil {
+			live = copies.LiveCapture()
+		}
 	}
-	forward(snap, route, route.Live, w, r, start, id)
+	forward(snap, route, route.Live, w, r, start, id, live)
 	if copies != nil {
 		copies.Dispatch(r)
 	}
@@ -66,8 +76,9 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 // forward proxies r to t and records the outcome. The deferred finish also
 // runs when ReverseProxy aborts a response whose upstream body failed half
 // way (it panics with http.ErrAbortHandler), so gauges never leak.
-func forward(snap *Snapshot, route *Route, t *Target, w http.ResponseWriter, r *http.Request, start time.Time, id string) {
+func forward(snap *Snapshot, route *Route, t *Target, w http.ResponseWriter, r *http.Request, start time.Time, id string, live *shadow.LiveCapture) {
 	rec := newRecorder(w)
+	rec.capture = live
 	t.Metrics.Start()
 	defer func() {
 		p := recover()
@@ -124,17 +135,21 @@ func newRequestID() string {
 }
 
 // writeError sends a short JSON error body, the same shape everywhere.
-func writeError(w http.ResponseWriter, r *http.Request, status int, code, msg string) {
+// It returns the number of body bytes written.
+func writeError(w http.ResponseWriter, r *http.Request, status int, code, msg string) int64 {
 	h := w.Header()
 	h.Set("Content-Type", "application/json")
 	h.Set("Cache-Control", "no-store")
+	h.Set(HeaderRequestID, r.Header.Get(HeaderRequestID))
 	body := `{"error":` + strconv.Quote(code) + `,"message":` + strconv.Quote(msg) +
 		`,"request_id":` + strconv.Quote(r.Header.Get(HeaderRequestID)) + "}\n"
 	h.Set("Content-Length", strconv.Itoa(len(body)))
 	w.WriteHeader(status)
-	if r.Method != http.MethodHead {
-		_, _ = w.Write([]byte(body))
+	if r.Method == http.MethodHead {
+		return 0
 	}
+	n, _ := w.Write([]byte(body))
+	return int64(n)
 }
 
 func accessLog(l *slog.Logger, r *http.Request, route, backend, role string, status int, bytes int64, start time.Time, id string) {

@@ -5,6 +5,8 @@ import (
 	"net"
 	"net/http"
 	"sync"
+
+	"github.com/umbragw/umbra/internal/shadow"
 )
 
 // recorder notes the status and body size of a response on its way to the
@@ -12,8 +14,9 @@ import (
 // remaining allocation.
 type recorder struct {
 	http.ResponseWriter
-	status int
-	bytes  int64
+	status  int
+	bytes   int64
+	capture *shadow.LiveCapture // non-nil when the answer is compared
 }
 
 var recorders = sync.Pool{New: func() any { return new(recorder) }}
@@ -34,6 +37,9 @@ func (r *recorder) release() {
 func (r *recorder) WriteHeader(code int) {
 	if r.status == 0 && (code >= 200 || code == http.StatusSwitchingProtocols) {
 		r.status = code
+		if r.capture != nil {
+			r.capture.Header(code, r.ResponseWriter.Header())
+		}
 	}
 	r.ResponseWriter.WriteHeader(code)
 }
@@ -41,9 +47,15 @@ func (r *recorder) WriteHeader(code int) {
 func (r *recorder) Write(b []byte) (int, error) {
 	if r.status == 0 {
 		r.status = http.StatusOK
+		if r.capture != nil {
+			r.capture.Header(http.StatusOK, r.ResponseWriter.Header())
+		}
 	}
 	n, err := r.ResponseWriter.Write(b)
 	r.bytes += int64(n)
+	if r.capture != nil {
+		r.capture.Write(b[:n])
+	}
 	return n, err
 }
 

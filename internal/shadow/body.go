@@ -41,6 +41,21 @@ func (c *bodyCopy) free() {
 	c.chunks = nil
 }
 
+// head returns a copy of the first n bytes, for samples (nil-safe).
+func (c *bodyCopy) head(n int) []byte {
+	if c == nil {
+		return nil
+	}
+	out := make([]byte, 0, min(int64(n), c.size))
+	for _, ch := range c.chunks {
+		if len(out) >= n {
+			break
+		}
+		out = append(out, (*ch)[:min(len(*ch), n-len(out))]...)
+	}
+	return out
+}
+
 // release drops one reference; the last one frees the chunks.
 func (c *bodyCopy) release() {
 	if c != nil && c.refs.Add(-1) == 0 {

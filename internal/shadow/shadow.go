@@ -12,6 +12,7 @@ import (
 	"net/url"
 	"strings"
 	"sync"
+	"time"
 
 	"github.com/umbragw/umbra/internal/bucket"
 	"github.com/umbragw/umbra/internal/config"
@@ -26,13 +27,15 @@ const (
 
 // Set is the shadow targets of one route.
 type Set struct {
+	route   string
 	key     config.KeySource
 	targets []*Target
+	compare *CompareSpec // nil when the route compares nothing
 }
 
-// NewSet groups a route's targets.
-func NewSet(route *config.Route, targets []*Target) *Set {
-	return &Set{key: route.KeySource, targets: targets}
+// NewSet groups a route's targets; compare may be nil.
+func NewSet(route *config.Route, targets []*Target, compare *CompareSpec) *Set {
+	return &Set{route: route.Name, key: route.KeySource, targets: targets, compare: compare}
 }
 
 // Targets lists the set's targets.
@@ -41,17 +44,23 @@ func (s *Set) Targets() []*Target { return s.targets }
 // Pending is a live request that will be copied to some targets once its
 // live exchange is over.
 type Pending struct {
-	targets []*Target
-	tee     *tee
-	mu      sync.Mutex // guards tee state against a transport still reading
-	buf     [4]*Target
+	set      *Set
+	endpoint string
+	targets  []*Target
+	tee      *tee
+	mu       sync.Mutex   // guards tee state against a transport still reading
+	live     *LiveCapture // set when the candidate of a comparison takes a copy
+	buf      [4]*Target
 }
 
 // Begin decides, before the live request is forwarded, which targets get a
 // copy, and counts the rest by reason. It returns nil (and allocates
 // nothing) when no target takes this request. When a copy needs the body,
 // r.Body is replaced by a tee.
-func (s *Set) Begin(r *http.Request) *Pending {
+//
+// endpoint is the matched route's endpoint name ("/v1/shortlinks/{id}");
+// comparisons are counted per method and endpoint.
+func (s *Set) Begin(r *http.Request, endpoint string) *Pending {
 	b := callerBucket(r, s.key)
 	var p *Pending
 	for _, t := range s.targets {
@@ -60,10 +69,13 @@ func (s *Set) Begin(r *http.Request) *Pending {
 			continue
 		}
 		if p == nil {
-			p = &Pending{}
+			p = &Pending{set: s, endpoint: endpoint}
 			p.targets = p.buf[:0]
 		}
 		p.targets = append(p.targets, t)
+		if s.compare != nil && t == s.compare.Candidate {
+			p.beginCompare(r)
+		}
 	}
 	if p == nil {
 		return nil
@@ -178,6 +190,24 @@ func hasBody(r *http.Request) bool {
 	return r.Body != nil && r.Body != http.NoBody && r.ContentLength != 0
 }
 
+// beginCompare arranges for the live answer to be captured and the
+// secondary, if any, to get the same copy as the candidate.
+func (p *Pending) beginCompare(r *http.Request) {
+	c := p.set.compare
+	p.live = NewLiveCapture(c.MaxBody)
+	if sec := c.Secondary; sec != nil {
+		if sec.brk.state(timeNow()) == open {
+			sec.count(OutcomeCircuitOpen)
+		} else {
+			p.targets = append(p.targets, sec)
+		}
+	}
+}
+
+// LiveCapture is non-nil when the live answer must be captured for a
+// comparison; the proxy feeds it the response on its way to the client.
+func (p *Pending) LiveCapture() *LiveCapture { return p.live }
+
 // Dispatch queues the copies after the live exchange. A copy whose body
 // was not read to the end by the live backend, or outgrew max_body, is
 // skipped: a copy is never sent truncated.
@@ -223,8 +253,43 @@ func (p *Pending) dispatch(r *http.Request, body *bodyCopy) {
 		}
 		body.refs.Store(int32(len(sendable)))
 	}
-	for _, t := range sendable {
-		t.enqueue(&job{req: t.prepare(r, body), body: body})
+	jobs := make([]*job, len(sendable))
+	for i, t := range sendable {
+		jobs[i] = &job{req: t.prepare(r, body), body: body}
+	}
+	p.attachCompare(r, sendable, jobs, body)
+	for i, t := range sendable {
+		t.enqueue(jobs[i])
+	}
+}
+
+// attachCompare gives the candidate's and the secondary's jobs a capture
+// joined into one Exchange, before any of them can run.
+func (p *Pending) attachCompare(r *http.Request, targets []*Target, jobs []*job, body *bodyCopy) {
+	if p.live == nil {
+		return
+	}
+	c := p.set.compare
+	var cand, sec *job
+	for i, t := range targets {
+		switch t {
+		case c.Candidate:
+			cand = jobs[i]
+		case c.Secondary:
+			sec = jobs[i]
+		}
+	}
+	if cand == nil {
+		return
+	}
+	ex := &Exchange{Route: p.set.route, Endpoint: r.Method + " " + p.endpoint, Method: r.Method, URI: r.URL.RequestURI(),
+		Header: cand.req.Header, Body: body.head(SampleBodyLimit), At: time.Now(), Live: p.live.response()}
+	j := &join{ex: ex, sink: c.Sink}
+	j.parts.Store(1)
+	cand.cap = &capture{join: j, into: &ex.Candidate, max: c.MaxBody}
+	if sec != nil {
+		j.parts.Store(2)
+		sec.cap = &capture{join: j, into: &ex.Secondary, max: c.MaxBody}
 	}
 }
 

@@ -48,6 +48,7 @@ type Target struct {
 type job struct {
 	req  *http.Request
 	body *bodyCopy // nil for bodyless requests
+	cap  *capture  // non-nil when the answer is compared
 }
 
 // NewTarget starts a shadow target: cfg.MaxInFlight senders reading a
@@ -105,8 +106,10 @@ func (t *Target) Close() {
 	for {
 		select {
 		case j := <-t.queue:
+			t.m.queue.Dec()
 			t.count(OutcomeShutdown)
 			j.body.release()
+			j.cap.fail(OutcomeShutdown)
 		default:
 			t.backend.Close()
 			t.metrics.forget(t.Route, t.Name)
@@ -126,6 +129,7 @@ func (t *Target) enqueue(j *job) {
 	default:
 		t.count(OutcomeQueueFull)
 		j.body.release()
+		j.cap.fail(OutcomeQueueFull)
 		t.warn("shadow queue full; dropping copies", "queue_size", t.cfg.QueueSize)
 	}
 }
@@ -149,6 +153,7 @@ func (t *Target) send(j *job) {
 	if !t.brk.allow(now) {
 		t.count(OutcomeCircuitOpen)
 		j.body.release()
+		j.cap.fail(OutcomeCircuitOpen)
 		return
 	}
 	ctx, cancel := context.WithTimeout(t.ctx, t.cfg.Timeout.D())
@@ -160,7 +165,7 @@ func (t *Target) send(j *job) {
 	t.count(OutcomeSent)
 	t.m.inFlight.Inc()
 	t.path.Start()
-	status, err := t.exchange(req)
+	status, err := t.exchange(req, j.cap, now)
 	elapsed := time.Since(now)
 	t.m.inFlight.Dec()
 	ok := err == nil && status < 500
@@ -191,13 +196,24 @@ func errorOutcome(kind string) string {
 	return "other"
 }
 
-// exchange sends req and reads the answer, so the connection can be reused.
-func (t *Target) exchange(req *http.Request) (int, error) {
+// exchange sends req and reads the answer, so the connection can be
+// reused; a compared answer is captured, the others are discarded.
+func (t *Target) exchange(req *http.Request, cap *capture, start time.Time) (int, error) {
 	resp, err := t.backend.RoundTrip(req)
 	if err != nil {
+		cap.fail(OutcomeError + errorOutcome(backend.ErrorKind(err)))
 		return 0, err
 	}
 	defer resp.Body.Close()
+	if cap != nil {
+		body, truncated, err := readCapped(resp.Body, cap.max)
+		if err != nil {
+			cap.fail(OutcomeError + errorOutcome(backend.ErrorKind(err)))
+			return resp.StatusCode, err
+		}
+		cap.finish(&Response{Status: resp.StatusCode, Header: resp.Header, Body: body, Truncated: truncated, Latency: time.Since(start)})
+		return resp.StatusCode, nil
+	}
 	buf := drainBuffers.Get().(*[]byte)
 	defer drainBuffers.Put(buf)
 	if _, err := io.CopyBuffer(io.Discard, io.LimitReader(resp.Body, maxDrain), *buf); err != nil {

@@ -1,0 +1,318 @@
+package integration
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"strconv"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+)
+
+// run runs the binary to completion and returns stdout, stderr and the
+// exit code.
+func run(t *testing.T, args ...string) (stdout, stderr string, code int) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), waitFor)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, umbraPath(t), args...)
+	cmd.Dir = t.TempDir()
+	var o, e bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &o, &e
+	err := cmd.Run()
+	var ee *exec.ExitError
+	switch {
+	case err == nil:
+	case errors.As(err, &ee):
+		code = ee.ExitCode()
+	default:
+		t.Fatalf("umbra %v: %v", args, err)
+	}
+	return o.String(), e.String(), code
+}
+
+func TestCLIValidate(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+
+	bad := filepath.Join(dir, "bad.yaml")
+	writeFile(t, bad, `listen: 127.0.0.1:0
+admin: {listen: 127.0.0.1:0}
+bogus_key: 1
+backends:
+  a: {endpoints: ["http://127.0.0.1:1"], timeout: 5}
+routes:
+  - {name: r, backend: nope}
+`)
+	_, stderr, code := run(t, "validate", "-c", bad)
+	if code != 2 {
+		t.Errorf("validate bad.yaml: exit %d, want 2\n%s", code, stderr)
+	}
+	lineRe := regexp.MustCompile(`^` + regexp.QuoteMeta(bad) + `:(\d+):(\d+): \S`)
+	lines := map[int]bool{}
+	for _, l := range strings.Split(strings.TrimSpace(stderr), "\n") {
+		m := lineRe.FindStringSubmatch(l)
+		if m == nil {
+			t.Errorf("stderr line %q is not FILE:LINE:COL: reason", l)
+			continue
+		}
+		n, _ := strconv.Atoi(m[1])
+		lines[n] = true
+	}
+	for _, want := range []int{3, 5, 7} { // unknown key, bare-number duration, undefined backend
+		if !lines[want] {
+			t.Errorf("no error reported at line %d:\n%s", want, stderr)
+		}
+	}
+
+	syntax := filepath.Join(dir, "syntax.yaml")
+	writeFile(t, syntax, "listen: 127.0.0.1:0\nroutes: [\n  {name: a\n")
+	_, stderr, code = run(t, "validate", "-c", syntax)
+	if code != 2 || !regexp.MustCompile(`(?m)^`+regexp.QuoteMeta(syntax)+`:\d+:\d+: `).MatchString(stderr) {
+		t.Errorf("validate syntax.yaml: exit %d, stderr %q; want 2 and FILE:LINE:COL", code, stderr)
+	}
+
+	_, stderr, code = run(t, "validate", "-c", filepath.Join(dir, "missing.yaml"))
+	if code != 2 || !strings.Contains(stderr, "missing.yaml") {
+		t.Errorf("validate missing.yaml: exit %d, stderr %q; want 2 naming the file", code, stderr)
+	}
+
+	good := filepath.Join(dir, "good.yaml")
+	writeFile(t, good, `listen: 127.0.0.1:0
+admin: {listen: 127.0.0.1:0}
+data_dir: `+strconv.Quote(filepath.Join(dir, "data"))+`
+backends:
+  a: {endpoints: ["http://127.0.0.1:1"]}
+  b: {endpoints: ["http://127.0.0.1:2"]}
+routes:
+  - {name: r, backend: a}
+`)
+	stdout, stderr, code := run(t, "validate", "-c", good)
+	if code != 0 || !strings.Contains(stdout, "ok: 1 routes, 2 backends") {
+		t.Errorf("validate good.yaml: exit %d\nstdout %q\nstderr %q", code, stdout, stderr)
+	}
+
+	if _, stderr, code := run(t, "validate", "--no-such-flag"); code != 2 {
+		t.Errorf("unknown flag: exit %d, want 2 (usage error): %s", code, stderr)
+	}
+}
+
+func TestCLIVersion(t *testing.T) {
+	t.Parallel()
+	stdout, stderr, code := run(t, "version")
+	if code != 0 || strings.TrimSpace(stdout) != "umbra "+testVersion {
+		t.Errorf("umbra version: exit %d, stdout %q, stderr %q", code, stdout, stderr)
+	}
+}
+
+// proc is a running umbra process whose output (stdout and stderr
+// interleaved) is collected line by line.
+type proc struct {
+	cmd  *exec.Cmd
+	done chan error
+
+	mu    sync.Mutex
+	lines []string
+	next  int // waitLine's cursor
+}
+
+func start(t *testing.T, args ...string) *proc {
+	t.Helper()
+	cmd := exec.Command(umbraPath(t), args...)
+	cmd.Dir = t.TempDir()
+	pr, pw := io.Pipe()
+	cmd.Stdout, cmd.Stderr = pw, pw
+	p := &proc{cmd: cmd, done: make(chan error, 1)}
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	go func() {
+		sc := bufio.NewScanner(pr)
+		sc.Buffer(make([]byte, 64<<10), 1<<20)
+		for sc.Scan() {
+			p.mu.Lock()
+			p.lines = append(p.lines, sc.Text())
+			p.mu.Unlock()
+		}
+		io.Copy(io.Discard, pr)
+	}()
+	go func() {
+		err := cmd.Wait()
+		pw.Close()
+		p.done <- err
+	}()
+	t.Cleanup(func() {
+		select {
+		case err := <-p.done:
+			p.done <- err
+		default:
+			cmd.Process.Kill()
+			<-p.done
+		}
+		if t.Failed() {
+			t.Logf("umbra output (last lines):\n%s", tail(p.output(), 40))
+		}
+	})
+	return p
+}
+
+func (p *proc) output() string {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return strings.Join(p.lines, "\n")
+}
+
+// waitLine waits for an output line after the previous match that
+// matches re and returns its submatches.
+func (p *proc) waitLine(t *testing.T, re *regexp.Regexp) []string {
+	t.Helper()
+	var m []string
+	eventually(t, "an output line matching "+re.String(), func() (bool, string) {
+		p.mu.Lock()
+		defer p.mu.Unlock()
+		for ; p.next < len(p.lines); p.next++ {
+			if m = re.FindStringSubmatch(p.lines[p.next]); m != nil {
+				p.next++
+				return true, ""
+			}
+		}
+		return false, fmt.Sprintf("%d lines", len(p.lines))
+	})
+	return m
+}
+
+// stop sends SIGTERM and returns the exit code.
+func (p *proc) stop(t *testing.T) int {
+	t.Helper()
+	if err := p.cmd.Process.Signal(syscall.SIGTERM); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case err := <-p.done:
+		p.done <- err // for cleanup
+		var ee *exec.ExitError
+		if errors.As(err, &ee) {
+			return ee.ExitCode()
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+		return 0
+	case <-time.After(waitFor):
+		t.Fatal("umbra did not exit after SIGTERM")
+		return -1
+	}
+}
+
+// TestCLIServe runs `umbra serve`, reloads with SIGHUP and by editing the
+// file, and stops with SIGTERM (exit 0).
+func TestCLIServe(t *testing.T) {
+	t.Parallel()
+	a, b := newUpstream(t, "a", nil), newUpstream(t, "b", nil)
+	dir := t.TempDir()
+	cfgFor := func(u *upstream) string {
+		return fmt.Sprintf("data_dir: %q\n", filepath.Join(dir, "data")) + oneRoute(u)
+	}
+	// The config path is a symlink into another directory: the watcher
+	// watches the link's directory, so rewriting the target is invisible to
+	// it and only SIGHUP can apply it.
+	realDir, linkDir := filepath.Join(dir, "real"), filepath.Join(dir, "link")
+	for _, d := range []string{realDir, linkDir} {
+		if err := os.Mkdir(d, 0o700); err != nil {
+			t.Fatal(err)
+		}
+	}
+	target, path := filepath.Join(realDir, "umbra.yaml"), filepath.Join(linkDir, "umbra.yaml")
+	writeFile(t, target, cfgFor(a))
+	if err := os.Symlink(target, path); err != nil {
+		t.Fatal(err)
+	}
+
+	p := start(t, "serve", "-c", path)
+	m := p.waitLine(t, regexp.MustCompile(`msg="umbra started" listen=(\S+) admin=(\S+)`))
+	g := &gw{URL: "http://" + m[1], AdminURL: "http://" + m[2]}
+	c := newClient(t)
+	if got := servedBy(t, c, g); got != "a" {
+		t.Fatalf("served by %s", got)
+	}
+
+	writeAtomic(t, target, cfgFor(b))
+	if err := p.cmd.Process.Signal(syscall.SIGHUP); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, "SIGHUP to apply the new config", func() (bool, string) {
+		got := servedBy(t, c, g)
+		return got == "b", "served by " + got
+	})
+
+	writeAtomic(t, path, cfgFor(a)) // replaces the link by a file: the watcher sees it
+	eventually(t, "the file watcher to apply the edit", func() (bool, string) {
+		got := servedBy(t, c, g)
+		return got == "a", "served by " + got
+	})
+
+	writeAtomic(t, path, "routes: [\n")
+	if err := p.cmd.Process.Signal(syscall.SIGHUP); err != nil {
+		t.Fatal(err)
+	}
+	p.waitLine(t, regexp.MustCompile(`config reload rejected`))
+	if got := servedBy(t, c, g); got != "a" {
+		t.Errorf("after a rejected reload: served by %s", got)
+	}
+
+	if code := p.stop(t); code != 0 {
+		t.Errorf("exit code after SIGTERM: %d, want 0", code)
+	}
+	if !strings.Contains(p.output(), "draining") {
+		t.Errorf("no drain logged on SIGTERM")
+	}
+	if ok, msg := refused(strings.TrimPrefix(g.URL, "http://")); !ok {
+		t.Errorf("gateway still listening after exit: %s", msg)
+	}
+}
+
+// TestCLIServeBadConfig: serve with an invalid file exits 2 with positions.
+func TestCLIServeBadConfig(t *testing.T) {
+	t.Parallel()
+	path := filepath.Join(t.TempDir(), "bad.yaml")
+	writeFile(t, path, "listen: 127.0.0.1:0\nroutes:\n  - {name: r, backend: nope}\n")
+	_, stderr, code := run(t, "serve", "-c", path)
+	if code != 2 || !strings.Contains(stderr, path+":3:") {
+		t.Errorf("serve bad.yaml: exit %d, stderr %q; want 2 and %s:3:COL", code, stderr, path)
+	}
+}
+
+// TestCLIDemo runs `umbra demo` on ephemeral ports, reads the gateway URL
+// from the tour and calls the demo route.
+func TestCLIDemo(t *testing.T) {
+	t.Parallel()
+	p := start(t, "demo", "--listen", "127.0.0.1:0", "--admin", "127.0.0.1:0")
+	gwURL := p.waitLine(t, regexp.MustCompile(`^\s*gateway\s+(http://\S+)`))[1]
+	admURL := p.waitLine(t, regexp.MustCompile(`^\s*admin API\s+(http://\S+)`))[1]
+	for _, u := range []string{gwURL, admURL} {
+		if strings.HasSuffix(u, ":0") {
+			t.Fatalf("demo printed %s: the address before port 0 was resolved", u)
+		}
+	}
+	c := newClient(t)
+	r := do(t, c, "GET", gwURL+"/v1/shortlinks/gh", nil, "X-User-ID", "alice")
+	if r.Status != 200 || !strings.Contains(r.Body, `"version":"v1"`) || !strings.Contains(r.Body, "github.com") {
+		t.Errorf("demo route: %d %s", r.Status, r.Body)
+	}
+	if r := do(t, c, "GET", admURL+"/readyz", nil); r.Status != 200 {
+		t.Errorf("demo readyz: %d", r.Status)
+	}
+	if code := p.stop(t); code != 0 {
+		t.Errorf("demo exit code after SIGTERM: %d, want 0", code)
+	}
+}

@@ -1,0 +1,97 @@
+package integration
+
+import (
+	"bytes"
+	"fmt"
+	"net/http"
+	"os/exec"
+	"strconv"
+	"strings"
+	"testing"
+)
+
+// TestMetricsCounts sends known traffic and checks the request, error,
+// latency and in-flight series, then lints the exposition with promtool.
+func TestMetricsCounts(t *testing.T) {
+	t.Parallel()
+	up := newUpstream(t, "mb", func(w http.ResponseWriter, r *http.Request) {
+		code := 200
+		if s := r.URL.Query().Get("code"); s != "" {
+			code, _ = strconv.Atoi(s)
+		}
+		w.WriteHeader(code)
+	})
+	g := startGW(t, base+fmt.Sprintf(`
+backends:
+  mb: {endpoints: [%q]}
+  dead: {endpoints: ["http://%s"], retry: {disable: true}, health: {max_fails: 100}}
+routes:
+  - {name: m, match: {path_prefix: /m}, backend: mb}
+  - {name: down, match: {path_prefix: /down}, backend: dead}
+`, up.URL, deadAddr(t)))
+	c := newClient(t)
+	send := func(n int, method, path string, want int) {
+		t.Helper()
+		for range n {
+			var body *strings.Reader
+			if method == "POST" {
+				body = strings.NewReader("x")
+			}
+			var r result
+			if body != nil {
+				r = do(t, c, method, g.URL+path, body)
+			} else {
+				r = do(t, c, method, g.URL+path, nil)
+			}
+			if r.Status != want {
+				t.Fatalf("%s %s: %d, want %d", method, path, r.Status, want)
+			}
+		}
+	}
+	send(3, "GET", "/m/a", 200)
+	send(2, "POST", "/m/b?code=201", 201)
+	send(1, "DELETE", "/m/c?code=404", 404)
+	send(2, "PURGE", "/m/d", 200)
+	send(1, "BREW", "/m/e?code=418", 418)
+	send(2, "GET", "/down", 502)
+	send(1, "GET", "/unrouted", 404)
+
+	live := func(route, backend, method, code string) map[string]string {
+		return L("route", route, "backend", backend, "role", "live", "method", method, "code", code)
+	}
+	waitMetric(t, g, "umbra_requests_total", live("m", "mb", "GET", "200"), 3)
+	waitMetric(t, g, "umbra_requests_total", live("m", "mb", "POST", "201"), 2)
+	waitMetric(t, g, "umbra_requests_total", live("m", "mb", "DELETE", "404"), 1)
+	waitMetric(t, g, "umbra_requests_total", live("m", "mb", "OTHER", "200"), 2)
+	waitMetric(t, g, "umbra_requests_total", live("m", "mb", "OTHER", "418"), 1)
+	waitMetric(t, g, "umbra_requests_total", L("route", "m"), 9)
+	waitMetric(t, g, "umbra_requests_total", live("down", "dead", "GET", "502"), 2)
+	waitMetric(t, g, "umbra_upstream_errors_total", L("route", "down", "backend", "dead", "role", "live", "kind", "connect"), 2)
+	waitMetric(t, g, "umbra_upstream_errors_total", L("route", "m"), 0)
+	waitMetric(t, g, "umbra_unmatched_requests_total", L("method", "GET"), 1)
+	waitMetric(t, g, "umbra_request_duration_seconds_count", L("route", "m", "backend", "mb", "role", "live"), 9)
+	waitMetric(t, g, "umbra_requests_in_flight", L("route", "m"), 0)
+	waitMetric(t, g, "umbra_requests_in_flight", L("route", "down"), 0)
+
+	text := scrape(t, g)
+	for _, s := range parseMetrics(text) {
+		if s.name == "umbra_requests_total" {
+			switch s.labels["method"] {
+			case "PURGE", "BREW":
+				t.Errorf("raw method label leaked: %v", s.labels)
+			}
+		}
+	}
+
+	promtool, err := exec.LookPath("promtool")
+	if err != nil {
+		t.Skip("promtool not installed (apt-get install -y prometheus); skipping the exposition lint")
+	}
+	cmd := exec.Command(promtool, "check", "metrics")
+	cmd.Stdin = strings.NewReader(text)
+	var out bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &out, &out
+	if err := cmd.Run(); err != nil {
+		t.Errorf("promtool check metrics: %v\n%s", err, out.String())
+	}
+}

@@ -1,0 +1,230 @@
+package integration
+
+import (
+	"context"
+	"fmt"
+	"net/http"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+)
+
+// oneRoute is a config whose single route "app" goes to a backend named
+// after its one endpoint's upstream.
+func oneRoute(u *upstream) string {
+	return base + fmt.Sprintf(`
+backends:
+  %s: {endpoints: [%q]}
+routes:
+  - {name: app, backend: %s}
+`, u.name, u.URL, u.name)
+}
+
+// servedBy asks the gateway which backend answers now.
+func servedBy(t *testing.T, c *http.Client, g *gw) string {
+	t.Helper()
+	return echoOf(t, do(t, c, "GET", g.URL+"/which", nil)).Backend
+}
+
+func TestReload(t *testing.T) {
+	t.Parallel()
+	a, b := newUpstream(t, "a", nil), newUpstream(t, "b", nil)
+	g := startGW(t, oneRoute(a))
+	c := newClient(t)
+	if got := servedBy(t, c, g); got != "a" {
+		t.Fatalf("before reload: %s", got)
+	}
+	g.rewrite(t, oneRoute(b))
+	if err := g.Reload(); err != nil {
+		t.Fatalf("Reload: %v", err)
+	}
+	if got := servedBy(t, c, g); got != "b" {
+		t.Fatalf("after Reload: served by %s, want b", got)
+	}
+	waitMetric(t, g, "umbra_config_reloads_total", L("result", "success"), 2) // New counts as one
+	waitMetric(t, g, "umbra_config_reloads_total", L("result", "failure"), 0)
+}
+
+func TestReloadByFileWatch(t *testing.T) {
+	t.Parallel()
+	a, b := newUpstream(t, "a", nil), newUpstream(t, "b", nil)
+	g := startGW(t, oneRoute(a))
+	ctx, cancel := context.WithCancel(context.Background())
+	t.Cleanup(cancel)
+	if err := g.Watch(ctx); err != nil {
+		t.Fatalf("Watch: %v", err)
+	}
+	c := newClient(t)
+	if got := servedBy(t, c, g); got != "a" {
+		t.Fatalf("before: %s", got)
+	}
+	g.rewrite(t, oneRoute(b)) // atomic rename, as editors do
+	eventually(t, "the watcher to apply the new file", func() (bool, string) {
+		got := servedBy(t, c, g)
+		return got == "b", "served by " + got
+	})
+	// And a second change: the watch survives the file being replaced.
+	g.rewrite(t, oneRoute(a))
+	eventually(t, "the watcher to apply the second change", func() (bool, string) {
+		got := servedBy(t, c, g)
+		return got == "a", "served by " + got
+	})
+}
+
+// TestReloadRejected: files that do not load or compile are rejected with
+// positioned errors, the running routing stays, and the failure is counted.
+func TestReloadRejected(t *testing.T) {
+	t.Parallel()
+	a, b := newUpstream(t, "a", nil), newUpstream(t, "b", nil)
+	g := startGW(t, oneRoute(a))
+	c := newClient(t)
+	for i, tc := range []struct {
+		name, yaml, want string
+	}{
+		{"bad yaml", base + "backends: {b: {endpoints: [" + b.URL + "]}\nroutes: [\n", ":"},
+		{"undefined backend", base + fmt.Sprintf("backends:\n  b: {endpoints: [%q]}\nroutes:\n  - {name: app, backend: nope}\n", b.URL), `undefined backend "nope"`},
+		{"bad path template", base + fmt.Sprintf("backends:\n  b: {endpoints: [%q]}\nroutes:\n  - {name: app, match: {path: \"/users/{id\"}, backend: b}\n", b.URL), "umbra.yaml:"},
+	} {
+		g.rewrite(t, tc.yaml)
+		err := g.Reload()
+		if err == nil {
+			t.Fatalf("%s: Reload accepted:\n%s", tc.name, tc.yaml)
+		}
+		if !strings.Contains(err.Error(), "umbra.yaml:") || !strings.Contains(err.Error(), tc.want) {
+			t.Errorf("%s: error %q, want FILE:LINE:COL and %q", tc.name, err, tc.want)
+		}
+		if got := servedBy(t, c, g); got != "a" {
+			t.Fatalf("%s: after a rejected reload the route goes to %s, want a", tc.name, got)
+		}
+		waitMetric(t, g, "umbra_config_reloads_total", L("result", "failure"), float64(i+1))
+	}
+	if b.hits.Load() != 0 {
+		t.Errorf("backend b of the rejected files got %d requests", b.hits.Load())
+	}
+	waitMetric(t, g, "umbra_config_reloads_total", L("result", "success"), 1)
+	waitMetric(t, g, "umbra_config_routes", nil, 1)
+}
+
+// TestReloadUnderLoad: 8 clients send requests without pause while the
+// config is reloaded 20 times, alternating two configs whose only backend
+// differs (so each reload also retires a backend). No request may fail.
+func TestReloadUnderLoad(t *testing.T) {
+	t.Parallel()
+	a, b := newUpstream(t, "a", nil), newUpstream(t, "b", nil)
+	cfgs := []string{oneRoute(a), oneRoute(b)}
+	g := startGW(t, cfgs[0])
+	c := newClient(t)
+
+	var (
+		stop     atomic.Bool
+		total    atomic.Int64
+		seen     sync.Map
+		failMu   sync.Mutex
+		failures []string
+		wg       sync.WaitGroup
+	)
+	fail := func(s string) {
+		failMu.Lock()
+		defer failMu.Unlock()
+		failures = append(failures, s)
+	}
+	for range 8 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for !stop.Load() {
+				r, err := try(c, "GET", g.URL+"/load", nil)
+				total.Add(1)
+				switch {
+				case err != nil:
+					fail(err.Error())
+				case r.Status != http.StatusOK:
+					fail(fmt.Sprintf("status %d: %s", r.Status, r.Body))
+				case r.Header.Get("X-Backend") != "a" && r.Header.Get("X-Backend") != "b":
+					fail("answer from " + r.Header.Get("X-Backend"))
+				default:
+					seen.Store(r.Header.Get("X-Backend"), true)
+				}
+			}
+		}()
+	}
+	tick := time.NewTicker(100 * time.Millisecond)
+	defer tick.Stop()
+	for i := 1; i <= 20; i++ {
+		<-tick.C
+		g.rewrite(t, cfgs[i%2])
+		if err := g.Reload(); err != nil {
+			stop.Store(true)
+			wg.Wait()
+			t.Fatalf("reload %d: %v", i, err)
+		}
+	}
+	stop.Store(true)
+	wg.Wait()
+
+	if len(failures) > 0 {
+		t.Errorf("%d of %d requests failed during reloads; first: %q", len(failures), total.Load(), failures[:min(5, len(failures))])
+	}
+	for _, name := range []string{"a", "b"} {
+		if _, ok := seen.Load(name); !ok {
+			t.Errorf("no answer from %s", name)
+		}
+	}
+	if total.Load() < 100 {
+		t.Errorf("only %d requests in ~2s of load", total.Load())
+	}
+	// 20 reloads: the last applied cfgs[0].
+	if got := servedBy(t, c, g); got != "a" {
+		t.Errorf("after the last reload: served by %s, want a", got)
+	}
+	waitMetric(t, g, "umbra_config_reloads_total", L("result", "success"), 21)
+	waitMetric(t, g, "umbra_requests_in_flight", nil, 0)
+	t.Logf("%d requests, 20 reloads, 0 failures", total.Load())
+}
+
+// TestInFlightRequestSurvivesReload: a request that started before a
+// reload finishes on the old backend (which the reload removed), while new
+// requests go to the new one.
+func TestInFlightRequestSurvivesReload(t *testing.T) {
+	t.Parallel()
+	started, release := make(chan struct{}, 1), make(chan struct{})
+	a := newUpstream(t, "a", func(w http.ResponseWriter, r *http.Request) {
+		started <- struct{}{}
+		select {
+		case <-release:
+			w.Header().Set("X-Backend", "a")
+			fmt.Fprint(w, "slow answer from a")
+		case <-r.Context().Done():
+		}
+	})
+	b := newUpstream(t, "b", nil)
+	g := startGW(t, oneRoute(a))
+	c := newClient(t)
+	type res struct {
+		r   result
+		err error
+	}
+	done := make(chan res, 1)
+	go func() {
+		r, err := try(c, "GET", g.URL+"/slow", nil)
+		done <- res{r, err}
+	}()
+	recv(t, started, "the request to reach backend a")
+	g.rewrite(t, oneRoute(b))
+	if err := g.Reload(); err != nil {
+		t.Fatal(err)
+	}
+	if got := servedBy(t, c, g); got != "b" {
+		t.Fatalf("new request after reload served by %s", got)
+	}
+	close(release)
+	r := recv(t, done, "the in-flight request")
+	if r.err != nil {
+		t.Fatalf("in-flight request failed: %v", r.err)
+	}
+	if r.r.Status != 200 || r.r.Body != "slow answer from a" {
+		t.Fatalf("in-flight request: %d %q", r.r.Status, r.r.Body)
+	}
+}
