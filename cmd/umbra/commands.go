@@ -21,7 +21,7 @@ func newRootCmd() *cobra.Command {
 		SilenceUsage:  true,
 		SilenceErrors: true,
 	}
-	root.AddCommand(serveCmd(), validateCmd(), demoCmd(), versionCmd())
+	root.AddCommand(serveCmd(), validateCmd(), demoCmd(), diffCmd(), versionCmd())
 	return root
 }
 

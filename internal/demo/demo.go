@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"os"
 	"text/template"
 
 	"github.com/umbragw/umbra/internal/config"
@@ -26,8 +27,10 @@ var configTemplate = template.Must(template.New("demo").Parse(`# umbra demo (emb
 listen: "{{.Listen}}"
 admin: {listen: "{{.Admin}}"}
 log: {format: text, level: info, access: false}
+data_dir: "{{.DataDir}}"
 backends:
   shortlinks-v1: {endpoints: ["{{.V1}}"]}
+  shortlinks-v1-secondary: {endpoints: ["{{.V1b}}"]}
   shortlinks-v2: {endpoints: ["{{.V2}}"]}
 routes:
   - name: shortlinks
@@ -39,6 +42,8 @@ routes:
         percent: 50            # half the users, always the same half
         unsafe: mark           # copy writes too, marked X-Umbra-Sandbox: 1
         headers: {remove: [Authorization]}
+    compare:
+      secondary: shortlinks-v1-secondary   # a second v1: what differs there is noise
 `))
 
 // Run starts the demo and blocks until ctx is done.
@@ -48,12 +53,22 @@ func Run(ctx context.Context, o Options) error {
 		return err
 	}
 	defer v1.Close()
+	v1b, err := startService("v1")
+	if err != nil {
+		return err
+	}
+	defer v1b.Close()
 	v2, err := startService("v2")
 	if err != nil {
 		return err
 	}
 	defer v2.Close()
-	cfg, text, err := demoConfig(o, v1, v2)
+	dataDir, err := os.MkdirTemp("", "umbra-demo-")
+	if err != nil {
+		return err
+	}
+	defer os.RemoveAll(dataDir)
+	cfg, text, err := demoConfig(o, dataDir, v1, v1b, v2)
 	if err != nil {
 		return fmt.Errorf("demo config: %w\n%s", err, text)
 	}
@@ -70,15 +85,17 @@ func Run(ctx context.Context, o Options) error {
 		}
 		waitForCopies(ctx, g, v2)
 		printShadowReport(o.Out, g, o.Traffic, v1, v2)
+		printDiffReport(ctx, o.Out, g)
 	}
 	printTour(o.Out, g, v1, v2)
 	<-ctx.Done()
 	return g.Shutdown()
 }
 
-func demoConfig(o Options, v1, v2 *service) (*config.Config, string, error) {
+func demoConfig(o Options, dataDir string, v1, v1b, v2 *service) (*config.Config, string, error) {
 	var buf bytesBuffer
-	err := configTemplate.Execute(&buf, map[string]string{"Listen": o.Listen, "Admin": o.Admin, "V1": v1.URL(), "V2": v2.URL()})
+	err := configTemplate.Execute(&buf, map[string]string{"Listen": o.Listen, "Admin": o.Admin, "DataDir": dataDir,
+		"V1": v1.URL(), "V1b": v1b.URL(), "V2": v2.URL()})
 	if err != nil {
 		return nil, "", err
 	}
@@ -106,6 +123,8 @@ Try:
   curl -s %[2]s/api/v1/routes                # routes and backend health
   curl -s %[2]s/metrics | grep umbra_requests_total
   curl -s %[2]s/metrics | grep 'umbra_shadow_requests_total.*[1-9]$'
+  curl -s %[2]s/api/v1/diffs                 # how v2's answers differ from v1's
+  umbra diff --admin %[2]s                   # the same as a table
 
 Press Ctrl-C to stop.
 `, base, adm, v1.URL(), v2.URL())

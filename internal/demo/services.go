@@ -6,6 +6,7 @@ package demo
 import (
 	"encoding/json"
 	"fmt"
+	"math/rand/v2"
 	"net"
 	"net/http"
 	"strings"
@@ -63,9 +64,17 @@ func (s *service) get(w http.ResponseWriter, r *http.Request) {
 		writeJSON(w, http.StatusNotFound, map[string]any{"error": "not_found", "id": id})
 		return
 	}
+	clicks := any(len(target) * 7) // a stable number per link
+	if s.version == "v2" {
+		// The deliberate regression the demo's comparison finds: v2 sends
+		// the click count as a string.
+		clicks = fmt.Sprint(clicks)
+	}
 	writeJSON(w, http.StatusOK, map[string]any{
-		"id": id, "url": target, "version": s.version,
-		"created_at": time.Now().UTC().Format(time.RFC3339Nano),
+		"id": id, "url": target, "clicks": clicks,
+		// Noise: different on every answer, from every instance.
+		"fetched_at": time.Now().UTC().Format(time.RFC3339Nano),
+		"trace":      fmt.Sprintf("%016x", rand.Uint64()),
 	})
 }
 
@@ -81,7 +90,7 @@ func (s *service) create(w http.ResponseWriter, r *http.Request) {
 	s.mu.Lock()
 	s.links[in.ID] = in.URL
 	s.mu.Unlock()
-	writeJSON(w, http.StatusCreated, map[string]any{"id": in.ID, "url": in.URL, "version": s.version})
+	writeJSON(w, http.StatusCreated, map[string]any{"id": in.ID, "url": in.URL})
 }
 
 func writeJSON(w http.ResponseWriter, status int, v any) {

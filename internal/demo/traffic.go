@@ -10,6 +10,7 @@ import (
 	"text/tabwriter"
 	"time"
 
+	"github.com/umbragw/umbra/internal/diffs"
 	"github.com/umbragw/umbra/internal/gateway"
 )
 
@@ -69,10 +70,12 @@ func printShadowReport(w io.Writer, g *gateway.Gateway, n int, v1, v2 *service) 
 			continue
 		}
 		for _, m := range f.GetMetric() {
+			labels := map[string]string{}
 			for _, l := range m.GetLabel() {
-				if l.GetName() == "outcome" && m.GetCounter().GetValue() > 0 {
-					counts[l.GetValue()] += m.GetCounter().GetValue()
-				}
+				labels[l.GetName()] = l.GetValue()
+			}
+			if labels["target"] == "shortlinks-v2" && m.GetCounter().GetValue() > 0 {
+				counts[labels["outcome"]] += m.GetCounter().GetValue()
 			}
 		}
 	}
@@ -87,5 +90,32 @@ func printShadowReport(w io.Writer, g *gateway.Gateway, n int, v1, v2 *service) 
 		fmt.Fprintf(tw, "  %s\t%.0f\n", o, counts[o])
 	}
 	tw.Flush()
+	fmt.Fprintln(w)
+}
+
+// printDiffReport waits for the comparisons to finish and prints what
+// differs: the regression found, the noise set aside.
+func printDiffReport(ctx context.Context, w io.Writer, g *gateway.Gateway) {
+	var rep diffs.Report
+	for i := 0; i < 20 && ctx.Err() == nil; i++ {
+		rep = g.Diffs().Report("shortlinks")
+		if len(rep.Routes) > 0 && len(rep.Routes[0].Endpoints) > 0 {
+			break
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	fmt.Fprintln(w, "How shortlinks-v2 answers differ from shortlinks-v1 (noise measured against a second v1):")
+	fmt.Fprintln(w)
+	for _, r := range rep.Routes {
+		for _, e := range r.Endpoints {
+			fmt.Fprintf(w, "  %s: %d compared, %d differ\n", e.Endpoint, e.Compared, e.Differing)
+			for _, f := range e.Regressions {
+				fmt.Fprintf(w, "    REGRESSION  %-12s differs in %.0f%% of answers (%.0f%% between the two v1s) %v\n", f.Field, 100*f.RawRate, 100*f.NoiseRate, f.Kinds)
+			}
+			for _, f := range e.Noise {
+				fmt.Fprintf(w, "    noise       %-12s differs in %.0f%% of answers (%.0f%% between the two v1s)\n", f.Field, 100*f.RawRate, 100*f.NoiseRate)
+			}
+		}
+	}
 	fmt.Fprintln(w)
 }

@@ -8,7 +8,9 @@ import (
 	"reflect"
 
 	"github.com/umbragw/umbra/internal/backend"
+	"github.com/umbragw/umbra/internal/compare"
 	"github.com/umbragw/umbra/internal/config"
+	"github.com/umbragw/umbra/internal/diffs"
 	"github.com/umbragw/umbra/internal/metrics"
 	"github.com/umbragw/umbra/internal/proxy"
 	"github.com/umbragw/umbra/internal/router"
@@ -33,9 +35,10 @@ func shadowKey(route, backend string) string { return route + "\x00" + backend }
 
 // compiled is the product of compiling one config.
 type compiled struct {
-	snap  *proxy.Snapshot
-	parts parts
-	paths map[*metrics.Path]bool
+	snap     *proxy.Snapshot
+	parts    parts
+	paths    map[*metrics.Path]bool
+	compares map[string]*diffs.RouteSpec
 }
 
 // deps are what compile needs besides the config.
@@ -43,6 +46,7 @@ type deps struct {
 	metrics *metrics.Metrics
 	shadow  *shadow.Metrics
 	logOut  io.Writer
+	sink    shadow.Sink // where compared exchanges go
 }
 
 // compile turns a validated config into a runtime snapshot. Errors are a
@@ -50,8 +54,9 @@ type deps struct {
 // listener, so `umbra validate` runs it too.
 func compile(cfg *config.Config, prev parts, d deps) (*compiled, error) {
 	c := &compiled{
-		parts: parts{backends: map[string]*liveBackend{}, shadows: map[string]*shadow.Target{}},
-		paths: map[*metrics.Path]bool{},
+		parts:    parts{backends: map[string]*liveBackend{}, shadows: map[string]*shadow.Target{}},
+		paths:    map[*metrics.Path]bool{},
+		compares: map[string]*diffs.RouteSpec{},
 	}
 	var errs config.ErrorList
 	fail := func(pos config.Pos, format string, args ...any) {
@@ -114,24 +119,70 @@ func (c *compiled) route(rc *config.Route, cfg *config.Config, prev parts, d dep
 	}
 	targets := make([]*shadow.Target, 0, len(rc.Shadow))
 	for _, sc := range rc.Shadow {
-		bc := cfg.Backends[sc.Backend]
-		p := d.metrics.Path(rc.Name, sc.Backend, metrics.RoleShadow)
-		c.paths[p] = true
-		key := shadowKey(rc.Name, sc.Backend)
-		t := prev.shadows[key]
-		if t != nil && t.Same(rc.Name, sc, bc) {
-			t.SetLog(logger, cfg.Log.AccessEnabled())
-		} else {
-			var err error
-			if t, err = shadow.NewTarget(rc.Name, sc, bc, d.shadow, p, logger, cfg.Log.AccessEnabled()); err != nil {
-				return nil, fmt.Errorf("shadow %q: %w", sc.Backend, err)
-			}
+		t, err := c.shadowTarget(rc, sc, sc.Backend, cfg, prev, d, logger)
+		if err != nil {
+			return nil, err
 		}
-		c.parts.shadows[key] = t
 		targets = append(targets, t)
 	}
-	route.Shadow = shadow.NewSet(rc, targets, nil)
+	spec, err := c.compareSpec(rc, targets, cfg, prev, d, logger)
+	if err != nil {
+		return nil, err
+	}
+	route.Shadow = shadow.NewSet(rc, targets, spec)
 	return route, nil
+}
+
+// shadowTarget returns the running target for a shadow of rc to backend
+// (kept from prev when unchanged) and records it in c.
+func (c *compiled) shadowTarget(rc *config.Route, sc *config.Shadow, backend string, cfg *config.Config, prev parts, d deps, logger *slog.Logger) (*shadow.Target, error) {
+	bc := cfg.Backends[backend]
+	p := d.metrics.Path(rc.Name, backend, metrics.RoleShadow)
+	c.paths[p] = true
+	key := shadowKey(rc.Name, backend)
+	t := prev.shadows[key]
+	if t != nil && t.Same(rc.Name, sc, bc) {
+		t.SetLog(logger, cfg.Log.AccessEnabled())
+	} else {
+		var err error
+		if t, err = shadow.NewTarget(rc.Name, sc, bc, d.shadow, p, logger, cfg.Log.AccessEnabled()); err != nil {
+			return nil, fmt.Errorf("shadow %q: %w", backend, err)
+		}
+	}
+	c.parts.shadows[key] = t
+	return t, nil
+}
+
+// compareSpec sets up a route's comparison: the comparator (its paths are
+// checked here, so a bad ignore path is a config error) and the secondary,
+// which is a shadow target that mirrors the candidate's copies.
+func (c *compiled) compareSpec(rc *config.Route, targets []*shadow.Target, cfg *config.Config, prev parts, d deps, logger *slog.Logger) (*shadow.CompareSpec, error) {
+	cc := rc.Compare
+	if cc == nil {
+		return nil, nil
+	}
+	cmp, err := compare.New(compare.Options{Ignore: cc.Ignore, UnorderedArrays: cc.UnorderedArrays,
+		NumericTolerance: cc.NumericTolerance, IgnoreHeaders: cc.IgnoreHeaders})
+	if err != nil {
+		return nil, fmt.Errorf("compare: %w", err)
+	}
+	spec := &shadow.CompareSpec{MaxBody: int64(cc.MaxBody), Sink: d.sink}
+	var candCfg *config.Shadow
+	for i, sc := range rc.Shadow {
+		if sc.Backend == cc.Target {
+			spec.Candidate, candCfg = targets[i], sc
+		}
+	}
+	if cc.Secondary != "" {
+		secCfg := *candCfg
+		secCfg.Backend = cc.Secondary
+		if spec.Secondary, err = c.shadowTarget(rc, &secCfg, cc.Secondary, cfg, prev, d, logger); err != nil {
+			return nil, err
+		}
+	}
+	c.compares[rc.Name] = &diffs.RouteSpec{Comparator: cmp, Target: cc.Target, Secondary: cc.Secondary,
+		Thresholds: compare.Thresholds{Relative: cc.Thresholds.Relative, Absolute: cc.Thresholds.Absolute}}
+	return spec, nil
 }
 
 // release stops what a failed compile created, keeping what prev owns.

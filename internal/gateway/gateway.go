@@ -18,9 +18,11 @@ import (
 
 	"github.com/umbragw/umbra/internal/admin"
 	"github.com/umbragw/umbra/internal/config"
+	"github.com/umbragw/umbra/internal/diffs"
 	"github.com/umbragw/umbra/internal/metrics"
 	"github.com/umbragw/umbra/internal/proxy"
 	"github.com/umbragw/umbra/internal/shadow"
+	"github.com/umbragw/umbra/internal/store"
 )
 
 // Options are the parts of a gateway that do not come from the config.
@@ -36,6 +38,8 @@ type Gateway struct {
 	metrics *metrics.Metrics
 	handler *proxy.Handler
 	admin   *admin.Server
+	store   *store.Store
+	diffs   *diffs.Recorder
 
 	mu    sync.Mutex // serialises reloads
 	parts parts      // what the running snapshot uses
@@ -51,7 +55,8 @@ type Gateway struct {
 // Validate compiles cfg without starting anything, for `umbra validate`.
 func Validate(cfg *config.Config) error {
 	m := metrics.New("validate")
-	c, err := compile(cfg, parts{}, deps{metrics: m, shadow: shadow.NewMetrics(m.Registry()), logOut: io.Discard})
+	c, err := compile(cfg, parts{}, deps{metrics: m, shadow: shadow.NewMetrics(m.Registry()), logOut: io.Discard,
+		sink: func(*shadow.Exchange) {}})
 	if err == nil {
 		c.release(parts{})
 	}
@@ -64,23 +69,74 @@ func New(cfg *config.Config, opts Options) (*Gateway, error) {
 		opts.LogOutput = os.Stderr
 	}
 	g := &Gateway{opts: opts, metrics: metrics.New(opts.Version)}
-	g.deps = deps{metrics: g.metrics, shadow: shadow.NewMetrics(g.metrics.Registry()), logOut: opts.LogOutput}
-	c, err := compile(cfg, parts{}, g.deps)
-	if err != nil {
-		return nil, err
-	}
-	g.parts = c.parts
-	g.handler = proxy.NewHandler(g.metrics, c.snap)
-	g.metrics.Reloaded(true, len(cfg.Routes))
 	token := ""
 	if cfg.Admin.TokenFile != "" {
+		var err error
 		if token, err = config.ReadToken(cfg.Admin.TokenFile); err != nil {
 			return nil, fmt.Errorf("admin token: %w", err)
 		}
 	}
+	g.diffs = diffs.New(cfg.Comparison, g.metrics.Registry(), newLogger(cfg.Log, opts.LogOutput))
+	if err := g.ensureStore(cfg); err != nil {
+		g.diffs.Close()
+		return nil, err
+	}
+	g.deps = deps{metrics: g.metrics, shadow: shadow.NewMetrics(g.metrics.Registry()), logOut: opts.LogOutput, sink: g.diffs.Submit}
+	c, err := compile(cfg, parts{}, g.deps)
+	if err != nil {
+		_ = g.closeStore()
+		return nil, err
+	}
+	g.parts = c.parts
+	g.diffs.Configure(c.compares)
+	g.handler = proxy.NewHandler(g.metrics, c.snap)
+	g.metrics.Reloaded(true, len(cfg.Routes))
 	g.admin = admin.New(g, g.metrics.Handler(), token)
+	for pattern, h := range g.diffs.Handlers() {
+		g.admin.Handle(pattern, h)
+	}
 	return g, nil
 }
+
+// ensureStore opens the embedded store in data_dir the first time a
+// config needs persistence (a route compares answers). A plain proxy never
+// touches the disk.
+func (g *Gateway) ensureStore(cfg *config.Config) error {
+	if g.store != nil || !needsStore(cfg) {
+		return nil
+	}
+	st, err := store.Open(cfg.DataDir)
+	if err != nil {
+		return err
+	}
+	if err := g.diffs.Attach(st); err != nil {
+		st.Close()
+		return fmt.Errorf("loading comparison results from %s: %w", st.Path(), err)
+	}
+	g.store = st
+	return nil
+}
+
+func needsStore(cfg *config.Config) bool {
+	for _, r := range cfg.Routes {
+		if r.Compare != nil {
+			return true
+		}
+	}
+	return false
+}
+
+// closeStore saves the comparison results and closes the store.
+func (g *Gateway) closeStore() error {
+	err := g.diffs.Close()
+	if g.store != nil {
+		err = errors.Join(err, g.store.Close())
+	}
+	return err
+}
+
+// Diffs is the comparison recorder (for the demo and tests).
+func (g *Gateway) Diffs() *diffs.Recorder { return g.diffs }
 
 // Log is the running snapshot's logger.
 func (g *Gateway) Log() *slog.Logger { return g.handler.Snapshot().Log }
@@ -178,6 +234,9 @@ func (g *Gateway) Shutdown() error {
 		lb.b.Close()
 	}
 	g.mu.Unlock()
+	if serr := g.closeStore(); serr != nil {
+		g.Log().Error("saving comparison results failed", "err", serr)
+	}
 	return err
 }
 

@@ -30,12 +30,18 @@ func (g *Gateway) Apply(cfg *config.Config) error {
 	g.mu.Lock()
 	defer g.mu.Unlock()
 	old := g.handler.Snapshot()
+	if err := g.ensureStore(cfg); err != nil {
+		g.metrics.Reloaded(false, 0)
+		g.Log().Error("config reload rejected; keeping the running config", "file", cfg.File, "errors", err.Error())
+		return err
+	}
 	c, err := compile(cfg, g.parts, g.deps)
 	if err != nil {
 		g.metrics.Reloaded(false, 0)
 		g.Log().Error("config reload rejected; keeping the running config", "file", cfg.File, "errors", err.Error())
 		return err
 	}
+	g.diffs.Configure(c.compares)
 	g.handler.Swap(c.snap)
 	g.retire(c)
 	g.metrics.Reloaded(true, len(cfg.Routes))
@@ -62,8 +68,9 @@ func (g *Gateway) retire(c *compiled) {
 
 // warnRestartOnly says which changed settings only take effect on restart.
 func warnRestartOnly(old, cfg *config.Config, log interface{ Warn(string, ...any) }) {
-	if old.Listen != cfg.Listen || !reflect.DeepEqual(old.TLS, cfg.TLS) || old.Admin != cfg.Admin || old.Server != cfg.Server {
-		log.Warn("listen, tls, admin and server settings changed; they apply at the next restart")
+	if old.Listen != cfg.Listen || !reflect.DeepEqual(old.TLS, cfg.TLS) || old.Admin != cfg.Admin || old.Server != cfg.Server ||
+		old.DataDir != cfg.DataDir || old.Comparison != cfg.Comparison {
+		log.Warn("listen, tls, admin, server, data_dir and comparison settings changed; they apply at the next restart")
 	}
 }
 

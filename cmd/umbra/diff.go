@@ -1,0 +1,161 @@
+package main
+
+import (
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/http"
+	"net/url"
+	"sort"
+	"strings"
+	"text/tabwriter"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"github.com/umbragw/umbra/internal/config"
+	"github.com/umbragw/umbra/internal/diffs"
+)
+
+// adminClient talks to a running umbra's admin API.
+type adminClient struct {
+	base      string
+	tokenFile string
+}
+
+func (a *adminClient) flags(cmd *cobra.Command) {
+	cmd.Flags().StringVar(&a.base, "admin", "http://127.0.0.1:9901", "admin API address of the running umbra")
+	cmd.Flags().StringVar(&a.tokenFile, "token-file", "", "file with the admin bearer token")
+}
+
+// do sends a request and decodes a JSON answer into out (if non-nil).
+func (a *adminClient) do(method, path string, body io.Reader, out any) error {
+	base := a.base
+	if !strings.Contains(base, "://") {
+		base = "http://" + base
+	}
+	req, err := http.NewRequest(method, strings.TrimRight(base, "/")+path, body)
+	if err != nil {
+		return &exitError{2, err}
+	}
+	if a.tokenFile != "" {
+		tok, err := config.ReadToken(a.tokenFile)
+		if err != nil {
+			return &exitError{2, fmt.Errorf("token file: %w", err)}
+		}
+		req.Header.Set("Authorization", "Bearer "+tok)
+	}
+	if body != nil {
+		req.Header.Set("Content-Type", "application/json")
+	}
+	resp, err := (&http.Client{Timeout: 10 * time.Second}).Do(req)
+	if err != nil {
+		return &exitError{1, fmt.Errorf("admin API: %w (is umbra running? see --admin)", err)}
+	}
+	defer resp.Body.Close()
+	data, _ := io.ReadAll(io.LimitReader(resp.Body, 64<<20))
+	if resp.StatusCode >= 300 {
+		return &exitError{1, fmt.Errorf("admin API %s %s: %s: %s", method, path, resp.Status, strings.TrimSpace(string(data)))}
+	}
+	if out == nil {
+		return nil
+	}
+	if raw, ok := out.(*json.RawMessage); ok {
+		*raw = data
+		return nil
+	}
+	return json.Unmarshal(data, out)
+}
+
+func diffCmd() *cobra.Command {
+	var a adminClient
+	var route string
+	var asJSON bool
+	cmd := &cobra.Command{
+		Use:   "diff",
+		Short: "Show how shadow answers differ from live ones, per route, endpoint and field",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			path := "/api/v1/diffs"
+			if route != "" {
+				path += "/" + url.PathEscape(route)
+			}
+			if asJSON {
+				var raw json.RawMessage
+				if err := a.do("GET", path, nil, &raw); err != nil {
+					return err
+				}
+				_, err := cmd.OutOrStdout().Write(raw)
+				return err
+			}
+			var rep diffs.Report
+			if err := a.do("GET", path, nil, &rep); err != nil {
+				return err
+			}
+			printDiffReport(cmd.OutOrStdout(), rep)
+			return nil
+		},
+	}
+	a.flags(cmd)
+	cmd.Flags().StringVar(&route, "route", "", "only this route")
+	cmd.Flags().BoolVar(&asJSON, "json", false, "print the admin API's JSON")
+	return cmd
+}
+
+// printDiffReport renders the report as one table per route.
+func printDiffReport(w io.Writer, rep diffs.Report) {
+	if len(rep.Routes) == 0 {
+		fmt.Fprintln(w, "No route compares answers (add compare: to a route with a shadow target).")
+		return
+	}
+	for _, r := range rep.Routes {
+		fmt.Fprintf(w, "route %s: candidate %s", r.Route, orDash(r.Target))
+		if r.Secondary != "" {
+			fmt.Fprintf(w, ", noise from secondary %s", r.Secondary)
+		}
+		fmt.Fprintln(w)
+		tw := tabwriter.NewWriter(w, 2, 4, 2, ' ', 0)
+		fmt.Fprintln(tw, "  ENDPOINT\tCOMPARED\tDIFFERING\tLIVE p50/p99 ms\tCANDIDATE p50/p99 ms\tSKIPPED")
+		for _, e := range r.Endpoints {
+			fmt.Fprintf(tw, "  %s\t%d\t%d (%.1f%%)\t%.1f / %.1f\t%.1f / %.1f\t%s\n", e.Endpoint, e.Compared, e.Differing,
+				100*e.DiffRate, e.Latency.LiveP50, e.Latency.LiveP99, e.Latency.CandidateP50, e.Latency.CandidateP99, skipped(e.Skipped))
+			for _, f := range e.Regressions {
+				fmt.Fprintf(tw, "    REGRESSION %s\traw %.2f%%\tnoise %.2f%%\t%s\t\t\n", f.Field, 100*f.RawRate, 100*f.NoiseRate, kinds(f.Kinds))
+			}
+			for _, f := range e.Noise {
+				label := "noise"
+				if f.MarkedNoise {
+					label = "noise (marked)"
+				}
+				fmt.Fprintf(tw, "    %s %s\traw %.2f%%\tnoise %.2f%%\t%s\t\t\n", label, f.Field, 100*f.RawRate, 100*f.NoiseRate, kinds(f.Kinds))
+			}
+		}
+		tw.Flush()
+		fmt.Fprintln(w)
+	}
+}
+
+func orDash(s string) string {
+	if s == "" {
+		return "-"
+	}
+	return s
+}
+
+func skipped(m map[string]int64) string {
+	parts := make([]string, 0, len(m))
+	for k, v := range m {
+		parts = append(parts, fmt.Sprintf("%s=%d", k, v))
+	}
+	sort.Strings(parts)
+	return orDash(strings.Join(parts, " "))
+}
+
+func kinds(m map[string]int64) string {
+	parts := make([]string, 0, len(m))
+	for k, v := range m {
+		parts = append(parts, fmt.Sprintf("%s:%d", k, v))
+	}
+	sort.Strings(parts)
+	return strings.Join(parts, " ")
+}

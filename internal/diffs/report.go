@@ -1,0 +1,288 @@
+package diffs
+
+import (
+	"encoding/json"
+	"fmt"
+	"net/http"
+	"sort"
+
+	"github.com/umbragw/umbra/internal/admin"
+	"github.com/umbragw/umbra/internal/compare"
+	"github.com/umbragw/umbra/internal/store"
+)
+
+// Report is GET /api/v1/diffs.
+type Report struct {
+	Routes []RouteReport `json:"routes"`
+}
+
+// RouteReport is one comparing route.
+type RouteReport struct {
+	Route      string             `json:"route"`
+	Target     string             `json:"target,omitempty"`
+	Secondary  string             `json:"secondary,omitempty"`
+	Thresholds compare.Thresholds `json:"thresholds"`
+	Endpoints  []EndpointReport   `json:"endpoints"`
+}
+
+// EndpointReport summarises one endpoint.
+type EndpointReport struct {
+	Endpoint      string           `json:"endpoint"`
+	Compared      int64            `json:"compared"`
+	Differing     int64            `json:"differing"`
+	DiffRate      float64          `json:"diff_rate"`
+	NoiseCompared int64            `json:"noise_compared"`
+	Skipped       map[string]int64 `json:"skipped,omitempty"`
+	Regressions   []FieldReport    `json:"regressions"`
+	Noise         []FieldReport    `json:"noise"`
+	Latency       Latency          `json:"latency_ms"`
+}
+
+// Latency compares recent live and candidate latencies, in milliseconds.
+type Latency struct {
+	LiveP50      float64 `json:"live_p50"`
+	LiveP99      float64 `json:"live_p99"`
+	CandidateP50 float64 `json:"candidate_p50"`
+	CandidateP99 float64 `json:"candidate_p99"`
+}
+
+// FieldReport is one field of an endpoint.
+type FieldReport struct {
+	Field       string           `json:"field"`
+	Raw         int64            `json:"raw"`
+	Noise       int64            `json:"noise"`
+	RawRate     float64          `json:"raw_rate"`
+	NoiseRate   float64          `json:"noise_rate"`
+	Kinds       map[string]int64 `json:"kinds"`
+	Regression  bool             `json:"regression"`
+	MarkedNoise bool             `json:"marked_noise,omitempty"`
+	Samples     int              `json:"samples"`
+}
+
+// Report builds the report, optionally for one route.
+func (r *Recorder) Report(route string) Report {
+	specs := *r.routes.Load()
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	byRoute := map[string]*RouteReport{}
+	for name, spec := range specs {
+		if route == "" || route == name {
+			byRoute[name] = &RouteReport{Route: name, Target: spec.Target, Secondary: spec.Secondary, Thresholds: spec.Thresholds}
+		}
+	}
+	for _, e := range r.endpoints {
+		if route != "" && e.Route != route {
+			continue
+		}
+		rr := byRoute[e.Route]
+		if rr == nil { // persisted results of a route no longer comparing
+			rr = &RouteReport{Route: e.Route, Thresholds: compare.DefaultThresholds}
+			byRoute[e.Route] = rr
+		}
+		rr.Endpoints = append(rr.Endpoints, r.endpointReport(e, rr.Thresholds))
+	}
+	out := Report{Routes: []RouteReport{}}
+	for _, rr := range byRoute {
+		sort.Slice(rr.Endpoints, func(i, j int) bool { return rr.Endpoints[i].Endpoint < rr.Endpoints[j].Endpoint })
+		if rr.Endpoints == nil {
+			rr.Endpoints = []EndpointReport{}
+		}
+		out.Routes = append(out.Routes, *rr)
+	}
+	sort.Slice(out.Routes, func(i, j int) bool { return out.Routes[i].Route < out.Routes[j].Route })
+	return out
+}
+
+func (r *Recorder) endpointReport(e *EndpointStats, th compare.Thresholds) EndpointReport {
+	rep := EndpointReport{Endpoint: e.Endpoint, Compared: e.Compared, Differing: e.Differing,
+		NoiseCompared: e.NoiseCompared, Skipped: e.Skipped, Regressions: []FieldReport{}, Noise: []FieldReport{},
+		Latency: Latency{LiveP50: quantile(e.LiveMs, 0.5), LiveP99: quantile(e.LiveMs, 0.99),
+			CandidateP50: quantile(e.CandidateMs, 0.5), CandidateP99: quantile(e.CandidateMs, 0.99)}}
+	if e.Compared > 0 {
+		rep.DiffRate = float64(e.Differing) / float64(e.Compared)
+	}
+	for _, f := range r.fieldReports(e, th) {
+		if f.Raw == 0 {
+			continue
+		}
+		if f.Regression {
+			rep.Regressions = append(rep.Regressions, f)
+		} else {
+			rep.Noise = append(rep.Noise, f)
+		}
+	}
+	return rep
+}
+
+// fieldReports classifies every field of an endpoint, worst first.
+func (r *Recorder) fieldReports(e *EndpointStats, th compare.Thresholds) []FieldReport {
+	out := make([]FieldReport, 0, len(e.Fields))
+	for name, f := range e.Fields {
+		counts := compare.FieldCounts{Raw: f.Raw, Compared: e.Compared, Noise: f.Noise, NoiseCompared: e.NoiseCompared}
+		raw, noise := counts.Rates()
+		marked := r.marked(e.Route, e.Endpoint, name)
+		out = append(out, FieldReport{Field: name, Raw: f.Raw, Noise: f.Noise, RawRate: raw, NoiseRate: noise,
+			Kinds: f.Kinds, Regression: !marked && th.Regression(counts), MarkedNoise: marked, Samples: len(f.Samples)})
+	}
+	sort.Slice(out, func(i, j int) bool {
+		if out[i].RawRate != out[j].RawRate {
+			return out[i].RawRate > out[j].RawRate
+		}
+		return out[i].Field < out[j].Field
+	})
+	return out
+}
+
+// marked reports an operator's noise mark for the field on this endpoint
+// or on every endpoint of the route ("").
+func (r *Recorder) marked(route, endpoint, field string) bool {
+	return r.marks[markKey{route, endpoint, field}] || r.marks[markKey{route, "", field}]
+}
+
+// Fields lists one endpoint's fields with their classification.
+func (r *Recorder) Fields(route, endpoint string) ([]FieldReport, bool) {
+	th := compare.DefaultThresholds
+	if spec := (*r.routes.Load())[route]; spec != nil {
+		th = spec.Thresholds
+	}
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	e := r.endpoints[epKey{route, endpoint}]
+	if e == nil {
+		return nil, false
+	}
+	return r.fieldReports(e, th), true
+}
+
+// Samples returns the kept samples of one field.
+func (r *Recorder) Samples(route, endpoint, field string) ([]*Sample, bool) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	e := r.endpoints[epKey{route, endpoint}]
+	if e == nil || e.Fields[field] == nil {
+		return nil, false
+	}
+	return append([]*Sample(nil), e.Fields[field].Samples...), true
+}
+
+// MarkNoise sets or clears an operator's noise mark and persists it at once.
+func (r *Recorder) MarkNoise(route, endpoint, field string, noise bool) error {
+	k := markKey{route, endpoint, field}
+	r.mu.Lock()
+	if noise {
+		r.marks[k] = true
+	} else {
+		delete(r.marks, k)
+	}
+	r.mu.Unlock()
+	if r.store == nil {
+		return nil
+	}
+	return r.store.Update(func(tx *store.Tx) error {
+		if noise {
+			return tx.Put(bucket, markStoreKey(k), true)
+		}
+		return tx.Delete(bucket, markStoreKey(k))
+	})
+}
+
+// Reset forgets the results (not the noise marks) of one route, or all.
+func (r *Recorder) Reset(route string) (int, error) {
+	r.mu.Lock()
+	n := 0
+	for k, e := range r.endpoints {
+		if route == "" || k.route == route {
+			for _, f := range e.Fields {
+				for _, s := range f.Samples {
+					r.sampleBytes -= int64(s.size())
+				}
+			}
+			delete(r.endpoints, k)
+			delete(r.dirty, k)
+			n++
+		}
+	}
+	r.mu.Unlock()
+	if r.store == nil {
+		return n, nil
+	}
+	prefix := "ep/"
+	if route != "" {
+		prefix += route + "\x00"
+	}
+	return n, r.store.Update(func(tx *store.Tx) error {
+		_, err := tx.DeletePrefix(bucket, prefix)
+		return err
+	})
+}
+
+// Handlers are the admin API endpoints, registered by the gateway.
+func (r *Recorder) Handlers() map[string]http.HandlerFunc {
+	return map[string]http.HandlerFunc{
+		"GET /api/v1/diffs":                 r.handleReport,
+		"GET /api/v1/diffs/{route}":         r.handleReport,
+		"GET /api/v1/diffs/{route}/fields":  r.handleFields,
+		"GET /api/v1/diffs/{route}/samples": r.handleSamples,
+		"POST /api/v1/diffs/{route}/noise":  r.handleNoise,
+		"DELETE /api/v1/diffs":              r.handleReset,
+		"DELETE /api/v1/diffs/{route}":      r.handleReset,
+	}
+}
+
+func (r *Recorder) handleReport(w http.ResponseWriter, req *http.Request) {
+	admin.WriteJSON(w, http.StatusOK, r.Report(req.PathValue("route")))
+}
+
+func (r *Recorder) handleFields(w http.ResponseWriter, req *http.Request) {
+	route, ep := req.PathValue("route"), req.URL.Query().Get("endpoint")
+	fields, ok := r.Fields(route, ep)
+	if !ok {
+		admin.WriteError(w, http.StatusNotFound, "not_found", fmt.Sprintf("no comparisons for route %q endpoint %q (give ?endpoint=, e.g. \"GET /v1/items/{id}\")", route, ep))
+		return
+	}
+	admin.WriteJSON(w, http.StatusOK, map[string]any{"route": route, "endpoint": ep, "fields": fields})
+}
+
+func (r *Recorder) handleSamples(w http.ResponseWriter, req *http.Request) {
+	q := req.URL.Query()
+	route, ep, field := req.PathValue("route"), q.Get("endpoint"), q.Get("field")
+	samples, ok := r.Samples(route, ep, field)
+	if !ok {
+		admin.WriteError(w, http.StatusNotFound, "not_found", fmt.Sprintf("no samples for route %q endpoint %q field %q", route, ep, field))
+		return
+	}
+	admin.WriteJSON(w, http.StatusOK, map[string]any{"route": route, "endpoint": ep, "field": field, "samples": samples})
+}
+
+// NoiseRequest is the body of POST /api/v1/diffs/{route}/noise. An empty
+// endpoint marks the field on every endpoint of the route.
+type NoiseRequest struct {
+	Endpoint string `json:"endpoint"`
+	Field    string `json:"field"`
+	Noise    *bool  `json:"noise"`
+}
+
+func (r *Recorder) handleNoise(w http.ResponseWriter, req *http.Request) {
+	var body NoiseRequest
+	dec := json.NewDecoder(http.MaxBytesReader(w, req.Body, 1<<16))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(&body); err != nil || body.Field == "" {
+		admin.WriteError(w, http.StatusBadRequest, "bad_request", `want {"endpoint": "GET /path", "field": "user.created_at", "noise": true}`)
+		return
+	}
+	noise := body.Noise == nil || *body.Noise
+	if err := r.MarkNoise(req.PathValue("route"), body.Endpoint, body.Field, noise); err != nil {
+		admin.WriteError(w, http.StatusInternalServerError, "store_error", err.Error())
+		return
+	}
+	admin.WriteJSON(w, http.StatusOK, map[string]any{"route": req.PathValue("route"), "endpoint": body.Endpoint, "field": body.Field, "noise": noise})
+}
+
+func (r *Recorder) handleReset(w http.ResponseWriter, req *http.Request) {
+	n, err := r.Reset(req.PathValue("route"))
+	if err != nil {
+		admin.WriteError(w, http.StatusInternalServerError, "store_error", err.Error())
+		return
+	}
+	admin.WriteJSON(w, http.StatusOK, map[string]any{"reset_endpoints": n})
+}

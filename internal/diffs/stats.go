@@ -1,0 +1,209 @@
+// Package diffs records the comparisons of shadow answers with live ones:
+// per route, endpoint and field it counts live-vs-candidate differences
+// (raw) and live-vs-secondary differences (noise), keeps a few samples,
+// classifies regressions with Diffy's thresholds, persists everything in
+// the embedded store, and serves the report on the admin API.
+//
+// Comparing happens off the request path: shadow senders hand finished
+// exchanges to Recorder.Submit, a non-blocking send into a bounded queue
+// read by a fixed pool of workers.
+package diffs
+
+import (
+	"net/http"
+	"sort"
+	"strings"
+	"time"
+
+	"github.com/umbragw/umbra/internal/compare"
+	"github.com/umbragw/umbra/internal/shadow"
+)
+
+// Limits on what one sample keeps, so samples stay small in the store.
+const (
+	sampleBodyLimit    = 8 << 10
+	sampleRequestLimit = 4 << 10
+	latencyWindow      = 512
+	maxSampleDiffs     = 20
+)
+
+// EndpointStats is everything recorded for one route and endpoint.
+type EndpointStats struct {
+	Route         string                 `json:"route"`
+	Endpoint      string                 `json:"endpoint"`
+	Compared      int64                  `json:"compared"`
+	Differing     int64                  `json:"differing"`
+	NoiseCompared int64                  `json:"noise_compared"`
+	Skipped       map[string]int64       `json:"skipped,omitempty"`
+	Fields        map[string]*FieldStats `json:"fields,omitempty"`
+	// Recent latencies (ms) of live and candidate answers, a ring each.
+	LiveMs      []float64 `json:"live_ms,omitempty"`
+	CandidateMs []float64 `json:"candidate_ms,omitempty"`
+	LatencyNext int       `json:"latency_next"`
+	LastAt      time.Time `json:"last_at"`
+}
+
+// FieldStats counts one field's differences.
+type FieldStats struct {
+	Raw     int64            `json:"raw"`
+	Noise   int64            `json:"noise"`
+	Kinds   map[string]int64 `json:"kinds,omitempty"`
+	Samples []*Sample        `json:"samples,omitempty"`
+}
+
+// Sample is one compared request kept as evidence.
+type Sample struct {
+	At          time.Time            `json:"at"`
+	Method      string               `json:"method"`
+	URI         string               `json:"uri"`
+	Header      http.Header          `json:"request_headers,omitempty"`
+	Body        string               `json:"request_body,omitempty"`
+	Live        *SampleResponse      `json:"live"`
+	Candidate   *SampleResponse      `json:"candidate"`
+	Secondary   *SampleResponse      `json:"secondary,omitempty"`
+	Differences []compare.Difference `json:"differences"`
+}
+
+// SampleResponse is one answer of a sample.
+type SampleResponse struct {
+	Status    int         `json:"status"`
+	Header    http.Header `json:"headers,omitempty"`
+	Body      string      `json:"body,omitempty"`
+	Truncated bool        `json:"truncated,omitempty"`
+	LatencyMs float64     `json:"latency_ms"`
+}
+
+func (s *Sample) size() int {
+	n := len(s.Body) + len(s.URI)
+	for _, r := range []*SampleResponse{s.Live, s.Candidate, s.Secondary} {
+		if r != nil {
+			n += len(r.Body) + 256
+		}
+	}
+	return n
+}
+
+func newEndpoint(route, endpoint string) *EndpointStats {
+	return &EndpointStats{Route: route, Endpoint: endpoint, Skipped: map[string]int64{}, Fields: map[string]*FieldStats{}}
+}
+
+func (e *EndpointStats) field(name string, maxFields int) *FieldStats {
+	f := e.Fields[name]
+	if f == nil {
+		if len(e.Fields) >= maxFields {
+			name = "(other fields)"
+			if f = e.Fields[name]; f != nil {
+				return f
+			}
+		}
+		f = &FieldStats{Kinds: map[string]int64{}}
+		e.Fields[name] = f
+	}
+	return f
+}
+
+func (e *EndpointStats) observeLatency(live, cand time.Duration) {
+	ms := func(d time.Duration) float64 { return float64(d.Microseconds()) / 1000 }
+	if len(e.LiveMs) < latencyWindow {
+		e.LiveMs = append(e.LiveMs, ms(live))
+		e.CandidateMs = append(e.CandidateMs, ms(cand))
+		return
+	}
+	e.LiveMs[e.LatencyNext] = ms(live)
+	e.CandidateMs[e.LatencyNext] = ms(cand)
+	e.LatencyNext = (e.LatencyNext + 1) % latencyWindow
+}
+
+// byField groups differences by their generalized field, once each.
+func byField(diffs []compare.Difference) map[string][]compare.Difference {
+	out := make(map[string][]compare.Difference, len(diffs))
+	for _, d := range diffs {
+		out[d.Field] = append(out[d.Field], d)
+	}
+	return out
+}
+
+// sensitiveHeader reports headers whose values never go into a sample.
+func sensitiveHeader(name string) bool {
+	n := strings.ToLower(name)
+	switch n {
+	case "authorization", "proxy-authorization", "cookie", "set-cookie":
+		return true
+	}
+	return strings.Contains(n, "token") || strings.Contains(n, "secret") ||
+		strings.Contains(n, "api-key") || strings.Contains(n, "apikey") || strings.Contains(n, "password")
+}
+
+func redact(h http.Header) http.Header {
+	out := make(http.Header, len(h))
+	for k, v := range h {
+		if sensitiveHeader(k) {
+			out[k] = []string{"[redacted]"}
+			continue
+		}
+		out[k] = v
+	}
+	return out
+}
+
+func truncate(b []byte, n int) string {
+	if len(b) > n {
+		return string(b[:n]) + "…[truncated]"
+	}
+	return string(b)
+}
+
+func sampleResponse(r *shadow.Response) *SampleResponse {
+	if r == nil || r.Err != "" {
+		return nil
+	}
+	return &SampleResponse{Status: r.Status, Header: redact(r.Header), Body: truncate(r.Body, sampleBodyLimit),
+		Truncated: r.Truncated, LatencyMs: float64(r.Latency.Microseconds()) / 1000}
+}
+
+func newSample(ex *shadow.Exchange, diffs []compare.Difference) *Sample {
+	if len(diffs) > maxSampleDiffs {
+		diffs = diffs[:maxSampleDiffs]
+	}
+	return &Sample{At: ex.At, Method: ex.Method, URI: ex.URI, Header: redact(ex.Header),
+		Body: truncate(ex.Body, sampleRequestLimit), Live: sampleResponse(ex.Live),
+		Candidate: sampleResponse(ex.Candidate), Secondary: sampleResponse(ex.Secondary), Differences: diffs}
+}
+
+// quantile of a small unsorted window (type 7); 0 when empty.
+func quantile(xs []float64, q float64) float64 {
+	if len(xs) == 0 {
+		return 0
+	}
+	s := append([]float64(nil), xs...)
+	sort.Float64s(s)
+	pos := q * float64(len(s)-1)
+	lo := int(pos)
+	if lo+1 >= len(s) {
+		return s[lo]
+	}
+	return s[lo] + (pos-float64(lo))*(s[lo+1]-s[lo])
+}
+
+// merge adds the counters of o (recorded in memory before the store was
+// attached) to e.
+func (e *EndpointStats) merge(o *EndpointStats) {
+	e.Compared += o.Compared
+	e.Differing += o.Differing
+	e.NoiseCompared += o.NoiseCompared
+	for k, v := range o.Skipped {
+		e.Skipped[k] += v
+	}
+	for name, of := range o.Fields {
+		f := e.Fields[name]
+		if f == nil {
+			e.Fields[name] = of
+			continue
+		}
+		f.Raw += of.Raw
+		f.Noise += of.Noise
+		for k, v := range of.Kinds {
+			f.Kinds[k] += v
+		}
+	}
+}
