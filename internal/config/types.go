@@ -25,6 +25,8 @@ type Config struct {
 	Comparison Comparison          `yaml:"comparison" json:"comparison"`
 	Backends   map[string]*Backend `yaml:"backends" json:"backends"`
 	Routes     []*Route            `yaml:"routes" json:"routes"`
+	Flags      *Flags              `yaml:"flags" json:"flags,omitempty"` // feature flags, OFREP (flags.go)
+	Callers    Callers             `yaml:"callers" json:"callers"`       // caller identity for adoption (flags.go)
 }
 
 // TLS enables HTTPS (and with it HTTP/2) on the main listener.
@@ -113,6 +115,14 @@ type Route struct {
 	Shadow  []*Shadow `yaml:"shadow" json:"shadow,omitempty"`
 	Compare *Compare  `yaml:"compare" json:"compare,omitempty"`
 	Canary  *Canary   `yaml:"canary" json:"canary,omitempty"`
+	Rollout *Rollout  `yaml:"rollout" json:"rollout,omitempty"`
+
+	// Flag-gated matching, flag forwarding and adoption rules (flags.go).
+	Dark         bool              `yaml:"dark" json:"dark,omitempty"`
+	FlagContext  map[string]string `yaml:"flag_context" json:"flag_context,omitempty"`
+	ForwardFlags []string          `yaml:"forward_flags" json:"forward_flags,omitempty"`
+	Adoption     *Adoption         `yaml:"adoption" json:"adoption,omitempty"`
+	FlagAttrs    []ContextAttr     `yaml:"-" json:"-"` // FlagContext parsed, sorted by name
 
 	// KeySource is Key parsed (filled by validation).
 	KeySource KeySource `yaml:"-" json:"-"`
@@ -127,6 +137,7 @@ type Match struct {
 	Methods    []string      `yaml:"methods" json:"methods,omitempty"`
 	Headers    []HeaderMatch `yaml:"headers" json:"headers,omitempty"`
 	Query      []QueryMatch  `yaml:"query" json:"query,omitempty"`
+	Flag       *FlagMatch    `yaml:"flag" json:"flag,omitempty"` // flags.go
 	// PathPos is where path is written, for errors found when compiling it.
 	PathPos Pos `yaml:"-" json:"-"`
 }

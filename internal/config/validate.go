@@ -40,6 +40,7 @@ var (
 func (p *parser) validate(c *Config) {
 	p.validateTop(c)
 	p.validateBackends(c)
+	p.validateFlagsAndCallers(c) // flags.go
 	names := map[string]int{}
 	for i, r := range c.Routes {
 		path := at("routes", i)
@@ -289,6 +290,10 @@ func (p *parser) validateRoute(c *Config, r *Route, path []any) {
 	if r.Canary != nil {
 		p.validateCanary(c, r, join(path, "canary"))
 	}
+	if r.Rollout != nil {
+		p.validateRollout(c, r, join(path, "rollout"))
+	}
+	p.validateRouteFlags(c, r, path) // flags.go
 }
 
 func (p *parser) checkBackendRef(c *Config, path []any, name, what string) {

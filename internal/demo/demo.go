@@ -17,6 +17,7 @@ type Options struct {
 	Admin   string
 	Version string
 	Traffic int       // requests the demo sends itself before the tour
+	Rollout bool      // run an accelerated automated rollout of v2
 	Out     io.Writer // the guided tour
 	Log     io.Writer // umbra's own log
 }
@@ -44,6 +45,18 @@ routes:
         headers: {remove: [Authorization]}
     compare:
       secondary: shortlinks-v1-secondary   # a second v1: what differs there is noise
+{{- if .Rollout}}
+    canary: {backend: shortlinks-v2, weight: 0, override_header: X-Umbra-Version}
+    rollout:                               # accelerated for the demo
+      start: auto
+      interval: 500ms
+      steps:
+        - shadow: {min_requests: 100, max_diff_rate: 0.05}
+        - canary: {weight: 10, min_requests: 60, min_duration: 2s}
+        - canary: {weight: 50, min_requests: 150, min_duration: 2s}
+        - promote: {}
+      analysis: {max_error_rate_increase: 0.02, latency: {confidence: 0.98, max_increase: 1.5}}
+{{- end}}
 `))
 
 // Run starts the demo and blocks until ctx is done.
@@ -58,7 +71,7 @@ func Run(ctx context.Context, o Options) error {
 		return err
 	}
 	defer v1b.Close()
-	v2, err := startService("v2")
+	v2, err := startService(map[bool]string{true: "v2-fixed", false: "v2"}[o.Rollout])
 	if err != nil {
 		return err
 	}
@@ -79,7 +92,11 @@ func Run(ctx context.Context, o Options) error {
 	if err := g.Start(); err != nil {
 		return fmt.Errorf("%w (another umbra running? pick other ports with --listen and --admin)", err)
 	}
-	if o.Traffic > 0 {
+	if o.Rollout {
+		if err := runRollout(ctx, o.Out, g); err != nil {
+			return err
+		}
+	} else if o.Traffic > 0 {
 		if err := driveTraffic(ctx, "http://"+g.Addr(), o.Traffic); err != nil {
 			return err
 		}
@@ -94,8 +111,8 @@ func Run(ctx context.Context, o Options) error {
 
 func demoConfig(o Options, dataDir string, v1, v1b, v2 *service) (*config.Config, string, error) {
 	var buf bytesBuffer
-	err := configTemplate.Execute(&buf, map[string]string{"Listen": o.Listen, "Admin": o.Admin, "DataDir": dataDir,
-		"V1": v1.URL(), "V1b": v1b.URL(), "V2": v2.URL()})
+	err := configTemplate.Execute(&buf, map[string]any{"Listen": o.Listen, "Admin": o.Admin, "DataDir": dataDir,
+		"V1": v1.URL(), "V1b": v1b.URL(), "V2": v2.URL(), "Rollout": o.Rollout})
 	if err != nil {
 		return nil, "", err
 	}
@@ -125,6 +142,7 @@ Try:
   curl -s %[2]s/metrics | grep 'umbra_shadow_requests_total.*[1-9]$'
   curl -s %[2]s/api/v1/diffs                 # how v2's answers differ from v1's
   umbra diff --admin %[2]s                   # the same as a table
+  umbra rollout status shortlinks --admin %[2]s   # the canary rollout (demo --rollout)
 
 Press Ctrl-C to stop.
 `, base, adm, v1.URL(), v2.URL())

@@ -67,7 +67,7 @@ func (s *service) get(w http.ResponseWriter, r *http.Request) {
 	clicks := any(len(target) * 7) // a stable number per link
 	if s.version == "v2" {
 		// The deliberate regression the demo's comparison finds: v2 sends
-		// the click count as a string.
+		// the click count as a string. "v2-fixed" (the rollout demo) does not.
 		clicks = fmt.Sprint(clicks)
 	}
 	writeJSON(w, http.StatusOK, map[string]any{

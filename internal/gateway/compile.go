@@ -13,8 +13,10 @@ import (
 	"github.com/umbragw/umbra/internal/diffs"
 	"github.com/umbragw/umbra/internal/metrics"
 	"github.com/umbragw/umbra/internal/proxy"
+	"github.com/umbragw/umbra/internal/rollout"
 	"github.com/umbragw/umbra/internal/router"
 	"github.com/umbragw/umbra/internal/shadow"
+	"github.com/umbragw/umbra/internal/split"
 )
 
 // liveBackend is a running backend and the config it was built from.
@@ -39,6 +41,7 @@ type compiled struct {
 	parts    parts
 	paths    map[*metrics.Path]bool
 	compares map[string]*diffs.RouteSpec
+	plans    map[string]rollout.Plan
 }
 
 // deps are what compile needs besides the config.
@@ -47,6 +50,9 @@ type deps struct {
 	shadow  *shadow.Metrics
 	logOut  io.Writer
 	sink    shadow.Sink // where compared exchanges go
+	// rollouts gives routes with a rollout plan their controller; nil when
+	// only validating.
+	rollouts *rollout.Manager
 }
 
 // compile turns a validated config into a runtime snapshot. Errors are a
@@ -57,6 +63,7 @@ func compile(cfg *config.Config, prev parts, d deps) (*compiled, error) {
 		parts:    parts{backends: map[string]*liveBackend{}, shadows: map[string]*shadow.Target{}},
 		paths:    map[*metrics.Path]bool{},
 		compares: map[string]*diffs.RouteSpec{},
+		plans:    map[string]rollout.Plan{},
 	}
 	var errs config.ErrorList
 	fail := func(pos config.Pos, format string, args ...any) {
@@ -114,6 +121,7 @@ func (c *compiled) route(rc *config.Route, cfg *config.Config, prev parts, d dep
 	live := d.metrics.Path(rc.Name, rc.Backend, metrics.RoleLive)
 	c.paths[live] = true
 	route := &proxy.Route{Config: rc, Live: proxy.NewTarget(c.parts.backends[rc.Backend].b, live, metrics.RoleLive, logger)}
+	c.canary(route, d, logger)
 	if len(rc.Shadow) == 0 {
 		return route, nil
 	}
@@ -131,6 +139,23 @@ func (c *compiled) route(rc *config.Route, cfg *config.Config, prev parts, d dep
 	}
 	route.Shadow = shadow.NewSet(rc, targets, spec)
 	return route, nil
+}
+
+// canary sets up a route's canary split and, with a rollout plan, its
+// controller.
+func (c *compiled) canary(route *proxy.Route, d deps, logger *slog.Logger) {
+	rc := route.Config
+	if rc.Canary == nil {
+		return
+	}
+	p := d.metrics.Path(rc.Name, rc.Canary.Backend, metrics.RoleCanary)
+	c.paths[p] = true
+	route.Canary = split.New(rc)
+	route.CanaryTarget = proxy.NewTarget(c.parts.backends[rc.Canary.Backend].b, p, metrics.RoleCanary, logger)
+	if rc.Rollout != nil && d.rollouts != nil {
+		route.Observer = d.rollouts.Controller(rc.Name)
+		c.plans[rc.Name] = rollout.Plan{Rollout: rc.Rollout, Split: route.Canary}
+	}
 }
 
 // shadowTarget returns the running target for a shadow of rc to backend

@@ -21,6 +21,7 @@ import (
 	"github.com/umbragw/umbra/internal/diffs"
 	"github.com/umbragw/umbra/internal/metrics"
 	"github.com/umbragw/umbra/internal/proxy"
+	"github.com/umbragw/umbra/internal/rollout"
 	"github.com/umbragw/umbra/internal/shadow"
 	"github.com/umbragw/umbra/internal/store"
 )
@@ -33,13 +34,14 @@ type Options struct {
 
 // Gateway is a running umbra instance.
 type Gateway struct {
-	opts    Options
-	deps    deps
-	metrics *metrics.Metrics
-	handler *proxy.Handler
-	admin   *admin.Server
-	store   *store.Store
-	diffs   *diffs.Recorder
+	opts     Options
+	deps     deps
+	metrics  *metrics.Metrics
+	handler  *proxy.Handler
+	admin    *admin.Server
+	store    *store.Store
+	diffs    *diffs.Recorder
+	rollouts *rollout.Manager
 
 	mu    sync.Mutex // serialises reloads
 	parts parts      // what the running snapshot uses
@@ -76,12 +78,15 @@ func New(cfg *config.Config, opts Options) (*Gateway, error) {
 			return nil, fmt.Errorf("admin token: %w", err)
 		}
 	}
-	g.diffs = diffs.New(cfg.Comparison, g.metrics.Registry(), newLogger(cfg.Log, opts.LogOutput))
+	logger := newLogger(cfg.Log, opts.LogOutput)
+	g.diffs = diffs.New(cfg.Comparison, g.metrics.Registry(), logger)
+	g.rollouts = rollout.NewManager(g, rollout.NewMetrics(g.metrics.Registry()), logger)
 	if err := g.ensureStore(cfg); err != nil {
 		g.diffs.Close()
 		return nil, err
 	}
-	g.deps = deps{metrics: g.metrics, shadow: shadow.NewMetrics(g.metrics.Registry()), logOut: opts.LogOutput, sink: g.diffs.Submit}
+	g.deps = deps{metrics: g.metrics, shadow: shadow.NewMetrics(g.metrics.Registry()), logOut: opts.LogOutput, sink: g.diffs.Submit,
+		rollouts: g.rollouts}
 	c, err := compile(cfg, parts{}, g.deps)
 	if err != nil {
 		_ = g.closeStore()
@@ -90,17 +95,20 @@ func New(cfg *config.Config, opts Options) (*Gateway, error) {
 	g.parts = c.parts
 	g.diffs.Configure(c.compares)
 	g.handler = proxy.NewHandler(g.metrics, c.snap)
+	g.rollouts.Configure(c.plans)
 	g.metrics.Reloaded(true, len(cfg.Routes))
 	g.admin = admin.New(g, g.metrics.Handler(), token)
-	for pattern, h := range g.diffs.Handlers() {
-		g.admin.Handle(pattern, h)
+	for _, handlers := range []map[string]http.HandlerFunc{g.diffs.Handlers(), g.rollouts.Handlers()} {
+		for pattern, h := range handlers {
+			g.admin.Handle(pattern, h)
+		}
 	}
 	return g, nil
 }
 
 // ensureStore opens the embedded store in data_dir the first time a
-// config needs persistence (a route compares answers). A plain proxy never
-// touches the disk.
+// config needs persistence (a route compares answers or has a rollout). A
+// plain proxy never touches the disk.
 func (g *Gateway) ensureStore(cfg *config.Config) error {
 	if g.store != nil || !needsStore(cfg) {
 		return nil
@@ -114,12 +122,13 @@ func (g *Gateway) ensureStore(cfg *config.Config) error {
 		return fmt.Errorf("loading comparison results from %s: %w", st.Path(), err)
 	}
 	g.store = st
+	g.rollouts.Attach(st)
 	return nil
 }
 
 func needsStore(cfg *config.Config) bool {
 	for _, r := range cfg.Routes {
-		if r.Compare != nil {
+		if r.Compare != nil || r.Rollout != nil {
 			return true
 		}
 	}
@@ -134,6 +143,9 @@ func (g *Gateway) closeStore() error {
 	}
 	return err
 }
+
+// Rollouts is the rollout manager (for the demo and tests).
+func (g *Gateway) Rollouts() *rollout.Manager { return g.rollouts }
 
 // Diffs is the comparison recorder (for the demo and tests).
 func (g *Gateway) Diffs() *diffs.Recorder { return g.diffs }
@@ -226,6 +238,7 @@ func (g *Gateway) Shutdown() error {
 	g.cancelConns()
 	g.waitIdle(time.Second)
 	g.adminSrv.Close()
+	g.rollouts.Close()
 	g.mu.Lock()
 	for _, t := range g.parts.shadows {
 		t.Close()

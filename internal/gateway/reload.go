@@ -43,6 +43,7 @@ func (g *Gateway) Apply(cfg *config.Config) error {
 	}
 	g.diffs.Configure(c.compares)
 	g.handler.Swap(c.snap)
+	g.rollouts.Configure(c.plans)
 	g.retire(c)
 	g.metrics.Reloaded(true, len(cfg.Routes))
 	warnRestartOnly(old.Config, cfg, c.snap.Log)

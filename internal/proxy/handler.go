@@ -60,14 +60,29 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	route := snap.Routes[m.Index]
+	t := route.Live
+	if route.Canary != nil {
+		canary, cookie := route.Canary.Decide(r)
+		if cookie != "" {
+			w.Header().Add("Set-Cookie", cookie)
+		}
+		if canary {
+			t = route.CanaryTarget
+		}
+	}
+	// Only requests served by the live version are copied: the canary is
+	// the new version already.
 	var copies *shadow.Pending
 	var live *shadow.LiveCapture
-	if route.Shadow != nil {
+	if route.Shadow != nil && t == route.Live {
 		if copies = route.Shadow.Begin(r, m.Endpoint); copies != nil {
 			live = copies.LiveCapture()
 		}
 	}
-	forward(snap, route, route.Live, w, r, start, id, live)
+	status := forward(snap, route, t, w, r, start, id, live)
+	if route.Observer != nil {
+		route.Observer.Observe(t != route.Live, status, time.Since(start))
+	}
 	if copies != nil {
 		copies.Dispatch(r)
 	}
@@ -76,7 +91,7 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 // forward proxies r to t and records the outcome. The deferred finish also
 // runs when ReverseProxy aborts a response whose upstream body failed half
 // way (it panics with http.ErrAbortHandler), so gauges never leak.
-func forward(snap *Snapshot, route *Route, t *Target, w http.ResponseWriter, r *http.Request, start time.Time, id string, live *shadow.LiveCapture) {
+func forward(snap *Snapshot, route *Route, t *Target, w http.ResponseWriter, r *http.Request, start time.Time, id string, live *shadow.LiveCapture) (status int) {
 	rec := newRecorder(w)
 	rec.capture = live
 	t.Metrics.Start()
@@ -85,7 +100,7 @@ func forward(snap *Snapshot, route *Route, t *Target, w http.ResponseWriter, r *
 		if p == http.ErrAbortHandler && r.Context().Err() == nil {
 			t.Metrics.UpstreamError("reset")
 		}
-		status := rec.finalStatus()
+		status = rec.finalStatus()
 		t.Metrics.Done(r.Method, status, time.Since(start))
 		if snap.Access {
 			accessLog(snap.Log, r, route.Config.Name, t.Backend.Name(), t.Role, status, rec.bytes, start, id)
@@ -96,6 +111,7 @@ func forward(snap *Snapshot, route *Route, t *Target, w http.ResponseWriter, r *
 		}
 	}()
 	t.rp.ServeHTTP(rec, r)
+	return // the deferred function sets status
 }
 
 // ensureRequestID keeps a sane client-supplied X-Request-ID and otherwise

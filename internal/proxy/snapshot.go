@@ -12,10 +12,12 @@ package proxy
 
 import (
 	"log/slog"
+	"time"
 
 	"github.com/umbragw/umbra/internal/config"
 	"github.com/umbragw/umbra/internal/router"
 	"github.com/umbragw/umbra/internal/shadow"
+	"github.com/umbragw/umbra/internal/split"
 )
 
 // Snapshot is one immutable, compiled configuration. The gateway swaps whole
@@ -33,4 +35,16 @@ type Route struct {
 	Config *config.Route
 	Live   *Target
 	Shadow *shadow.Set // nil when the route shadows nothing
+
+	// Canary, when set, sends a sticky share of callers to CanaryTarget.
+	Canary       *split.Split
+	CanaryTarget *Target
+	// Observer, when set, is told the outcome of every request (the
+	// rollout's analysis window).
+	Observer Observer
+}
+
+// Observer receives the outcome of each request of a route.
+type Observer interface {
+	Observe(canary bool, status int, elapsed time.Duration)
 }

@@ -42,7 +42,13 @@ type Target struct {
 	log     atomic.Pointer[slog.Logger]
 	access  atomic.Bool
 	limiter logLimiter
+
+	sent, failed atomic.Int64 // totals, for the rollout's shadow step
 }
+
+// Totals returns how many copies were sent and how many of those failed
+// (no answer or a 5xx), since the target started.
+func (t *Target) Totals() (sent, failed int64) { return t.sent.Load(), t.failed.Load() }
 
 // job is one prepared copy waiting for a sender.
 type job struct {
@@ -142,6 +148,17 @@ func (t *Target) sender() {
 			return
 		case j := <-t.queue:
 			t.m.queue.Dec()
+			select {
+			case <-t.done:
+				// select picks at random among ready cases: a copy taken
+				// after Close began is dropped like the rest of the queue,
+				// not sent with a cancelled context.
+				t.count(OutcomeShutdown)
+				j.body.release()
+				j.cap.fail(OutcomeShutdown)
+				return
+			default:
+			}
 			t.send(j)
 		}
 	}
@@ -169,6 +186,10 @@ func (t *Target) send(j *job) {
 	elapsed := time.Since(now)
 	t.m.inFlight.Dec()
 	ok := err == nil && status < 500
+	t.sent.Add(1)
+	if !ok {
+		t.failed.Add(1)
+	}
 	switch {
 	case err != nil:
 		kind := backend.ErrorKind(err)

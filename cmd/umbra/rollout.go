@@ -1,0 +1,134 @@
+package main
+
+import (
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/url"
+	"sort"
+	"strings"
+	"text/tabwriter"
+
+	"github.com/spf13/cobra"
+
+	"github.com/umbragw/umbra/internal/rollout"
+)
+
+func rolloutCmd() *cobra.Command {
+	var a adminClient
+	var asJSON bool
+	cmd := &cobra.Command{
+		Use:   "rollout status|start|pause|resume|promote|abort [ROUTE]",
+		Short: "Show or steer the automated canary rollouts of a running umbra",
+		Long: `status [ROUTE]  show the rollouts (all, or one with its decisions)
+start ROUTE     begin the route's rollout plan at its first step
+pause ROUTE     stop evaluating; the canary keeps its weight
+resume ROUTE    evaluate again, with a fresh window for the current step
+promote ROUTE   pass the current step now (webhooks are still asked)
+abort ROUTE     send everyone back to live and stop`,
+		Args: cobra.RangeArgs(1, 2),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			verb := args[0]
+			route := ""
+			if len(args) == 2 {
+				route = args[1]
+			}
+			out := cmd.OutOrStdout()
+			switch verb {
+			case "status":
+				return rolloutStatus(&a, route, asJSON, out)
+			case "start", "pause", "resume", "promote", "abort":
+				if route == "" {
+					return &exitError{2, fmt.Errorf("rollout %s needs a ROUTE", verb)}
+				}
+				var st rollout.Status
+				if err := a.do("POST", "/api/v1/rollouts/"+url.PathEscape(route)+"/"+verb, nil, &st); err != nil {
+					return err
+				}
+				printRollout(out, st, true)
+				return nil
+			}
+			return &exitError{2, fmt.Errorf("unknown rollout command %q (status, start, pause, resume, promote, abort)", verb)}
+		},
+	}
+	a.flags(cmd)
+	cmd.Flags().BoolVar(&asJSON, "json", false, "print the admin API's JSON")
+	return cmd
+}
+
+func rolloutStatus(a *adminClient, route string, asJSON bool, out io.Writer) error {
+	path := "/api/v1/rollouts"
+	if route != "" {
+		path += "/" + url.PathEscape(route)
+	}
+	if asJSON {
+		var raw json.RawMessage
+		if err := a.do("GET", path, nil, &raw); err != nil {
+			return err
+		}
+		_, err := out.Write(raw)
+		return err
+	}
+	if route != "" {
+		var st rollout.Status
+		if err := a.do("GET", path, nil, &st); err != nil {
+			return err
+		}
+		printRollout(out, st, true)
+		return nil
+	}
+	var all struct {
+		Rollouts []rollout.Status `json:"rollouts"`
+	}
+	if err := a.do("GET", path, nil, &all); err != nil {
+		return err
+	}
+	if len(all.Rollouts) == 0 {
+		fmt.Fprintln(out, "No route has a rollout plan.")
+	}
+	for _, st := range all.Rollouts {
+		printRollout(out, st, false)
+	}
+	return nil
+}
+
+// printRollout shows a rollout's phase, plan and (optionally) decisions.
+func printRollout(w io.Writer, st rollout.Status, decisions bool) {
+	fmt.Fprintf(w, "route %s: %s, step %d of %d (%s), canary weight %g%%\n", st.Route, st.Phase, st.Step+1, len(st.Steps), orDash(st.StepKind), st.Weight)
+	for i, s := range st.Steps {
+		mark := " "
+		if i == st.Step && st.Phase != "idle" {
+			mark = ">"
+		}
+		fmt.Fprintf(w, "  %s %d. %s\n", mark, i+1, describeStep(s.Kind(), s))
+	}
+	if !decisions || len(st.Decisions) == 0 {
+		return
+	}
+	fmt.Fprintln(w, "  decisions:")
+	tw := tabwriter.NewWriter(w, 2, 4, 2, ' ', 0)
+	for _, d := range st.Decisions {
+		fmt.Fprintf(tw, "    %s\tstep %d\t%g%%\t%s\t%s\t%s\n", d.At.Format("15:04:05"), d.Step+1, d.Weight, d.Action, d.Reason, inputs(d.Inputs))
+	}
+	tw.Flush()
+}
+
+func describeStep(kind string, s any) string {
+	b, _ := json.Marshal(s)
+	var m map[string]json.RawMessage
+	_ = json.Unmarshal(b, &m)
+	return kind + " " + strings.TrimSpace(string(m[kind]))
+}
+
+func inputs(m map[string]float64) string {
+	keys := make([]string, 0, len(m))
+	for k := range m {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	parts := make([]string, len(keys))
+	for i, k := range keys {
+		parts[i] = fmt.Sprintf("%s=%.4g", k, m[k])
+	}
+	return strings.Join(parts, " ")
+}

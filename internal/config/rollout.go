@@ -1,0 +1,221 @@
+package config
+
+import "time"
+
+// Rollout is an automated, step-by-step rollout of a route's canary.
+type Rollout struct {
+	// Start is manual (default: `umbra rollout start ROUTE`) or auto (as
+	// soon as the config is applied, unless a rollout already ran).
+	Start    string         `yaml:"start" json:"start"`
+	Interval Duration       `yaml:"interval" json:"interval"`
+	Steps    []*RolloutStep `yaml:"steps" json:"steps"`
+	Analysis Analysis       `yaml:"analysis" json:"analysis"`
+	Webhooks Webhooks       `yaml:"webhooks" json:"webhooks"`
+	Pos      Pos            `yaml:"-" json:"-"`
+}
+
+// RolloutStep is exactly one of shadow, canary or promote.
+type RolloutStep struct {
+	Shadow  *ShadowStep  `yaml:"shadow" json:"shadow,omitempty"`
+	Canary  *CanaryStep  `yaml:"canary" json:"canary,omitempty"`
+	Promote *PromoteStep `yaml:"promote" json:"promote,omitempty"`
+}
+
+// Kind names the step's kind.
+func (s *RolloutStep) Kind() string {
+	switch {
+	case s.Shadow != nil:
+		return "shadow"
+	case s.Canary != nil:
+		return "canary"
+	}
+	return "promote"
+}
+
+// ShadowStep passes when enough shadow answers were compared, no field
+// regressed by more than MaxDiffRate and the shadow's errors stay under
+// MaxErrorRate.
+type ShadowStep struct {
+	MinRequests  int64    `yaml:"min_requests" json:"min_requests"`
+	MinDuration  Duration `yaml:"min_duration" json:"min_duration"`
+	MaxDiffRate  float64  `yaml:"max_diff_rate" json:"max_diff_rate"`
+	MaxErrorRate float64  `yaml:"max_error_rate" json:"max_error_rate"`
+}
+
+// CanaryStep sends Weight percent of callers to the canary and passes when
+// both versions served MinRequests for MinDuration and the analysis finds
+// the canary no worse.
+type CanaryStep struct {
+	Weight      Percent  `yaml:"weight" json:"weight"`
+	MinRequests int64    `yaml:"min_requests" json:"min_requests"`
+	MinDuration Duration `yaml:"min_duration" json:"min_duration"`
+}
+
+// PromoteStep sends everyone to the canary.
+type PromoteStep struct{}
+
+// Analysis judges the canary against live over the same window.
+type Analysis struct {
+	// MaxErrorRateIncrease is the absolute error-rate increase allowed
+	// (0.005 = half a percentage point); a larger, significant increase
+	// rolls back.
+	MaxErrorRateIncrease float64         `yaml:"max_error_rate_increase" json:"max_error_rate_increase"`
+	Confidence           float64         `yaml:"confidence" json:"confidence"`
+	Latency              LatencyAnalysis `yaml:"latency" json:"latency"`
+	Burst                BurstAnalysis   `yaml:"burst" json:"burst"`
+	// Samples is the latency reservoir size per version and step.
+	Samples int `yaml:"samples" json:"samples"`
+}
+
+// LatencyAnalysis compares latency distributions (Mann-Whitney U) and the
+// shift of the canary (Hodges-Lehmann), as Kayenta does, plus tail latency.
+type LatencyAnalysis struct {
+	Confidence  float64 `yaml:"confidence" json:"confidence"`
+	MaxIncrease float64 `yaml:"max_increase" json:"max_increase"`
+	MaxP99Ratio float64 `yaml:"max_p99_ratio" json:"max_p99_ratio"`
+}
+
+// BurstAnalysis rolls back at once, without waiting for the step to end,
+// when over the last Window canary requests at least MinErrors failed and
+// the canary's error rate is MinIncrease above live's over its own last
+// Window requests.
+type BurstAnalysis struct {
+	Window      int     `yaml:"window" json:"window"`
+	MinErrors   int     `yaml:"min_errors" json:"min_errors"`
+	MinIncrease float64 `yaml:"min_increase" json:"min_increase"`
+}
+
+// Webhooks let other systems hold or stop a rollout. A 2xx answer lets it
+// go on, 410 Gone aborts it, anything else (or no answer) holds it.
+type Webhooks struct {
+	BeforeStep       string   `yaml:"before_step" json:"before_step,omitempty"`
+	ConfirmPromotion string   `yaml:"confirm_promotion" json:"confirm_promotion,omitempty"`
+	OnRollback       string   `yaml:"on_rollback" json:"on_rollback,omitempty"`
+	Timeout          Duration `yaml:"timeout" json:"timeout"`
+}
+
+// Rollout defaults.
+const (
+	DefaultRolloutInterval      = Duration(10 * time.Second)
+	DefaultMaxDiffRate          = 0.01
+	DefaultMaxShadowErrorRate   = 0.01
+	DefaultMaxErrorRateIncrease = 0.005
+	DefaultConfidence           = 0.98
+	DefaultMaxLatencyIncrease   = 1.2
+	DefaultMaxP99Ratio          = 1.5
+	DefaultBurstWindow          = 100
+	DefaultBurstMinErrors       = 10
+	DefaultBurstMinIncrease     = 0.2
+	DefaultAnalysisSamples      = 2000
+	DefaultWebhookTimeout       = Duration(5 * time.Second)
+)
+
+func (p *parser) validateRollout(c *Config, r *Route, path []any) {
+	ro := r.Rollout
+	ro.Pos = p.pos(path...)
+	if r.Canary == nil {
+		p.errorf(path, "rollout needs a canary on the route (canary: {backend: ...})")
+	}
+	if ro.Start == "" {
+		ro.Start = "manual"
+	}
+	if !oneOf(ro.Start, "manual", "auto") {
+		p.errorf(join(path, "start"), "start %q: use manual or auto", ro.Start)
+	}
+	setDefault(&ro.Interval, DefaultRolloutInterval)
+	if len(ro.Steps) == 0 {
+		p.errorf(path, "rollout needs steps (shadow, canary and a final promote)")
+	}
+	last := 0.0
+	for i, s := range ro.Steps {
+		sp := join(path, "steps", i)
+		if s == nil || countSet(s.Shadow != nil, s.Canary != nil, s.Promote != nil) != 1 {
+			p.errorf(sp, "a step is exactly one of shadow, canary or promote")
+			continue
+		}
+		switch {
+		case s.Shadow != nil:
+			p.shadowStep(r, s.Shadow, join(sp, "shadow"))
+		case s.Canary != nil:
+			w := float64(s.Canary.Weight)
+			if w <= last || w >= 100 {
+				p.errorf(join(sp, "canary", "weight"), "canary weights must rise step by step, above 0 and below 100 (promote sends everyone)")
+			}
+			last = w
+		case s.Promote != nil && i != len(ro.Steps)-1:
+			p.errorf(sp, "promote must be the last step")
+		}
+	}
+	if n := len(ro.Steps); n > 0 && ro.Steps[n-1] != nil && ro.Steps[n-1].Promote == nil {
+		p.errorf(join(path, "steps", n-1), "the last step must be promote: {}")
+	}
+	p.analysisDefaults(&ro.Analysis, join(path, "analysis"))
+	setDefault(&ro.Webhooks.Timeout, DefaultWebhookTimeout)
+	for _, h := range []struct{ name, url string }{{"before_step", ro.Webhooks.BeforeStep},
+		{"confirm_promotion", ro.Webhooks.ConfirmPromotion}, {"on_rollback", ro.Webhooks.OnRollback}} {
+		if h.url != "" && !isHTTPURL(h.url) {
+			p.errorf(join(path, "webhooks", h.name), "webhook %q must be an http or https URL", h.url)
+		}
+	}
+}
+
+func (p *parser) shadowStep(r *Route, s *ShadowStep, path []any) {
+	if r.Compare == nil {
+		p.errorf(path, "a shadow step is judged on comparisons: the route needs compare:")
+	}
+	if s.MaxDiffRate == 0 {
+		s.MaxDiffRate = DefaultMaxDiffRate
+	}
+	if s.MaxErrorRate == 0 {
+		s.MaxErrorRate = DefaultMaxShadowErrorRate
+	}
+}
+
+func (p *parser) analysisDefaults(a *Analysis, path []any) {
+	defaultFloat(&a.MaxErrorRateIncrease, DefaultMaxErrorRateIncrease)
+	defaultFloat(&a.Confidence, DefaultConfidence)
+	defaultFloat(&a.Latency.Confidence, DefaultConfidence)
+	defaultFloat(&a.Latency.MaxIncrease, DefaultMaxLatencyIncrease)
+	defaultFloat(&a.Latency.MaxP99Ratio, DefaultMaxP99Ratio)
+	defaultFloat(&a.Burst.MinIncrease, DefaultBurstMinIncrease)
+	if a.Burst.Window <= 0 {
+		a.Burst.Window = DefaultBurstWindow
+	}
+	if a.Burst.MinErrors <= 0 {
+		a.Burst.MinErrors = DefaultBurstMinErrors
+	}
+	if a.Samples <= 0 {
+		a.Samples = DefaultAnalysisSamples
+	}
+	for _, c := range []struct {
+		name string
+		v    float64
+	}{{"confidence", a.Confidence}, {"latency.confidence", a.Latency.Confidence}} {
+		if c.v <= 0.5 || c.v >= 1 {
+			p.errorf(join(path, c.name), "%s must be between 0.5 and 1 (for example 0.98)", c.name)
+		}
+	}
+	if a.Latency.MaxIncrease < 1 || a.Latency.MaxP99Ratio < 1 {
+		p.errorf(join(path, "latency"), "latency ratios are at least 1 (1.2 allows 20%% slower)")
+	}
+}
+
+func defaultFloat(v *float64, def float64) {
+	if *v == 0 {
+		*v = def
+	}
+}
+
+func countSet(bs ...bool) int {
+	n := 0
+	for _, b := range bs {
+		if b {
+			n++
+		}
+	}
+	return n
+}
+
+func isHTTPURL(s string) bool {
+	return len(s) > 8 && (s[:7] == "http://" || s[:8] == "https://")
+}

@@ -1,0 +1,47 @@
+package rollout
+
+import (
+	"errors"
+	"net/http"
+
+	"github.com/umbragw/umbra/internal/admin"
+)
+
+// Handlers are the admin API endpoints of rollouts.
+func (m *Manager) Handlers() map[string]http.HandlerFunc {
+	return map[string]http.HandlerFunc{
+		"GET /api/v1/rollouts":                    m.handleList,
+		"GET /api/v1/rollouts/{route}":            m.handleGet,
+		"POST /api/v1/rollouts/{route}/{command}": m.handleCommand,
+	}
+}
+
+func (m *Manager) handleList(w http.ResponseWriter, _ *http.Request) {
+	admin.WriteJSON(w, http.StatusOK, map[string]any{"rollouts": m.Statuses()})
+}
+
+func (m *Manager) handleGet(w http.ResponseWriter, r *http.Request) {
+	c, ok := m.Get(r.PathValue("route"))
+	if !ok {
+		admin.WriteError(w, http.StatusNotFound, "not_found", "route "+r.PathValue("route")+" has no rollout plan")
+		return
+	}
+	admin.WriteJSON(w, http.StatusOK, c.Status())
+}
+
+func (m *Manager) handleCommand(w http.ResponseWriter, r *http.Request) {
+	c, ok := m.Get(r.PathValue("route"))
+	if !ok {
+		admin.WriteError(w, http.StatusNotFound, "not_found", "route "+r.PathValue("route")+" has no rollout plan")
+		return
+	}
+	if err := c.Command(r.PathValue("command")); err != nil {
+		status := http.StatusBadRequest
+		if errors.Is(err, errNotAllowed) {
+			status = http.StatusConflict
+		}
+		admin.WriteError(w, status, "rejected", err.Error())
+		return
+	}
+	admin.WriteJSON(w, http.StatusOK, c.Status())
+}

@@ -1,0 +1,333 @@
+// Package rollout moves a route's canary through its rollout plan: a
+// shadow step judged on the comparison results, canary steps at rising
+// weights judged on the gateway's own observations of both versions over
+// the same window, then promotion. Every decision is recorded with the
+// numbers behind it, the state survives restarts in the embedded store, and
+// an error burst rolls back at once.
+package rollout
+
+import (
+	"fmt"
+	"log/slog"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/umbragw/umbra/internal/config"
+	"github.com/umbragw/umbra/internal/split"
+	"github.com/umbragw/umbra/internal/store"
+)
+
+// Phases of a rollout.
+const (
+	Idle       = "idle"
+	Running    = "running"
+	Paused     = "paused"
+	Promoted   = "promoted"
+	RolledBack = "rolled_back"
+	Aborted    = "aborted"
+)
+
+// maxDecisions bounds the decision history kept per route.
+const maxDecisions = 200
+
+// State is a rollout's persisted state.
+type State struct {
+	Route         string     `json:"route"`
+	Phase         string     `json:"phase"`
+	Step          int        `json:"step"` // index into the plan's steps
+	StepKind      string     `json:"step_kind,omitempty"`
+	Weight        float64    `json:"weight"`
+	StartedAt     time.Time  `json:"started_at,omitzero"`
+	StepStartedAt time.Time  `json:"step_started_at,omitzero"`
+	Base          Baseline   `json:"baseline"`
+	Decisions     []Decision `json:"decisions"`
+}
+
+// Baseline holds cumulative counters at the start of a shadow step, so the
+// step is judged on what happened during it.
+type Baseline struct {
+	Compared, ShadowSent, ShadowFailed int64
+}
+
+// Decision is one recorded decision.
+type Decision struct {
+	At     time.Time          `json:"at"`
+	Step   int                `json:"step"`
+	Weight float64            `json:"weight"`
+	Action string             `json:"action"` // start, hold, promote, rollback, pause, resume, abort, complete
+	Reason string             `json:"reason"`
+	Inputs map[string]float64 `json:"inputs,omitempty"`
+}
+
+// Sources give a controller what it judges the shadow step on.
+type Sources interface {
+	// Shadow returns cumulative comparison and shadow counters of a route,
+	// and its worst regressed field.
+	Shadow(route string) ShadowStatus
+}
+
+// Controller runs one route's rollout.
+type Controller struct {
+	route   string
+	store   *store.Store
+	sources Sources
+	hooks   *webhooks
+	metrics *Metrics
+	log     *slog.Logger
+
+	// obs is what the request path needs, published atomically so Observe
+	// never waits for the controller (which may be calling a webhook).
+	obs atomic.Pointer[observer]
+
+	mu    sync.Mutex
+	plan  *config.Rollout
+	split *split.Split
+	state State
+	win   *window
+	kick  chan struct{}
+	stop  chan struct{}
+	done  chan struct{}
+}
+
+func newController(route string, st *store.Store, src Sources, m *Metrics, log *slog.Logger) *Controller {
+	return &Controller{
+		route: route, store: st, sources: src, metrics: m, log: log,
+		state: State{Route: route, Phase: Idle},
+		kick:  make(chan struct{}, 1), stop: make(chan struct{}), done: make(chan struct{}),
+	}
+}
+
+// configure installs a (re)compiled plan and split. The rollout's weight
+// wins over the config's while a rollout is running or finished.
+func (c *Controller) configure(plan *config.Rollout, sp *split.Split) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	newPlan := c.plan == nil
+	c.plan, c.split = plan, sp
+	c.hooks = newWebhooks(&plan.Webhooks)
+	if c.win == nil {
+		c.win = newWindow(plan.Analysis.Samples, plan.Analysis.Burst.Window)
+	}
+	if c.state.Step >= len(plan.Steps) && c.state.Phase == Running {
+		c.state.Step = len(plan.Steps) - 1
+	}
+	if c.state.Phase != Idle {
+		sp.SetWeight(c.state.Weight)
+	} else {
+		c.state.Weight = sp.Weight()
+		if newPlan && plan.Start == "auto" {
+			c.startLocked("started automatically (start: auto)")
+		}
+	}
+	c.metrics.set(c.route, c.state)
+	c.publish()
+}
+
+// observer is the running step's window and split.
+type observer struct {
+	win   *window
+	split *split.Split
+	rule  burstRule
+}
+
+// publish updates what Observe sees; c.mu is held.
+func (c *Controller) publish() {
+	if c.state.Phase != Running || c.win == nil || c.split == nil {
+		c.obs.Store(nil)
+		return
+	}
+	b := c.plan.Analysis.Burst
+	c.obs.Store(&observer{win: c.win, split: c.split, rule: burstRule{b.MinErrors, b.MinIncrease}})
+}
+
+// Observe records one request of the route. It runs on the request path:
+// an atomic load, the window's mutex and a reservoir add. An error burst
+// takes the canary's weight to 0 at once; the controller then records the
+// rollback.
+func (c *Controller) Observe(canary bool, status int, d time.Duration) {
+	o := c.obs.Load()
+	if o == nil {
+		return
+	}
+	if o.win.observe(canary, status >= 500, d, o.rule) {
+		o.split.SetWeight(0) // stop sending users to the canary before anything else
+		select {
+		case c.kick <- struct{}{}:
+		default:
+		}
+	}
+}
+
+// run evaluates the rollout every interval, or at once when kicked.
+func (c *Controller) run() {
+	defer close(c.done)
+	for {
+		c.mu.Lock()
+		interval := c.plan.Interval.D()
+		c.mu.Unlock()
+		t := time.NewTimer(interval)
+		select {
+		case <-c.stop:
+			t.Stop()
+			return
+		case <-c.kick:
+			t.Stop()
+		case <-t.C:
+		}
+		c.evaluate()
+	}
+}
+
+func (c *Controller) close() {
+	close(c.stop)
+	<-c.done
+}
+
+// evaluate makes one decision for a running rollout.
+func (c *Controller) evaluate() {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.state.Phase != Running {
+		return
+	}
+	step := c.plan.Steps[c.state.Step]
+	var r Result
+	switch {
+	case step.Shadow != nil:
+		r = c.shadowResult(step.Shadow)
+	case step.Canary != nil:
+		r = c.canaryResult(step.Canary)
+	default:
+		c.promoteLocked(Result{Pass, "all steps passed", nil})
+		return
+	}
+	switch r.Verdict {
+	case Fail:
+		c.rollbackLocked(r)
+	case Pass:
+		c.advanceLocked(r)
+	default:
+		c.decide("hold", r.Reason, r.Inputs)
+	}
+}
+
+func (c *Controller) shadowResult(step *config.ShadowStep) Result {
+	now := c.sources.Shadow(c.route)
+	b := c.state.Base
+	delta := ShadowStatus{Compared: now.Compared - b.Compared, Sent: now.Sent - b.ShadowSent,
+		Failed: now.Failed - b.ShadowFailed, WorstField: now.WorstField, WorstExcess: now.WorstExcess}
+	return analyzeShadow(delta, time.Since(c.state.StepStartedAt), step)
+}
+
+func (c *Controller) canaryResult(step *config.CanaryStep) Result {
+	counts := c.win.snapshot()
+	b := c.plan.Analysis.Burst
+	if counts.burst {
+		return Result{Fail, fmt.Sprintf("error burst: %.0f%% of the last %d canary requests failed (live %.0f%%)",
+			100*counts.canaryRecentRate, b.Window, 100*counts.liveRecentRate),
+			map[string]float64{"canary_recent_error_rate": counts.canaryRecentRate, "live_recent_error_rate": counts.liveRecentRate}}
+	}
+	return analyzeCanary(counts, step, &c.plan.Analysis)
+}
+
+// advanceLocked moves to the next step after the before_step webhook
+// agrees.
+func (c *Controller) advanceLocked(r Result) {
+	next := c.state.Step + 1
+	if next >= len(c.plan.Steps) || c.plan.Steps[next].Promote != nil {
+		c.promoteLocked(r)
+		return
+	}
+	if ok, why := c.hooks.ask(c.hooks.beforeStep, c.event("before_step", next)); !ok {
+		c.webhookRefused(why, r)
+		return
+	}
+	c.enterStepLocked(next)
+	c.decide("promote", fmt.Sprintf("%s; step %d (%s) at weight %g%%", r.Reason, next+1, c.state.StepKind, c.state.Weight), r.Inputs)
+}
+
+// promoteLocked sends everyone to the canary, once confirm_promotion agrees.
+func (c *Controller) promoteLocked(r Result) {
+	if ok, why := c.hooks.ask(c.hooks.confirmPromotion, c.event("confirm_promotion", len(c.plan.Steps)-1)); !ok {
+		c.webhookRefused(why, r)
+		return
+	}
+	c.state.Step = len(c.plan.Steps) - 1
+	c.state.StepKind = "promote"
+	c.setWeight(100)
+	c.state.Phase = Promoted
+	c.decide("complete", r.Reason+"; the canary now serves everyone (see docs/rollouts.md to make it the live backend)", r.Inputs)
+}
+
+func (c *Controller) webhookRefused(why string, r Result) {
+	if why == "abort" {
+		c.setWeight(0)
+		c.state.Phase = Aborted
+		c.decide("abort", "a webhook answered 410 Gone: rollout stopped", r.Inputs)
+		return
+	}
+	c.decide("hold", "webhook holds the rollout: "+why, r.Inputs)
+}
+
+func (c *Controller) rollbackLocked(r Result) {
+	c.setWeight(0)
+	c.state.Phase = RolledBack
+	c.decide("rollback", r.Reason, r.Inputs)
+	go c.hooks.notify(c.hooks.onRollback, c.event("rollback", c.state.Step))
+}
+
+// enterStepLocked starts step i with a fresh window.
+func (c *Controller) enterStepLocked(i int) {
+	step := c.plan.Steps[i]
+	c.state.Step, c.state.StepKind, c.state.StepStartedAt = i, step.Kind(), time.Now()
+	c.win = newWindow(c.plan.Analysis.Samples, c.plan.Analysis.Burst.Window)
+	switch {
+	case step.Canary != nil:
+		c.setWeight(float64(step.Canary.Weight))
+	case step.Shadow != nil:
+		s := c.sources.Shadow(c.route)
+		c.state.Base = Baseline{Compared: s.Compared, ShadowSent: s.Sent, ShadowFailed: s.Failed}
+		c.setWeight(0)
+	}
+}
+
+func (c *Controller) setWeight(w float64) {
+	c.state.Weight = w
+	c.split.SetWeight(w)
+}
+
+// decide records a decision, persists the state and updates the metrics.
+func (c *Controller) decide(action, reason string, inputs map[string]float64) {
+	d := Decision{At: time.Now(), Step: c.state.Step, Weight: c.state.Weight, Action: action, Reason: reason, Inputs: inputs}
+	last := len(c.state.Decisions) - 1
+	if action == "hold" && last >= 0 && c.state.Decisions[last].Action == "hold" && c.state.Decisions[last].Reason == reason {
+		c.state.Decisions[last] = d // a quiet service must not fill the history with identical holds
+	} else {
+		c.state.Decisions = append(c.state.Decisions, d)
+		if len(c.state.Decisions) > maxDecisions {
+			c.state.Decisions = c.state.Decisions[len(c.state.Decisions)-maxDecisions:]
+		}
+		if action != "hold" {
+			c.log.Info("rollout decision", "route", c.route, "action", action, "step", c.state.Step+1, "weight", c.state.Weight, "reason", reason)
+		}
+	}
+	c.metrics.decided(c.route, action, c.state)
+	c.publish()
+	c.persist()
+}
+
+func (c *Controller) persist() {
+	if c.store == nil {
+		return
+	}
+	st := c.state
+	if err := c.store.Update(func(tx *store.Tx) error { return tx.Put(bucket, c.route, st) }); err != nil {
+		c.log.Error("saving rollout state failed", "route", c.route, "err", err)
+	}
+}
+
+func (c *Controller) event(kind string, step int) map[string]any {
+	return map[string]any{"event": kind, "route": c.route, "step": step + 1,
+		"step_kind": c.plan.Steps[step].Kind(), "weight": c.state.Weight, "phase": c.state.Phase}
+}

@@ -1,0 +1,202 @@
+package rollout
+
+import (
+	"fmt"
+	"log/slog"
+	"sort"
+	"sync"
+	"time"
+
+	"github.com/umbragw/umbra/internal/config"
+	"github.com/umbragw/umbra/internal/split"
+	"github.com/umbragw/umbra/internal/store"
+)
+
+// bucket is the store bucket of rollout states, keyed by route.
+const bucket = "rollouts"
+
+// Manager owns the controllers of every route with a rollout plan.
+type Manager struct {
+	sources Sources
+	metrics *Metrics
+	log     *slog.Logger
+
+	mu    sync.Mutex
+	store *store.Store
+	ctrls map[string]*Controller
+}
+
+// NewManager creates a manager; Attach gives it the store.
+func NewManager(src Sources, m *Metrics, log *slog.Logger) *Manager {
+	return &Manager{sources: src, metrics: m, log: log, ctrls: map[string]*Controller{}}
+}
+
+// Attach sets the store that states are loaded from and saved to.
+func (m *Manager) Attach(st *store.Store) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	m.store = st
+}
+
+// Controller returns the route's controller, creating it (with the state a
+// previous run saved) if needed. The proxy reports requests to it.
+func (m *Manager) Controller(route string) *Controller {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if c := m.ctrls[route]; c != nil {
+		return c
+	}
+	c := newController(route, m.store, m.sources, m.metrics, m.log)
+	if m.store != nil {
+		var st State
+		err := m.store.View(func(tx *store.Tx) error {
+			found, err := tx.Get(bucket, route, &st)
+			if found && err == nil {
+				c.state = st
+			}
+			return err
+		})
+		if err != nil {
+			m.log.Error("loading rollout state failed; starting idle", "route", route, "err", err)
+		}
+	}
+	m.ctrls[route] = c
+	return c
+}
+
+// Plan is one route's rollout as compiled.
+type Plan struct {
+	Rollout *config.Rollout
+	Split   *split.Split
+}
+
+// Configure installs the plans of a new snapshot: controllers of new
+// routes start, changed ones take the new plan, removed ones stop.
+func (m *Manager) Configure(plans map[string]Plan) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	for route, c := range m.ctrls {
+		p, ok := plans[route]
+		if !ok {
+			if c.plan != nil {
+				c.close()
+			}
+			delete(m.ctrls, route)
+			m.metrics.forget(route)
+			continue
+		}
+		started := c.plan != nil
+		c.configure(p.Rollout, p.Split)
+		if !started {
+			go c.run()
+		}
+	}
+}
+
+// Close stops every controller.
+func (m *Manager) Close() {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	for _, c := range m.ctrls {
+		if c.plan != nil {
+			c.close()
+		}
+	}
+	m.ctrls = map[string]*Controller{}
+}
+
+// Status is a rollout as the admin API shows it.
+type Status struct {
+	State
+	Steps []*config.RolloutStep `json:"steps"`
+}
+
+// Statuses lists every rollout.
+func (m *Manager) Statuses() []Status {
+	m.mu.Lock()
+	ctrls := make([]*Controller, 0, len(m.ctrls))
+	for _, c := range m.ctrls {
+		if c.plan != nil {
+			ctrls = append(ctrls, c)
+		}
+	}
+	m.mu.Unlock()
+	out := make([]Status, 0, len(ctrls))
+	for _, c := range ctrls {
+		out = append(out, c.Status())
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].Route < out[j].Route })
+	return out
+}
+
+// Get returns one route's controller, if the route has a rollout plan.
+func (m *Manager) Get(route string) (*Controller, bool) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	c := m.ctrls[route]
+	return c, c != nil && c.plan != nil
+}
+
+// Status is the controller's current state.
+func (c *Controller) Status() Status {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	st := c.state
+	st.Decisions = append([]Decision(nil), c.state.Decisions...)
+	return Status{State: st, Steps: c.plan.Steps}
+}
+
+// Command errors.
+var errNotAllowed = fmt.Errorf("not allowed in this phase")
+
+// Command runs an operator command: start, pause, resume, promote, abort.
+func (c *Controller) Command(cmd string) error {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	p := c.state.Phase
+	switch cmd {
+	case "start":
+		if p == Running || p == Paused {
+			return fmt.Errorf("start: the rollout is already %s: %w", p, errNotAllowed)
+		}
+		c.startLocked("started by operator")
+	case "pause":
+		if p != Running {
+			return fmt.Errorf("pause: the rollout is %s: %w", p, errNotAllowed)
+		}
+		c.state.Phase = Paused
+		c.decide("pause", "paused by operator; the weight stays", nil)
+	case "resume":
+		if p != Paused {
+			return fmt.Errorf("resume: the rollout is %s: %w", p, errNotAllowed)
+		}
+		c.state.Phase = Running
+		c.win = newWindow(c.plan.Analysis.Samples, c.plan.Analysis.Burst.Window)
+		c.decide("resume", "resumed by operator; the step's window starts again", nil)
+	case "promote":
+		if p != Running && p != Paused {
+			return fmt.Errorf("promote: the rollout is %s: %w", p, errNotAllowed)
+		}
+		c.state.Phase = Running
+		c.advanceLocked(Result{Pass, "step passed by operator", nil})
+	case "abort":
+		if p != Running && p != Paused {
+			return fmt.Errorf("abort: the rollout is %s: %w", p, errNotAllowed)
+		}
+		c.setWeight(0)
+		c.state.Phase = Aborted
+		c.decide("abort", "aborted by operator; everyone back on live", nil)
+	default:
+		return fmt.Errorf("unknown command %q (use start, pause, resume, promote or abort)", cmd)
+	}
+	return nil
+}
+
+// startLocked begins the plan at its first step.
+func (c *Controller) startLocked(reason string) {
+	c.state.Phase = Running
+	c.state.StartedAt = time.Now()
+	c.state.Decisions = c.state.Decisions[:0:0]
+	c.enterStepLocked(0)
+	c.decide("start", fmt.Sprintf("%s; step 1 (%s) at weight %g%%", reason, c.state.StepKind, c.state.Weight), nil)
+}
