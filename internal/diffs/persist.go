@@ -48,7 +48,7 @@ func (r *Recorder) load(st *store.Store) error {
 			}
 			k := epKey{e.Route, e.Endpoint}
 			if mem := r.endpoints[k]; mem != nil {
-				e.merge(mem)
+				r.sampleBytes -= e.merge(mem, r.cfg.SamplesPerField)
 			}
 			r.endpoints[k] = e
 			return nil
@@ -69,11 +69,11 @@ func (r *Recorder) load(st *store.Store) error {
 // flush writes the endpoints changed since the last flush in one
 // transaction. Encoding happens under the lock; the write does not.
 func (r *Recorder) flush() error {
-	if r.store == nil {
-		return nil
-	}
+	r.persist.Lock()
+	defer r.persist.Unlock()
 	r.mu.Lock()
-	if len(r.dirty) == 0 {
+	st := r.store
+	if st == nil || len(r.dirty) == 0 {
 		r.mu.Unlock()
 		return nil
 	}
@@ -90,7 +90,7 @@ func (r *Recorder) flush() error {
 	}
 	r.dirty = map[epKey]bool{}
 	r.mu.Unlock()
-	return r.store.Update(func(tx *store.Tx) error {
+	return st.Update(func(tx *store.Tx) error {
 		for k, b := range encoded {
 			if err := tx.Put(bucket, k, json.RawMessage(b)); err != nil {
 				return err

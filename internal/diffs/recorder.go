@@ -19,6 +19,7 @@ const (
 	ResultEqual          = "equal"
 	ResultDifferent      = "different"
 	ResultCandidateError = "candidate_error"
+	ResultLiveError      = "live_error" // the live upstream failed: nothing to compare with
 	ResultTooLarge       = "too_large"
 	ResultQueueFull      = "skipped_queue_full"
 )
@@ -46,7 +47,12 @@ type Recorder struct {
 	wg     sync.WaitGroup
 	done   chan struct{}
 
-	mu          sync.Mutex
+	// persist serialises each store write (flush, Reset, MarkNoise) with
+	// the memory change it stands for, so that a flush encoded before a
+	// reset cannot be written after it. Taken before mu.
+	persist sync.Mutex
+
+	mu          sync.Mutex // guards the fields below and store
 	endpoints   map[epKey]*EndpointStats
 	marks       map[markKey]bool
 	dirty       map[epKey]bool
@@ -69,7 +75,7 @@ func New(cfg config.Comparison, reg prometheus.Registerer, log *slog.Logger) *Re
 		dirty:     map[epKey]bool{},
 		total: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "umbra_compare_total",
-			Help: "Comparisons of shadow answers with live ones by route, endpoint and result (equal, different, candidate_error, too_large, skipped_queue_full).",
+			Help: "Comparisons of shadow answers with live ones by route, endpoint and result (equal, different, candidate_error, live_error, too_large, skipped_queue_full).",
 		}, []string{"route", "endpoint", "result"}),
 	}
 	empty := map[string]*RouteSpec{}
@@ -107,6 +113,12 @@ func (r *Recorder) Submit(ex *shadow.Exchange) {
 	case r.queue <- ex:
 	default:
 		r.total.WithLabelValues(ex.Route, ex.Endpoint, ResultQueueFull).Inc()
+		// Also in the report, so `umbra diff` shows comparisons were dropped.
+		r.mu.Lock()
+		e := r.endpoint(ex.Route, ex.Endpoint)
+		e.Skipped[ResultQueueFull]++
+		r.dirty[epKey{e.Route, e.Endpoint}] = true
+		r.mu.Unlock()
 	}
 }
 
@@ -167,18 +179,28 @@ func (r *Recorder) process(ex *shadow.Exchange) {
 	if len(raw) > 0 {
 		e.Differing++
 	}
+	// Fields past max_fields share one entry ("(other fields)"), which,
+	// like any field, counts an exchange once and keeps one sample of it.
+	touched := make(map[*FieldStats]bool, len(raw))
 	for field, ds := range byField(raw) {
 		f := e.field(field, r.cfg.MaxFields)
-		f.Raw++
 		for _, d := range ds {
 			f.Kinds[d.Kind]++
 		}
-		r.addSample(f, ex, raw)
+		if !touched[f] {
+			touched[f] = true
+			f.Raw++
+			r.addSample(f, ex, ownFirst(field, ds, raw))
+		}
 	}
 	if noiseOK {
 		e.NoiseCompared++
+		clear(touched)
 		for field := range byField(noise) {
-			e.field(field, r.cfg.MaxFields).Noise++
+			if f := e.field(field, r.cfg.MaxFields); !touched[f] {
+				touched[f] = true
+				f.Noise++
+			}
 		}
 	}
 }
@@ -186,6 +208,8 @@ func (r *Recorder) process(ex *shadow.Exchange) {
 func (r *Recorder) diff(spec *RouteSpec, ex *shadow.Exchange) (result string, raw, noise []compare.Difference, noiseOK bool) {
 	cand, sec := ex.Candidate, ex.Secondary
 	switch {
+	case ex.Live.Err != "":
+		return ResultLiveError, nil, nil, false
 	case cand == nil || cand.Err != "":
 		return ResultCandidateError, nil, nil, false
 	case ex.Live.Truncated || cand.Truncated:

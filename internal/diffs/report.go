@@ -3,6 +3,7 @@ package diffs
 import (
 	"encoding/json"
 	"fmt"
+	"maps"
 	"net/http"
 	"sort"
 
@@ -59,7 +60,9 @@ type FieldReport struct {
 	Samples     int              `json:"samples"`
 }
 
-// Report builds the report, optionally for one route.
+// Report builds the report, optionally for one route. It shares no map
+// with the recorder: it is encoded after the lock is released, while
+// workers go on counting.
 func (r *Recorder) Report(route string) Report {
 	specs := *r.routes.Load()
 	r.mu.Lock()
@@ -95,7 +98,7 @@ func (r *Recorder) Report(route string) Report {
 
 func (r *Recorder) endpointReport(e *EndpointStats, th compare.Thresholds) EndpointReport {
 	rep := EndpointReport{Endpoint: e.Endpoint, Compared: e.Compared, Differing: e.Differing,
-		NoiseCompared: e.NoiseCompared, Skipped: e.Skipped, Regressions: []FieldReport{}, Noise: []FieldReport{},
+		NoiseCompared: e.NoiseCompared, Skipped: maps.Clone(e.Skipped), Regressions: []FieldReport{}, Noise: []FieldReport{},
 		Latency: Latency{LiveP50: quantile(e.LiveMs, 0.5), LiveP99: quantile(e.LiveMs, 0.99),
 			CandidateP50: quantile(e.CandidateMs, 0.5), CandidateP99: quantile(e.CandidateMs, 0.99)}}
 	if e.Compared > 0 {
@@ -122,7 +125,7 @@ func (r *Recorder) fieldReports(e *EndpointStats, th compare.Thresholds) []Field
 		raw, noise := counts.Rates()
 		marked := r.marked(e.Route, e.Endpoint, name)
 		out = append(out, FieldReport{Field: name, Raw: f.Raw, Noise: f.Noise, RawRate: raw, NoiseRate: noise,
-			Kinds: f.Kinds, Regression: !marked && th.Regression(counts), MarkedNoise: marked, Samples: len(f.Samples)})
+			Kinds: maps.Clone(f.Kinds), Regression: !marked && th.Regression(counts), MarkedNoise: marked, Samples: len(f.Samples)})
 	}
 	sort.Slice(out, func(i, j int) bool {
 		if out[i].RawRate != out[j].RawRate {
@@ -168,17 +171,20 @@ func (r *Recorder) Samples(route, endpoint, field string) ([]*Sample, bool) {
 // MarkNoise sets or clears an operator's noise mark and persists it at once.
 func (r *Recorder) MarkNoise(route, endpoint, field string, noise bool) error {
 	k := markKey{route, endpoint, field}
+	r.persist.Lock()
+	defer r.persist.Unlock()
 	r.mu.Lock()
 	if noise {
 		r.marks[k] = true
 	} else {
 		delete(r.marks, k)
 	}
+	st := r.store
 	r.mu.Unlock()
-	if r.store == nil {
+	if st == nil {
 		return nil
 	}
-	return r.store.Update(func(tx *store.Tx) error {
+	return st.Update(func(tx *store.Tx) error {
 		if noise {
 			return tx.Put(bucket, markStoreKey(k), true)
 		}
@@ -188,6 +194,8 @@ func (r *Recorder) MarkNoise(route, endpoint, field string, noise bool) error {
 
 // Reset forgets the results (not the noise marks) of one route, or all.
 func (r *Recorder) Reset(route string) (int, error) {
+	r.persist.Lock()
+	defer r.persist.Unlock()
 	r.mu.Lock()
 	n := 0
 	for k, e := range r.endpoints {
@@ -202,15 +210,16 @@ func (r *Recorder) Reset(route string) (int, error) {
 			n++
 		}
 	}
+	st := r.store
 	r.mu.Unlock()
-	if r.store == nil {
+	if st == nil {
 		return n, nil
 	}
 	prefix := "ep/"
 	if route != "" {
 		prefix += route + "\x00"
 	}
-	return n, r.store.Update(func(tx *store.Tx) error {
+	return n, st.Update(func(tx *store.Tx) error {
 		_, err := tx.DeletePrefix(bucket, prefix)
 		return err
 	})

@@ -161,6 +161,26 @@ func sampleResponse(r *shadow.Response) *SampleResponse {
 		Truncated: r.Truncated, LatencyMs: float64(r.Latency.Microseconds()) / 1000}
 }
 
+// ownFirst orders the differences of an exchange for the sample of one
+// field: the field's own first, so that the cap on the differences a
+// sample keeps never hides them, then the others.
+func ownFirst(field string, own, all []compare.Difference) []compare.Difference {
+	if len(all) <= maxSampleDiffs || len(own) == len(all) {
+		return all
+	}
+	out := make([]compare.Difference, 0, maxSampleDiffs)
+	out = append(out, own[:min(len(own), maxSampleDiffs)]...)
+	for _, d := range all {
+		if len(out) == maxSampleDiffs {
+			break
+		}
+		if d.Field != field {
+			out = append(out, d)
+		}
+	}
+	return out
+}
+
 func newSample(ex *shadow.Exchange, diffs []compare.Difference) *Sample {
 	if len(diffs) > maxSampleDiffs {
 		diffs = diffs[:maxSampleDiffs]
@@ -185,9 +205,13 @@ func quantile(xs []float64, q float64) float64 {
 	return s[lo] + (pos-float64(lo))*(s[lo+1]-s[lo])
 }
 
-// merge adds the counters of o (recorded in memory before the store was
-// attached) to e.
-func (e *EndpointStats) merge(o *EndpointStats) {
+// merge adds the counters and samples of o (recorded in memory before the
+// store was attached) to e, keeping at most maxSamples per field, and
+// returns the size of the samples of o it dropped.
+func (e *EndpointStats) merge(o *EndpointStats, maxSamples int) (dropped int64) {
+	if o.LastAt.After(e.LastAt) {
+		e.LastAt = o.LastAt
+	}
 	e.Compared += o.Compared
 	e.Differing += o.Differing
 	e.NoiseCompared += o.NoiseCompared
@@ -205,5 +229,13 @@ func (e *EndpointStats) merge(o *EndpointStats) {
 		for k, v := range of.Kinds {
 			f.Kinds[k] += v
 		}
+		for _, s := range of.Samples {
+			if len(f.Samples) < maxSamples {
+				f.Samples = append(f.Samples, s)
+			} else {
+				dropped += int64(s.size())
+			}
+		}
 	}
+	return dropped
 }

@@ -236,3 +236,8 @@ func methodName(i int) string {
 	}
 	return "OTHER"
 }
+
+// MethodLabel maps a request method to its label value: itself when it is
+// on the allow-list, OTHER otherwise, so invented methods cannot create
+// series.
+func MethodLabel(method string) string { return methodName(methodIndex(method)) }

@@ -60,6 +60,9 @@ func echoRequestID(resp *http.Response) error {
 // could be tried, 504 on timeouts, 502 otherwise, with a short JSON body.
 func (t *Target) upstreamError(w http.ResponseWriter, r *http.Request, err error) {
 	kind := backend.ErrorKind(err)
+	if rec, ok := w.(*recorder); ok && rec.capture != nil {
+		rec.capture.Failed(kind)
+	}
 	if kind == "canceled" && r.Context().Err() == context.Canceled {
 		// The client went away; nobody reads this answer. 499 is nginx's
 		// code for it, and it keeps these out of the 5xx numbers.

@@ -94,6 +94,7 @@ func readCapped(body io.Reader, max int64) ([]byte, bool, error) {
 // LiveCapture records the live answer on its way to the client: status,
 // headers and the first max bytes of the body.
 type LiveCapture struct {
+	failed    string // the live exchange failed upstream: this kind of error
 	max       int64
 	status    int
 	header    http.Header
@@ -126,6 +127,11 @@ func (c *LiveCapture) Write(p []byte) {
 	c.body = append(c.body, p...)
 }
 
+// Failed marks the live answer as umbra's own error page (the live
+// upstream failed), which says nothing about the candidate.
+func (c *LiveCapture) Failed(kind string) { c.failed = kind }
+
 func (c *LiveCapture) response() *Response {
-	return &Response{Status: c.status, Header: c.header, Body: c.body, Truncated: c.truncated, Latency: time.Since(c.start)}
+	return &Response{Status: c.status, Header: c.header, Body: c.body, Truncated: c.truncated,
+		Err: c.failed, Latency: time.Since(c.start)}
 }

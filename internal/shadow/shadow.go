@@ -16,6 +16,7 @@ import (
 
 	"github.com/umbragw/umbra/internal/bucket"
 	"github.com/umbragw/umbra/internal/config"
+	"github.com/umbragw/umbra/internal/metrics"
 )
 
 // Headers set on copies.
@@ -282,7 +283,7 @@ func (p *Pending) attachCompare(r *http.Request, targets []*Target, jobs []*job,
 	if cand == nil {
 		return
 	}
-	ex := &Exchange{Route: p.set.route, Endpoint: r.Method + " " + p.endpoint, Method: r.Method, URI: r.URL.RequestURI(),
+	ex := &Exchange{Route: p.set.route, Endpoint: metrics.MethodLabel(r.Method) + " " + p.endpoint, Method: r.Method, URI: r.URL.RequestURI(),
 		Header: cand.req.Header, Body: body.head(SampleBodyLimit), At: time.Now(), Live: p.live.response()}
 	j := &join{ex: ex, sink: c.Sink}
 	j.parts.Store(1)

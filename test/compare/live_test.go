@@ -1,0 +1,121 @@
+package comparetest
+
+import (
+	"bytes"
+	"fmt"
+	"net/http"
+	"strconv"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/umbragw/umbra/internal/diffs"
+)
+
+// bigItems is a JSON document of n items, heavy enough to keep a
+// comparison worker busy; delta changes every value.
+func bigItems(id string, n, delta int) string {
+	var b strings.Builder
+	b.WriteString(`{"id":"` + id + `","items":[`)
+	for i := 0; i < n; i++ {
+		if i > 0 {
+			b.WriteByte(',')
+		}
+		fmt.Fprintf(&b, `{"n":%d,"v":%d,"name":"item-%d"}`, i, i+delta, i)
+	}
+	b.WriteString("]}")
+	return b.String()
+}
+
+// 12. Live traffic is unaffected by comparison: every client gets v1's
+// body byte for byte, no live answer waits for the candidate, and a full
+// comparison queue drops and counts (skipped_queue_full) instead of
+// waiting. Not parallel: it measures live latency.
+func TestLiveUnaffectedByFullCompareQueue(t *testing.T) {
+	const (
+		v2Delay   = 3 * time.Second
+		burst     = 48
+		maxRounds = 5
+	)
+	// Precomputed: the upstreams and the client spend no CPU building
+	// bodies, so live latency measures the gateway.
+	v1Body, v2Body := []byte(bigItems("x", 2000, 0)), []byte(bigItems("x", 2000, 1))
+	live := func(w http.ResponseWriter, r *http.Request, _ []byte) {
+		w.Header().Set("Content-Type", "application/json")
+		_, _ = w.Write(v1Body)
+	}
+	cand := func(w http.ResponseWriter, r *http.Request, _ []byte) {
+		time.Sleep(v2Delay) // every candidate answer comes long after the live one
+		w.Header().Set("Content-Type", "application/json")
+		_, _ = w.Write(v2Body)
+	}
+	tr := newTrio(t, live, cand)
+	g := start(t, "", "comparison: {workers: 1, queue_size: 1}\n"+tr.expand(`routes:
+  - name: items
+    match: {path: "/v1/items/{id}"}
+    backend: v1
+    shadow: [{backend: v2, percent: 100, max_in_flight: 64, queue_size: 256}]
+    compare: {}
+`))
+	const ep = "GET /v1/items/{id}"
+
+	sent := 0
+	var slowest time.Duration
+	for round := 0; round < maxRounds; round++ {
+		var wg sync.WaitGroup
+		errs := make(chan error, burst)
+		lat := make(chan time.Duration, burst)
+		for i := 0; i < burst; i++ {
+			id := strconv.Itoa(round*burst + i)
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				r, err := g.send("GET", "/v1/items/"+id, nil)
+				switch {
+				case err != nil:
+					errs <- err
+				case r.Status != 200 || !bytes.Equal(r.Body, v1Body):
+					errs <- fmt.Errorf("GET %s: %d, %d bytes: not v1's answer", id, r.Status, len(r.Body))
+				default:
+					lat <- r.Latency
+				}
+			}()
+		}
+		wg.Wait()
+		close(errs)
+		close(lat)
+		for err := range errs {
+			t.Fatal(err)
+		}
+		for l := range lat {
+			slowest = max(slowest, l)
+		}
+		sent += burst
+		// Every exchange ends up counted exactly once: compared, or
+		// skipped because the queue was full.
+		eventually(t, "every exchange of the round counted", func() bool {
+			return g.compareTotal(t, "items", ep, "") == float64(sent)
+		})
+		if g.compareTotal(t, "items", ep, diffs.ResultQueueFull) > 0 {
+			break
+		}
+	}
+	full := g.compareTotal(t, "items", ep, diffs.ResultQueueFull)
+	if full == 0 {
+		t.Fatalf("%d exchanges in bursts of %d never filled a queue of 1 with 1 worker", sent, burst)
+	}
+	if slowest >= v2Delay {
+		t.Errorf("the slowest live answer took %v: live answers waited for the candidate (%v)", slowest, v2Delay)
+	}
+	compared := g.compareTotal(t, "items", ep, diffs.ResultDifferent)
+	if compared+full != float64(sent) || compared == 0 {
+		t.Errorf("of %d exchanges %v compared and %v skipped_queue_full; want all accounted for and some compared", sent, compared, full)
+	}
+	// The report accounts for the drops too, so `umbra diff` shows them.
+	e := g.wait(t, "items", ep, int64(compared+full))
+	if e.Compared != int64(compared) || e.Differing != e.Compared || e.Skipped[diffs.ResultQueueFull] != int64(full) {
+		t.Errorf("report: compared %d differing %d skipped %v, want %v compared and %v skipped_queue_full", e.Compared, e.Differing, e.Skipped, compared, full)
+	}
+	t.Logf("%d live requests, slowest %v; %v compared, %v skipped_queue_full", sent, slowest, compared, full)
+}
