@@ -10,6 +10,7 @@ import (
 
 	"github.com/umbragw/umbra/internal/backend"
 	"github.com/umbragw/umbra/internal/metrics"
+	"github.com/umbragw/umbra/internal/shadow"
 )
 
 // Target is one backend in one role (live, canary) of one route, with its
@@ -41,6 +42,10 @@ func NewTarget(b *backend.Backend, m *metrics.Path, role string, logger *slog.Lo
 // $proxy_add_x_forwarded_for does. ReverseProxy has already removed
 // hop-by-hop headers and the inbound X-Forwarded-* before calling it.
 func rewrite(pr *httputil.ProxyRequest) {
+	// Only umbra marks copies: a client must not be able to make the live
+	// version treat its request as a shadow or run it in a sandbox profile.
+	pr.Out.Header.Del(shadow.HeaderShadow)
+	pr.Out.Header.Del(shadow.HeaderSandbox)
 	if prior, ok := pr.In.Header["X-Forwarded-For"]; ok {
 		pr.Out.Header["X-Forwarded-For"] = prior
 	}

@@ -1,6 +1,8 @@
 package shadow
 
 import (
+	"sync"
+
 	"github.com/prometheus/client_golang/prometheus"
 )
 
@@ -26,14 +28,14 @@ const (
 	OutcomeOK        = "ok"
 	OutcomeStatus5xx = "status_5xx"
 	OutcomeShutdown  = "dropped_shutdown"
-	OutcomeError     = "error_" // + connect, timeout, reset or other
+	OutcomeError     = "error_" // + connect, timeout, reset, other, or canceled (the target closed while sending)
 )
 
 var outcomes = []string{
 	OutcomeNotSampled, OutcomeNoMatch, OutcomeUnsafe, OutcomeBodyTooLarge, OutcomeBodyIncomplete,
 	OutcomeUpgrade, OutcomeCircuitOpen, OutcomeQueueFull, OutcomeQueued, OutcomeSent, OutcomeOK, OutcomeStatus5xx,
 	OutcomeShutdown, OutcomeError + "connect", OutcomeError + "timeout", OutcomeError + "reset",
-	OutcomeError + "other",
+	OutcomeError + "other", OutcomeError + "canceled",
 }
 
 // Metrics are the shadow metrics, registered once per registry.
@@ -42,12 +44,19 @@ type Metrics struct {
 	inFlight *prometheus.GaugeVec
 	queue    *prometheus.GaugeVec
 	breaker  *prometheus.GaugeVec
+
+	// users counts the targets bound to each (route, target) series. A
+	// reload that changes a target binds the new one before the old one is
+	// closed, so both share the series; only the last user deletes them.
+	mu    sync.Mutex
+	users map[[2]string]int
 }
 
 // NewMetrics registers the shadow metrics on reg.
 func NewMetrics(reg prometheus.Registerer) *Metrics {
 	l := []string{"route", "target"}
 	m := &Metrics{
+		users: map[[2]string]int{},
 		requests: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "umbra_shadow_requests_total",
 			Help: "Shadow copies by route, target and outcome (sent, ok, status_5xx, error_*, skipped_*, dropped_*, not_sampled).",
@@ -75,6 +84,9 @@ type bound struct {
 }
 
 func (m *Metrics) bind(route, target string) *bound {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	m.users[[2]string{route, target}]++
 	b := &bound{
 		outcome:  make(map[string]prometheus.Counter, len(outcomes)),
 		inFlight: m.inFlight.WithLabelValues(route, target),
@@ -87,7 +99,15 @@ func (m *Metrics) bind(route, target string) *bound {
 	return b
 }
 
+// forget deletes the series of (route, target) when no other target uses them.
 func (m *Metrics) forget(route, target string) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	k := [2]string{route, target}
+	if m.users[k]--; m.users[k] > 0 {
+		return
+	}
+	delete(m.users, k)
 	l := prometheus.Labels{"route": route, "target": target}
 	m.requests.DeletePartialMatch(l)
 	m.inFlight.DeletePartialMatch(l)

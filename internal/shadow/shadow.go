@@ -314,6 +314,7 @@ func (t *Target) prepare(r *http.Request, body *bodyCopy) *http.Request {
 		h.Del(name)
 	}
 	setForwarded(h, r)
+	h.Del(HeaderSandbox) // only umbra's own mark counts, never the client's
 	h.Set(HeaderShadow, "1")
 	h.Set(HeaderTraceparent, childTraceparent(r.Header.Get(HeaderTraceparent)))
 	if unsafeMethod(r.Method) && t.cfg.Unsafe == "mark" {

@@ -38,6 +38,7 @@ type Target struct {
 	wg      sync.WaitGroup
 	ctx     context.Context // cancelled by Close: in-flight copies stop at once
 	cancel  context.CancelFunc
+	closed  atomic.Bool // set first thing by Close
 
 	log     atomic.Pointer[slog.Logger]
 	access  atomic.Bool
@@ -104,11 +105,20 @@ func (t *Target) SetLog(l *slog.Logger, access bool) {
 
 // Close stops the senders after their current copy, drops what is still
 // queued and forgets the target's metrics. Handlers of an older snapshot
-// may still enqueue afterwards; those copies are never sent.
+// may still enqueue afterwards; those copies are never sent: enqueue sees
+// closed and drops them itself (dropped_shutdown).
 func (t *Target) Close() {
+	t.closed.Store(true)
 	close(t.done)
 	t.cancel()
 	t.wg.Wait()
+	t.drain()
+	t.backend.Close()
+	t.metrics.forget(t.Route, t.Name)
+}
+
+// drain drops every copy still queued.
+func (t *Target) drain() {
 	for {
 		select {
 		case j := <-t.queue:
@@ -117,8 +127,6 @@ func (t *Target) Close() {
 			j.body.release()
 			j.cap.fail(OutcomeShutdown)
 		default:
-			t.backend.Close()
-			t.metrics.forget(t.Route, t.Name)
 			return
 		}
 	}
@@ -132,6 +140,11 @@ func (t *Target) enqueue(j *job) {
 	case t.queue <- j:
 		t.m.queue.Inc()
 		t.count(OutcomeQueued)
+		if t.closed.Load() {
+			// Close began, and may have drained already: nothing will
+			// take this copy off the queue.
+			t.drain()
+		}
 	default:
 		t.count(OutcomeQueueFull)
 		j.body.release()
@@ -185,6 +198,13 @@ func (t *Target) send(j *job) {
 	status, err := t.exchange(req, j.cap, now)
 	elapsed := time.Since(now)
 	t.m.inFlight.Dec()
+	if err != nil && t.ctx.Err() != nil {
+		// Cancelled because the target closed (reload or shutdown): says
+		// nothing about the target's health.
+		t.path.Failed("canceled")
+		t.count(OutcomeError + "canceled")
+		return
+	}
 	ok := err == nil && status < 500
 	t.sent.Add(1)
 	if !ok {
