@@ -10,24 +10,23 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"net/http"
 	"strconv"
 	"strings"
 	"sync"
 	"unicode/utf8"
+	"unsafe"
 
 	"github.com/andybalholm/brotli"
 )
 
 // body compares two bodies: decoded, then as JSON, text or binary.
-func (d *differ) body(live, other *Response) {
-	encA := headerValue(live.Header, "Content-Encoding")
-	encB := headerValue(other.Header, "Content-Encoding")
-	if encA == encB && bytes.Equal(live.Body, other.Body) {
+func (d *differ) body(rawA, rawB []byte, ha, hb *scanned) {
+	encA, encB := ha.encoding, hb.encoding
+	if encA == encB && bytes.Equal(rawA, rawB) {
 		return // the same bytes the same way: nothing to decode
 	}
-	a, errA := d.decode(live.Body, encA)
-	b, errB := d.decode(other.Body, encB)
+	a, errA := d.decode(rawA, encA)
+	b, errB := d.decode(rawB, encB)
 	if errA != nil || errB != nil {
 		kind := KindBodyEncoding
 		if errors.Is(errA, errTooLarge) || errors.Is(errB, errTooLarge) {
@@ -49,21 +48,28 @@ func (d *differ) body(live, other *Response) {
 	case bytes.Equal(a, b):
 		return
 	}
-	// JSON if both parse. The tree of the first body must survive parsing
-	// the second, so each gets its own copy of the text (strings in the
-	// tree are substrings of it) and the scratch stacks are shared.
-	if va, ok := d.p.parse(string(a)); ok {
-		if vb, ok := d.p.parse(string(b)); ok {
+	// JSON if both parse (after a byte order mark, which some servers send).
+	if va, ok := d.p.parse(bytesView(trimBOM(a))); ok {
+		if vb, ok := d.p.parse(bytesView(trimBOM(b))); ok {
 			d.json(&va, &vb)
 			return
 		}
 	}
-	if isText(a, live.Header) && isText(b, other.Header) {
+	if isText(a, ha.contentType) && isText(b, hb.contentType) {
 		d.text(a, b)
 		return
 	}
 	d.add(Difference{Field: FieldBody, Path: FieldBody, Kind: KindBodyBinary,
 		Live: binarySummary(a), Other: binarySummary(b)})
+}
+
+func trimBOM(b []byte) []byte { return bytes.TrimPrefix(b, []byte("\xef\xbb\xbf")) }
+
+// bytesView returns b as a string without copying. b must not change while
+// the string is in use: here, during one Diff (bodies are the caller's and
+// not modified while Diff runs; decoded ones are released after it).
+func bytesView(b []byte) string {
+	return unsafe.String(unsafe.SliceData(b), len(b))
 }
 
 func encodingStatus(enc string, err error) string {
@@ -90,8 +96,7 @@ func binarySummary(b []byte) string {
 
 // isText reports whether a non-JSON body is compared as text: declared
 // text/*, or valid UTF-8.
-func isText(b []byte, h http.Header) bool {
-	ct := headerValue(h, "Content-Type")
+func isText(b []byte, ct string) bool {
 	return len(ct) >= 5 && strings.EqualFold(ct[:5], "text/") || utf8.Valid(b)
 }
 

@@ -207,8 +207,9 @@ func MustNew(o Options) *Comparator {
 
 // Diff compares the live answer with another one (the candidate's or the
 // secondary's) and returns their differences in a stable order: status,
-// headers by name, then the body in document order. It returns nil when
-// they are equal. It never panics on malformed input.
+// headers by name, then the body in document order, with at most
+// MaxInstancesPerField differences per Field. It returns nil when they are
+// equal. It never panics on malformed input.
 func (c *Comparator) Diff(live, other *Response) []Difference {
 	if live == nil {
 		live = &Response{}
@@ -228,10 +229,12 @@ func (c *Comparator) Diff(live, other *Response) []Difference {
 		d.add(Difference{Field: FieldStatus, Path: FieldStatus, Kind: KindStatus,
 			Live: strconv.Itoa(live.Status), Other: strconv.Itoa(other.Status)})
 	}
+	ha := d.scan(live.Header, 0)
+	hb := d.scan(other.Header, 1)
 	if !c.skipHeaders {
-		d.headers(live.Header, other.Header)
+		d.headers(ha.list, hb.list)
 	}
-	d.body(live, other)
+	d.body(live.Body, other.Body, &ha, &hb)
 	return d.out
 }
 
@@ -252,6 +255,7 @@ type differ struct {
 	anyIndex bool // in a multiset: array positions do not count in paths
 	segs     []seg
 	states   []uint64
+	perField map[string]int // differences per field, once there are many
 	p        parser
 	render   []byte
 	hdrs     [2][]header
@@ -274,7 +278,7 @@ func getDiffer(c *Comparator) *differ {
 }
 
 func putDiffer(d *differ) {
-	d.c, d.out = nil, nil
+	d.c, d.out, d.perField = nil, nil, nil
 	d.probe, d.found, d.anyIndex = false, false, false
 	clear(d.segs[:cap(d.segs)])
 	d.segs = d.segs[:0]
@@ -309,12 +313,9 @@ type header struct {
 	value     string
 }
 
-// headers compares two header sets: names case-insensitive, values of a
-// name joined with ", ", ignored names skipped.
-func (d *differ) headers(a, b http.Header) {
-	ha := d.collect(a, d.hdrs[0][:0])
-	hb := d.collect(b, d.hdrs[1][:0])
-	d.hdrs[0], d.hdrs[1] = ha, hb
+// headers compares two header lists from scan: names case-insensitive,
+// values of a name joined with ", ", ignored names skipped.
+func (d *differ) headers(ha, hb []header) {
 	i, j := 0, 0
 	for i < len(ha) || j < len(hb) {
 		switch {
@@ -339,14 +340,31 @@ func (d *differ) addHeader(kind, name, live, other string) {
 	d.add(Difference{Field: f, Path: f, Kind: kind, Live: clipString(live), Other: clipString(other)})
 }
 
-// collect lists the compared headers of h, sorted by canonical name.
-func (d *differ) collect(h http.Header, out []header) []header {
+// scanned is what Diff uses of a response's headers.
+type scanned struct {
+	list        []header // compared headers, sorted by canonical name
+	encoding    string   // Content-Encoding
+	contentType string
+}
+
+// scan reads h once (its names may be spelled in any case): the
+// Content-Encoding and Content-Type, and the compared headers, kept in
+// d.hdrs[side].
+func (d *differ) scan(h http.Header, side int) scanned {
+	var sc scanned
+	out := d.hdrs[side][:0]
 	for key, vals := range h {
 		if len(vals) == 0 {
 			continue
 		}
 		name := textproto.CanonicalMIMEHeaderKey(key)
-		if !d.c.ignoredHdr[name] {
+		switch name {
+		case "Content-Encoding":
+			sc.encoding = joinValues(sc.encoding, vals)
+		case "Content-Type":
+			sc.contentType = joinValues(sc.contentType, vals)
+		}
+		if !d.c.skipHeaders && !d.c.ignoredHdr[name] {
 			out = append(out, header{name: name, key: key, vals: vals})
 		}
 	}
@@ -375,13 +393,24 @@ func (d *differ) collect(h http.Header, out []header) []header {
 			x.value = "(present)"
 		case x.name == "Set-Cookie":
 			x.value = cookieShapes(x.vals)
-		case len(x.vals) == 1:
-			x.value = x.vals[0]
 		default:
-			x.value = strings.Join(x.vals, ", ")
+			x.value = joinValues("", x.vals)
 		}
 	}
-	return out
+	d.hdrs[side] = out
+	sc.list = out
+	return sc
+}
+
+// joinValues appends header values to prev, separated by ", ".
+func joinValues(prev string, vals []string) string {
+	if prev == "" && len(vals) == 1 {
+		return vals[0]
+	}
+	if prev != "" {
+		vals = append([]string{prev}, vals...)
+	}
+	return strings.Join(vals, ", ")
 }
 
 // cookieShapes renders Set-Cookie values without what varies per response:
@@ -430,18 +459,4 @@ func cookieShapes(vals []string) string {
 	}
 	slices.Sort(shapes)
 	return strings.Join(shapes, ", ")
-}
-
-// headerValue returns a header's joined values, whatever the spelling of
-// its name in the map.
-func headerValue(h http.Header, canonical string) string {
-	if vals, ok := h[canonical]; ok {
-		return strings.Join(vals, ", ")
-	}
-	for k, vals := range h {
-		if strings.EqualFold(k, canonical) {
-			return strings.Join(vals, ", ")
-		}
-	}
-	return ""
 }

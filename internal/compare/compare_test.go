@@ -129,6 +129,7 @@ func TestJSONKinds(t *testing.T) {
 		{"escapes equal", `{"s":"\u00e9\/"}`, `{"s":"é/"}`, nil},
 		{"duplicate key last wins", `{"a":1,"a":2}`, `{"a":2}`, nil},
 		{"unicode string", `{"s":"héllo"}`, `{"s":"hello"}`, []string{`value $.s $.s "héllo"|"hello"`}},
+		{"byte order mark", "\ufeff{\"a\":1}", `{"a":2}`, []string{"value $.a $.a 1|2"}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			checkDiff(t, c, jsonResp(tc.live), jsonResp(tc.other), tc.want)
@@ -536,5 +537,74 @@ func TestConcurrentUse(t *testing.T) {
 	}
 	for range 4 {
 		<-done
+	}
+}
+
+// TestResultsDoNotAlias checks that differences own their strings: parsed
+// trees alias the bodies and pooled buffers, which are overwritten here.
+func TestResultsDoNotAlias(t *testing.T) {
+	c := mustNew(t, Options{UnorderedArrays: []string{"$.set"}})
+	liveBody := []byte(`{"name":"alpha","list":["x"],"set":["p","q"],"obj":{"key":"v"},"n":1.5}`)
+	otherBody := []byte(`{"name":"beta","list":["y","z"],"set":["q","r"],"obj":{"yek":"v"},"n":2.5}`)
+	live, other := jsonResp(""), encoded("gzip", gzipBytes(otherBody))
+	live.Body = liveBody
+	ds := c.Diff(live, other)
+	want := brief(ds) // brief builds new strings
+	if len(want) < 6 {
+		t.Fatalf("want several differences, got %q", want)
+	}
+	for i := range liveBody {
+		liveBody[i] = '#'
+	}
+	for range 20 { // reuse the pooled parsers and buffers
+		c.Diff(encoded("gzip", gzipBytes([]byte(`{"name":"#####","list":["#","#"],"set":["#"],"obj":{"###":"#"},"n":9}`))), jsonResp(`{"n":"########"}`))
+	}
+	if got := brief(ds); !slices.Equal(got, want) {
+		t.Errorf("differences changed after their bodies did:\n got  %q\n want %q", got, want)
+	}
+}
+
+func TestInstancesPerFieldBounded(t *testing.T) {
+	c := mustNew(t, Options{})
+	var a, b strings.Builder
+	a.WriteString(`{"l":[`)
+	b.WriteString(`{"l":[`)
+	for i := range 1000 {
+		if i > 0 {
+			a.WriteByte(',')
+			b.WriteByte(',')
+		}
+		fmt.Fprintf(&a, `{"v":%d,"w":%d}`, i, i)
+		fmt.Fprintf(&b, `{"v":%d,"w":%d}`, i+1, i)
+	}
+	a.WriteString(`],"x":1}`)
+	b.WriteString(`],"x":2}`)
+	ds := c.Diff(jsonResp(a.String()), jsonResp(b.String()))
+	if len(ds) != MaxInstancesPerField+1 || ds[0].Path != "$.l[0].v" || ds[len(ds)-1].Field != "$.x" {
+		t.Errorf("got %d differences: %q…", len(ds), brief(ds[:3]))
+	}
+	checkInvariants(t, c, jsonResp(a.String()), jsonResp(b.String()))
+	// A field filled by per-index differences that turn into one order
+	// difference is counted again from zero: later instances still show.
+	var o1, o2 strings.Builder
+	o1.WriteString(`{"o":[`)
+	o2.WriteString(`{"o":[`)
+	for i := range 40 {
+		if i > 0 {
+			o1.WriteByte(',')
+			o2.WriteByte(',')
+		}
+		fmt.Fprintf(&o1, `{"x":[%d,%d]}`, i, i+1)
+		if i == 39 {
+			fmt.Fprintf(&o2, `{"x":[%d,%d]}`, i, i+2) // a real change
+		} else {
+			fmt.Fprintf(&o2, `{"x":[%d,%d]}`, i+1, i) // a reorder
+		}
+	}
+	o1.WriteString(`]}`)
+	o2.WriteString(`]}`)
+	got := brief(c.Diff(jsonResp(o1.String()), jsonResp(o2.String())))
+	if len(got) != MaxInstancesPerField+1 || got[len(got)-1] != "value $.o[*].x[*] $.o[39].x[1] 40|41" {
+		t.Errorf("got %d: %q", len(got), got)
 	}
 }

@@ -79,15 +79,15 @@ func toAny(v *value) any {
 	case kString:
 		return v.str
 	case kArray:
-		out := make([]any, len(v.arr))
-		for i := range v.arr {
-			out[i] = toAny(&v.arr[i])
+		out := make([]any, len(v.list))
+		for i := range v.list {
+			out[i] = toAny(&v.list[i])
 		}
 		return out
 	default:
-		out := make(map[string]any, len(v.obj))
-		for i := range v.obj {
-			out[v.obj[i].key] = toAny(&v.obj[i].val)
+		out := make(map[string]any, v.members())
+		for i := range v.members() {
+			out[v.key(i)] = toAny(v.val(i))
 		}
 		return out
 	}
@@ -147,6 +147,10 @@ func FuzzDiff(f *testing.F) {
 					t.Fatalf("parse(%q) = %#v, encoding/json: %#v", x, got, std)
 				}
 			}
+		}
+		ga, gb := genPair(a)
+		for _, c := range fuzzComparators {
+			checkInvariants(t, c, jsonResp(ga), jsonResp(gb))
 		}
 		ra, rb := jsonResp(string(a)), jsonResp(string(b))
 		for _, c := range fuzzComparators {

@@ -30,18 +30,27 @@ const (
 var kindNames = [...]string{"null", "boolean", "number", "string", "array", "object"}
 
 // value is a JSON value. str holds a string's decoded text, a number's
-// literal or "true"/"false".
+// literal, "true"/"false", or a container's source text (so that two
+// containers written identically are equal without a walk). list holds an array's elements, or an
+// object's keys and values alternately: list[2i] is a key (a string
+// value) and list[2i+1] its value.
+//
+// A tree is valid only during the comparison that parsed it: its strings
+// alias the body bytes (see bytesView) and its containers are reused
+// slabs. Whatever leaves Diff is copied (renderings and paths are built by
+// appending to buffers), which TestResultsDoNotAlias checks.
 type value struct {
 	kind kind
 	str  string
-	arr  []value
-	obj  []member
+	list []value
 }
 
-type member struct {
-	key string
-	val value
-}
+// members returns the number of an object's members.
+func (v *value) members() int { return len(v.list) / 2 }
+
+func (v *value) key(i int) string { return v.list[2*i].str }
+
+func (v *value) val(i int) *value { return &v.list[2*i+1] }
 
 // maxDepth is encoding/json's nesting limit.
 const maxDepth = 10000
@@ -50,17 +59,69 @@ type parser struct {
 	s     string
 	i     int
 	depth int
-	vals  []value  // scratch stack of array elements being parsed
-	mems  []member // scratch stack of object members being parsed
-	hiV   int      // high-water marks of the stacks, to clear them
-	hiM   int
+	vals  []value  // scratch stack of the containers being parsed
+	hiV   int      // high-water mark of vals, to clear it
 	keys  []string // scratch for duplicate detection
+	// Containers are carved from a slab reused from one comparison to the
+	// next, so that a warm parser allocates almost nothing.
+	slab slab[value]
 }
 
-// parse parses s as one JSON document.
+// slab hands out slices of chunks that are kept and reused after reset.
+type slab[T any] struct {
+	chunks [][]T
+	cur    int // chunk in use
+	used   int // elements used in it
+}
+
+const (
+	minChunk = 64
+	maxChunk = 1 << 14
+	// maxKept bounds the elements a slab keeps for reuse.
+	maxKept = 1 << 17
+)
+
+func (s *slab[T]) alloc(n int) []T {
+	for s.cur < len(s.chunks) {
+		c := s.chunks[s.cur]
+		if len(c)-s.used >= n {
+			out := c[s.used : s.used+n : s.used+n]
+			s.used += n
+			return out
+		}
+		s.cur++
+		s.used = 0
+	}
+	size := minChunk
+	if k := len(s.chunks); k > 0 {
+		size = min(2*len(s.chunks[k-1]), maxChunk)
+	}
+	c := make([]T, max(size, n))
+	s.chunks = append(s.chunks, c)
+	s.used = n
+	return c[:n:n]
+}
+
+// reset makes all chunks available again. They are not cleared (that
+// costs more than the rest of a small comparison under GC write
+// barriers): a pooled parser may keep its last bodies reachable until it
+// is reused or the pool is emptied, and keeps no more than maxKept
+// elements of slabs.
+func (s *slab[T]) reset() {
+	kept := 0
+	for _, c := range s.chunks {
+		kept += len(c)
+	}
+	if kept > maxKept {
+		s.chunks = nil
+	}
+	s.cur, s.used = 0, 0
+}
+
+// parse parses s as one JSON document. The tree lives until release.
 func (p *parser) parse(s string) (value, bool) {
 	p.s, p.i, p.depth = s, 0, 0
-	p.vals, p.mems = p.vals[:0], p.mems[:0]
+	p.vals = p.vals[:0]
 	p.ws()
 	v, ok := p.value()
 	if !ok {
@@ -73,8 +134,8 @@ func (p *parser) parse(s string) (value, bool) {
 // release drops references into the last parsed document.
 func (p *parser) release() {
 	clear(p.vals[:p.hiV])
-	clear(p.mems[:p.hiM])
-	p.hiV, p.hiM, p.s = 0, 0, ""
+	p.hiV, p.s = 0, ""
+	p.slab.reset()
 }
 
 func (p *parser) ws() {
@@ -162,6 +223,16 @@ func (p *parser) number() (value, bool) {
 	return value{kind: kNumber, str: s[start:i]}, true
 }
 
+// stringStop marks the bytes that end the fast scan of a string: the
+// closing quote, a backslash, a control character (invalid) and
+// non-ASCII bytes (to check UTF-8).
+var stringStop = func() (t [256]bool) {
+	for c := range 256 {
+		t[c] = c == '"' || c == '\\' || c < 0x20 || c >= utf8.RuneSelf
+	}
+	return t
+}()
+
 // string parses the string at p.s[p.i] == '"' and returns its decoded text.
 func (p *parser) string() (string, bool) {
 	s := p.s
@@ -169,11 +240,13 @@ func (p *parser) string() (string, bool) {
 	start := i
 	escaped, high := false, false
 	for {
+		for i < len(s) && !stringStop[s[i]] {
+			i++
+		}
 		if i >= len(s) {
 			return "", false
 		}
-		c := s[i]
-		switch {
+		switch c := s[i]; {
 		case c == '"':
 			raw := s[start:i]
 			p.i = i + 1
@@ -200,7 +273,7 @@ func (p *parser) string() (string, bool) {
 		case c < 0x20:
 			return "", false
 		default:
-			high = high || c >= utf8.RuneSelf
+			high = true
 			i++
 		}
 	}
@@ -279,6 +352,7 @@ func unquote(raw string) string {
 }
 
 func (p *parser) array() (value, bool) {
+	start := p.i
 	p.i++ // '['
 	if p.depth++; p.depth > maxDepth {
 		return value{}, false
@@ -288,7 +362,7 @@ func (p *parser) array() (value, bool) {
 	if p.i < len(p.s) && p.s[p.i] == ']' {
 		p.i++
 		p.depth--
-		return value{kind: kArray}, true
+		return value{kind: kArray, str: p.s[start:p.i]}, true
 	}
 	for {
 		p.ws()
@@ -311,24 +385,25 @@ func (p *parser) array() (value, bool) {
 		}
 	}
 	p.hiV = max(p.hiV, len(p.vals))
-	arr := make([]value, len(p.vals)-mark)
-	copy(arr, p.vals[mark:])
+	list := p.slab.alloc(len(p.vals) - mark)
+	copy(list, p.vals[mark:])
 	p.vals = p.vals[:mark]
 	p.depth--
-	return value{kind: kArray, arr: arr}, true
+	return value{kind: kArray, str: p.s[start:p.i], list: list}, true
 }
 
 func (p *parser) object() (value, bool) {
+	start := p.i
 	p.i++ // '{'
 	if p.depth++; p.depth > maxDepth {
 		return value{}, false
 	}
-	mark := len(p.mems)
+	mark := len(p.vals)
 	p.ws()
 	if p.i < len(p.s) && p.s[p.i] == '}' {
 		p.i++
 		p.depth--
-		return value{kind: kObject}, true
+		return value{kind: kObject, str: p.s[start:p.i]}, true
 	}
 	for {
 		p.ws()
@@ -349,7 +424,7 @@ func (p *parser) object() (value, bool) {
 		if !ok {
 			return value{}, false
 		}
-		p.mems = append(p.mems, member{key: key, val: v})
+		p.vals = append(p.vals, value{kind: kString, str: key}, v)
 		p.ws()
 		if p.i >= len(p.s) {
 			return value{}, false
@@ -363,38 +438,41 @@ func (p *parser) object() (value, bool) {
 			return value{}, false
 		}
 	}
-	p.hiM = max(p.hiM, len(p.mems))
-	obj := p.dedupe(p.mems[mark:])
-	p.mems = p.mems[:mark]
+	p.hiV = max(p.hiV, len(p.vals))
+	list := p.dedupe(p.vals[mark:])
+	p.vals = p.vals[:mark]
 	p.depth--
-	return value{kind: kObject, obj: obj}, true
+	return value{kind: kObject, str: p.s[start:p.i], list: list}, true
 }
 
-// dedupe copies an object's members out of the scratch stack. A key given
-// twice keeps its first position and its last value, as in encoding/json
-// (and JavaScript).
-func (p *parser) dedupe(ms []member) []member {
-	if !p.hasDuplicates(ms) {
-		return append([]member(nil), ms...)
+// dedupe copies an object's keys and values out of the scratch stack. A
+// key given twice keeps its first position and its last value, as in
+// encoding/json (and JavaScript).
+func (p *parser) dedupe(kv []value) []value {
+	if !p.hasDuplicates(kv) {
+		out := p.slab.alloc(len(kv))
+		copy(out, kv)
+		return out
 	}
-	out := make([]member, 0, len(ms))
-	at := make(map[string]int, len(ms))
-	for _, m := range ms {
-		if i, ok := at[m.key]; ok {
-			out[i].val = m.val
+	out := make([]value, 0, len(kv))
+	at := make(map[string]int, len(kv)/2)
+	for i := 0; i < len(kv); i += 2 {
+		if j, ok := at[kv[i].str]; ok {
+			out[j+1] = kv[i+1]
 			continue
 		}
-		at[m.key] = len(out)
-		out = append(out, m)
+		at[kv[i].str] = len(out)
+		out = append(out, kv[i], kv[i+1])
 	}
 	return out
 }
 
-func (p *parser) hasDuplicates(ms []member) bool {
-	if len(ms) <= 16 {
-		for i := 1; i < len(ms); i++ {
+func (p *parser) hasDuplicates(kv []value) bool {
+	n := len(kv) / 2
+	if n <= 16 {
+		for i := 1; i < n; i++ {
 			for j := 0; j < i; j++ {
-				if ms[i].key == ms[j].key {
+				if kv[2*i].str == kv[2*j].str {
 					return true
 				}
 			}
@@ -402,8 +480,8 @@ func (p *parser) hasDuplicates(ms []member) bool {
 		return false
 	}
 	p.keys = p.keys[:0]
-	for i := range ms {
-		p.keys = append(p.keys, ms[i].key)
+	for i := 0; i < len(kv); i += 2 {
+		p.keys = append(p.keys, kv[i].str)
 	}
 	slices.Sort(p.keys)
 	dup := false

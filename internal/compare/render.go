@@ -78,24 +78,24 @@ func appendValue(b []byte, v *value) []byte {
 		return appendQuoted(b, v.str)
 	case kArray:
 		b = append(b, '[')
-		for i := range v.arr {
+		for i := range v.list {
 			if i > 0 {
 				b = append(b, ',')
 			}
-			if b = appendValue(b, &v.arr[i]); len(b) > renderLimit {
+			if b = appendValue(b, &v.list[i]); len(b) > renderLimit {
 				return b
 			}
 		}
 		return append(b, ']')
 	default:
 		b = append(b, '{')
-		for i := range v.obj {
+		for i := range v.members() {
 			if i > 0 {
 				b = append(b, ',')
 			}
-			b = appendQuoted(b, v.obj[i].key)
+			b = appendQuoted(b, v.key(i))
 			b = append(b, ':')
-			if b = appendValue(b, &v.obj[i].val); len(b) > renderLimit {
+			if b = appendValue(b, v.val(i)); len(b) > renderLimit {
 				return b
 			}
 		}

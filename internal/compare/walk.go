@@ -77,8 +77,13 @@ func (d *differ) walk(a, b *value, lvl int) {
 			d.addValue(KindValue, a, b)
 		}
 	case kObject:
-		d.objects(a.obj, b.obj, lvl)
+		if a.str != b.str { // the same text has no difference
+			d.objects(a, b, lvl)
+		}
 	case kArray:
+		if a.str == b.str {
+			return
+		}
 		if d.unorderedAt(lvl) {
 			d.multiset(a, b, lvl)
 		} else {
@@ -89,18 +94,19 @@ func (d *differ) walk(a, b *value, lvl int) {
 
 // objects compares members by key: a key only in live is missing, one
 // only in the other answer is extra.
-func (d *differ) objects(ao, bo []member, lvl int) {
-	if len(ao) == len(bo) {
+func (d *differ) objects(a, b *value, lvl int) {
+	na, nb := a.members(), b.members()
+	if na == nb {
 		same := true
-		for i := range ao {
-			if ao[i].key != bo[i].key {
+		for i := range na {
+			if a.key(i) != b.key(i) {
 				same = false
 				break
 			}
 		}
 		if same { // the usual case: the same keys in the same order
-			for i := range ao {
-				d.member(&ao[i].val, &bo[i].val, ao[i].key, lvl)
+			for i := range na {
+				d.member(a.val(i), b.val(i), a.key(i), lvl)
 				if d.found {
 					return
 				}
@@ -108,39 +114,39 @@ func (d *differ) objects(ao, bo []member, lvl int) {
 			return
 		}
 	}
-	matched := make([]bool, len(bo))
+	matched := make([]bool, nb)
 	var index map[string]int
-	if len(bo) > 32 {
-		index = make(map[string]int, len(bo))
-		for j := range bo {
-			index[bo[j].key] = j
+	if nb > 32 {
+		index = make(map[string]int, nb)
+		for j := range nb {
+			index[b.key(j)] = j
 		}
 	}
 	hint := 0
-	for i := range ao {
-		key := ao[i].key
+	for i := range na {
+		key := a.key(i)
 		j := -1
 		if index != nil {
 			if k, ok := index[key]; ok {
 				j = k
 			}
 		} else {
-			j = findKey(bo, key, hint)
+			j = findKey(b, key, hint)
 		}
 		if j < 0 {
-			d.member(&ao[i].val, nil, key, lvl)
+			d.member(a.val(i), nil, key, lvl)
 		} else {
 			matched[j] = true
 			hint = j + 1
-			d.member(&ao[i].val, &bo[j].val, key, lvl)
+			d.member(a.val(i), b.val(j), key, lvl)
 		}
 		if d.found {
 			return
 		}
 	}
-	for j := range bo {
+	for j := range nb {
 		if !matched[j] {
-			d.member(nil, &bo[j].val, bo[j].key, lvl)
+			d.member(nil, b.val(j), b.key(j), lvl)
 			if d.found {
 				return
 			}
@@ -148,12 +154,13 @@ func (d *differ) objects(ao, bo []member, lvl int) {
 	}
 }
 
-// findKey finds key in ms, looking from hint first (keys tend to keep
-// their order), or returns -1.
-func findKey(ms []member, key string, hint int) int {
-	for k := range ms {
-		j := (hint + k) % len(ms)
-		if ms[j].key == key {
+// findKey finds key in object o, looking from member hint first (keys
+// tend to keep their order), or returns -1.
+func findKey(o *value, key string, hint int) int {
+	n := o.members()
+	for k := range n {
+		j := (hint + k) % n
+		if o.key(j) == key {
 			return j
 		}
 	}
@@ -180,7 +187,7 @@ func (d *differ) member(a, b *value, key string, lvl int) {
 // elements are the same but in another order, the per-index differences
 // are replaced by one order difference.
 func (d *differ) ordered(a, b *value, lvl int) {
-	aa, ba := a.arr, b.arr
+	aa, ba := a.list, b.list
 	start, first := len(d.out), -1
 	for i := range min(len(aa), len(ba)) {
 		n := len(d.out)
@@ -201,8 +208,7 @@ func (d *differ) ordered(a, b *value, lvl int) {
 	}
 	if first >= 0 && d.maybePermutation(aa, ba, first, lvl) {
 		if la, lb := d.match(aa, ba, lvl); len(la) == 0 && len(lb) == 0 {
-			clear(d.out[start:])
-			d.out = d.out[:start]
+			d.truncate(start)
 			d.addValue(KindOrder, a, b)
 		}
 	}
@@ -229,7 +235,7 @@ func (d *differ) maybePermutation(aa, ba []value, i, lvl int) bool {
 // are one array_length difference; unpaired elements are value differences
 // at [*], pairing the unpaired elements of each side in order.
 func (d *differ) multiset(a, b *value, lvl int) {
-	aa, ba := a.arr, b.arr
+	aa, ba := a.list, b.list
 	la, lb := d.match(aa, ba, lvl)
 	if len(la) == 0 && len(lb) == 0 {
 		return
@@ -414,13 +420,13 @@ func (d *differ) hash(v *value, lvl int) uint64 {
 	case kNumber:
 		return mix(5 ^ d.c.numberHash(v.str))
 	case kArray:
-		h := mix(6 + uint64(len(v.arr)))
+		h := mix(6 + uint64(len(v.list)))
 		unordered := d.unorderedAt(lvl)
 		if d.child(lvl, seg{idx: anyIndex}) {
 			return h
 		}
-		for i := range v.arr {
-			eh := d.hash(&v.arr[i], lvl+1)
+		for i := range v.list {
+			eh := d.hash(&v.list[i], lvl+1)
 			if unordered {
 				h += mix(eh)
 			} else {
@@ -430,12 +436,12 @@ func (d *differ) hash(v *value, lvl int) uint64 {
 		return h
 	default:
 		h := mix(7)
-		for i := range v.obj {
-			m := &v.obj[i]
-			if d.child(lvl, seg{key: m.key, idx: keySeg}) {
+		for i := range v.members() {
+			key := v.key(i)
+			if d.child(lvl, seg{key: key, idx: keySeg}) {
 				continue
 			}
-			h += mix(maphash.String(d.c.seed, m.key) ^ mix(d.hash(&m.val, lvl+1)+8))
+			h += mix(maphash.String(d.c.seed, key) ^ mix(d.hash(v.val(i), lvl+1)+8))
 		}
 		return h
 	}
@@ -495,15 +501,54 @@ func bigInteger(s string) bool {
 	return len(s) > len(max) || len(s) == len(max) && s > max
 }
 
+// MaxInstancesPerField bounds the differences Diff returns for one Field
+// (an array of thousands of shifted elements would otherwise return
+// thousands). Counting is per field and request, so nothing is lost; the
+// first instances are kept as samples.
+const MaxInstancesPerField = 16
+
+// admit renders the current location's field and reports whether another
+// difference may be reported for it.
+func (d *differ) admit() (string, bool) {
+	d.render = appendPath(d.render[:0], d.segs, true)
+	if d.perField == nil && len(d.out) < MaxInstancesPerField {
+		return string(d.render), true // no field can be full yet
+	}
+	if d.perField == nil {
+		d.perField = make(map[string]int)
+		for i := range d.out {
+			d.perField[d.out[i].Field]++
+		}
+	}
+	if d.perField[string(d.render)] >= MaxInstancesPerField {
+		return "", false
+	}
+	field := string(d.render)
+	d.perField[field]++
+	return field, true
+}
+
+// truncate drops the differences from start on.
+func (d *differ) truncate(start int) {
+	if d.perField != nil {
+		for i := start; i < len(d.out); i++ {
+			d.perField[d.out[i].Field]--
+		}
+	}
+	clear(d.out[start:])
+	d.out = d.out[:start]
+}
+
 func (d *differ) addValue(kind string, a, b *value) {
 	if d.probe {
 		d.found = true
 		return
 	}
-	var x Difference
-	x.Kind = kind
-	d.render = appendPath(d.render[:0], d.segs, true)
-	x.Field = string(d.render)
+	field, ok := d.admit()
+	if !ok {
+		return
+	}
+	x := Difference{Field: field, Kind: kind}
 	d.render = appendPath(d.render[:0], d.segs, false)
 	x.Path = string(d.render)
 	if a != nil {
@@ -522,8 +567,10 @@ func (d *differ) addLength(la, lb int) {
 		d.found = true
 		return
 	}
-	d.render = appendPath(d.render[:0], d.segs, true)
-	field := string(d.render)
+	field, ok := d.admit()
+	if !ok {
+		return
+	}
 	d.render = appendPath(d.render[:0], d.segs, false)
 	d.out = append(d.out, Difference{Field: field, Path: string(d.render), Kind: KindArrayLength,
 		Live: "length " + strconv.Itoa(la), Other: "length " + strconv.Itoa(lb)})
