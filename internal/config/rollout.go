@@ -103,11 +103,14 @@ const (
 	DefaultConfidence           = 0.98
 	DefaultMaxLatencyIncrease   = 1.2
 	DefaultMaxP99Ratio          = 1.5
-	DefaultBurstWindow          = 100
-	DefaultBurstMinErrors       = 10
-	DefaultBurstMinIncrease     = 0.2
-	DefaultAnalysisSamples      = 2000
-	DefaultWebhookTimeout       = Duration(5 * time.Second)
+	// A burst needs min_errors failures among the canary's last window
+	// requests and a recent rate min_increase above live's: with 20 and
+	// 0.2, five straight failures decide.
+	DefaultBurstWindow      = 20
+	DefaultBurstMinErrors   = 5
+	DefaultBurstMinIncrease = 0.2
+	DefaultAnalysisSamples  = 2000
+	DefaultWebhookTimeout   = Duration(5 * time.Second)
 )
 
 func (p *parser) validateRollout(c *Config, r *Route, path []any) {

@@ -36,6 +36,21 @@ func (d *Duration) UnmarshalYAML(n *yaml.Node) error {
 // MarshalJSON renders the duration as in the file ("5s").
 func (d Duration) MarshalJSON() ([]byte, error) { return json.Marshal(time.Duration(d).String()) }
 
+// UnmarshalJSON reads what MarshalJSON writes, so that clients of the
+// admin API (`umbra rollout`, which decodes rollout plans) can read it back.
+func (d *Duration) UnmarshalJSON(b []byte) error {
+	var s string
+	if err := json.Unmarshal(b, &s); err != nil {
+		return fmt.Errorf("duration: want a string such as \"5s\": %w", err)
+	}
+	v, err := time.ParseDuration(s)
+	if err != nil {
+		return fmt.Errorf("duration: %w", err)
+	}
+	*d = Duration(v)
+	return nil
+}
+
 // ByteSize is a size written as a number of bytes or with a unit:
 // 512, 64KiB, 1MiB, 1GiB, 10KB, 1MB (KB/MB are decimal, KiB/MiB binary).
 type ByteSize int64

@@ -42,8 +42,12 @@ func (g *Gateway) Apply(cfg *config.Config) error {
 		return err
 	}
 	g.diffs.Configure(c.compares)
-	g.handler.Swap(c.snap)
+	// Rollouts before the swap: a running rollout puts its weight on the
+	// new splits before they serve, or the config's canary.weight would
+	// move callers until the controller (maybe waiting for a webhook) is
+	// configured.
 	g.rollouts.Configure(c.plans)
+	g.handler.Swap(c.snap)
 	g.retire(c)
 	g.metrics.Reloaded(true, len(cfg.Routes))
 	warnRestartOnly(old.Config, cfg, c.snap.Log)

@@ -222,13 +222,30 @@ func (c *Controller) shadowResult(step *config.ShadowStep) Result {
 
 func (c *Controller) canaryResult(step *config.CanaryStep) Result {
 	counts := c.win.snapshot()
-	b := c.plan.Analysis.Burst
 	if counts.burst {
-		return Result{Fail, fmt.Sprintf("error burst: %.0f%% of the last %d canary requests failed (live %.0f%%)",
-			100*counts.canaryRecentRate, b.Window, 100*counts.liveRecentRate),
-			map[string]float64{"canary_recent_error_rate": counts.canaryRecentRate, "live_recent_error_rate": counts.liveRecentRate}}
+		return c.burstResult(counts)
 	}
+	// min_duration runs from when the step began, across restarts and
+	// resumes (docs/rollouts.md, "State and restarts"); the window, which
+	// starts again then, only bounds what is counted.
+	counts.elapsed = time.Since(c.state.StepStartedAt)
 	return analyzeCanary(counts, step, &c.plan.Analysis)
+}
+
+func (c *Controller) burstResult(counts counts) Result {
+	return Result{Fail, fmt.Sprintf("error burst: %.0f%% of the last %d canary requests failed (live %.0f%%)",
+		100*counts.canaryRecentRate, c.plan.Analysis.Burst.Window, 100*counts.liveRecentRate),
+		map[string]float64{"canary_recent_error_rate": counts.canaryRecentRate, "live_recent_error_rate": counts.liveRecentRate}}
+}
+
+// burstBeforeLeaving seals a canary step's window as the rollout leaves
+// the step and reports a burst that happened since the step was judged
+// (for example while a webhook was asked): it must roll back, not be lost.
+func (c *Controller) burstBeforeLeaving() (Result, bool) {
+	if c.plan.Steps[c.state.Step].Canary == nil || !c.win.seal() {
+		return Result{}, false
+	}
+	return c.burstResult(c.win.snapshot()), true
 }
 
 // advanceLocked moves to the next step after the before_step webhook
@@ -243,6 +260,10 @@ func (c *Controller) advanceLocked(r Result) {
 		c.webhookRefused(why, r)
 		return
 	}
+	if br, burst := c.burstBeforeLeaving(); burst {
+		c.rollbackLocked(br)
+		return
+	}
 	c.enterStepLocked(next)
 	c.decide("promote", fmt.Sprintf("%s; step %d (%s) at weight %g%%", r.Reason, next+1, c.state.StepKind, c.state.Weight), r.Inputs)
 }
@@ -251,6 +272,10 @@ func (c *Controller) advanceLocked(r Result) {
 func (c *Controller) promoteLocked(r Result) {
 	if ok, why := c.hooks.ask(c.hooks.confirmPromotion, c.event("confirm_promotion", len(c.plan.Steps)-1)); !ok {
 		c.webhookRefused(why, r)
+		return
+	}
+	if br, burst := c.burstBeforeLeaving(); burst {
+		c.rollbackLocked(br)
 		return
 	}
 	c.state.Step = len(c.plan.Steps) - 1
@@ -301,8 +326,10 @@ func (c *Controller) setWeight(w float64) {
 func (c *Controller) decide(action, reason string, inputs map[string]float64) {
 	d := Decision{At: time.Now(), Step: c.state.Step, Weight: c.state.Weight, Action: action, Reason: reason, Inputs: inputs}
 	last := len(c.state.Decisions) - 1
-	if action == "hold" && last >= 0 && c.state.Decisions[last].Action == "hold" && c.state.Decisions[last].Reason == reason {
-		c.state.Decisions[last] = d // a quiet service must not fill the history with identical holds
+	if action == "hold" && last >= 0 && c.state.Decisions[last].Action == "hold" && c.state.Decisions[last].Step == d.Step {
+		// Holds within one step replace each other: a service with trickling
+		// traffic must not push the start and promote decisions out.
+		c.state.Decisions[last] = d
 	} else {
 		c.state.Decisions = append(c.state.Decisions, d)
 		if len(c.state.Decisions) > maxDecisions {

@@ -16,6 +16,7 @@ type window struct {
 	canary  side
 	started time.Time
 	burst   bool // the canary's recent errors formed a burst
+	sealed  bool // the step is being left: no burst is reported any more
 }
 
 type side struct {
@@ -71,7 +72,7 @@ func (w *window) observe(canary, failed bool, d time.Duration, b burstRule) (bur
 		return false
 	}
 	w.canary.add(failed, d)
-	if failed && !w.burst && w.canary.recentErr >= b.minErrors &&
+	if failed && !w.burst && !w.sealed && w.canary.recentErr >= b.minErrors &&
 		w.canary.recentRate()-w.live.recentRate() > b.minIncrease {
 		w.burst = true
 		return true
@@ -82,6 +83,16 @@ func (w *window) observe(canary, failed bool, d time.Duration, b burstRule) (bur
 type burstRule struct {
 	minErrors   int
 	minIncrease float64
+}
+
+// seal ends the window's step: from now on observe reports no burst (the
+// next step's window judges what follows). It returns whether a burst was
+// reported before, which the controller must act on instead of moving on.
+func (w *window) seal() (burst bool) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	w.sealed = true
+	return w.burst
 }
 
 // counts is a consistent copy of a window's numbers for the analysis.

@@ -1,0 +1,576 @@
+package rollouttest
+
+import (
+	"bufio"
+	"bytes"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/umbragw/umbra/internal/config"
+	"github.com/umbragw/umbra/internal/gateway"
+	"github.com/umbragw/umbra/internal/rollout"
+)
+
+// waitFor bounds every poll: generous for two shared cores under -race,
+// never reached when things work.
+const waitFor = 30 * time.Second
+
+// servedBy is the header the test backends name themselves in.
+const servedBy = "X-Served-By"
+
+// header is the top of every test config: ephemeral loopback ports, no
+// access log (tests send thousands of requests and read no log line) and a
+// short shutdown grace.
+func header(dataDir string) string {
+	return "listen: 127.0.0.1:0\n" +
+		"admin: {listen: 127.0.0.1:0}\n" +
+		"data_dir: " + strconv.Quote(dataDir) + "\n" +
+		"log: {level: info, access: false}\n" +
+		"server: {shutdown_grace: 10s}\n" // above net/http's 5 s for fresh connections
+}
+
+// backend is a test upstream. Every answer carries X-Served-By with its
+// name and the same JSON body whatever the version (so comparisons find
+// no difference); the test sets its delay and failure pattern at any time.
+type backend struct {
+	*httptest.Server
+	name      string
+	delay     atomic.Int64 // nanoseconds each answer waits
+	jitter    atomic.Int64 // up to this many nanoseconds more, deterministic per request
+	failEvery atomic.Int64 // 0: never; n: every n-th request answers 500
+	hits      atomic.Int64
+	fails     atomic.Int64 // 500s answered
+	firstFail atomic.Int64 // unix nanos of the first 500
+}
+
+func newBackend(t *testing.T, name string) *backend {
+	t.Helper()
+	b := &backend{name: name}
+	b.Server = httptest.NewServer(http.HandlerFunc(b.serve))
+	t.Cleanup(b.Close)
+	return b
+}
+
+func (b *backend) serve(w http.ResponseWriter, r *http.Request) {
+	n := b.hits.Add(1)
+	if d := b.delay.Load(); d > 0 {
+		if j := b.jitter.Load(); j > 0 {
+			d += (n * 7919 % 101) * j / 100
+		}
+		time.Sleep(time.Duration(d))
+	}
+	w.Header().Set(servedBy, b.name)
+	w.Header().Set("Content-Type", "application/json")
+	if every := b.failEvery.Load(); every > 0 && n%every == 0 {
+		b.firstFail.CompareAndSwap(0, time.Now().UnixNano())
+		b.fails.Add(1)
+		w.WriteHeader(http.StatusInternalServerError)
+		_, _ = io.WriteString(w, `{"error":"boom"}`)
+		return
+	}
+	fmt.Fprintf(w, `{"user":%q,"path":%q,"ok":true}`, r.Header.Get("X-User-ID"), r.URL.Path)
+}
+
+// failAll makes every later answer a 500 (counting from the next request).
+func (b *backend) failAll() { b.failEvery.Store(1) }
+
+// gw is a started gateway.
+type gw struct {
+	*gateway.Gateway
+	URL      string
+	AdminURL string
+	Path     string // the config file
+	Log      *syncBuffer
+	shutOnce sync.Once
+	shutErr  error
+}
+
+// writeConfig writes a config file in a new temp dir and returns its path
+// and the data_dir to name in it.
+func configDir(t *testing.T) (dir, dataDir string) {
+	t.Helper()
+	dir = t.TempDir()
+	return dir, filepath.Join(dir, "data")
+}
+
+// startGW writes yaml (which starts with header(...)) to dir/umbra.yaml and
+// starts a gateway on it.
+func startGW(t *testing.T, dir, yaml string) *gw {
+	t.Helper()
+	path := filepath.Join(dir, "umbra.yaml")
+	if err := os.WriteFile(path, []byte(yaml), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	return startFile(t, path)
+}
+
+// startFile starts a gateway on an existing config file (a restart).
+func startFile(t *testing.T, path string) *gw {
+	t.Helper()
+	cfg, err := config.Load(path)
+	if err != nil {
+		data, _ := os.ReadFile(path)
+		t.Fatalf("config.Load:\n%v\n--- config ---\n%s", err, data)
+	}
+	logs := &syncBuffer{}
+	g, err := gateway.New(cfg, gateway.Options{Version: "rollouttest", LogOutput: logs})
+	if err != nil {
+		t.Fatalf("gateway.New: %v", err)
+	}
+	if err := g.Start(); err != nil {
+		t.Fatalf("Start: %v", err)
+	}
+	w := &gw{Gateway: g, URL: "http://" + g.Addr(), AdminURL: "http://" + g.AdminAddr(), Path: path, Log: logs}
+	t.Cleanup(func() {
+		_ = w.shutdown()
+		if t.Failed() {
+			t.Logf("gateway log (last lines):\n%s", tail(logs.String(), 30))
+		}
+	})
+	return w
+}
+
+func (g *gw) shutdown() error {
+	g.shutOnce.Do(func() { g.shutErr = g.Shutdown() })
+	return g.shutErr
+}
+
+func tail(s string, n int) string {
+	lines := strings.Split(strings.TrimRight(s, "\n"), "\n")
+	if len(lines) > n {
+		lines = append([]string{"..."}, lines[len(lines)-n:]...)
+	}
+	return strings.Join(lines, "\n")
+}
+
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
+}
+
+// newClient returns a client with its own pool, closed at cleanup.
+func newClient(t *testing.T) *http.Client {
+	t.Helper()
+	tr := &http.Transport{MaxIdleConnsPerHost: 64, DisableCompression: true}
+	t.Cleanup(tr.CloseIdleConnections)
+	return &http.Client{Transport: tr, Timeout: waitFor}
+}
+
+// get sends one request as user and returns the status and who served it.
+func get(c *http.Client, url, user string, hdr ...string) (status int, by string, err error) {
+	req, err := http.NewRequest(http.MethodGet, url, nil)
+	if err != nil {
+		return 0, "", err
+	}
+	if user != "" {
+		req.Header.Set("X-User-ID", user)
+	}
+	for i := 0; i+1 < len(hdr); i += 2 {
+		req.Header.Set(hdr[i], hdr[i+1])
+	}
+	resp, err := c.Do(req)
+	if err != nil {
+		return 0, "", err
+	}
+	_, _ = io.Copy(io.Discard, resp.Body)
+	resp.Body.Close()
+	return resp.StatusCode, resp.Header.Get(servedBy), nil
+}
+
+// assign sends one request per user, with workers in parallel, and returns
+// who served each user.
+func assign(t *testing.T, c *http.Client, url string, users []string, workers int) map[string]string {
+	t.Helper()
+	out := make([]string, len(users))
+	var next atomic.Int64
+	var wg sync.WaitGroup
+	var firstErr atomic.Value
+	for range workers {
+		wg.Go(func() {
+			for {
+				i := int(next.Add(1)) - 1
+				if i >= len(users) {
+					return
+				}
+				_, by, err := get(c, url, users[i])
+				if err != nil {
+					firstErr.CompareAndSwap(nil, err)
+					return
+				}
+				out[i] = by
+			}
+		})
+	}
+	wg.Wait()
+	if err, _ := firstErr.Load().(error); err != nil {
+		t.Fatalf("request: %v", err)
+	}
+	m := make(map[string]string, len(users))
+	for i, u := range users {
+		m[u] = out[i]
+	}
+	return m
+}
+
+// assignHandler is assign through the gateway's handler, called in
+// process: the route's split and proxy run as for a request from the
+// listener, and the backends are reached over HTTP.
+func assignHandler(t *testing.T, g *gw, path string, users []string, workers int) map[string]string {
+	t.Helper()
+	h := g.Handler()
+	out := make([]string, len(users))
+	codes := make([]int, len(users))
+	var next atomic.Int64
+	var wg sync.WaitGroup
+	for range workers {
+		wg.Go(func() {
+			for {
+				i := int(next.Add(1)) - 1
+				if i >= len(users) {
+					return
+				}
+				req := httptest.NewRequest(http.MethodGet, path, nil)
+				req.Header.Set("X-User-ID", users[i])
+				rec := httptest.NewRecorder()
+				h.ServeHTTP(rec, req)
+				out[i], codes[i] = rec.Header().Get(servedBy), rec.Code
+			}
+		})
+	}
+	wg.Wait()
+	m := make(map[string]string, len(users))
+	for i, u := range users {
+		if codes[i] != http.StatusOK {
+			t.Fatalf("%s: status %d", u, codes[i])
+		}
+		m[u] = out[i]
+	}
+	return m
+}
+
+func users(prefix string, n int) []string {
+	out := make([]string, n)
+	for i := range out {
+		out[i] = prefix + strconv.Itoa(i)
+	}
+	return out
+}
+
+// traffic sends requests from many distinct users until stopped.
+type traffic struct {
+	stop    chan struct{}
+	wg      sync.WaitGroup
+	once    sync.Once
+	sent    atomic.Int64
+	errs    atomic.Int64
+	byName  sync.Map // backend name -> *atomic.Int64
+	lastErr atomic.Value
+}
+
+// startTraffic runs workers sending GET url as users prefix-0 ...
+// prefix-(pool-1), round robin. It stops at cleanup at the latest.
+func startTraffic(t *testing.T, url, prefix string, workers, pool int) *traffic {
+	t.Helper()
+	c := newClient(t)
+	tr := &traffic{stop: make(chan struct{})}
+	var seq atomic.Int64
+	for range workers {
+		tr.wg.Go(func() {
+			for {
+				select {
+				case <-tr.stop:
+					return
+				default:
+				}
+				i := seq.Add(1)
+				_, by, err := get(c, url, prefix+strconv.FormatInt(i%int64(pool), 10))
+				if err != nil {
+					tr.errs.Add(1)
+					tr.lastErr.Store(err)
+					select { // the gateway may be shutting down; do not spin
+					case <-tr.stop:
+						return
+					case <-time.After(10 * time.Millisecond):
+					}
+					continue
+				}
+				tr.sent.Add(1)
+				v, _ := tr.byName.LoadOrStore(by, new(atomic.Int64))
+				v.(*atomic.Int64).Add(1)
+			}
+		})
+	}
+	t.Cleanup(tr.Stop)
+	return tr
+}
+
+// Stop ends the traffic and waits for the workers.
+func (tr *traffic) Stop() {
+	tr.once.Do(func() { close(tr.stop) })
+	tr.wg.Wait()
+}
+
+func (tr *traffic) served(name string) int64 {
+	if v, ok := tr.byName.Load(name); ok {
+		return v.(*atomic.Int64).Load()
+	}
+	return 0
+}
+
+// eventually polls cond until it holds or waitFor passes.
+func eventually(t *testing.T, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(waitFor)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out after %v waiting for %s", waitFor, what)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+// whileRunning is eventually, failing at once (with the decisions) if the
+// route's rollout ends meanwhile.
+func whileRunning(t *testing.T, g *gw, route, what string, cond func() bool) {
+	t.Helper()
+	eventually(t, what, func() bool {
+		if cond() {
+			return true
+		}
+		if st := status(t, g, route); st.Phase != rollout.Running && st.Phase != rollout.Paused {
+			t.Fatalf("rollout %s ended %s while waiting for %s:\n%s", route, st.Phase, what, dump(st.Decisions))
+		}
+		return false
+	})
+}
+
+// calm is the analysis of plans whose v2 is healthy: the latency judgement
+// demands more evidence, so that scheduling noise of two shared cores
+// under -race, which lands on both versions alike but not always evenly
+// in small windows, is not read as a regression. The default judgement
+// is exercised by the unit tests and TestLatencyRollsBack.
+const calm = "analysis: {latency: {confidence: 0.999, max_p99_ratio: 5}}"
+
+// adminDo calls the admin API and returns the status and body.
+func adminDo(t *testing.T, method, url string) (int, []byte) {
+	t.Helper()
+	req, err := http.NewRequest(method, url, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp, err := (&http.Client{Timeout: waitFor}).Do(req)
+	if err != nil {
+		t.Fatalf("%s %s: %v", method, url, err)
+	}
+	defer resp.Body.Close()
+	body, _ := io.ReadAll(resp.Body)
+	return resp.StatusCode, body
+}
+
+// status is GET /api/v1/rollouts/{route}.
+func status(t *testing.T, g *gw, route string) rollout.Status {
+	t.Helper()
+	code, body := adminDo(t, http.MethodGet, g.AdminURL+"/api/v1/rollouts/"+route)
+	if code != http.StatusOK {
+		t.Fatalf("GET rollout %s: %d %s", route, code, body)
+	}
+	return decodeStatus(t, body)
+}
+
+// decodeStatus reads a rollout status. The plan's steps are skipped: the
+// tests read the state and decisions.
+func decodeStatus(t *testing.T, body []byte) rollout.Status {
+	t.Helper()
+	var st struct {
+		rollout.State
+		Steps []json.RawMessage `json:"steps"`
+	}
+	if err := json.Unmarshal(body, &st); err != nil {
+		t.Fatalf("decoding rollout status: %v\n%s", err, body)
+	}
+	return rollout.Status{State: st.State}
+}
+
+// command is POST /api/v1/rollouts/{route}/{cmd}.
+func command(t *testing.T, g *gw, route, cmd string) (int, []byte) {
+	t.Helper()
+	return adminDo(t, http.MethodPost, g.AdminURL+"/api/v1/rollouts/"+route+"/"+cmd)
+}
+
+func mustCommand(t *testing.T, g *gw, route, cmd string) rollout.Status {
+	t.Helper()
+	code, body := command(t, g, route, cmd)
+	if code != http.StatusOK {
+		t.Fatalf("POST %s/%s: %d %s", route, cmd, code, body)
+	}
+	return decodeStatus(t, body)
+}
+
+// waitPhase polls the rollout until it leaves running (or reaches phase).
+func waitPhase(t *testing.T, g *gw, route, phase string) rollout.Status {
+	t.Helper()
+	var st rollout.Status
+	eventually(t, "rollout "+route+" phase "+phase, func() bool {
+		st = status(t, g, route)
+		if st.Phase != phase && st.Phase != rollout.Running && st.Phase != rollout.Paused {
+			t.Fatalf("rollout %s ended %s, want %s:\n%s", route, st.Phase, phase, dump(st.Decisions))
+		}
+		return st.Phase == phase
+	})
+	return st
+}
+
+// waitStep polls the rollout until it is at step (0-based) or beyond.
+func waitStep(t *testing.T, g *gw, route string, step int) rollout.Status {
+	t.Helper()
+	var st rollout.Status
+	eventually(t, fmt.Sprintf("rollout %s step %d", route, step+1), func() bool {
+		st = status(t, g, route)
+		if st.Phase != rollout.Running && st.Phase != rollout.Paused && st.Phase != rollout.Promoted {
+			t.Fatalf("rollout %s ended %s waiting for step %d:\n%s", route, st.Phase, step+1, dump(st.Decisions))
+		}
+		return st.Step >= step
+	})
+	return st
+}
+
+func last(st rollout.Status) rollout.Decision {
+	if len(st.Decisions) == 0 {
+		return rollout.Decision{}
+	}
+	return st.Decisions[len(st.Decisions)-1]
+}
+
+// moves lists the decisions other than holds.
+func moves(ds []rollout.Decision) []rollout.Decision {
+	var out []rollout.Decision
+	for _, d := range ds {
+		if d.Action != "hold" {
+			out = append(out, d)
+		}
+	}
+	return out
+}
+
+func actions(ds []rollout.Decision) string {
+	out := make([]string, len(ds))
+	for i, d := range ds {
+		out[i] = d.Action
+	}
+	return strings.Join(out, ",")
+}
+
+func dump(ds []rollout.Decision) string {
+	var b strings.Builder
+	for _, d := range ds {
+		fmt.Fprintf(&b, "  %s step %d %g%% %s: %s %v\n", d.At.Format("15:04:05.000"), d.Step+1, d.Weight, d.Action, d.Reason, d.Inputs)
+	}
+	return b.String()
+}
+
+// series is one scraped metric sample.
+type series struct {
+	name   string
+	labels map[string]string
+	value  float64
+}
+
+// scrape reads /metrics.
+func scrape(t *testing.T, g *gw) []series {
+	t.Helper()
+	code, body := adminDo(t, http.MethodGet, g.AdminURL+"/metrics")
+	if code != http.StatusOK {
+		t.Fatalf("/metrics: %d", code)
+	}
+	var out []series
+	sc := bufio.NewScanner(bytes.NewReader(body))
+	sc.Buffer(make([]byte, 1<<20), 1<<20)
+	for sc.Scan() {
+		line := sc.Text()
+		if line == "" || line[0] == '#' {
+			continue
+		}
+		sp := strings.LastIndexByte(line, ' ')
+		v, err := strconv.ParseFloat(line[sp+1:], 64)
+		if err != nil {
+			continue
+		}
+		s := series{labels: map[string]string{}, value: v}
+		head := line[:sp]
+		if i := strings.IndexByte(head, '{'); i >= 0 {
+			s.name = head[:i]
+			for _, kv := range splitLabels(head[i+1 : len(head)-1]) {
+				k, val, _ := strings.Cut(kv, "=")
+				s.labels[k], _ = strconv.Unquote(val)
+			}
+		} else {
+			s.name = head
+		}
+		out = append(out, s)
+	}
+	return out
+}
+
+// splitLabels splits a="x",b="y" at the commas outside quotes.
+func splitLabels(s string) []string {
+	var out []string
+	inQ, start := false, 0
+	for i := 0; i < len(s); i++ {
+		switch s[i] {
+		case '\\':
+			i++
+		case '"':
+			inQ = !inQ
+		case ',':
+			if !inQ {
+				out = append(out, s[start:i])
+				start = i + 1
+			}
+		}
+	}
+	if start < len(s) {
+		out = append(out, s[start:])
+	}
+	return out
+}
+
+// sum adds the samples of name whose labels include want.
+func sum(ss []series, name string, want map[string]string) (total float64, found bool) {
+next:
+	for _, s := range ss {
+		if s.name != name {
+			continue
+		}
+		for k, v := range want {
+			if s.labels[k] != v {
+				continue next
+			}
+		}
+		total += s.value
+		found = true
+	}
+	return total, found
+}
