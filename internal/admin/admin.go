@@ -8,6 +8,7 @@ import (
 	"crypto/subtle"
 	"encoding/json"
 	"net/http"
+	"net/http/pprof"
 	"strings"
 )
 
@@ -41,6 +42,10 @@ func New(src Source, metrics http.Handler, token string) *Server {
 	s.mux.Handle("GET /metrics", s.auth(metrics))
 	s.Handle("GET /api/v1/config", func(w http.ResponseWriter, _ *http.Request) { WriteJSON(w, http.StatusOK, src.Config()) })
 	s.Handle("GET /api/v1/routes", func(w http.ResponseWriter, _ *http.Request) { WriteJSON(w, http.StatusOK, src.Routes()) })
+	// Go's profiler, for "where does the time go" on a live gateway.
+	s.mux.Handle("/debug/pprof/", s.auth(http.HandlerFunc(pprof.Index)))
+	s.mux.Handle("/debug/pprof/profile", s.auth(http.HandlerFunc(pprof.Profile)))
+	s.mux.Handle("/debug/pprof/trace", s.auth(http.HandlerFunc(pprof.Trace)))
 	s.mux.Handle("/api/", s.auth(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		WriteError(w, http.StatusNotFound, "not_found", "no admin endpoint "+r.Method+" "+r.URL.Path)
 	})))
