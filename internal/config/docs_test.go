@@ -62,6 +62,7 @@ func writeExampleFiles(t *testing.T, dir string) {
 	writeFile(t, filepath.Join(dir, "admin.token"), "0123456789abcdef\n")
 	writeCert(t, filepath.Join(dir, "tls", "umbra.crt"), filepath.Join(dir, "tls", "umbra.key"))
 	writeCert(t, filepath.Join(dir, "tls", "internal-ca.pem"), filepath.Join(dir, "tls", "internal-ca.key"))
+	writeFlagFiles(t, dir) // flags_test.go
 }
 
 // The complete example must load: only /etc/umbra/ is replaced by a

@@ -115,6 +115,8 @@ const (
 	DefaultOFREPPathPrefix = "/ofrep"
 	DefaultMaxCallers      = 100
 	DefaultAdoptionMaxBody = ByteSize(64 << 10)
+
+	maxAdoptionFields = 64 // adoption.MaxFields
 )
 
 // TargetingKey is the evaluation context attribute holding the caller's key.
@@ -356,6 +358,9 @@ func (p *parser) validateRouteFlags(c *Config, r *Route, path []any) {
 		}
 		if len(a.Fields) == 0 {
 			p.errorf(ap, "adoption needs fields: the request body fields whose use is counted")
+		}
+		if len(a.Fields) > maxAdoptionFields {
+			p.errorf(join(ap, "fields"), "at most %d adoption fields per route", maxAdoptionFields)
 		}
 		if a.MaxBody == 0 {
 			a.MaxBody = DefaultAdoptionMaxBody

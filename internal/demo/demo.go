@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"path/filepath"
 	"text/template"
 
 	"github.com/umbragw/umbra/internal/config"
@@ -29,11 +30,19 @@ listen: "{{.Listen}}"
 admin: {listen: "{{.Admin}}"}
 log: {format: text, level: info, access: false}
 data_dir: "{{.DataDir}}"
+flags: {file: "{{.DataDir}}/flags.json"}     # flagd format; OFREP under /ofrep
+callers: {key: "header:X-Client-ID"}         # who uses which endpoint
 backends:
   shortlinks-v1: {endpoints: ["{{.V1}}"]}
   shortlinks-v1-secondary: {endpoints: ["{{.V1b}}"]}
   shortlinks-v2: {endpoints: ["{{.V2}}"]}
 routes:
+  - name: geo-report                 # a new endpoint of v2, dark until its flag opens it
+    match: {path: "/v1/shortlinks/{id}/geo", flag: {key: geo-report, variant: "on"}}
+    dark: true
+    key: "header:X-User-ID"
+    backend: shortlinks-v2
+    forward_flags: [geo-report]
   - name: shortlinks
     match: {path_prefix: "/v1/shortlinks"}
     backend: shortlinks-v1
@@ -59,6 +68,20 @@ routes:
 {{- end}}
 `))
 
+// demoFlags opens the geo report for two users, in flagd's format.
+const demoFlags = `{
+  "$schema": "https://flagd.dev/schema/v0/flags.json",
+  "flags": {
+    "geo-report": {
+      "state": "ENABLED",
+      "variants": {"on": true, "off": false},
+      "defaultVariant": "off",
+      "targeting": {"if": [{"in": [{"var": "targetingKey"}, ["alice", "carol"]]}, "on", "off"]}
+    }
+  }
+}
+`
+
 // Run starts the demo and blocks until ctx is done.
 func Run(ctx context.Context, o Options) error {
 	v1, err := startService("v1")
@@ -81,6 +104,9 @@ func Run(ctx context.Context, o Options) error {
 		return err
 	}
 	defer os.RemoveAll(dataDir)
+	if err := os.WriteFile(filepath.Join(dataDir, "flags.json"), []byte(demoFlags), 0o600); err != nil {
+		return err
+	}
 	cfg, text, err := demoConfig(o, dataDir, v1, v1b, v2)
 	if err != nil {
 		return fmt.Errorf("demo config: %w\n%s", err, text)
@@ -104,6 +130,7 @@ func Run(ctx context.Context, o Options) error {
 		printShadowReport(o.Out, g, o.Traffic, v1, v2)
 		printDiffReport(ctx, o.Out, g)
 	}
+	printFlagTour(o.Out, g)
 	printTour(o.Out, g, v1, v2)
 	<-ctx.Done()
 	return g.Shutdown()
@@ -143,6 +170,9 @@ Try:
   curl -s %[2]s/api/v1/diffs                 # how v2's answers differ from v1's
   umbra diff --admin %[2]s                   # the same as a table
   umbra rollout status shortlinks --admin %[2]s   # the canary rollout (demo --rollout)
+  curl -s -X POST %[1]s/ofrep/v1/evaluate/flags -d '{"context":{"targetingKey":"carol"}}'
+  curl -s %[1]s/v1/shortlinks/gh/geo -H 'X-User-ID: carol'   # dark endpoint, open for carol
+  curl -s %[2]s/api/v1/adoption              # which callers use which endpoints
 
 Press Ctrl-C to stop.
 `, base, adm, v1.URL(), v2.URL())

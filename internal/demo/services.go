@@ -37,6 +37,9 @@ func startService(version string) (*service, error) {
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /v1/shortlinks/{id}", s.get)
 	mux.HandleFunc("POST /v1/shortlinks", s.create)
+	if strings.HasPrefix(version, "v2") {
+		mux.HandleFunc("GET /v1/shortlinks/{id}/geo", s.geo) // new in v2
+	}
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) { fmt.Fprintln(w, "ok") })
 	s.srv = &http.Server{Handler: s.count(mux), ReadHeaderTimeout: 5 * time.Second}
 	go func() { _ = s.srv.Serve(ln) }()
@@ -76,6 +79,13 @@ func (s *service) get(w http.ResponseWriter, r *http.Request) {
 		"fetched_at": time.Now().UTC().Format(time.RFC3339Nano),
 		"trace":      fmt.Sprintf("%016x", rand.Uint64()),
 	})
+}
+
+// geo is v2's new endpoint: clicks per country.
+func (s *service) geo(w http.ResponseWriter, r *http.Request) {
+	writeJSON(w, http.StatusOK, map[string]any{"id": r.PathValue("id"),
+		"clicks_by_country": map[string]int{"DE": 12, "US": 30, "BR": 7},
+		"flags":             r.Header.Get("X-Umbra-Flags")})
 }
 
 func (s *service) create(w http.ResponseWriter, r *http.Request) {

@@ -7,10 +7,12 @@ import (
 	"log/slog"
 	"reflect"
 
+	"github.com/umbragw/umbra/internal/adoption"
 	"github.com/umbragw/umbra/internal/backend"
 	"github.com/umbragw/umbra/internal/compare"
 	"github.com/umbragw/umbra/internal/config"
 	"github.com/umbragw/umbra/internal/diffs"
+	"github.com/umbragw/umbra/internal/flags"
 	"github.com/umbragw/umbra/internal/metrics"
 	"github.com/umbragw/umbra/internal/proxy"
 	"github.com/umbragw/umbra/internal/rollout"
@@ -53,6 +55,8 @@ type deps struct {
 	// rollouts gives routes with a rollout plan their controller; nil when
 	// only validating.
 	rollouts *rollout.Manager
+	// adoption counts callers per route; it lives across reloads.
+	adoption *adoption.Tracker
 }
 
 // compile turns a validated config into a runtime snapshot. Errors are a
@@ -86,7 +90,8 @@ func compile(cfg *config.Config, prev parts, d deps) (*compiled, error) {
 			fail(r.Match.PathPos, "route %q: %v", r.Name, err)
 		}
 	}
-	table, err := router.Compile(cfg.Routes)
+	fe := c.flags(cfg, fail)
+	table, err := router.CompileWith(cfg.Routes, router.Options{Flags: flags.Matcher{E: fe}})
 	if err != nil && len(errs) == 0 {
 		pos := config.Pos{}
 		var ce *router.CompileError
@@ -99,8 +104,24 @@ func compile(cfg *config.Config, prev parts, d deps) (*compiled, error) {
 		c.release(prev)
 		return nil, errs
 	}
+	ofrep, err := flags.HandlerFromConfig(fe, cfg.Flags)
+	if err != nil {
+		fail(cfg.Flags.Pos, "flags.ofrep: %v", err)
+	}
+	callers, err := adoption.NewIdentifier(cfg.Callers)
+	if err != nil {
+		fail(cfg.Callers.Pos, "callers: %v", err)
+	}
+	if len(errs) > 0 {
+		c.release(prev)
+		return nil, errs
+	}
 	logger := newLogger(cfg.Log, d.logOut)
-	c.snap = &proxy.Snapshot{Config: cfg, Table: table, Log: logger, Access: cfg.Log.AccessEnabled()}
+	c.snap = &proxy.Snapshot{Config: cfg, Table: table, Log: logger, Access: cfg.Log.AccessEnabled(),
+		OFREP: ofrep, Callers: callers}
+	if cfg.Flags != nil {
+		c.snap.Flags = fe
+	}
 	for _, rc := range cfg.Routes {
 		route, err := c.route(rc, cfg, prev, d, logger)
 		if err != nil {
@@ -113,7 +134,36 @@ func compile(cfg *config.Config, prev parts, d deps) (*compiled, error) {
 		c.release(prev)
 		return nil, errs
 	}
+	// From here on the compile cannot fail: the adoption tracker and the
+	// flag set may commit to this config.
+	_ = fe.Require(flags.Refs(cfg.Routes))
+	d.adoption.SetMaxCallers(cfg.Callers.MaxCallers)
+	for i, ar := range d.adoption.Configure(cfg.Routes) {
+		c.snap.Routes[i].Adoption = ar
+	}
 	return c, nil
+}
+
+// flags loads the config's flag file into a new evaluator (a failed
+// compile leaves the running flags alone) and checks that every flag the
+// routes name exists with the variants they match on.
+func (c *compiled) flags(cfg *config.Config, fail func(config.Pos, string, ...any)) *flags.Evaluator {
+	fe := flags.New()
+	if cfg.Flags != nil {
+		if err := fe.LoadFile(cfg.Flags.File); err != nil {
+			fail(cfg.Flags.Pos, "flags.file: %v", err)
+			return fe
+		}
+	}
+	var refErrs flags.RefErrors
+	if err := fe.Check(flags.Refs(cfg.Routes)); errors.As(err, &refErrs) {
+		for _, re := range refErrs {
+			fail(cfg.Routes[re.Ref.Index].Pos, "%s", re.Msg)
+		}
+	} else if err != nil {
+		fail(config.Pos{}, "%v", err)
+	}
+	return fe
 }
 
 // route builds one route's runtime: its live target and shadow targets.

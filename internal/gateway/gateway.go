@@ -17,6 +17,7 @@ import (
 	"time"
 
 	"github.com/umbragw/umbra/internal/admin"
+	"github.com/umbragw/umbra/internal/adoption"
 	"github.com/umbragw/umbra/internal/config"
 	"github.com/umbragw/umbra/internal/diffs"
 	"github.com/umbragw/umbra/internal/metrics"
@@ -49,6 +50,7 @@ type Gateway struct {
 
 	main, adminSrv *http.Server
 	mainLn, admLn  net.Listener
+	flagWatch      context.CancelFunc // stops the running flag file watch
 	// cancelConns ends the requests of the main server; Shutdown uses it
 	// for upgraded connections still open when the grace period ends.
 	cancelConns context.CancelFunc
@@ -58,7 +60,7 @@ type Gateway struct {
 func Validate(cfg *config.Config) error {
 	m := metrics.New("validate")
 	c, err := compile(cfg, parts{}, deps{metrics: m, shadow: shadow.NewMetrics(m.Registry()), logOut: io.Discard,
-		sink: func(*shadow.Exchange) {}})
+		sink: func(*shadow.Exchange) {}, adoption: adoption.New(adoption.Options{Registerer: m.Registry()})})
 	if err == nil {
 		c.release(parts{})
 	}
@@ -86,7 +88,7 @@ func New(cfg *config.Config, opts Options) (*Gateway, error) {
 		return nil, err
 	}
 	g.deps = deps{metrics: g.metrics, shadow: shadow.NewMetrics(g.metrics.Registry()), logOut: opts.LogOutput, sink: g.diffs.Submit,
-		rollouts: g.rollouts}
+		rollouts: g.rollouts, adoption: adoption.New(adoption.Options{MaxCallers: cfg.Callers.MaxCallers, Registerer: g.metrics.Registry()})}
 	c, err := compile(cfg, parts{}, g.deps)
 	if err != nil {
 		_ = g.closeStore()
@@ -98,6 +100,9 @@ func New(cfg *config.Config, opts Options) (*Gateway, error) {
 	g.rollouts.Configure(c.plans)
 	g.metrics.Reloaded(true, len(cfg.Routes))
 	g.admin = admin.New(g, g.metrics.Handler(), token)
+	g.admin.Handle("GET /api/v1/adoption", g.deps.adoption.Handler().ServeHTTP)
+	g.admin.Handle("GET /api/v1/flags", g.flagsAdmin)
+	g.watchFlags()
 	for _, handlers := range []map[string]http.HandlerFunc{g.diffs.Handlers(), g.rollouts.Handlers()} {
 		for pattern, h := range handlers {
 			g.admin.Handle(pattern, h)
@@ -240,6 +245,7 @@ func (g *Gateway) Shutdown() error {
 	g.adminSrv.Close()
 	g.rollouts.Close()
 	g.mu.Lock()
+	g.stopFlagWatch()
 	for _, t := range g.parts.shadows {
 		t.Close()
 	}

@@ -49,6 +49,7 @@ func (g *Gateway) Apply(cfg *config.Config) error {
 	g.rollouts.Configure(c.plans)
 	g.handler.Swap(c.snap)
 	g.retire(c)
+	g.watchFlags()
 	g.metrics.Reloaded(true, len(cfg.Routes))
 	warnRestartOnly(old.Config, cfg, c.snap.Log)
 	c.snap.Log.Info("config applied", "file", cfg.File, "routes", len(cfg.Routes), "backends", len(cfg.Backends))

@@ -49,6 +49,10 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	defer h.active.Add(-1)
 	start := time.Now()
 	snap := h.snap.Load()
+	if snap.OFREP != nil && snap.OFREP.Owns(r.URL.Path) {
+		snap.OFREP.ServeHTTP(w, r)
+		return
+	}
 	id := ensureRequestID(r)
 	m := snap.Table.Match(r)
 	if m == nil {
@@ -60,6 +64,7 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	route := snap.Routes[m.Index]
+	forwardFlags(snap, route, r)
 	t := route.Live
 	if route.Canary != nil {
 		canary, cookie := route.Canary.Decide(r)
@@ -79,7 +84,9 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			live = copies.LiveCapture()
 		}
 	}
+	usage := beginAdoption(snap, route, r)
 	status := forward(snap, route, t, w, r, start, id, live)
+	usage.observe(route, m.Endpoint)
 	if route.Observer != nil {
 		route.Observer.Observe(t != route.Live, status, time.Since(start))
 	}

@@ -14,7 +14,9 @@ import (
 	"log/slog"
 	"time"
 
+	"github.com/umbragw/umbra/internal/adoption"
 	"github.com/umbragw/umbra/internal/config"
+	"github.com/umbragw/umbra/internal/flags"
 	"github.com/umbragw/umbra/internal/router"
 	"github.com/umbragw/umbra/internal/shadow"
 	"github.com/umbragw/umbra/internal/split"
@@ -28,6 +30,14 @@ type Snapshot struct {
 	Routes []*Route // indexed by router.Route.Index
 	Log    *slog.Logger
 	Access bool // one access-log line per request
+
+	// Flags evaluates the snapshot's feature flags (nil without flags:);
+	// OFREP serves them to callers under its path prefix (nil when off).
+	Flags *flags.Evaluator
+	OFREP *flags.Handler
+	// Callers names the caller of a request for adoption tracking (nil
+	// without callers:).
+	Callers *adoption.Identifier
 }
 
 // Route is the runtime form of one configured route.
@@ -42,6 +52,8 @@ type Route struct {
 	// Observer, when set, is told the outcome of every request (the
 	// rollout's analysis window).
 	Observer Observer
+	// Adoption counts which callers use the route and its fields.
+	Adoption *adoption.Route
 }
 
 // Observer receives the outcome of each request of a route.

@@ -41,6 +41,11 @@
 //   - query: like headers, over the parameters of r.URL.RawQuery decoded as
 //     net/url.ParseQuery does ('+' is a space; pairs containing ';' or a bad
 //     %-escape are ignored; more than 10,000 parameters count as none).
+//   - flag: the flag named by key must evaluate to variant for the
+//     request. The Table asks its FlagMatcher (Options.Flags, given to
+//     CompileWith; flags.Matcher builds the evaluation context from the
+//     route's caller key and flag_context). It is tested last, after every
+//     other condition held, since it is the only one that may allocate.
 //
 // # Precedence
 //
@@ -54,8 +59,19 @@
 //     path prefixes, the longest first; then routes without a path condition.
 //  3. Ties keep config order.
 //
-// Methods, headers and query do not rank routes: when one of them fails,
-// matching goes on with the next route in this order, into lower host levels
-// too. So a route that matches only POST can sit beside a catch-all that
-// takes the other methods.
+// Methods, headers, query and flag do not rank routes: when one of them
+// fails, matching goes on with the next route in this order, into lower host
+// levels too. So a route that matches only POST can sit beside a catch-all
+// that takes the other methods, and a flag-gated route beside the route
+// serving everyone else.
+//
+// # Dark routes
+//
+// A dark route (routes[].dark, which requires a flag condition) is
+// reachable only for callers its flag lets in. When its host, path,
+// methods, headers and query hold but its flag does not, Match returns nil
+// (the gateway answers 404 as if no route existed) instead of falling
+// through: a less specific route, perhaps served by the same new version,
+// must not expose the endpoint to everyone. Routes ranked before the dark
+// route are not affected.
 package router

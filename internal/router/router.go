@@ -16,14 +16,44 @@ type Route struct {
 	Name     string
 	Endpoint string // stable endpoint name for metrics: the path template ("/v1/shortlinks/{id}/geo"), the exact path, the prefix followed by "*" ("/checkout*"), or "*" when no path condition
 
+	// Dark is true for a dark route (routes[].dark): when its flag
+	// condition alone fails, Match answers no route at all instead of
+	// falling through to a less specific one.
+	Dark bool
+
 	methods []string
 	headers []cond
 	query   []cond
-	tmpl    []tseg // the parsed template; nil unless path is one
-	// plain is true when the route has no method, header or query
+	flag    *flagCond // routes[].match.flag; nil without one
+	tmpl    []tseg    // the parsed template; nil unless path is one
+	// plain is true when the route has no method, header, query or flag
 	// condition, so a path hit is a match without further checks.
 	plain bool
 }
+
+// FlagMatcher evaluates routes' flag conditions (routes[].match.flag).
+// Match reports whether the flag named by route.Match.Flag evaluates to
+// its variant for r; it is called only for routes that have one, after
+// their other conditions hold. flags.Matcher implements it.
+type FlagMatcher interface {
+	Match(r *http.Request, route *config.Route) bool
+}
+
+// Options are the optional inputs of CompileWith.
+type Options struct {
+	// Flags evaluates flag conditions. Required when a route has one.
+	Flags FlagMatcher
+}
+
+// flagCond is a compiled flag condition.
+type flagCond struct {
+	m     FlagMatcher
+	route *config.Route
+}
+
+// blocked is what the level walk returns when a dark route's flag turned
+// the request away: it ends the search, and Match answers nil.
+var blocked = &Route{Index: -1, Name: "(dark)"}
 
 // Table is a compiled, immutable set of routes.
 type Table struct {
@@ -53,7 +83,7 @@ type level struct {
 type CompileError struct {
 	Index int    // position in the routes list
 	Name  string // route name
-	Field string // "host", "path", "path_prefix", "headers", "query" or ""
+	Field string // "host", "path", "path_prefix", "headers", "query", "flag", "dark" or ""
 	Err   error
 }
 
@@ -68,14 +98,21 @@ func (e *CompileError) Unwrap() error { return e.Err }
 
 // Compile builds a Table from the config's routes. It fails on anything
 // config validation should have rejected first (bad template, bad host,
-// path and path_prefix together, contradictory header or query condition).
+// path and path_prefix together, contradictory header or query condition)
+// and on flag conditions, which need CompileWith and a FlagMatcher.
 func Compile(routes []*config.Route) (*Table, error) {
+	return CompileWith(routes, Options{})
+}
+
+// CompileWith is Compile with options: a FlagMatcher for routes with a
+// flag condition.
+func CompileWith(routes []*config.Route, opts Options) (*Table, error) {
 	t := &Table{exact: map[string]*level{}, wild: map[string]*level{}}
 	for i, cr := range routes {
 		if cr == nil {
 			return nil, &CompileError{Index: i, Err: fmt.Errorf("empty route")}
 		}
-		rt, err := compileRoute(i, cr)
+		rt, err := compileRoute(i, cr, opts)
 		if err != nil {
 			return nil, err
 		}
@@ -92,7 +129,7 @@ func Compile(routes []*config.Route) (*Table, error) {
 	return t, nil
 }
 
-func compileRoute(i int, cr *config.Route) (*Route, error) {
+func compileRoute(i int, cr *config.Route, opts Options) (*Route, error) {
 	m := &cr.Match
 	fail := func(field string, err error) (*Route, error) {
 		return nil, &CompileError{Index: i, Name: cr.Name, Field: field, Err: err}
@@ -119,7 +156,18 @@ func compileRoute(i int, cr *config.Route) (*Route, error) {
 	if rt.query, err = queryConds(m.Query); err != nil {
 		return fail("query", err)
 	}
-	rt.plain = len(rt.methods) == 0 && len(rt.headers) == 0 && len(rt.query) == 0
+	switch f := m.Flag; {
+	case f != nil && opts.Flags == nil:
+		return fail("flag", fmt.Errorf("flag %q: no flag evaluator (compile with CompileWith and Options.Flags)", f.Key))
+	case f != nil && (f.Key == "" || f.Variant == ""):
+		return fail("flag", fmt.Errorf("a flag condition needs key and variant"))
+	case f != nil:
+		rt.flag = &flagCond{m: opts.Flags, route: cr}
+	case cr.Dark:
+		return fail("dark", fmt.Errorf("a dark route needs match.flag"))
+	}
+	rt.Dark = cr.Dark
+	rt.plain = len(rt.methods) == 0 && len(rt.headers) == 0 && len(rt.query) == 0 && rt.flag == nil
 	return rt, nil
 }
 
@@ -206,8 +254,17 @@ func (lv *level) finish() {
 func (t *Table) Routes() []*Route { return slices.Clone(t.routes) }
 
 // Match returns the most specific route whose every condition holds, or nil.
-// It does not allocate.
+// A dark route whose other conditions hold but whose flag turns the
+// request away ends the search with nil. Match does not allocate, except
+// in a FlagMatcher's evaluation of a route with a flag condition.
 func (t *Table) Match(r *http.Request) *Route {
+	if rt := t.match(r); rt != blocked {
+		return rt
+	}
+	return nil
+}
+
+func (t *Table) match(r *http.Request) *Route {
 	path := ""
 	if r.URL != nil {
 		path = r.URL.Path
@@ -271,12 +328,21 @@ func (lv *level) match(path string, r *http.Request) *Route {
 	return firstOK(lv.all, r)
 }
 
-// firstOK returns the first route of rs whose method, header and query
-// conditions hold.
+// firstOK returns the first route of rs whose method, header, query and
+// flag conditions hold; blocked when a dark route's flag alone fails.
 func firstOK(rs []*Route, r *http.Request) *Route {
 	for _, rt := range rs {
-		if rt.plain || rt.conditionsHold(r) {
+		if rt.plain {
 			return rt
+		}
+		if !rt.conditionsHold(r) {
+			continue
+		}
+		if rt.flag == nil || rt.flag.m.Match(r, rt.flag.route) {
+			return rt
+		}
+		if rt.Dark {
+			return blocked
 		}
 	}
 	return nil

@@ -1,0 +1,486 @@
+package flags
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"sort"
+	"strings"
+	"sync"
+
+	"github.com/diegoholiveira/jsonlogic/v3"
+	flagdschema "github.com/open-feature/flagd-schemas/json"
+	"github.com/santhosh-tekuri/jsonschema/v6"
+	"github.com/santhosh-tekuri/jsonschema/v6/kind"
+	"golang.org/x/text/language"
+	"golang.org/x/text/message"
+)
+
+// definition is what validation learnt from a flag file.
+type definition struct {
+	flags map[string]*flagInfo
+}
+
+func (d *definition) keys() []string {
+	keys := make([]string, 0, len(d.flags))
+	for k := range d.flags {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	return keys
+}
+
+// problems collects validation errors, each positioned where possible.
+type problems struct {
+	source string
+	data   []byte
+	list   []string
+}
+
+func (p *problems) add(offset int, format string, args ...any) {
+	msg := fmt.Sprintf(format, args...)
+	if offset >= 0 {
+		line, col := lineCol(p.data, offset)
+		p.list = append(p.list, fmt.Sprintf("%s:%d:%d: %s", p.source, line, col, msg))
+		return
+	}
+	p.list = append(p.list, fmt.Sprintf("%s: %s", p.source, msg))
+}
+
+func (p *problems) err() error {
+	if len(p.list) == 0 {
+		return nil
+	}
+	return errors.New(strings.Join(p.list, "\n"))
+}
+
+// lineCol turns a byte offset into a 1-based line and column.
+func lineCol(data []byte, off int) (line, col int) {
+	off = min(max(off, 0), len(data))
+	line = 1 + bytes.Count(data[:off], []byte("\n"))
+	col = off - bytes.LastIndexByte(data[:off], '\n')
+	return line, col
+}
+
+// validate checks a flag file fully: JSON syntax, then umbra's own checks
+// (precise messages by flag key), then flagd's JSON schema for anything
+// else. flagd itself only logs schema violations; umbra refuses them.
+func validate(data []byte, source string) (*definition, error) {
+	p := &problems{source: source, data: data}
+	var doc any
+	dec := json.NewDecoder(bytes.NewReader(data))
+	if err := dec.Decode(&doc); err != nil {
+		var se *json.SyntaxError
+		switch {
+		case errors.As(err, &se):
+			p.add(int(se.Offset)-1, "invalid JSON: %v", se)
+		case errors.Is(err, io.EOF):
+			p.add(-1, "the file is empty: want a JSON object with \"flags\"")
+		default:
+			p.add(-1, "invalid JSON: %v", err)
+		}
+		return nil, p.err()
+	}
+	end := int(dec.InputOffset())
+	if _, err := dec.Token(); err != io.EOF {
+		for end < len(data) && strings.IndexByte(" \t\r\n", data[end]) >= 0 {
+			end++
+		}
+		p.add(end, "invalid JSON: text after the top-level object")
+		return nil, p.err()
+	}
+	root, ok := doc.(map[string]any)
+	if !ok {
+		p.add(0, "want a JSON object with \"flags\", got %s", jsonType(doc))
+		return nil, p.err()
+	}
+	pos := keyOffsets(data)
+	evaluators, _ := root["$evaluators"].(map[string]any)
+	if ev, ok := root["$evaluators"]; ok && evaluators == nil {
+		p.add(pos.of("$evaluators"), "\"$evaluators\" must be an object of named targeting rules, got %s", jsonType(ev))
+	}
+	def := &definition{flags: map[string]*flagInfo{}}
+	switch fl := root["flags"].(type) {
+	case map[string]any:
+		for _, k := range sortedKeys(fl) {
+			def.flags[k] = checkFlag(p, k, fl[k], evaluators, pos.of("flags", k))
+		}
+	case []any:
+		for i, f := range fl {
+			m, _ := f.(map[string]any)
+			k, _ := m["key"].(string)
+			if k == "" {
+				p.add(-1, "flags[%d] needs a \"key\"", i)
+				continue
+			}
+			if def.flags[k] != nil {
+				p.add(-1, "flag %q is defined twice", k)
+				continue
+			}
+			def.flags[k] = checkFlag(p, k, f, evaluators, -1)
+		}
+	case nil:
+		p.add(0, "missing \"flags\": want {\"flags\": {\"my-flag\": {...}}}")
+	default:
+		p.add(pos.of("flags"), "\"flags\" must be an object keyed by flag key, got %s", jsonType(fl))
+	}
+	if len(p.list) > 0 {
+		return nil, p.err()
+	}
+	schemaProblems(p, doc, pos)
+	if len(p.list) > 0 {
+		return nil, p.err()
+	}
+	return def, nil
+}
+
+func checkFlag(p *problems, key string, v any, evaluators map[string]any, off int) *flagInfo {
+	info := &flagInfo{cacheable: true}
+	f, ok := v.(map[string]any)
+	if !ok {
+		p.add(off, "flag %q must be an object, got %s", key, jsonType(v))
+		return info
+	}
+	bad := func(format string, args ...any) {
+		p.add(off, "flag %q: %s", key, fmt.Sprintf(format, args...))
+	}
+	switch s := f["state"].(type) {
+	case string:
+		if s != "ENABLED" && s != "DISABLED" {
+			bad("state %q: use \"ENABLED\" or \"DISABLED\"", s)
+		}
+	case nil:
+		bad("needs \"state\": \"ENABLED\" or \"DISABLED\"")
+	default:
+		bad("state must be \"ENABLED\" or \"DISABLED\", got %s", jsonType(s))
+	}
+	variants, ok := f["variants"].(map[string]any)
+	switch {
+	case f["variants"] == nil:
+		bad("needs \"variants\": an object of variant name to value")
+	case !ok:
+		bad("\"variants\" must be an object of variant name to value, got %s", jsonType(f["variants"]))
+	case len(variants) == 0:
+		bad("\"variants\" is empty")
+	}
+	info.variants = sortedKeys(variants)
+	var firstType, firstName string
+	for _, name := range info.variants {
+		t := jsonType(variants[name])
+		switch {
+		case t == "null" || t == "an array":
+			bad("variant %q is %s: variants are booleans, strings, numbers or objects", name, t)
+		case firstType == "":
+			firstType, firstName = t, name
+		case t != firstType:
+			bad("variants mix types: %q is %s, %q is %s", firstName, firstType, name, t)
+		}
+	}
+	switch dv := f["defaultVariant"].(type) {
+	case nil: // no default: the code default applies (flagd's FALLBACK)
+	case string:
+		if variants != nil && variants[dv] == nil {
+			bad("defaultVariant %q is not one of its variants (%s)", dv, quoteList(info.variants))
+		}
+	default:
+		bad("defaultVariant must be a variant name or null, got %s", jsonType(dv))
+	}
+	if t, ok := f["targeting"]; ok {
+		switch tm := t.(type) {
+		case map[string]any:
+			w := &ruleWalker{evaluators: evaluators, seen: map[string]bool{}}
+			w.walk(tm)
+			for _, pr := range w.problems {
+				bad("targeting: %s", pr)
+			}
+			info.needsTargetingKey = w.targetingKey
+			info.cacheable = !w.uncacheable
+		default:
+			bad("targeting must be a JSONLogic object, got %s", jsonType(t))
+		}
+	}
+	if m, ok := f["metadata"]; ok {
+		mm, isMap := m.(map[string]any)
+		if !isMap {
+			bad("metadata must be an object, got %s", jsonType(m))
+		}
+		for _, k := range sortedKeys(mm) {
+			switch mm[k].(type) {
+			case bool, string, float64:
+			default:
+				bad("metadata %q is %s: metadata values are booleans, strings or numbers", k, jsonType(mm[k]))
+			}
+		}
+	}
+	return info
+}
+
+// ruleWalker checks a JSONLogic rule: every operator must be known to
+// jsonlogic (with flagd's custom ones registered), every {"$ref": NAME}
+// must name an evaluator. It also finds whether the rule depends on the
+// targeting key.
+type ruleWalker struct {
+	evaluators   map[string]any
+	seen         map[string]bool // evaluators being expanded, against cycles
+	problems     []string
+	targetingKey bool
+	// uncacheable: the rule reads $flagd.timestamp, or a variable whose
+	// name is computed, so equal contexts may evaluate differently.
+	uncacheable bool
+}
+
+func (w *ruleWalker) walk(v any) {
+	switch t := v.(type) {
+	case []any:
+		for _, x := range t {
+			w.walk(x)
+		}
+	case map[string]any:
+		if len(t) != 1 {
+			// jsonlogic reads a map of several keys as data, not a rule
+			return
+		}
+		for op, args := range t {
+			w.op(op, args)
+		}
+	}
+}
+
+func (w *ruleWalker) op(op string, args any) {
+	switch op {
+	case "$ref":
+		name, _ := args.(string)
+		body, ok := w.evaluators[name]
+		switch {
+		case !ok:
+			w.problems = append(w.problems, fmt.Sprintf("$ref %q names no evaluator in \"$evaluators\"", name))
+		case w.seen[name]:
+			w.problems = append(w.problems, fmt.Sprintf("$ref %q refers to itself", name))
+		default:
+			w.seen[name] = true
+			w.walk(body)
+			delete(w.seen, name)
+		}
+		return
+	case "var":
+		name := args
+		if a, ok := args.([]any); ok && len(a) > 0 {
+			name = a[0]
+		}
+		switch n, ok := name.(string); {
+		case !ok && name != nil:
+			w.uncacheable = true
+		case n == TargetingKey:
+			w.targetingKey = true
+		case n == "" || n == "$flagd" || strings.HasPrefix(n, "$flagd.timestamp"):
+			w.uncacheable = true
+		}
+	case "fractional":
+		// Without a bucketing expression first, fractional buckets on
+		// the flag key and the targeting key.
+		if a, ok := args.([]any); ok && len(a) > 0 {
+			if _, dist := a[0].([]any); dist || a[0] == nil {
+				w.targetingKey = true
+			}
+		}
+	}
+	if !jsonlogic.ValidateJsonLogic(map[string]any{op: []any{}}) {
+		w.problems = append(w.problems, fmt.Sprintf("unknown operator %q", op))
+		return
+	}
+	w.walk(args)
+}
+
+// schemaProblems validates against flagd's published schema.
+func schemaProblems(p *problems, doc any, pos offsets) {
+	s, err := flagdSchema()
+	if err != nil {
+		p.add(-1, "cannot compile flagd's schema: %v", err)
+		return
+	}
+	err = s.Validate(doc)
+	var ve *jsonschema.ValidationError
+	if err == nil || !errors.As(err, &ve) {
+		if err != nil {
+			p.add(-1, "%v", err)
+		}
+		return
+	}
+	seen := map[string]bool{}
+	before := len(p.list)
+	// Alternatives (flags as object or array, oneOf over flag types, anyOf
+	// over operators) leave causes from every branch. The shape of
+	// "flags" and the variants were checked above, so their branch errors
+	// are noise, and so is "additional properties" when a concrete
+	// violation is there.
+	var leaves []*jsonschema.ValidationError
+	concrete := false
+	for _, leaf := range leafErrors(ve, nil) {
+		loc := leaf.InstanceLocation
+		if len(loc) == 1 && loc[0] == "flags" || len(loc) >= 3 && loc[0] == "flags" && loc[2] == "variants" {
+			continue // checked above: the flags' shape and variants
+		}
+		_, addl := leaf.ErrorKind.(*kind.AdditionalProperties)
+		concrete = concrete || !addl
+		leaves = append(leaves, leaf)
+	}
+	for _, leaf := range leaves {
+		if len(p.list)-before >= 5 {
+			break
+		}
+		if _, addl := leaf.ErrorKind.(*kind.AdditionalProperties); addl && concrete {
+			continue
+		}
+		loc := leaf.InstanceLocation
+		msg := leaf.ErrorKind.LocalizedString(printer)
+		where := "at /" + strings.Join(loc, "/")
+		if len(loc) == 0 {
+			where = "at the top level"
+		}
+		off := -1
+		if len(loc) >= 2 && loc[0] == "flags" {
+			where = fmt.Sprintf("flag %q", loc[1])
+			if len(loc) > 2 {
+				where += " at /" + strings.Join(loc[2:], "/")
+			}
+			off = pos.of("flags", loc[1])
+		}
+		line := where + ": " + msg
+		if seen[line] {
+			continue
+		}
+		seen[line] = true
+		p.add(off, "%s (flagd schema)", line)
+	}
+	if len(p.list) == before {
+		p.add(-1, "%v", err)
+	}
+}
+
+var printer = message.NewPrinter(language.English)
+
+// leafErrors returns the innermost causes, which name the concrete
+// violations rather than "oneOf failed".
+func leafErrors(e *jsonschema.ValidationError, out []*jsonschema.ValidationError) []*jsonschema.ValidationError {
+	if len(e.Causes) == 0 {
+		return append(out, e)
+	}
+	for _, c := range e.Causes {
+		out = leafErrors(c, out)
+	}
+	return out
+}
+
+var (
+	schemaOnce sync.Once
+	schema     *jsonschema.Schema
+	schemaErr  error
+)
+
+func flagdSchema() (*jsonschema.Schema, error) {
+	schemaOnce.Do(func() {
+		c := jsonschema.NewCompiler()
+		for url, text := range map[string]string{
+			"https://flagd.dev/schema/v0/flagd.json":     flagdschema.FlagdSchema,
+			"https://flagd.dev/schema/v0/flags.json":     flagdschema.FlagSchema,
+			"https://flagd.dev/schema/v0/targeting.json": flagdschema.TargetingSchema,
+		} {
+			doc, err := jsonschema.UnmarshalJSON(strings.NewReader(text))
+			if err == nil {
+				err = c.AddResource(url, doc)
+			}
+			if err != nil {
+				schemaErr = err
+				return
+			}
+		}
+		schema, schemaErr = c.Compile("https://flagd.dev/schema/v0/flagd.json")
+	})
+	return schema, schemaErr
+}
+
+// offsets maps "flags"-level key paths to the byte offset of the key in
+// the file, for positioned errors.
+type offsets map[string]int
+
+func (o offsets) of(path ...string) int {
+	if off, ok := o[strings.Join(path, "\x00")]; ok {
+		return off
+	}
+	return -1
+}
+
+// keyOffsets records where the top-level keys and the keys of the
+// "flags" object are written.
+func keyOffsets(data []byte) offsets {
+	type frame struct {
+		obj, wantKey bool
+		key          string
+	}
+	o := offsets{}
+	dec := json.NewDecoder(bytes.NewReader(data))
+	var stack []frame
+	for {
+		before := dec.InputOffset()
+		tok, err := dec.Token()
+		if err != nil {
+			return o
+		}
+		if n := len(stack); n > 0 && stack[n-1].obj && stack[n-1].wantKey {
+			if key, ok := tok.(string); ok {
+				stack[n-1].key, stack[n-1].wantKey = key, false
+				off := int(before) + bytes.IndexByte(data[before:], '"')
+				switch {
+				case n == 1:
+					o[key] = off
+				case n == 2 && stack[0].key == "flags" && stack[1].obj:
+					o["flags\x00"+key] = off
+				}
+				continue
+			}
+		}
+		switch tok {
+		case json.Delim('{'):
+			stack = append(stack, frame{obj: true, wantKey: true})
+			continue
+		case json.Delim('['):
+			stack = append(stack, frame{})
+			continue
+		case json.Delim('}'), json.Delim(']'):
+			stack = stack[:len(stack)-1]
+		}
+		// a value is complete: the enclosing object expects a key next
+		if n := len(stack); n > 0 && stack[n-1].obj {
+			stack[n-1].wantKey = true
+		}
+	}
+}
+
+func sortedKeys(m map[string]any) []string {
+	keys := make([]string, 0, len(m))
+	for k := range m {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	return keys
+}
+
+func jsonType(v any) string {
+	switch v.(type) {
+	case nil:
+		return "null"
+	case bool:
+		return "a boolean"
+	case string:
+		return "a string"
+	case float64, json.Number:
+		return "a number"
+	case []any:
+		return "an array"
+	case map[string]any:
+		return "an object"
+	}
+	return fmt.Sprintf("%T", v)
+}
