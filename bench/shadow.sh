@@ -76,7 +76,7 @@ umbra_config() {
 nginx_mirror_config() {
 	NGINX_HTTP_EXTRA="upstream mirror_slow { server $SLOW; keepalive 64; }" \
 		NGINX_LOCATION_EXTRA="mirror /__mirror; mirror_request_body on;" \
-		bench_config_nginx
+		bench_config_nginx >/dev/null
 	local conf=$BENCH_TMP/nginx/nginx.conf
 	# The mirror location must sit beside "location /" in the server block.
 	sed -i "s|^\(\s*\)location / {|\1location = /__mirror { internal; proxy_pass http://mirror_slow\$request_uri; proxy_http_version 1.1; proxy_set_header Connection \"\"; }\n\1location / {|" "$conf"

@@ -67,6 +67,9 @@ func (s *Set) Begin(r *http.Request, endpoint string) *Pending {
 	for _, t := range s.targets {
 		if reason := t.skipReason(r, b); reason != "" {
 			t.count(reason)
+			if reason == OutcomeQueueFull {
+				t.warn("shadow queue full; dropping copies", "queue_size", t.cfg.QueueSize)
+			}
 			continue
 		}
 		if p == nil {
@@ -118,6 +121,11 @@ func (t *Target) skipReason(r *http.Request, b uint32) string {
 		return OutcomeBodyTooLarge
 	case t.brk.state(timeNow()) == open:
 		return OutcomeCircuitOpen
+	case len(t.queue) >= cap(t.queue):
+		// Decided here, before any copy is built: a target that cannot keep
+		// up must cost the live path next to nothing. The non-blocking send
+		// in enqueue still catches the race with other handlers.
+		return OutcomeQueueFull
 	}
 	return ""
 }
@@ -311,7 +319,7 @@ func (t *Target) prepare(r *http.Request, body *bodyCopy) *http.Request {
 		}
 	}
 	for _, name := range hopHeaders {
-		h.Del(name)
+		delete(h, name) // already canonical: skip Del's canonicalisation
 	}
 	setForwarded(h, r)
 	h.Del(HeaderSandbox) // only umbra's own mark counts, never the client's

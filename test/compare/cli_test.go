@@ -88,7 +88,7 @@ func TestDiffCLI(t *testing.T) {
 	sendItems(t, g, 0, 4)
 	g.wait(t, "items", getEP, 4)
 
-	out, stderr, code := run(t, "diff", "--admin", g.Admin)
+	out, stderr, code := run(t, "diff", "--admin", g.AdminURL)
 	if code != 0 {
 		t.Fatalf("umbra diff: exit %d\n%s%s", code, out, stderr)
 	}
@@ -98,11 +98,11 @@ func TestDiffCLI(t *testing.T) {
 		}
 	}
 	// The address may be given without a scheme.
-	if out2, _, code := run(t, "diff", "--admin", strings.TrimPrefix(g.Admin, "http://"), "--route", "items"); code != 0 || !strings.Contains(out2, "REGRESSION $.price") {
+	if out2, _, code := run(t, "diff", "--admin", strings.TrimPrefix(g.AdminURL, "http://"), "--route", "items"); code != 0 || !strings.Contains(out2, "REGRESSION $.price") {
 		t.Errorf("umbra diff --admin host:port --route items: exit %d\n%s", code, out2)
 	}
 
-	out, stderr, code = run(t, "diff", "--admin", g.Admin, "--json")
+	out, stderr, code = run(t, "diff", "--admin", g.AdminURL, "--json")
 	if code != 0 {
 		t.Fatalf("umbra diff --json: exit %d\n%s", code, stderr)
 	}

@@ -1,15 +1,12 @@
 package comparetest
 
 import (
-	"bufio"
 	"bytes"
 	"encoding/json"
-	"fmt"
 	"io"
 	"net/http"
 	"net/http/httptest"
 	"net/url"
-	"os"
 	"path/filepath"
 	"slices"
 	"strconv"
@@ -19,9 +16,9 @@ import (
 	"testing"
 	"time"
 
-	"github.com/umbragw/umbra/internal/config"
 	"github.com/umbragw/umbra/internal/diffs"
-	"github.com/umbragw/umbra/internal/gateway"
+
+	"github.com/umbragw/umbra/test/testkit"
 )
 
 // waitFor bounds every poll: generous for two shared cores under -race,
@@ -101,15 +98,16 @@ func (tr trio) expand(routes string) string {
 
 // ---- gateway ----
 
+// poll waits up to waitFor for a condition, checking every 10 ms.
+var poll = testkit.Poll{Timeout: waitFor, Interval: 10 * time.Millisecond}
+
 // gw is a started gateway.
 type gw struct {
-	*gateway.Gateway
-	URL, Admin string
-	DataDir    string
-	body       string // config after the standard header, for restart
-	Log        *syncBuffer
-	client     *http.Client
-	once       sync.Once
+	*testkit.Gateway
+	DataDir string
+	body    string // config after the standard header, for restart
+	client  *http.Client
+	once    sync.Once
 }
 
 // header is the top of every config: ephemeral loopback ports, access
@@ -124,38 +122,17 @@ func header(dataDir string) string {
 
 // start parses body (after the standard header) with the real config
 // parser and starts a gateway on dataDir ("" for a new temporary one).
-// Cleanup shuts it down and prints its log if the test failed.
+// Cleanup shuts it down, failing the test if that fails, and prints its
+// log if the test failed.
 func start(t *testing.T, dataDir, body string) *gw {
 	t.Helper()
 	if dataDir == "" {
 		dataDir = filepath.Join(t.TempDir(), "data")
 	}
-	text := header(dataDir) + body
 	path := filepath.Join(t.TempDir(), "umbra.yaml")
-	if err := os.WriteFile(path, []byte(text), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	cfg, err := config.Parse(path, []byte(text))
-	if err != nil {
-		t.Fatalf("config.Parse:\n%v\n--- config ---\n%s", err, text)
-	}
-	logs := &syncBuffer{}
-	g, err := gateway.New(cfg, gateway.Options{Version: "comparetest", LogOutput: logs})
-	if err != nil {
-		t.Fatalf("gateway.New: %v", err)
-	}
-	if err := g.Start(); err != nil {
-		t.Fatalf("Start: %v", err)
-	}
-	tr := &http.Transport{MaxIdleConnsPerHost: 64, DisableCompression: true, Proxy: nil}
-	w := &gw{Gateway: g, URL: "http://" + g.Addr(), Admin: "http://" + g.AdminAddr(), DataDir: dataDir,
-		body: body, Log: logs, client: &http.Client{Transport: tr, Timeout: waitFor}}
-	t.Cleanup(func() {
-		w.stop(t)
-		if t.Failed() {
-			t.Logf("gateway log (tail):\n%s", tail(logs.String(), 40))
-		}
-	})
+	w := &gw{Gateway: testkit.Start(t, "comparetest", path, header(dataDir)+body), DataDir: dataDir,
+		body: body, client: testkit.NewClient(t, 64, waitFor)}
+	t.Cleanup(func() { w.stop(t) })
 	return w
 }
 
@@ -164,7 +141,7 @@ func start(t *testing.T, dataDir, body string) *gw {
 func (g *gw) stop(t *testing.T) {
 	t.Helper()
 	g.once.Do(func() {
-		if err := g.Shutdown(); err != nil {
+		if err := g.Stop(); err != nil {
 			t.Errorf("Shutdown: %v", err)
 		}
 		g.client.CloseIdleConnections()
@@ -178,39 +155,11 @@ func (g *gw) restart(t *testing.T) *gw {
 	return start(t, g.DataDir, g.body)
 }
 
-func tail(s string, n int) string {
-	lines := strings.Split(s, "\n")
-	if len(lines) > n {
-		lines = lines[len(lines)-n:]
-	}
-	return strings.Join(lines, "\n")
-}
-
-// syncBuffer is a bytes.Buffer safe for concurrent logging.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
-
 // ---- client ----
 
-// result is a fully read response.
+// result is a fully read response and how long it took.
 type result struct {
-	Status  int
-	Header  http.Header
-	Body    []byte
+	testkit.Response
 	Latency time.Duration
 }
 
@@ -220,24 +169,9 @@ func (g *gw) send(method, path string, body []byte, hdr ...string) (result, erro
 	if body != nil {
 		rd = bytes.NewReader(body)
 	}
-	req, err := http.NewRequest(method, g.URL+path, rd)
-	if err != nil {
-		return result{}, err
-	}
-	for i := 0; i+1 < len(hdr); i += 2 {
-		req.Header.Add(hdr[i], hdr[i+1])
-	}
 	start := time.Now()
-	resp, err := g.client.Do(req)
-	if err != nil {
-		return result{}, err
-	}
-	defer resp.Body.Close()
-	b, err := io.ReadAll(resp.Body)
-	if err != nil {
-		return result{}, fmt.Errorf("reading body: %w", err)
-	}
-	return result{Status: resp.StatusCode, Header: resp.Header, Body: b, Latency: time.Since(start)}, nil
+	r, err := testkit.Send(g.client, method, g.URL+path, rd, hdr...)
+	return result{Response: r, Latency: time.Since(start)}, err
 }
 
 // do is send that fails the test on error.
@@ -276,7 +210,7 @@ func (g *gw) admin(t *testing.T, method, path string, in any, wantStatus int, ou
 		}
 		rd = bytes.NewReader(b)
 	}
-	req, err := http.NewRequest(method, g.Admin+path, rd)
+	req, err := http.NewRequest(method, g.AdminURL+path, rd)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -451,85 +385,16 @@ func (g *gw) compareTotal(t *testing.T, route, endpoint, result string) float64 
 	t.Helper()
 	var sum float64
 	for _, s := range g.scrape(t, "umbra_compare_total") {
-		if s.labels["route"] == route && (endpoint == "" || s.labels["endpoint"] == endpoint) &&
-			(result == "" || s.labels["result"] == result) {
-			sum += s.value
+		if s.Labels["route"] == route && (endpoint == "" || s.Labels["endpoint"] == endpoint) &&
+			(result == "" || s.Labels["result"] == result) {
+			sum += s.Value
 		}
 	}
 	return sum
 }
 
-type metricLine struct {
-	labels map[string]string
-	value  float64
-}
-
 // scrape returns the samples of one metric family from the admin /metrics.
-func (g *gw) scrape(t *testing.T, name string) []metricLine {
+func (g *gw) scrape(t *testing.T, name string) testkit.Metrics {
 	t.Helper()
-	resp, err := g.client.Get(g.Admin + "/metrics")
-	if err != nil {
-		t.Fatalf("scrape: %v", err)
-	}
-	defer resp.Body.Close()
-	var out []metricLine
-	sc := bufio.NewScanner(resp.Body)
-	sc.Buffer(make([]byte, 1<<20), 1<<20)
-	for sc.Scan() {
-		line := sc.Text()
-		if !strings.HasPrefix(line, name+"{") {
-			continue
-		}
-		end := strings.LastIndexByte(line, '}')
-		v, err := strconv.ParseFloat(strings.TrimSpace(line[end+1:]), 64)
-		if err != nil {
-			t.Fatalf("metric line %q: %v", line, err)
-		}
-		out = append(out, metricLine{labels: parseLabels(line[len(name)+1 : end]), value: v})
-	}
-	return out
-}
-
-// parseLabels parses `a="x",b="y"` (escapes \\ \" \n).
-func parseLabels(s string) map[string]string {
-	out := map[string]string{}
-	for len(s) > 0 {
-		eq := strings.Index(s, `="`)
-		if eq < 0 {
-			break
-		}
-		key := strings.TrimLeft(s[:eq], ", ")
-		s = s[eq+2:]
-		var val strings.Builder
-		for len(s) > 0 && s[0] != '"' {
-			if s[0] == '\\' && len(s) > 1 {
-				if s[1] == 'n' {
-					val.WriteByte('\n')
-				} else {
-					val.WriteByte(s[1])
-				}
-				s = s[2:]
-				continue
-			}
-			val.WriteByte(s[0])
-			s = s[1:]
-		}
-		out[key] = val.String()
-		if len(s) > 0 {
-			s = s[1:]
-		}
-	}
-	return out
-}
-
-// eventually polls cond until it holds or the deadline passes.
-func eventually(t *testing.T, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(waitFor)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out after %v waiting for %s", waitFor, what)
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
+	return testkit.Scrape(t, g.client, g.AdminURL).Named(name)
 }

@@ -94,7 +94,7 @@ func TestLiveUnaffectedByFullCompareQueue(t *testing.T) {
 		sent += burst
 		// Every exchange ends up counted exactly once: compared, or
 		// skipped because the queue was full.
-		eventually(t, "every exchange of the round counted", func() bool {
+		poll.UntilTrue(t, "every exchange of the round counted", func() bool {
 			return g.compareTotal(t, "items", ep, "") == float64(sent)
 		})
 		if g.compareTotal(t, "items", ep, diffs.ResultQueueFull) > 0 {

@@ -10,6 +10,8 @@ import (
 	"testing"
 
 	"github.com/umbragw/umbra/internal/config"
+
+	"github.com/umbragw/umbra/test/testkit"
 )
 
 func TestAdminEndpoints(t *testing.T) {
@@ -30,10 +32,10 @@ routes:
 	}
 
 	m := scrape(t, g)
-	if v, ok := metric(m, "umbra_build_info", L("version", "itest")); !ok || v != 1 {
+	if v, ok := metric(t, m, "umbra_build_info", testkit.Labels("version", "itest")); !ok || v != 1 {
 		t.Errorf("umbra_build_info{version=itest} = %v (%v)", v, ok)
 	}
-	if v, _ := metric(m, "umbra_config_routes", nil); v != 1 {
+	if v, _ := metric(t, m, "umbra_config_routes", nil); v != 1 {
 		t.Errorf("umbra_config_routes = %v", v)
 	}
 

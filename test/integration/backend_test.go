@@ -6,6 +6,8 @@ import (
 	"slices"
 	"strings"
 	"testing"
+
+	"github.com/umbragw/umbra/test/testkit"
 )
 
 // TestRoundRobin: sequential requests cycle over three endpoints.
@@ -57,7 +59,7 @@ func TestPassiveHealthEjection(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()
 			a, b := newUpstream(t, "a", nil), newUpstream(t, "b", nil)
-			dead := "http://" + deadAddr(t)
+			dead := "http://" + testkit.DeadAddr(t)
 			g := startGW(t, base+fmt.Sprintf(`
 backends:
   pool: {endpoints: [%q, %q, %q], %s}
@@ -110,7 +112,7 @@ routes:
 func TestEjectedShareSpreadEvenly(t *testing.T) {
 	t.Parallel()
 	a, b := newUpstream(t, "a", nil), newUpstream(t, "b", nil)
-	dead := "http://" + deadAddr(t)
+	dead := "http://" + testkit.DeadAddr(t)
 	g := startGW(t, base+fmt.Sprintf(`
 backends:
   pool: {endpoints: [%q, %q, %q], health: {max_fails: 1, eject_for: 1m}}
@@ -142,7 +144,7 @@ routes:
 func TestRetryOnConnectionRefused(t *testing.T) {
 	t.Parallel()
 	live := newUpstream(t, "live", nil)
-	dead := "http://" + deadAddr(t)
+	dead := "http://" + testkit.DeadAddr(t)
 	g := startGW(t, base+fmt.Sprintf(`
 backends:
   pair: {endpoints: [%q, %q], health: {max_fails: 100}}
@@ -170,7 +172,7 @@ routes:
 func TestNoRetryForPOSTWithBody(t *testing.T) {
 	t.Parallel()
 	live := newUpstream(t, "live", nil)
-	dead := "http://" + deadAddr(t)
+	dead := "http://" + testkit.DeadAddr(t)
 	g := startGW(t, base+fmt.Sprintf(`
 backends:
   pair: {endpoints: [%q, %q], health: {max_fails: 100}}
@@ -194,5 +196,5 @@ routes:
 	if n := live.hits.Load(); n != 2 {
 		t.Errorf("live endpoint got %d POSTs, want 2 (a POST with a body must not be retried there)", n)
 	}
-	waitMetric(t, g, "umbra_upstream_errors_total", L("route", "pair", "kind", "connect"), 2)
+	waitMetric(t, g, "umbra_upstream_errors_total", testkit.Labels("route", "pair", "kind", "connect"), 2)
 }

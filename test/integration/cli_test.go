@@ -17,6 +17,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/umbragw/umbra/test/testkit"
 )
 
 // run runs the binary to completion and returns stdout, stderr and the
@@ -160,7 +162,7 @@ func start(t *testing.T, args ...string) *proc {
 			<-p.done
 		}
 		if t.Failed() {
-			t.Logf("umbra output (last lines):\n%s", tail(p.output(), 40))
+			t.Logf("umbra output (last lines):\n%s", testkit.Tail(p.output(), 40))
 		}
 	})
 	return p
@@ -177,7 +179,7 @@ func (p *proc) output() string {
 func (p *proc) waitLine(t *testing.T, re *regexp.Regexp) []string {
 	t.Helper()
 	var m []string
-	eventually(t, "an output line matching "+re.String(), func() (bool, string) {
+	poll.Until(t, "an output line matching "+re.String(), func() (bool, string) {
 		p.mu.Lock()
 		defer p.mu.Unlock()
 		for ; p.next < len(p.lines); p.next++ {
@@ -240,7 +242,7 @@ func TestCLIServe(t *testing.T) {
 
 	p := start(t, "serve", "-c", path)
 	m := p.waitLine(t, regexp.MustCompile(`msg="umbra started" listen=(\S+) admin=(\S+)`))
-	g := &gw{URL: "http://" + m[1], AdminURL: "http://" + m[2]}
+	g := &gw{Gateway: &testkit.Gateway{URL: "http://" + m[1], AdminURL: "http://" + m[2]}}
 	c := newClient(t)
 	if got := servedBy(t, c, g); got != "a" {
 		t.Fatalf("served by %s", got)
@@ -250,13 +252,13 @@ func TestCLIServe(t *testing.T) {
 	if err := p.cmd.Process.Signal(syscall.SIGHUP); err != nil {
 		t.Fatal(err)
 	}
-	eventually(t, "SIGHUP to apply the new config", func() (bool, string) {
+	poll.Until(t, "SIGHUP to apply the new config", func() (bool, string) {
 		got := servedBy(t, c, g)
 		return got == "b", "served by " + got
 	})
 
 	writeAtomic(t, path, cfgFor(a)) // replaces the link by a file: the watcher sees it
-	eventually(t, "the file watcher to apply the edit", func() (bool, string) {
+	poll.Until(t, "the file watcher to apply the edit", func() (bool, string) {
 		got := servedBy(t, c, g)
 		return got == "a", "served by " + got
 	})

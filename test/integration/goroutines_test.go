@@ -9,6 +9,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/umbragw/umbra/test/testkit"
 )
 
 // TestNoGoroutineLeak runs a gateway through a little of everything and
@@ -23,7 +25,7 @@ func TestNoGoroutineLeak(t *testing.T) {
 	func() {
 		up := newUpstream(t, "up", nil)
 		shadow := newUpstream(t, "shadow", nil)
-		dead := deadAddr(t)
+		dead := testkit.DeadAddr(t)
 		g := startGW(t, base+fmt.Sprintf(`
 backends:
   up: {endpoints: [%q]}
@@ -48,7 +50,7 @@ routes:
 		do(t, c, "GET", g.URL+"/dead", nil)
 		do(t, c, "GET", g.URL+"/none", nil)
 		do(t, c, "GET", g.AdminURL+"/metrics", nil)
-		eventually(t, "the shadow copies", func() (bool, string) {
+		poll.Until(t, "the shadow copies", func() (bool, string) {
 			return shadow.hits.Load() >= 10, fmt.Sprint(shadow.hits.Load())
 		})
 		g.rewrite(t, oneRoute(up))
@@ -58,7 +60,7 @@ routes:
 		do(t, c, "GET", g.URL+"/app", nil)
 
 		cancel()
-		if err := g.shutdown(); err != nil {
+		if err := g.Stop(); err != nil {
 			t.Fatalf("Shutdown: %v", err)
 		}
 		c.Transport.(*http.Transport).CloseIdleConnections()

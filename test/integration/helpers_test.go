@@ -2,7 +2,6 @@ package integration
 
 import (
 	"bufio"
-	"bytes"
 	"context"
 	"crypto/ecdsa"
 	"crypto/elliptic"
@@ -21,13 +20,11 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
-	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
 
-	"github.com/umbragw/umbra/internal/config"
-	"github.com/umbragw/umbra/internal/gateway"
+	"github.com/umbragw/umbra/test/testkit"
 )
 
 // base is the top of every test config: ephemeral loopback ports, access
@@ -43,72 +40,28 @@ server: {shutdown_grace: 5s}
 // with the race detector, never reached when things work.
 const waitFor = 10 * time.Second
 
+// poll waits up to waitFor for a condition, checking every 10 ms.
+var poll = testkit.Poll{Timeout: waitFor, Interval: 10 * time.Millisecond}
+
 // gw is a started gateway with its addresses and log.
 type gw struct {
-	*gateway.Gateway
-	URL      string // http://main
-	AdminURL string // http://admin
-	Path     string // the config file
-	Log      *syncBuffer
-	dataDir  string // the data_dir line startGW added, kept on rewrites
-	shutOnce sync.Once
-	shutErr  error
+	*testkit.Gateway
+	dataDir string // the data_dir line startGW added, kept on rewrites
 }
 
-// startGW writes yaml to a file in a temp dir, loads it through the real
-// loader and starts a gateway on it. Cleanup shuts it down.
+// startGW writes yaml to a file in a temp dir and starts a gateway on it
+// through the real config parser. Cleanup shuts it down.
 func startGW(t *testing.T, yaml string) *gw {
 	t.Helper()
 	dir := t.TempDir()
-	path := filepath.Join(dir, "umbra.yaml")
 	dataDir := ""
 	if !strings.Contains(yaml, "data_dir:") {
 		// The default ./umbra-data would be shared (and locked) by every
 		// gateway of the run.
 		dataDir = "data_dir: " + strconv.Quote(filepath.Join(dir, "data")) + "\n"
 	}
-	writeFile(t, path, dataDir+yaml)
-	cfg, err := config.Load(path)
-	if err != nil {
-		t.Fatalf("config.Load:\n%v\n--- config ---\n%s", err, yaml)
-	}
-	logs := &syncBuffer{}
-	g, err := gateway.New(cfg, gateway.Options{Version: "itest", LogOutput: logs})
-	if err != nil {
-		t.Fatalf("gateway.New: %v", err)
-	}
-	if err := g.Start(); err != nil {
-		t.Fatalf("Start: %v", err)
-	}
-	w := &gw{Gateway: g, Path: path, Log: logs, dataDir: dataDir}
-	scheme := "http"
-	if cfg.TLS != nil {
-		scheme = "https"
-	}
-	w.URL = scheme + "://" + g.Addr()
-	w.AdminURL = "http://" + g.AdminAddr()
-	t.Cleanup(func() {
-		_ = w.shutdown()
-		if t.Failed() {
-			t.Logf("gateway log (last lines):\n%s", tail(logs.String(), 25))
-		}
-	})
-	return w
-}
-
-// shutdown runs Gateway.Shutdown once; later calls return the first result.
-func (g *gw) shutdown() error {
-	g.shutOnce.Do(func() { g.shutErr = g.Shutdown() })
-	return g.shutErr
-}
-
-// tail returns the last n lines of s.
-func tail(s string, n int) string {
-	lines := strings.Split(strings.TrimRight(s, "\n"), "\n")
-	if len(lines) > n {
-		lines = append([]string{"..."}, lines[len(lines)-n:]...)
-	}
-	return strings.Join(lines, "\n")
+	g := testkit.Start(t, "itest", filepath.Join(dir, "umbra.yaml"), dataDir+yaml)
+	return &gw{Gateway: g, dataDir: dataDir}
 }
 
 // rewrite replaces the config file atomically (the caller then reloads or
@@ -116,24 +69,6 @@ func tail(s string, n int) string {
 func (g *gw) rewrite(t *testing.T, yaml string) {
 	t.Helper()
 	writeAtomic(t, g.Path, g.dataDir+yaml)
-}
-
-// syncBuffer is a bytes.Buffer safe for the gateway's concurrent logging.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
 }
 
 // echo is what the default upstream handler answers: what it received.
@@ -177,17 +112,16 @@ func newUpstream(t *testing.T, name string, h http.HandlerFunc) *upstream {
 	return u
 }
 
-// newClient returns a client with its own connection pool (no proxy from
-// the environment), closed at cleanup.
+// newClient returns a client with its own connection pool that does not
+// follow redirects, closed at cleanup.
 func newClient(t *testing.T) *http.Client {
 	t.Helper()
-	tr := &http.Transport{MaxIdleConnsPerHost: 32, DisableCompression: true}
-	t.Cleanup(tr.CloseIdleConnections)
-	return &http.Client{Transport: tr, Timeout: waitFor,
-		CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
+	c := testkit.NewClient(t, 32, waitFor)
+	c.CheckRedirect = func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }
+	return c
 }
 
-// result is a fully read response.
+// result is a fully read response with its body as text.
 type result struct {
 	Status int
 	Header http.Header
@@ -206,27 +140,8 @@ func do(t *testing.T, c *http.Client, method, url string, body io.Reader, hdr ..
 
 // try is do without failing the test (usable from other goroutines).
 func try(c *http.Client, method, url string, body io.Reader, hdr ...string) (result, error) {
-	req, err := http.NewRequest(method, url, body)
-	if err != nil {
-		return result{}, err
-	}
-	for i := 0; i+1 < len(hdr); i += 2 {
-		if strings.EqualFold(hdr[i], "Host") {
-			req.Host = hdr[i+1]
-			continue
-		}
-		req.Header.Add(hdr[i], hdr[i+1])
-	}
-	resp, err := c.Do(req)
-	if err != nil {
-		return result{}, err
-	}
-	defer resp.Body.Close()
-	b, err := io.ReadAll(resp.Body)
-	if err != nil {
-		return result{}, fmt.Errorf("reading body: %w", err)
-	}
-	return result{Status: resp.StatusCode, Header: resp.Header, Body: string(b)}, nil
+	r, err := testkit.Send(c, method, url, body, hdr...)
+	return result{Status: r.Status, Header: r.Header, Body: string(r.Body)}, err
 }
 
 // echoOf decodes an echo answer.
@@ -272,24 +187,6 @@ func wantJSONError(t *testing.T, r result, status int, code string) jsonError {
 	return e
 }
 
-// eventually polls cond until it holds or the deadline passes; msg
-// describes the last state seen, for the failure message.
-func eventually(t *testing.T, what string, cond func() (ok bool, msg string)) {
-	t.Helper()
-	deadline := time.Now().Add(waitFor)
-	var msg string
-	for {
-		var ok bool
-		if ok, msg = cond(); ok {
-			return
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s; last: %s", what, msg)
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
-}
-
 // recv waits for a value on ch, failing the test after the deadline.
 func recv[T any](t *testing.T, ch <-chan T, what string) T {
 	t.Helper()
@@ -331,128 +228,34 @@ func writeAtomic(t *testing.T, path, text string) {
 // ---- metrics ----
 
 // scrape fetches the admin /metrics text.
-func scrape(t *testing.T, g *gw, hdr ...string) string {
+func scrape(t *testing.T, g *gw) string {
 	t.Helper()
-	r := do(t, newClient(t), "GET", g.AdminURL+"/metrics", nil, hdr...)
+	r := do(t, newClient(t), "GET", g.AdminURL+"/metrics", nil)
 	if r.Status != http.StatusOK {
 		t.Fatalf("/metrics: status %d: %s", r.Status, r.Body)
 	}
 	return r.Body
 }
 
-// sample is one line of the Prometheus text format.
-type sample struct {
-	name   string
-	labels map[string]string
-	value  float64
-}
-
-// parseMetrics parses the text exposition format (enough of it for umbra's
-// own metrics: no timestamps, simple label values).
-func parseMetrics(text string) []sample {
-	var out []sample
-	sc := bufio.NewScanner(strings.NewReader(text))
-	sc.Buffer(make([]byte, 1<<20), 1<<20)
-	for sc.Scan() {
-		line := strings.TrimSpace(sc.Text())
-		if line == "" || line[0] == '#' {
-			continue
-		}
-		s := sample{labels: map[string]string{}}
-		rest := line
-		if i := strings.IndexAny(line, "{ "); i >= 0 && line[i] == '{' {
-			s.name = line[:i]
-			rest = line[i+1:]
-			for {
-				rest = strings.TrimLeft(rest, ", ")
-				if strings.HasPrefix(rest, "}") {
-					rest = rest[1:]
-					break
-				}
-				eq := strings.Index(rest, `="`)
-				if eq < 0 {
-					break
-				}
-				key := rest[:eq]
-				rest = rest[eq+2:]
-				var val strings.Builder
-				for len(rest) > 0 && rest[0] != '"' {
-					if rest[0] == '\\' && len(rest) > 1 {
-						switch rest[1] {
-						case 'n':
-							val.WriteByte('\n')
-						default:
-							val.WriteByte(rest[1])
-						}
-						rest = rest[2:]
-						continue
-					}
-					val.WriteByte(rest[0])
-					rest = rest[1:]
-				}
-				rest = strings.TrimPrefix(rest, `"`)
-				s.labels[key] = val.String()
-			}
-		} else if i >= 0 {
-			s.name, rest = line[:i], line[i:]
-		}
-		fields := strings.Fields(rest)
-		if len(fields) == 0 {
-			continue
-		}
-		v, err := strconv.ParseFloat(fields[0], 64)
-		if err != nil {
-			continue
-		}
-		s.value = v
-		out = append(out, s)
-	}
-	return out
-}
-
-// metric sums the samples of name whose labels include want. ok is false
-// when no sample matched.
-func metric(text, name string, want map[string]string) (sum float64, ok bool) {
-	for _, s := range parseMetrics(text) {
-		if s.name != name {
-			continue
-		}
-		match := true
-		for k, v := range want {
-			if s.labels[k] != v {
-				match = false
-				break
-			}
-		}
-		if match {
-			sum += s.value
-			ok = true
-		}
-	}
-	return sum, ok
-}
-
-// L builds a label map from pairs.
-func L(kv ...string) map[string]string {
-	m := map[string]string{}
-	for i := 0; i+1 < len(kv); i += 2 {
-		m[kv[i]] = kv[i+1]
-	}
-	return m
+// metric sums the samples of name in a /metrics text whose labels include
+// want. ok is false when no sample matched.
+func metric(t *testing.T, text, name string, want map[string]string) (sum float64, ok bool) {
+	t.Helper()
+	return testkit.MustParseMetrics(t, text).Sum(name, want)
 }
 
 // waitMetric polls /metrics until name{labels} equals want. Metrics are
 // recorded after the response is written, so a client may see its answer
 // a moment before the counter moves.
-func waitMetric(t *testing.T, g *gw, name string, labels map[string]string, want float64, hdr ...string) {
+func waitMetric(t *testing.T, g *gw, name string, labels map[string]string, want float64) {
 	t.Helper()
 	c := newClient(t)
-	eventually(t, fmt.Sprintf("%s%v == %v", name, labels, want), func() (bool, string) {
-		r, err := try(c, "GET", g.AdminURL+"/metrics", nil, hdr...)
+	poll.Until(t, fmt.Sprintf("%s%v == %v", name, labels, want), func() (bool, string) {
+		m, err := testkit.TryScrape(c, g.AdminURL)
 		if err != nil {
 			return false, err.Error()
 		}
-		got, _ := metric(r.Body, name, labels)
+		got, _ := m.Sum(name, labels)
 		return got == want, fmt.Sprintf("%v", got)
 	})
 }
@@ -546,42 +349,10 @@ func selfSigned(t *testing.T, dir string) (certFile, keyFile string) {
 // that must see or write bytes net/http would hide or normalise.
 func rawUpstream(t *testing.T, fn func(c net.Conn, br *bufio.Reader)) string {
 	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	var wg sync.WaitGroup
-	var mu sync.Mutex
-	conns := map[net.Conn]bool{}
-	wg.Add(1)
-	go func() {
-		defer wg.Done()
-		for {
-			c, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			mu.Lock()
-			conns[c] = true
-			mu.Unlock()
-			wg.Add(1)
-			go func() {
-				defer wg.Done()
-				defer c.Close()
-				fn(c, bufio.NewReader(c))
-			}()
-		}
-	}()
-	t.Cleanup(func() {
-		ln.Close()
-		mu.Lock()
-		for c := range conns {
-			c.Close()
-		}
-		mu.Unlock()
-		wg.Wait()
-	})
-	return "http://" + ln.Addr().String()
+	return testkit.NewRawServer(t, func(c net.Conn) {
+		defer c.Close()
+		fn(c, bufio.NewReader(c))
+	}).URL()
 }
 
 // readHead reads a request or response head (up to the blank line) and

@@ -8,6 +8,8 @@ import (
 	"strconv"
 	"strings"
 	"testing"
+
+	"github.com/umbragw/umbra/test/testkit"
 )
 
 // TestMetricsCounts sends known traffic and checks the request, error,
@@ -28,7 +30,7 @@ backends:
 routes:
   - {name: m, match: {path_prefix: /m}, backend: mb}
   - {name: down, match: {path_prefix: /down}, backend: dead}
-`, up.URL, deadAddr(t)))
+`, up.URL, testkit.DeadAddr(t)))
 	c := newClient(t)
 	send := func(n int, method, path string, want int) {
 		t.Helper()
@@ -57,28 +59,28 @@ routes:
 	send(1, "GET", "/unrouted", 404)
 
 	live := func(route, backend, method, code string) map[string]string {
-		return L("route", route, "backend", backend, "role", "live", "method", method, "code", code)
+		return testkit.Labels("route", route, "backend", backend, "role", "live", "method", method, "code", code)
 	}
 	waitMetric(t, g, "umbra_requests_total", live("m", "mb", "GET", "200"), 3)
 	waitMetric(t, g, "umbra_requests_total", live("m", "mb", "POST", "201"), 2)
 	waitMetric(t, g, "umbra_requests_total", live("m", "mb", "DELETE", "404"), 1)
 	waitMetric(t, g, "umbra_requests_total", live("m", "mb", "OTHER", "200"), 2)
 	waitMetric(t, g, "umbra_requests_total", live("m", "mb", "OTHER", "418"), 1)
-	waitMetric(t, g, "umbra_requests_total", L("route", "m"), 9)
+	waitMetric(t, g, "umbra_requests_total", testkit.Labels("route", "m"), 9)
 	waitMetric(t, g, "umbra_requests_total", live("down", "dead", "GET", "502"), 2)
-	waitMetric(t, g, "umbra_upstream_errors_total", L("route", "down", "backend", "dead", "role", "live", "kind", "connect"), 2)
-	waitMetric(t, g, "umbra_upstream_errors_total", L("route", "m"), 0)
-	waitMetric(t, g, "umbra_unmatched_requests_total", L("method", "GET"), 1)
-	waitMetric(t, g, "umbra_request_duration_seconds_count", L("route", "m", "backend", "mb", "role", "live"), 9)
-	waitMetric(t, g, "umbra_requests_in_flight", L("route", "m"), 0)
-	waitMetric(t, g, "umbra_requests_in_flight", L("route", "down"), 0)
+	waitMetric(t, g, "umbra_upstream_errors_total", testkit.Labels("route", "down", "backend", "dead", "role", "live", "kind", "connect"), 2)
+	waitMetric(t, g, "umbra_upstream_errors_total", testkit.Labels("route", "m"), 0)
+	waitMetric(t, g, "umbra_unmatched_requests_total", testkit.Labels("method", "GET"), 1)
+	waitMetric(t, g, "umbra_request_duration_seconds_count", testkit.Labels("route", "m", "backend", "mb", "role", "live"), 9)
+	waitMetric(t, g, "umbra_requests_in_flight", testkit.Labels("route", "m"), 0)
+	waitMetric(t, g, "umbra_requests_in_flight", testkit.Labels("route", "down"), 0)
 
 	text := scrape(t, g)
-	for _, s := range parseMetrics(text) {
-		if s.name == "umbra_requests_total" {
-			switch s.labels["method"] {
+	for _, s := range testkit.MustParseMetrics(t, text) {
+		if s.Name == "umbra_requests_total" {
+			switch s.Labels["method"] {
 			case "PURGE", "BREW":
-				t.Errorf("raw method label leaked: %v", s.labels)
+				t.Errorf("raw method label leaked: %v", s.Labels)
 			}
 		}
 	}

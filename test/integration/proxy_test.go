@@ -17,6 +17,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/umbragw/umbra/test/testkit"
 )
 
 // TestHopByHopHeaders sends, on a raw connection, a request carrying every
@@ -180,7 +182,7 @@ backends:
 routes:
   - {name: rid, match: {path_prefix: /ok}, backend: rid}
   - {name: dead, match: {path_prefix: /dead}, backend: dead}
-`, up.URL, deadAddr(t)))
+`, up.URL, testkit.DeadAddr(t)))
 	c := newClient(t)
 
 	t.Run("propagated", func(t *testing.T) {
@@ -582,7 +584,7 @@ routes:
 	// The proxied exchange ends when both sides have closed (ReverseProxy
 	// waits for both copy directions), and only then is it counted.
 	c.Close()
-	waitMetric(t, g, "umbra_requests_total", L("route", "ws", "code", "101"), 1)
+	waitMetric(t, g, "umbra_requests_total", testkit.Labels("route", "ws", "code", "101"), 1)
 }
 
 // TestTrailers checks response trailers, announced and not, reach the client.
@@ -636,7 +638,7 @@ backends:
 routes:
   - {name: dead, match: {path_prefix: /dead}, backend: dead}
   - {name: slow, match: {path_prefix: /slow}, backend: slow}
-`, deadAddr(t), slow.URL))
+`, testkit.DeadAddr(t), slow.URL))
 	c := newClient(t)
 
 	t.Run("502 connection refused", func(t *testing.T) {
@@ -696,9 +698,9 @@ routes:
 		t.Errorf("client error %v, want context.Canceled", err)
 	}
 	recv(t, cancelled, "the upstream request's context to be cancelled")
-	waitMetric(t, g, "umbra_requests_total", L("route", "hang", "code", "499"), 1)
-	waitMetric(t, g, "umbra_upstream_errors_total", L("route", "hang", "kind", "canceled"), 1)
-	waitMetric(t, g, "umbra_requests_in_flight", L("route", "hang"), 0)
+	waitMetric(t, g, "umbra_requests_total", testkit.Labels("route", "hang", "code", "499"), 1)
+	waitMetric(t, g, "umbra_upstream_errors_total", testkit.Labels("route", "hang", "kind", "canceled"), 1)
+	waitMetric(t, g, "umbra_requests_in_flight", testkit.Labels("route", "hang"), 0)
 }
 
 // TestNoRoute: a request no route matches gets a 404 JSON error.
@@ -720,8 +722,8 @@ routes:
 	if up.hits.Load() != 0 {
 		t.Errorf("upstream got %d requests", up.hits.Load())
 	}
-	waitMetric(t, g, "umbra_unmatched_requests_total", L("method", "GET"), 1)
-	waitMetric(t, g, "umbra_unmatched_requests_total", L("method", "HEAD"), 1)
+	waitMetric(t, g, "umbra_unmatched_requests_total", testkit.Labels("method", "GET"), 1)
+	waitMetric(t, g, "umbra_unmatched_requests_total", testkit.Labels("method", "HEAD"), 1)
 }
 
 // TestHTTP2OverTLS: with tls configured, clients that offer h2 get HTTP/2,

@@ -9,6 +9,8 @@ import (
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/umbragw/umbra/test/testkit"
 )
 
 // oneRoute is a config whose single route "app" goes to a backend named
@@ -43,8 +45,8 @@ func TestReload(t *testing.T) {
 	if got := servedBy(t, c, g); got != "b" {
 		t.Fatalf("after Reload: served by %s, want b", got)
 	}
-	waitMetric(t, g, "umbra_config_reloads_total", L("result", "success"), 2) // New counts as one
-	waitMetric(t, g, "umbra_config_reloads_total", L("result", "failure"), 0)
+	waitMetric(t, g, "umbra_config_reloads_total", testkit.Labels("result", "success"), 2) // New counts as one
+	waitMetric(t, g, "umbra_config_reloads_total", testkit.Labels("result", "failure"), 0)
 }
 
 func TestReloadByFileWatch(t *testing.T) {
@@ -61,13 +63,13 @@ func TestReloadByFileWatch(t *testing.T) {
 		t.Fatalf("before: %s", got)
 	}
 	g.rewrite(t, oneRoute(b)) // atomic rename, as editors do
-	eventually(t, "the watcher to apply the new file", func() (bool, string) {
+	poll.Until(t, "the watcher to apply the new file", func() (bool, string) {
 		got := servedBy(t, c, g)
 		return got == "b", "served by " + got
 	})
 	// And a second change: the watch survives the file being replaced.
 	g.rewrite(t, oneRoute(a))
-	eventually(t, "the watcher to apply the second change", func() (bool, string) {
+	poll.Until(t, "the watcher to apply the second change", func() (bool, string) {
 		got := servedBy(t, c, g)
 		return got == "a", "served by " + got
 	})
@@ -98,12 +100,12 @@ func TestReloadRejected(t *testing.T) {
 		if got := servedBy(t, c, g); got != "a" {
 			t.Fatalf("%s: after a rejected reload the route goes to %s, want a", tc.name, got)
 		}
-		waitMetric(t, g, "umbra_config_reloads_total", L("result", "failure"), float64(i+1))
+		waitMetric(t, g, "umbra_config_reloads_total", testkit.Labels("result", "failure"), float64(i+1))
 	}
 	if b.hits.Load() != 0 {
 		t.Errorf("backend b of the rejected files got %d requests", b.hits.Load())
 	}
-	waitMetric(t, g, "umbra_config_reloads_total", L("result", "success"), 1)
+	waitMetric(t, g, "umbra_config_reloads_total", testkit.Labels("result", "success"), 1)
 	waitMetric(t, g, "umbra_config_routes", nil, 1)
 }
 
@@ -179,7 +181,7 @@ func TestReloadUnderLoad(t *testing.T) {
 	if got := servedBy(t, c, g); got != "a" {
 		t.Errorf("after the last reload: served by %s, want a", got)
 	}
-	waitMetric(t, g, "umbra_config_reloads_total", L("result", "success"), 21)
+	waitMetric(t, g, "umbra_config_reloads_total", testkit.Labels("result", "success"), 21)
 	waitMetric(t, g, "umbra_requests_in_flight", nil, 0)
 	t.Logf("%d requests, 20 reloads, 0 failures", total.Load())
 }

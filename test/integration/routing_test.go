@@ -4,6 +4,8 @@ import (
 	"fmt"
 	"strings"
 	"testing"
+
+	"github.com/umbragw/umbra/test/testkit"
 )
 
 // TestRoutingEndToEnd: host, path template, prefix, method, header and
@@ -60,7 +62,7 @@ routes:
 		}
 	}
 	// Route names and endpoints label the metrics.
-	waitMetric(t, g, "umbra_requests_total", L("route", "orders", "backend", "tmpl", "code", "200"), 1)
+	waitMetric(t, g, "umbra_requests_total", testkit.Labels("route", "orders", "backend", "tmpl", "code", "200"), 1)
 	if ri := routes(t, g)["orders"]; ri.Endpoint != "/users/{id}/orders" || ri.Backend != "tmpl" {
 		t.Errorf("/api/v1/routes orders = %+v", ri)
 	}

@@ -57,17 +57,17 @@ routes:
 	recv(t, started, "the request to reach the upstream")
 
 	shut := make(chan error, 1)
-	go func() { shut <- g.shutdown() }()
+	go func() { shut <- g.Stop() }()
 
 	adm := newClient(t)
-	eventually(t, "readyz to report 503 while draining", func() (bool, string) {
+	poll.Until(t, "readyz to report 503 while draining", func() (bool, string) {
 		r, err := try(adm, "GET", g.AdminURL+"/readyz", nil)
 		if err != nil {
 			return false, err.Error()
 		}
 		return r.Status == http.StatusServiceUnavailable, fmt.Sprint(r.Status, " ", r.Body)
 	})
-	eventually(t, "new connections to be refused while draining", func() (bool, string) { return refused(g.Addr()) })
+	poll.Until(t, "new connections to be refused while draining", func() (bool, string) { return refused(g.Addr()) })
 	select {
 	case err := <-shut:
 		t.Fatalf("Shutdown returned (%v) while a request was in flight", err)
@@ -126,7 +126,7 @@ routes:
 	}()
 	recv(t, started, "the request to reach the upstream")
 	start := time.Now()
-	err := g.shutdown()
+	err := g.Stop()
 	took := time.Since(start)
 	if err == nil {
 		t.Errorf("Shutdown returned nil with a request still running")
@@ -177,7 +177,7 @@ routes:
 	if resp, err := http.ReadResponse(br, nil); err != nil || resp.StatusCode != http.StatusSwitchingProtocols {
 		t.Fatalf("handshake: %v %v", resp, err)
 	}
-	_ = g.shutdown()
+	_ = g.Stop()
 	// Shutdown has returned: the connection must be closed (at once or
 	// after the grace); 2s is ten times the grace.
 	_ = c.SetReadDeadline(time.Now().Add(2 * time.Second))

@@ -7,6 +7,8 @@ import (
 	"time"
 
 	"github.com/umbragw/umbra/internal/rollout"
+
+	"github.com/umbragw/umbra/test/testkit"
 )
 
 // TestHealthyRolloutPromotes: a v2 that answers like v1 goes through the
@@ -96,7 +98,7 @@ routes:
 	}
 
 	// Everyone is on v2 now, callers never seen before included.
-	got := assign(t, newClient(t), g.URL+"/checkout/cart", users("after-", 300), 4)
+	got := assign(t, testkit.NewClient(t, 64, waitFor), g.URL+"/checkout/cart", users("after-", 300), 4)
 	for u, by := range got {
 		if by != "v2" {
 			t.Fatalf("after promotion %s was served by %q", u, by)
@@ -115,7 +117,7 @@ routes:
 		{"umbra_rollout_decisions_total", map[string]string{"route": "checkout", "action": "promote"}, 2},
 		{"umbra_rollout_decisions_total", map[string]string{"route": "checkout", "action": "complete"}, 1},
 	} {
-		if v, ok := sum(ms, c.name, c.labels); !ok || v != c.want {
+		if v, ok := ms.Sum(c.name, c.labels); !ok || v != c.want {
 			t.Errorf("%s%v = %v (found %v), want %v", c.name, c.labels, v, ok, c.want)
 		}
 	}
@@ -177,7 +179,7 @@ routes:
 	// callers that were on the canary included.
 	tr.Stop()
 	before := v2.hits.Load()
-	got := assign(t, newClient(t), g.URL+"/api/orders", users("user-", 500), 4)
+	got := assign(t, testkit.NewClient(t, 64, waitFor), g.URL+"/api/orders", users("user-", 500), 4)
 	for u, by := range got {
 		if by != "v1" {
 			t.Fatalf("after the rollback %s was served by %q", u, by)
@@ -187,13 +189,13 @@ routes:
 		t.Errorf("v2 got %d requests after the rollback", after-before)
 	}
 	ms := scrape(t, g)
-	if v, _ := sum(ms, "umbra_rollout_phase", map[string]string{"route": "api", "phase": "rolled_back"}); v != 1 {
+	if v, _ := ms.Sum("umbra_rollout_phase", map[string]string{"route": "api", "phase": "rolled_back"}); v != 1 {
 		t.Errorf("umbra_rollout_phase{rolled_back} = %v", v)
 	}
-	if v, _ := sum(ms, "umbra_rollout_decisions_total", map[string]string{"route": "api", "action": "rollback"}); v != 1 {
+	if v, _ := ms.Sum("umbra_rollout_decisions_total", map[string]string{"route": "api", "action": "rollback"}); v != 1 {
 		t.Errorf("umbra_rollout_decisions_total{rollback} = %v", v)
 	}
-	if v, _ := sum(ms, "umbra_rollout_weight_percent", map[string]string{"route": "api"}); v != 0 {
+	if v, _ := ms.Sum("umbra_rollout_weight_percent", map[string]string{"route": "api"}); v != 0 {
 		t.Errorf("umbra_rollout_weight_percent = %v", v)
 	}
 }
@@ -280,7 +282,7 @@ routes:
         - promote: {}
 `, v1.URL, v2.URL))
 
-	got := assign(t, newClient(t), g.URL+"/q", users("quiet-", 40), 1)
+	got := assign(t, testkit.NewClient(t, 64, waitFor), g.URL+"/q", users("quiet-", 40), 1)
 	var canaryN, liveN int
 	for _, by := range got {
 		if by == "v2" {
@@ -293,18 +295,18 @@ routes:
 	// The hold reflecting the final counts appears, then the controller
 	// keeps evaluating without adding to the history.
 	var st rollout.Status
-	eventually(t, "a hold with the final counts", func() bool {
+	poll.UntilTrue(t, "a hold with the final counts", func() bool {
 		st = status(t, g, "quiet")
 		return last(st).Action == "hold" && last(st).Reason == want
 	})
 	n := len(st.Decisions)
 	at := last(st).At
 	holds := func() float64 {
-		v, _ := sum(scrape(t, g), "umbra_rollout_decisions_total", map[string]string{"route": "quiet", "action": "hold"})
+		v, _ := scrape(t, g).Sum("umbra_rollout_decisions_total", map[string]string{"route": "quiet", "action": "hold"})
 		return v
 	}
 	h0 := holds()
-	eventually(t, "five more evaluations", func() bool { return holds() >= h0+5 })
+	poll.UntilTrue(t, "five more evaluations", func() bool { return holds() >= h0+5 })
 	st = status(t, g, "quiet")
 	if st.Phase != rollout.Running || st.Step != 0 || st.Weight != 10 {
 		t.Errorf("quiet rollout: phase %s step %d weight %v", st.Phase, st.Step+1, st.Weight)
@@ -361,7 +363,7 @@ routes:
 `, v1.URL, v2.URL, minErrors))
 
 	tr := startTraffic(t, g.URL+"/b", "user-", workers, 5000)
-	eventually(t, "v2 serving its share", func() bool { return v2.hits.Load() >= 60 })
+	poll.UntilTrue(t, "v2 serving its share", func() bool { return v2.hits.Load() >= 60 })
 	if st := status(t, g, "burst"); st.Phase != rollout.Running || st.Weight != 50 {
 		t.Fatalf("before the burst: %+v", st.State)
 	}
@@ -369,7 +371,7 @@ routes:
 	st := waitPhase(t, g, "burst", rollout.RolledBack)
 	// Let traffic flow on: nothing more may reach v2.
 	n := tr.sent.Load()
-	eventually(t, "200 more requests", func() bool { return tr.sent.Load() >= n+200 })
+	poll.UntilTrue(t, "200 more requests", func() bool { return tr.sent.Load() >= n+200 })
 	tr.Stop()
 
 	if f := v2.fails.Load(); f < minErrors || f > minErrors+workers {

@@ -1,8 +1,6 @@
 package rollouttest
 
 import (
-	"bufio"
-	"bytes"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -17,14 +15,17 @@ import (
 	"testing"
 	"time"
 
-	"github.com/umbragw/umbra/internal/config"
-	"github.com/umbragw/umbra/internal/gateway"
 	"github.com/umbragw/umbra/internal/rollout"
+
+	"github.com/umbragw/umbra/test/testkit"
 )
 
 // waitFor bounds every poll: generous for two shared cores under -race,
 // never reached when things work.
 const waitFor = 30 * time.Second
+
+// poll waits up to waitFor for a condition, checking every 20 ms.
+var poll = testkit.Poll{Timeout: waitFor, Interval: 20 * time.Millisecond}
 
 // servedBy is the header the test backends name themselves in.
 const servedBy = "X-Served-By"
@@ -85,17 +86,6 @@ func (b *backend) serve(w http.ResponseWriter, r *http.Request) {
 // failAll makes every later answer a 500 (counting from the next request).
 func (b *backend) failAll() { b.failEvery.Store(1) }
 
-// gw is a started gateway.
-type gw struct {
-	*gateway.Gateway
-	URL      string
-	AdminURL string
-	Path     string // the config file
-	Log      *syncBuffer
-	shutOnce sync.Once
-	shutErr  error
-}
-
 // writeConfig writes a config file in a new temp dir and returns its path
 // and the data_dir to name in it.
 func configDir(t *testing.T) (dir, dataDir string) {
@@ -106,77 +96,19 @@ func configDir(t *testing.T) (dir, dataDir string) {
 
 // startGW writes yaml (which starts with header(...)) to dir/umbra.yaml and
 // starts a gateway on it.
-func startGW(t *testing.T, dir, yaml string) *gw {
+func startGW(t *testing.T, dir, yaml string) *testkit.Gateway {
 	t.Helper()
-	path := filepath.Join(dir, "umbra.yaml")
-	if err := os.WriteFile(path, []byte(yaml), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	return startFile(t, path)
+	return testkit.Start(t, "rollouttest", filepath.Join(dir, "umbra.yaml"), yaml)
 }
 
 // startFile starts a gateway on an existing config file (a restart).
-func startFile(t *testing.T, path string) *gw {
+func startFile(t *testing.T, path string) *testkit.Gateway {
 	t.Helper()
-	cfg, err := config.Load(path)
+	yaml, err := os.ReadFile(path)
 	if err != nil {
-		data, _ := os.ReadFile(path)
-		t.Fatalf("config.Load:\n%v\n--- config ---\n%s", err, data)
+		t.Fatal(err)
 	}
-	logs := &syncBuffer{}
-	g, err := gateway.New(cfg, gateway.Options{Version: "rollouttest", LogOutput: logs})
-	if err != nil {
-		t.Fatalf("gateway.New: %v", err)
-	}
-	if err := g.Start(); err != nil {
-		t.Fatalf("Start: %v", err)
-	}
-	w := &gw{Gateway: g, URL: "http://" + g.Addr(), AdminURL: "http://" + g.AdminAddr(), Path: path, Log: logs}
-	t.Cleanup(func() {
-		_ = w.shutdown()
-		if t.Failed() {
-			t.Logf("gateway log (last lines):\n%s", tail(logs.String(), 30))
-		}
-	})
-	return w
-}
-
-func (g *gw) shutdown() error {
-	g.shutOnce.Do(func() { g.shutErr = g.Shutdown() })
-	return g.shutErr
-}
-
-func tail(s string, n int) string {
-	lines := strings.Split(strings.TrimRight(s, "\n"), "\n")
-	if len(lines) > n {
-		lines = append([]string{"..."}, lines[len(lines)-n:]...)
-	}
-	return strings.Join(lines, "\n")
-}
-
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
-
-// newClient returns a client with its own pool, closed at cleanup.
-func newClient(t *testing.T) *http.Client {
-	t.Helper()
-	tr := &http.Transport{MaxIdleConnsPerHost: 64, DisableCompression: true}
-	t.Cleanup(tr.CloseIdleConnections)
-	return &http.Client{Transport: tr, Timeout: waitFor}
+	return testkit.Start(t, "rollouttest", path, string(yaml))
 }
 
 // get sends one request as user and returns the status and who served it.
@@ -238,7 +170,7 @@ func assign(t *testing.T, c *http.Client, url string, users []string, workers in
 // assignHandler is assign through the gateway's handler, called in
 // process: the route's split and proxy run as for a request from the
 // listener, and the backends are reached over HTTP.
-func assignHandler(t *testing.T, g *gw, path string, users []string, workers int) map[string]string {
+func assignHandler(t *testing.T, g *testkit.Gateway, path string, users []string, workers int) map[string]string {
 	t.Helper()
 	h := g.Handler()
 	out := make([]string, len(users))
@@ -294,7 +226,7 @@ type traffic struct {
 // prefix-(pool-1), round robin. It stops at cleanup at the latest.
 func startTraffic(t *testing.T, url, prefix string, workers, pool int) *traffic {
 	t.Helper()
-	c := newClient(t)
+	c := testkit.NewClient(t, 64, waitFor)
 	tr := &traffic{stop: make(chan struct{})}
 	var seq atomic.Int64
 	for range workers {
@@ -340,23 +272,11 @@ func (tr *traffic) served(name string) int64 {
 	return 0
 }
 
-// eventually polls cond until it holds or waitFor passes.
-func eventually(t *testing.T, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(waitFor)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out after %v waiting for %s", waitFor, what)
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
-}
-
-// whileRunning is eventually, failing at once (with the decisions) if the
+// whileRunning is poll.UntilTrue, failing at once (with the decisions) if the
 // route's rollout ends meanwhile.
-func whileRunning(t *testing.T, g *gw, route, what string, cond func() bool) {
+func whileRunning(t *testing.T, g *testkit.Gateway, route, what string, cond func() bool) {
 	t.Helper()
-	eventually(t, what, func() bool {
+	poll.UntilTrue(t, what, func() bool {
 		if cond() {
 			return true
 		}
@@ -391,7 +311,7 @@ func adminDo(t *testing.T, method, url string) (int, []byte) {
 }
 
 // status is GET /api/v1/rollouts/{route}.
-func status(t *testing.T, g *gw, route string) rollout.Status {
+func status(t *testing.T, g *testkit.Gateway, route string) rollout.Status {
 	t.Helper()
 	code, body := adminDo(t, http.MethodGet, g.AdminURL+"/api/v1/rollouts/"+route)
 	if code != http.StatusOK {
@@ -415,12 +335,12 @@ func decodeStatus(t *testing.T, body []byte) rollout.Status {
 }
 
 // command is POST /api/v1/rollouts/{route}/{cmd}.
-func command(t *testing.T, g *gw, route, cmd string) (int, []byte) {
+func command(t *testing.T, g *testkit.Gateway, route, cmd string) (int, []byte) {
 	t.Helper()
 	return adminDo(t, http.MethodPost, g.AdminURL+"/api/v1/rollouts/"+route+"/"+cmd)
 }
 
-func mustCommand(t *testing.T, g *gw, route, cmd string) rollout.Status {
+func mustCommand(t *testing.T, g *testkit.Gateway, route, cmd string) rollout.Status {
 	t.Helper()
 	code, body := command(t, g, route, cmd)
 	if code != http.StatusOK {
@@ -430,10 +350,10 @@ func mustCommand(t *testing.T, g *gw, route, cmd string) rollout.Status {
 }
 
 // waitPhase polls the rollout until it leaves running (or reaches phase).
-func waitPhase(t *testing.T, g *gw, route, phase string) rollout.Status {
+func waitPhase(t *testing.T, g *testkit.Gateway, route, phase string) rollout.Status {
 	t.Helper()
 	var st rollout.Status
-	eventually(t, "rollout "+route+" phase "+phase, func() bool {
+	poll.UntilTrue(t, "rollout "+route+" phase "+phase, func() bool {
 		st = status(t, g, route)
 		if st.Phase != phase && st.Phase != rollout.Running && st.Phase != rollout.Paused {
 			t.Fatalf("rollout %s ended %s, want %s:\n%s", route, st.Phase, phase, dump(st.Decisions))
@@ -444,10 +364,10 @@ func waitPhase(t *testing.T, g *gw, route, phase string) rollout.Status {
 }
 
 // waitStep polls the rollout until it is at step (0-based) or beyond.
-func waitStep(t *testing.T, g *gw, route string, step int) rollout.Status {
+func waitStep(t *testing.T, g *testkit.Gateway, route string, step int) rollout.Status {
 	t.Helper()
 	var st rollout.Status
-	eventually(t, fmt.Sprintf("rollout %s step %d", route, step+1), func() bool {
+	poll.UntilTrue(t, fmt.Sprintf("rollout %s step %d", route, step+1), func() bool {
 		st = status(t, g, route)
 		if st.Phase != rollout.Running && st.Phase != rollout.Paused && st.Phase != rollout.Promoted {
 			t.Fatalf("rollout %s ended %s waiting for step %d:\n%s", route, st.Phase, step+1, dump(st.Decisions))
@@ -491,86 +411,8 @@ func dump(ds []rollout.Decision) string {
 	return b.String()
 }
 
-// series is one scraped metric sample.
-type series struct {
-	name   string
-	labels map[string]string
-	value  float64
-}
-
 // scrape reads /metrics.
-func scrape(t *testing.T, g *gw) []series {
+func scrape(t *testing.T, g *testkit.Gateway) testkit.Metrics {
 	t.Helper()
-	code, body := adminDo(t, http.MethodGet, g.AdminURL+"/metrics")
-	if code != http.StatusOK {
-		t.Fatalf("/metrics: %d", code)
-	}
-	var out []series
-	sc := bufio.NewScanner(bytes.NewReader(body))
-	sc.Buffer(make([]byte, 1<<20), 1<<20)
-	for sc.Scan() {
-		line := sc.Text()
-		if line == "" || line[0] == '#' {
-			continue
-		}
-		sp := strings.LastIndexByte(line, ' ')
-		v, err := strconv.ParseFloat(line[sp+1:], 64)
-		if err != nil {
-			continue
-		}
-		s := series{labels: map[string]string{}, value: v}
-		head := line[:sp]
-		if i := strings.IndexByte(head, '{'); i >= 0 {
-			s.name = head[:i]
-			for _, kv := range splitLabels(head[i+1 : len(head)-1]) {
-				k, val, _ := strings.Cut(kv, "=")
-				s.labels[k], _ = strconv.Unquote(val)
-			}
-		} else {
-			s.name = head
-		}
-		out = append(out, s)
-	}
-	return out
-}
-
-// splitLabels splits a="x",b="y" at the commas outside quotes.
-func splitLabels(s string) []string {
-	var out []string
-	inQ, start := false, 0
-	for i := 0; i < len(s); i++ {
-		switch s[i] {
-		case '\\':
-			i++
-		case '"':
-			inQ = !inQ
-		case ',':
-			if !inQ {
-				out = append(out, s[start:i])
-				start = i + 1
-			}
-		}
-	}
-	if start < len(s) {
-		out = append(out, s[start:])
-	}
-	return out
-}
-
-// sum adds the samples of name whose labels include want.
-func sum(ss []series, name string, want map[string]string) (total float64, found bool) {
-next:
-	for _, s := range ss {
-		if s.name != name {
-			continue
-		}
-		for k, v := range want {
-			if s.labels[k] != v {
-				continue next
-			}
-		}
-		total += s.value
-		found = true
-	}
-	return total, found
+	return testkit.Scrape(t, &http.Client{Timeout: waitFor}, g.AdminURL)
 }

@@ -3,6 +3,8 @@ package rollouttest
 import (
 	"fmt"
 	"testing"
+
+	"github.com/umbragw/umbra/test/testkit"
 )
 
 // TestRolloutMetrics: the rollout gauges follow the rollout through idle,
@@ -38,10 +40,10 @@ routes:
 		t.Helper()
 		ms := scrape(t, g)
 		route := map[string]string{"route": "m"}
-		if v, ok := sum(ms, "umbra_rollout_step", route); !ok || v != w.step {
+		if v, ok := ms.Sum("umbra_rollout_step", route); !ok || v != w.step {
 			t.Errorf("%s: umbra_rollout_step = %v (%v), want %v", when, v, ok, w.step)
 		}
-		if v, ok := sum(ms, "umbra_rollout_weight_percent", route); !ok || v != w.weight {
+		if v, ok := ms.Sum("umbra_rollout_weight_percent", route); !ok || v != w.weight {
 			t.Errorf("%s: umbra_rollout_weight_percent = %v (%v), want %v", when, v, ok, w.weight)
 		}
 		for _, p := range []string{"idle", "running", "paused", "promoted", "rolled_back", "aborted"} {
@@ -49,12 +51,12 @@ routes:
 			if p == w.phase {
 				wantV = 1
 			}
-			if v, ok := sum(ms, "umbra_rollout_phase", map[string]string{"route": "m", "phase": p}); !ok || v != wantV {
+			if v, ok := ms.Sum("umbra_rollout_phase", map[string]string{"route": "m", "phase": p}); !ok || v != wantV {
 				t.Errorf("%s: umbra_rollout_phase{phase=%q} = %v (%v), want %v", when, p, v, ok, wantV)
 			}
 		}
 		for action, n := range w.decisions {
-			v, _ := sum(ms, "umbra_rollout_decisions_total", map[string]string{"route": "m", "action": action})
+			v, _ := ms.Sum("umbra_rollout_decisions_total", map[string]string{"route": "m", "action": action})
 			if action == "hold" {
 				if v < n {
 					t.Errorf("%s: umbra_rollout_decisions_total{action=hold} = %v, want at least %v", when, v, n)
@@ -70,8 +72,8 @@ routes:
 	check("idle", want{0, 0, "idle", map[string]float64{"start": 0}})
 	mustCommand(t, g, "m", "start")
 	check("started", want{1, 10, "running", map[string]float64{"start": 1}})
-	eventually(t, "a few holds", func() bool {
-		v, _ := sum(scrape(t, g), "umbra_rollout_decisions_total", map[string]string{"route": "m", "action": "hold"})
+	poll.UntilTrue(t, "a few holds", func() bool {
+		v, _ := scrape(t, g).Sum("umbra_rollout_decisions_total", map[string]string{"route": "m", "action": "hold"})
 		return v >= 3
 	})
 	mustCommand(t, g, "m", "pause")
@@ -79,10 +81,10 @@ routes:
 	mustCommand(t, g, "m", "promote")
 	check("step 2", want{2, 50, "running", map[string]float64{"start": 1, "pause": 1, "promote": 1}})
 
-	assign(t, newClient(t), g.URL+"/m", users("u-", 400), 4)
+	assign(t, testkit.NewClient(t, 64, waitFor), g.URL+"/m", users("u-", 400), 4)
 	ms := scrape(t, g)
-	canary, _ := sum(ms, "umbra_requests_total", map[string]string{"route": "m", "backend": "v2", "role": "canary", "code": "200"})
-	live, _ := sum(ms, "umbra_requests_total", map[string]string{"route": "m", "backend": "v1", "role": "live", "code": "200"})
+	canary, _ := ms.Sum("umbra_requests_total", map[string]string{"route": "m", "backend": "v2", "role": "canary", "code": "200"})
+	live, _ := ms.Sum("umbra_requests_total", map[string]string{"route": "m", "backend": "v1", "role": "live", "code": "200"})
 	if canary+live != 400 || canary != float64(v2.hits.Load()) || live != float64(v1.hits.Load()) {
 		t.Errorf("umbra_requests_total: canary %v (v2 served %d), live %v (v1 served %d), want 400 in all", canary, v2.hits.Load(), live, v1.hits.Load())
 	}

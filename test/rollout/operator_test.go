@@ -14,6 +14,8 @@ import (
 	"time"
 
 	"github.com/umbragw/umbra/internal/rollout"
+
+	"github.com/umbragw/umbra/test/testkit"
 )
 
 // TestOperatorCommands: pause keeps the weight and stops evaluating,
@@ -95,7 +97,7 @@ routes:
 	nDecisions := len(st.Decisions)
 	tr := startTraffic(t, g.URL+"/ops", "user-", 4, 2000)
 	pausedAt := time.Now()
-	eventually(t, "enough traffic for the step and 5 intervals", func() bool {
+	poll.UntilTrue(t, "enough traffic for the step and 5 intervals", func() bool {
 		return v2.hits.Load() >= 60 && v1.hits.Load() >= 60 && time.Since(pausedAt) > 500*time.Millisecond
 	})
 	st = status(t, g, "ops")
@@ -124,7 +126,7 @@ routes:
 		!strings.HasPrefix(last(st).Reason, "step passed by operator") {
 		t.Fatalf("promote:\n%s", dump(st.Decisions))
 	}
-	got := assign(t, newClient(t), g.URL+"/ops", users("probe-", 400), 4)
+	got := assign(t, testkit.NewClient(t, 64, waitFor), g.URL+"/ops", users("probe-", 400), 4)
 	onCanary := 0
 	for _, by := range got {
 		if by == "v2" {
@@ -158,7 +160,7 @@ routes:
 	if st.Phase != rollout.Aborted || st.Weight != 0 || last(st).Action != "abort" {
 		t.Fatalf("abort: %+v", st.State)
 	}
-	got = assign(t, newClient(t), g.URL+"/ops", users("probe-", 400), 4)
+	got = assign(t, testkit.NewClient(t, 64, waitFor), g.URL+"/ops", users("probe-", 400), 4)
 	for u, by := range got {
 		if by != "v1" {
 			t.Fatalf("after abort %s was served by %q", u, by)
@@ -169,7 +171,7 @@ routes:
 			t.Errorf("%s after abort: %d %s, want 409", cmd, code, body)
 		}
 	}
-	if v, _ := sum(scrape(t, g), "umbra_rollout_phase", map[string]string{"route": "ops", "phase": "aborted"}); v != 1 {
+	if v, _ := scrape(t, g).Sum("umbra_rollout_phase", map[string]string{"route": "ops", "phase": "aborted"}); v != 1 {
 		t.Errorf("umbra_rollout_phase{aborted} = %v", v)
 	}
 }

@@ -10,6 +10,8 @@ import (
 	"time"
 
 	"github.com/umbragw/umbra/internal/rollout"
+
+	"github.com/umbragw/umbra/test/testkit"
 )
 
 // TestReloadKeepsRolloutWeight: a config reload while a rollout runs must
@@ -64,10 +66,10 @@ routes:
 	t.Cleanup(doRelease) // before the gateway's shutdown, which waits for the controller
 
 	tr := startTraffic(t, g.URL+"/r", "warm-", 2, 2000)
-	eventually(t, "the controller asking before_step", func() bool { return asked.Load() > 0 })
+	poll.UntilTrue(t, "the controller asking before_step", func() bool { return asked.Load() > 0 })
 	tr.Stop()
 
-	c := newClient(t)
+	c := testkit.NewClient(t, 64, waitFor)
 	probes := users("probe-", 200)
 	before := assign(t, c, g.URL+"/r", probes, 4)
 	var canary []string

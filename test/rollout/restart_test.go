@@ -6,6 +6,8 @@ import (
 	"testing"
 
 	"github.com/umbragw/umbra/internal/rollout"
+
+	"github.com/umbragw/umbra/test/testkit"
 )
 
 // TestRestartResumes: a gateway stopped in the middle of its second canary
@@ -42,7 +44,7 @@ routes:
 	tr.Stop()
 
 	probes := users("probe-", 300)
-	c := newClient(t)
+	c := testkit.NewClient(t, 64, waitFor)
 	before := assign(t, c, g.URL+"/svc", probes, 4)
 	onCanary := 0
 	for _, by := range before {
@@ -58,7 +60,7 @@ routes:
 	if st1.Phase != rollout.Running || st1.Step != 1 || st1.Weight != 30 {
 		t.Fatalf("before the restart: phase %s step %d weight %v:\n%s", st1.Phase, st1.Step+1, st1.Weight, dump(st1.Decisions))
 	}
-	if err := g.shutdown(); err != nil {
+	if err := g.Stop(); err != nil {
 		t.Fatalf("Shutdown: %v", err)
 	}
 
@@ -79,11 +81,11 @@ routes:
 			t.Errorf("decision %d changed: %+v, was %+v", i, d, b)
 		}
 	}
-	if v, _ := sum(scrape(t, g2), "umbra_rollout_weight_percent", map[string]string{"route": "svc"}); v != 30 {
+	if v, _ := scrape(t, g2).Sum("umbra_rollout_weight_percent", map[string]string{"route": "svc"}); v != 30 {
 		t.Errorf("umbra_rollout_weight_percent after the restart = %v", v)
 	}
 
-	after := assign(t, newClient(t), g2.URL+"/svc", probes, 4)
+	after := assign(t, testkit.NewClient(t, 64, waitFor), g2.URL+"/svc", probes, 4)
 	moved := 0
 	for _, u := range probes {
 		if before[u] != after[u] {

@@ -5,6 +5,8 @@ import (
 	"math"
 	"os"
 	"testing"
+
+	"github.com/umbragw/umbra/test/testkit"
 )
 
 // TestStickyMonotoneSplit: over 10,000 callers through the real gateway,
@@ -36,7 +38,7 @@ routes:
 `, v1.URL, v2.URL, weight)
 	}
 	g := startGW(t, dir, cfg(5))
-	c := newClient(t)
+	c := testkit.NewClient(t, 64, waitFor)
 	keys := users("sticky-", n)
 
 	share := func(m map[string]string) float64 {

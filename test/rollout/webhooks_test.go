@@ -160,7 +160,7 @@ routes:
 
 	// c: a failing canary is rolled back and on_rollback is told.
 	st = waitPhase(t, g, "c", rollout.RolledBack)
-	eventually(t, "on_rollback called", func() bool { return len(h.received("/c/rollback")) == 1 })
+	poll.UntilTrue(t, "on_rollback called", func() bool { return len(h.received("/c/rollback")) == 1 })
 	ev = h.received("/c/rollback")[0]
 	want = map[string]any{"event": "rollback", "route": "c", "step": float64(1), "step_kind": "canary", "weight": float64(0), "phase": "rolled_back"}
 	for k, v := range want {

@@ -13,6 +13,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/umbragw/umbra/test/testkit"
 )
 
 func randBody(n int) ([]byte, string) {
@@ -61,7 +63,7 @@ routes:
     shadow:
       - {backend: small, percent: 100, unsafe: allow, max_body: 64KiB}
 `, live.URL, big.URL, small.URL, m1.URL, m2.URL, m3.URL))
-	c := newClient(t, 2)
+	c := testkit.NewClient(t, 2, waitFor)
 	const okBody = "answer from live\n"
 
 	// Targets with different max_body on one route share one copy of the
@@ -73,7 +75,7 @@ routes:
 			r = hideLength{r}
 		}
 		id := fmt.Sprint("mixed-", chunked)
-		if res := do(t, c, "PUT", g.URL+"/mixed", r, "X-Request-Id", id); res.Status != 200 {
+		if res := testkit.Do(t, c, "PUT", g.URL+"/mixed", r, "X-Request-Id", id); res.Status != 200 {
 			t.Fatalf("mixed: %d", res.Status)
 		}
 		g.waitShadow(t, "mixed", "m3", "skipped_body_too_large", eq(float64(i+1)), "")
@@ -99,7 +101,7 @@ routes:
 			r = hideLength{r}
 		}
 		id := fmt.Sprint("up-", chunked)
-		if res := do(t, c, "POST", g.URL+"/upload", r, "X-Request-Id", id); res.Status != 200 || string(res.Body) != okBody {
+		if res := testkit.Do(t, c, "POST", g.URL+"/upload", r, "X-Request-Id", id); res.Status != 200 || string(res.Body) != okBody {
 			t.Fatalf("upload (chunked %v): %d %q", chunked, res.Status, res.Body)
 		}
 		g.waitShadow(t, "upload", "big", "ok", eq(float64(map[bool]int{false: 1, true: 2}[chunked])), "")
@@ -122,7 +124,7 @@ routes:
 			r = hideLength{r}
 		}
 		id := fmt.Sprint("over-", chunked)
-		if res := do(t, c, "POST", g.URL+"/limited", r, "X-Request-Id", id); res.Status != 200 || string(res.Body) != okBody {
+		if res := testkit.Do(t, c, "POST", g.URL+"/limited", r, "X-Request-Id", id); res.Status != 200 || string(res.Body) != okBody {
 			t.Fatalf("over limit (chunked %v): %d %q", chunked, res.Status, res.Body)
 		}
 		m := g.waitShadow(t, "limited", "small", "skipped_body_too_large", eq(float64(i+1)), "")
@@ -138,7 +140,7 @@ routes:
 	}
 	// Exactly at the limit is fine.
 	body, sum := randBody(64 << 10)
-	do(t, c, "POST", g.URL+"/limited", hideLength{bytes.NewReader(body)}, "X-Request-Id", "at-limit")
+	testkit.Do(t, c, "POST", g.URL+"/limited", hideLength{bytes.NewReader(body)}, "X-Request-Id", "at-limit")
 	g.waitShadow(t, "limited", "small", "ok", eq(1), "the copy of a body exactly at max_body")
 	if s := small.byHeader("X-Request-Id", "at-limit"); len(s) != 1 || s[0].SHA != sum {
 		t.Errorf("body at max_body not copied intact")
@@ -158,7 +160,7 @@ routes:
 	}
 
 	// An upgrade request is never copied.
-	do(t, c, "GET", g.URL+"/upload/ws", nil, "Connection", "Upgrade", "Upgrade", "websocket")
+	testkit.Do(t, c, "GET", g.URL+"/upload/ws", nil, "Connection", "Upgrade", "Upgrade", "websocket")
 	g.waitShadow(t, "upload", "big", "skipped_upgrade", eq(1), "")
 }
 
@@ -191,13 +193,13 @@ routes:
 	pr, pw := io.Pipe()
 	t.Cleanup(func() { pw.CloseWithError(errors.New("test over")) })
 	type res struct {
-		r   result
+		r   testkit.Response
 		err error
 	}
 	done := make(chan res, 1)
-	c := newClient(t, 1)
+	c := testkit.NewClient(t, 1, waitFor)
 	go func() {
-		r, err := send(c, "POST", g.URL+"/upload", pr)
+		r, err := testkit.Send(c, "POST", g.URL+"/upload", pr)
 		done <- res{r, err}
 	}()
 	if _, err := pw.Write([]byte("first")); err != nil {

@@ -7,6 +7,8 @@ import (
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/umbragw/umbra/test/testkit"
 )
 
 // TestCircuitBreaker: consecutive failures open the breaker, copies are
@@ -37,11 +39,11 @@ routes:
         breaker: {failures: 3, open_for: 500ms}
 `, live.URL, target.URL))
 	began := time.Now()
-	c := newClient(t, 2)
+	c := testkit.NewClient(t, 2, waitFor)
 	const route, tgt = "r", "flaky"
 	get := func(i int) {
 		t.Helper()
-		if r := do(t, c, "GET", g.URL+fmt.Sprint("/x?i=", i), nil); r.Status != 200 || string(r.Body) != "answer from live\n" {
+		if r := testkit.Do(t, c, "GET", g.URL+fmt.Sprint("/x?i=", i), nil); r.Status != 200 || string(r.Body) != "answer from live\n" {
 			t.Fatalf("live answer %d %q", r.Status, r.Body)
 		}
 	}
@@ -122,10 +124,10 @@ routes:
 		t.Errorf("outcomes %v, want 4 status_5xx", o)
 	}
 	// 5xx answers are answers: role=shadow counts them by code.
-	if v, _ := m.get("umbra_requests_total", L("route", route, "role", "shadow", "code", "500")); v != 4 {
+	if v, _ := m.Sum("umbra_requests_total", testkit.Labels("route", route, "role", "shadow", "code", "500")); v != 4 {
 		t.Errorf(`umbra_requests_total{role="shadow",code="500"} = %v, want 4`, v)
 	}
-	warns := g.Log.lines("level=WARN", "target=flaky")
+	warns := g.Log.Lines("level=WARN", "target=flaky")
 	if len(warns) != 1 && time.Since(began) < 10*time.Second {
 		t.Errorf("%d warnings for the target, want 1 (one per 10 s):\n%v", len(warns), warns)
 	}

@@ -1,13 +1,10 @@
 package shadowtest
 
 import (
-	"bufio"
-	"bytes"
 	"crypto/sha256"
 	"encoding/hex"
 	"fmt"
 	"io"
-	"net"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -23,7 +20,8 @@ import (
 	"time"
 
 	"github.com/umbragw/umbra/internal/config"
-	"github.com/umbragw/umbra/internal/gateway"
+
+	"github.com/umbragw/umbra/test/testkit"
 )
 
 // waitFor bounds every poll; generous for two shared cores under -race,
@@ -47,17 +45,14 @@ func header(dir, body string) string {
 
 const noAccessLog = "# no access log\n"
 
+// poll waits up to waitFor for a condition, checking every 10 ms.
+var poll = testkit.Poll{Timeout: waitFor, Interval: 10 * time.Millisecond}
+
 // gw is a started gateway.
 type gw struct {
-	*gateway.Gateway
-	URL      string
-	AdminURL string
-	Path     string // the config file, for Reload
-	Dir      string
-	Log      *syncBuffer
-	client   *http.Client // for /metrics
-	shutOnce sync.Once
-	shutErr  error
+	*testkit.Gateway
+	Dir    string
+	client *http.Client // for /metrics
 }
 
 // parseConfig writes text (after the standard header) to umbra.yaml in dir
@@ -78,35 +73,16 @@ func parseConfig(t *testing.T, dir, body string) (*config.Config, string, error)
 func startGW(t *testing.T, body string) *gw {
 	t.Helper()
 	dir := t.TempDir()
-	cfg, text, err := parseConfig(t, dir, body)
-	if err != nil {
-		t.Fatalf("config.Parse:\n%v\n--- config ---\n%s", err, text)
-	}
-	logs := &syncBuffer{}
-	g, err := gateway.New(cfg, gateway.Options{Version: "shadowtest", LogOutput: logs})
-	if err != nil {
-		t.Fatalf("gateway.New: %v", err)
-	}
-	if err := g.Start(); err != nil {
-		t.Fatalf("Start: %v", err)
-	}
-	w := &gw{Gateway: g, URL: "http://" + g.Addr(), AdminURL: "http://" + g.AdminAddr(),
-		Path: filepath.Join(dir, "umbra.yaml"), Dir: dir, Log: logs, client: newClient(t, 4)}
-	t.Cleanup(func() {
-		_ = w.shutdown()
-		if t.Failed() {
-			t.Logf("gateway log (tail):\n%s", tail(logs.String(), 60))
-		}
-	})
-	return w
+	g := testkit.Start(t, "shadowtest", filepath.Join(dir, "umbra.yaml"), header(dir, body)+body)
+	return &gw{Gateway: g, Dir: dir, client: testkit.NewClient(t, 4, waitFor)}
 }
 
+// shutdown stops the gateway (once) and closes the /metrics client's
+// idle connections.
 func (g *gw) shutdown() error {
-	g.shutOnce.Do(func() {
-		g.shutErr = g.Shutdown()
-		g.client.CloseIdleConnections()
-	})
-	return g.shutErr
+	err := g.Stop()
+	g.client.CloseIdleConnections()
+	return err
 }
 
 // rewrite replaces the config file (after the standard header), for Reload.
@@ -124,101 +100,6 @@ func (g *gw) apply(t *testing.T, body string) {
 	if err := g.Reload(); err != nil {
 		t.Fatalf("reload: %v", err)
 	}
-}
-
-func tail(s string, lines int) string {
-	parts := strings.Split(s, "\n")
-	if len(parts) > lines {
-		parts = parts[len(parts)-lines:]
-	}
-	return strings.Join(parts, "\n")
-}
-
-// syncBuffer is a bytes.Buffer safe for concurrent logging.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
-
-// lines returns the log lines containing every one of subs.
-func (s *syncBuffer) lines(subs ...string) []string {
-	var out []string
-	for _, l := range strings.Split(s.String(), "\n") {
-		ok := true
-		for _, sub := range subs {
-			if !strings.Contains(l, sub) {
-				ok = false
-				break
-			}
-		}
-		if ok && l != "" {
-			out = append(out, l)
-		}
-	}
-	return out
-}
-
-// newClient returns a client with its own pool, closed at cleanup.
-func newClient(t *testing.T, conns int) *http.Client {
-	t.Helper()
-	tr := &http.Transport{MaxIdleConnsPerHost: conns, DisableCompression: true, Proxy: nil}
-	t.Cleanup(tr.CloseIdleConnections)
-	return &http.Client{Transport: tr, Timeout: waitFor}
-}
-
-// result is a fully read response.
-type result struct {
-	Status int
-	Header http.Header
-	Body   []byte
-}
-
-// send performs one request and reads the answer. hdr are name/value
-// pairs; "Host" sets the request host.
-func send(c *http.Client, method, url string, body io.Reader, hdr ...string) (result, error) {
-	req, err := http.NewRequest(method, url, body)
-	if err != nil {
-		return result{}, err
-	}
-	for i := 0; i+1 < len(hdr); i += 2 {
-		if strings.EqualFold(hdr[i], "Host") {
-			req.Host = hdr[i+1]
-			continue
-		}
-		req.Header.Add(hdr[i], hdr[i+1])
-	}
-	resp, err := c.Do(req)
-	if err != nil {
-		return result{}, err
-	}
-	defer resp.Body.Close()
-	b, err := io.ReadAll(resp.Body)
-	if err != nil {
-		return result{}, fmt.Errorf("reading body: %w", err)
-	}
-	return result{Status: resp.StatusCode, Header: resp.Header, Body: b}, nil
-}
-
-// do is send that fails the test on error.
-func do(t *testing.T, c *http.Client, method, url string, body io.Reader, hdr ...string) result {
-	t.Helper()
-	r, err := send(c, method, url, body, hdr...)
-	if err != nil {
-		t.Fatalf("%s %s: %v", method, url, err)
-	}
-	return r
 }
 
 // ---- upstreams ----
@@ -301,168 +182,23 @@ func (u *upstream) reset() {
 	u.hits.Store(0)
 }
 
-// rawServer accepts TCP connections and serves each with fn (in its own
-// goroutine). Cleanup closes the listener and every connection and waits
-// for the handlers.
-type rawServer struct {
-	ln    net.Listener
-	wg    sync.WaitGroup
-	mu    sync.Mutex
-	conns map[net.Conn]bool
-	count atomic.Int64
-}
-
-func newRawServer(t *testing.T, fn func(c net.Conn)) *rawServer {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	s := &rawServer{ln: ln, conns: map[net.Conn]bool{}}
-	s.wg.Add(1)
-	go func() {
-		defer s.wg.Done()
-		for {
-			c, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			s.count.Add(1)
-			s.mu.Lock()
-			s.conns[c] = true
-			s.mu.Unlock()
-			s.wg.Add(1)
-			go func() {
-				defer s.wg.Done()
-				fn(c)
-			}()
-		}
-	}()
-	t.Cleanup(s.Close)
-	return s
-}
-
-func (s *rawServer) URL() string { return "http://" + s.ln.Addr().String() }
-
-// Close stops the server; it is idempotent.
-func (s *rawServer) Close() {
-	s.ln.Close()
-	s.mu.Lock()
-	for c := range s.conns {
-		c.Close()
-	}
-	s.mu.Unlock()
-	s.wg.Wait()
-}
-
 // ---- metrics ----
 
-// sample is one line of the Prometheus text format.
-type sample struct {
-	name   string
-	labels map[string]string
-	value  float64
-}
-
-// parseMetrics parses the text exposition format (enough of it for
-// umbra's metrics: no timestamps, simple label values).
-func parseMetrics(text string) []sample {
-	var out []sample
-	sc := bufio.NewScanner(strings.NewReader(text))
-	sc.Buffer(make([]byte, 1<<20), 1<<20)
-	for sc.Scan() {
-		line := strings.TrimSpace(sc.Text())
-		if line == "" || line[0] == '#' {
-			continue
-		}
-		s := sample{labels: map[string]string{}}
-		rest := line
-		if i := strings.IndexAny(line, "{ "); i >= 0 && line[i] == '{' {
-			s.name = line[:i]
-			rest = line[i+1:]
-			for {
-				rest = strings.TrimLeft(rest, ", ")
-				if strings.HasPrefix(rest, "}") {
-					rest = rest[1:]
-					break
-				}
-				eq := strings.Index(rest, `="`)
-				if eq < 0 {
-					break
-				}
-				key := rest[:eq]
-				rest = rest[eq+2:]
-				var val strings.Builder
-				for len(rest) > 0 && rest[0] != '"' {
-					if rest[0] == '\\' && len(rest) > 1 {
-						if rest[1] == 'n' {
-							val.WriteByte('\n')
-						} else {
-							val.WriteByte(rest[1])
-						}
-						rest = rest[2:]
-						continue
-					}
-					val.WriteByte(rest[0])
-					rest = rest[1:]
-				}
-				rest = strings.TrimPrefix(rest, `"`)
-				s.labels[key] = val.String()
-			}
-		} else if i >= 0 {
-			s.name, rest = line[:i], line[i:]
-		}
-		fields := strings.Fields(rest)
-		if len(fields) == 0 {
-			continue
-		}
-		v, err := strconv.ParseFloat(fields[0], 64)
-		if err != nil {
-			continue
-		}
-		s.value = v
-		out = append(out, s)
-	}
-	return out
-}
-
-// metrics is one scrape.
-type metrics []sample
-
-// get sums the samples of name whose labels include want; ok is false
-// when none matched.
-func (m metrics) get(name string, want map[string]string) (sum float64, ok bool) {
-	for _, s := range m {
-		if s.name != name {
-			continue
-		}
-		match := true
-		for k, v := range want {
-			if s.labels[k] != v {
-				match = false
-				break
-			}
-		}
-		if match {
-			sum += s.value
-			ok = true
-		}
-	}
-	return sum, ok
-}
+// metrics is one scrape, with shadow-specific readers.
+type metrics struct{ testkit.Metrics }
 
 // shadow returns umbra_shadow_requests_total{route,target,outcome}.
 func (m metrics) shadow(route, target, outcome string) float64 {
-	v, _ := m.get("umbra_shadow_requests_total", L("route", route, "target", target, "outcome", outcome))
+	v, _ := m.Sum("umbra_shadow_requests_total", testkit.Labels("route", route, "target", target, "outcome", outcome))
 	return v
 }
 
 // outcomes returns every non-zero outcome of a target, for messages.
 func (m metrics) outcomes(route, target string) map[string]float64 {
 	out := map[string]float64{}
-	for _, s := range m {
-		if s.name == "umbra_shadow_requests_total" && s.labels["route"] == route && s.labels["target"] == target && s.value != 0 {
-			out[s.labels["outcome"]] = s.value
+	for _, s := range m.Named("umbra_shadow_requests_total") {
+		if s.Labels["route"] == route && s.Labels["target"] == target && s.Value != 0 {
+			out[s.Labels["outcome"]] = s.Value
 		}
 	}
 	return out
@@ -470,61 +206,34 @@ func (m metrics) outcomes(route, target string) map[string]float64 {
 
 // gauge returns a shadow gauge of one target.
 func (m metrics) gauge(name, route, target string) float64 {
-	v, _ := m.get(name, L("route", route, "target", target))
+	v, _ := m.Sum(name, testkit.Labels("route", route, "target", target))
 	return v
-}
-
-// L builds a label map from pairs.
-func L(kv ...string) map[string]string {
-	m := map[string]string{}
-	for i := 0; i+1 < len(kv); i += 2 {
-		m[kv[i]] = kv[i+1]
-	}
-	return m
 }
 
 // scrape fetches and parses the admin /metrics.
 func (g *gw) scrape(t *testing.T) metrics {
 	t.Helper()
-	m, err := g.tryScrape()
-	if err != nil {
-		t.Fatalf("scrape: %v", err)
-	}
-	return m
+	return metrics{testkit.Scrape(t, g.client, g.AdminURL)}
 }
 
+// tryScrape is scrape without failing the test.
 func (g *gw) tryScrape() (metrics, error) {
-	r, err := send(g.client, "GET", g.AdminURL+"/metrics", nil)
-	if err != nil {
-		return nil, err
-	}
-	if r.Status != http.StatusOK {
-		return nil, fmt.Errorf("/metrics: status %d", r.Status)
-	}
-	return metrics(parseMetrics(string(r.Body))), nil
+	m, err := testkit.TryScrape(g.client, g.AdminURL)
+	return metrics{m}, err
 }
 
 // waitMetrics polls /metrics until cond holds and returns that scrape.
 func (g *gw) waitMetrics(t *testing.T, what string, cond func(m metrics) (bool, string)) metrics {
 	t.Helper()
-	deadline := time.Now().Add(waitFor)
-	var last string
-	for {
-		m, err := g.tryScrape()
-		if err != nil {
-			last = err.Error()
-		} else {
-			ok, msg := cond(m)
-			if ok {
-				return m
-			}
-			last = msg
+	var m metrics
+	poll.Until(t, what, func() (bool, string) {
+		var err error
+		if m, err = g.tryScrape(); err != nil {
+			return false, err.Error()
 		}
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s; last: %s", what, last)
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
+		return cond(m)
+	})
+	return m
 }
 
 // waitShadow polls until umbra_shadow_requests_total{route,target,outcome}

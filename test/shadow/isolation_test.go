@@ -10,6 +10,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/umbragw/umbra/test/testkit"
 )
 
 // isolationRequests is N of the issue: sequential live requests measured
@@ -52,7 +54,7 @@ func measure(t *testing.T, g *gw, c *http.Client, want []byte) (base, shadowed l
 	for i := 0; i < isolationRequests; i++ {
 		for _, p := range []string{"/base/x", "/s/x"} {
 			start := time.Now()
-			r := do(t, c, "GET", g.URL+p+fmt.Sprint("?i=", i), nil)
+			r := testkit.Do(t, c, "GET", g.URL+p+fmt.Sprint("?i=", i), nil)
 			d := time.Since(start)
 			if r.Status != http.StatusOK || !bytes.Equal(r.Body, want) {
 				t.Fatalf("GET %s #%d: status %d body %q; want 200 %q (the live answer)", p, i, r.Status, r.Body, want)
@@ -120,19 +122,19 @@ func TestIsolation(t *testing.T) {
 					}
 				}
 				// role=shadow request metrics and access log lines.
-				if v, _ := m.get("umbra_requests_total", L("route", "shadowed", "backend", "shadow", "role", "shadow", "method", "GET", "code", "200")); v != n {
+				if v, _ := m.Sum("umbra_requests_total", testkit.Labels("route", "shadowed", "backend", "shadow", "role", "shadow", "method", "GET", "code", "200")); v != n {
 					t.Errorf(`umbra_requests_total{role="shadow",code="200"} = %v, want %v`, v, n)
 				}
-				if v, _ := m.get("umbra_request_duration_seconds_count", L("route", "shadowed", "role", "shadow")); v != n {
+				if v, _ := m.Sum("umbra_request_duration_seconds_count", testkit.Labels("route", "shadowed", "role", "shadow")); v != n {
 					t.Errorf(`umbra_request_duration_seconds_count{role="shadow"} = %v, want %v`, v, n)
 				}
-				if v, _ := m.get("umbra_requests_total", L("route", "shadowed", "backend", "live", "role", "live")); v != n {
+				if v, _ := m.Sum("umbra_requests_total", testkit.Labels("route", "shadowed", "backend", "live", "role", "live")); v != n {
 					t.Errorf(`umbra_requests_total{route="shadowed",role="live"} = %v, want %v`, v, n)
 				}
-				if got := len(g.Log.lines("msg=access", "role=shadow", "route=shadowed", "backend=shadow", "status=200")); got != int(n) {
+				if got := len(g.Log.Lines("msg=access", "role=shadow", "route=shadowed", "backend=shadow", "status=200")); got != int(n) {
 					t.Errorf("%d shadow access-log lines, want %v", got, n)
 				}
-				if got := len(g.Log.lines("msg=access", "role=live", "route=shadowed")); got != int(n) {
+				if got := len(g.Log.Lines("msg=access", "role=live", "route=shadowed")); got != int(n) {
 					t.Errorf("%d live access-log lines of the shadowed route, want %v", got, n)
 				}
 				if m.gauge("umbra_shadow_circuit_open", "shadowed", "shadow") != 0 {
@@ -168,7 +170,7 @@ func TestIsolation(t *testing.T) {
 		},
 		{
 			name:  "dead",
-			start: func(t *testing.T) (string, func()) { return "http://" + deadAddr(t), func() {} },
+			start: func(t *testing.T) (string, func()) { return "http://" + testkit.DeadAddr(t), func() {} },
 			extra: breaker,
 			check: func(t *testing.T, g *gw, began time.Time) { checkFailing(t, g, began, "error_connect") },
 		},
@@ -177,7 +179,7 @@ func TestIsolation(t *testing.T) {
 			start: func(t *testing.T) (string, func()) {
 				// Accepts and then never reads nor writes: the connection stays
 				// open until the gateway gives up (or the server closes).
-				s := newRawServer(t, func(net.Conn) {})
+				s := testkit.NewRawServer(t, func(net.Conn) {})
 				return s.URL(), s.Close
 			},
 			extra: breaker,
@@ -186,7 +188,7 @@ func TestIsolation(t *testing.T) {
 		{
 			name: "reset",
 			start: func(t *testing.T) (string, func()) {
-				s := newRawServer(t, func(c net.Conn) {
+				s := testkit.NewRawServer(t, func(c net.Conn) {
 					_ = c.SetReadDeadline(time.Now().Add(time.Second))
 					_, _ = bufio.NewReader(c).ReadString('\n') // the request line
 					_ = c.(*net.TCPConn).SetLinger(0)          // close with RST
@@ -200,7 +202,7 @@ func TestIsolation(t *testing.T) {
 		{
 			name: "garbage",
 			start: func(t *testing.T) (string, func()) {
-				s := newRawServer(t, func(c net.Conn) {
+				s := testkit.NewRawServer(t, func(c net.Conn) {
 					defer c.Close()
 					_ = c.SetDeadline(time.Now().Add(time.Second))
 					br := bufio.NewReader(c)
@@ -226,11 +228,11 @@ func TestIsolation(t *testing.T) {
 			target, stop := tc.start(t)
 			began := time.Now()
 			g := startGW(t, isolationConfig(live.URL, target, tc.extra))
-			c := newClient(t, 4)
+			c := testkit.NewClient(t, 4, waitFor)
 			// Warm the client's and the live backend's connections on the
 			// baseline route only: the shadow's first copies are measured.
 			for i := 0; i < 20; i++ {
-				do(t, c, "GET", g.URL+"/base/warm", nil)
+				testkit.Do(t, c, "GET", g.URL+"/base/warm", nil)
 			}
 			assertNotDegraded(t, tc.name, g, c, want)
 			tc.check(t, g, began)
@@ -277,19 +279,19 @@ func checkFailing(t *testing.T, g *gw, began time.Time, kinds ...string) {
 	if v := m.gauge("umbra_shadow_circuit_open", "shadowed", "shadow"); v != 1 {
 		t.Errorf("umbra_shadow_circuit_open = %v, want 1 (no copy ever succeeded)", v)
 	}
-	if v, _ := m.get("umbra_upstream_errors_total", L("route", "shadowed", "backend", "shadow", "role", "shadow")); v != errs {
+	if v, _ := m.Sum("umbra_upstream_errors_total", testkit.Labels("route", "shadowed", "backend", "shadow", "role", "shadow")); v != errs {
 		t.Errorf(`umbra_upstream_errors_total{role="shadow"} = %v, want %v`, v, errs)
 	}
-	if v, _ := m.get("umbra_upstream_errors_total", L("role", "live")); v != 0 {
+	if v, _ := m.Sum("umbra_upstream_errors_total", testkit.Labels("role", "live")); v != 0 {
 		t.Errorf("live upstream errors: %v", v)
 	}
-	warns := g.Log.lines("level=WARN", "target=shadow")
+	warns := g.Log.Lines("level=WARN", "target=shadow")
 	if allowed := 1 + int(time.Since(began)/(10*time.Second)); len(warns) < 1 || len(warns) > allowed {
 		t.Errorf("%d warning lines for the target in %v, want 1 per 10 s:\n%s", len(warns), time.Since(began), strings.Join(warns, "\n"))
 	} else if !strings.Contains(warns[0], "shadow copy failed") {
 		t.Errorf("first warning %q, want the copy failure", warns[0])
 	}
-	if got := len(g.Log.lines("msg=access", "role=shadow")); float64(got) != o["sent"] {
+	if got := len(g.Log.Lines("msg=access", "role=shadow")); float64(got) != o["sent"] {
 		t.Errorf("%d shadow access-log lines, want one per sent copy (%v)", got, o["sent"])
 	}
 }

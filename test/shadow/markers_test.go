@@ -5,6 +5,8 @@ import (
 	"net/http"
 	"regexp"
 	"testing"
+
+	"github.com/umbragw/umbra/test/testkit"
 )
 
 var traceparentRe = regexp.MustCompile(`^00-([0-9a-f]{32})-([0-9a-f]{16})-([0-9a-f]{2})$`)
@@ -39,12 +41,12 @@ routes:
           remove: [Authorization, Cookie]
           set: {X-Env: shadow, X-Tenant: dark}
 `, live.URL, v2.URL))
-	c := newClient(t, 1)
+	c := testkit.NewClient(t, 1, waitFor)
 	const tp = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"
 
 	// 1: a client with a request id, a traceparent, credentials and
 	// hop-by-hop headers.
-	r := do(t, c, "GET", g.URL+"/cart/a%2Fb%20c?x=1&y=%C3%A9", nil, "Host", "example.com", "X-Seq", "1",
+	r := testkit.Do(t, c, "GET", g.URL+"/cart/a%2Fb%20c?x=1&y=%C3%A9", nil, "Host", "example.com", "X-Seq", "1",
 		"X-Request-Id", "req-abc-123", "Traceparent", tp, "Authorization", "Bearer secret", "Cookie", "sid=1",
 		"X-Tenant", "live-tenant",
 		"Connection", "X-Hop-Custom, Keep-Alive", "X-Hop-Custom", "1", "Keep-Alive", "timeout=5",
@@ -53,7 +55,7 @@ routes:
 		t.Fatalf("live answer %d, X-Request-Id %q", r.Status, r.Header.Get("X-Request-Id"))
 	}
 	// 2: nothing from the client: the gateway makes the id and the trace.
-	r2 := do(t, c, "GET", g.URL+"/cart", nil, "Host", "example.com:8080", "X-Seq", "2")
+	r2 := testkit.Do(t, c, "GET", g.URL+"/cart", nil, "Host", "example.com:8080", "X-Seq", "2")
 	g.settled(t, "shop", "v2")
 
 	l1, s1 := one(t, live, "1"), one(t, v2, "1")
@@ -156,7 +158,7 @@ func TestPerTargetMatch(t *testing.T) {
           path_prefix: /sel/api
           headers: [{name: x-beta, regex: "^y"}]
 `)
-	c := newClient(t, 1)
+	c := testkit.NewClient(t, 1, waitFor)
 	reqs := []struct {
 		method, path, beta string
 		want               []string
@@ -175,7 +177,7 @@ func TestPerTargetMatch(t *testing.T) {
 		if rq.beta != "" {
 			hdr = append(hdr, "X-Beta", rq.beta)
 		}
-		if r := do(t, c, rq.method, g.URL+rq.path, nil, hdr...); r.Status != http.StatusOK {
+		if r := testkit.Do(t, c, rq.method, g.URL+rq.path, nil, hdr...); r.Status != http.StatusOK {
 			t.Fatalf("%s %s: %d", rq.method, rq.path, r.Status)
 		}
 		for _, w := range rq.want {

@@ -7,6 +7,8 @@ import (
 	"testing"
 
 	"github.com/umbragw/umbra/internal/config"
+
+	"github.com/umbragw/umbra/test/testkit"
 )
 
 // testMissingShadowBackend: a shadow naming a backend the config does not
@@ -55,9 +57,9 @@ routes:
 
 	// A running gateway asked to load it keeps its routing.
 	g := startGW(t, good)
-	c := newClient(t, 4)
+	c := testkit.NewClient(t, 4, waitFor)
 	for i := 0; i < 20; i++ {
-		do(t, c, "GET", g.URL+"/base/warm", nil)
+		testkit.Do(t, c, "GET", g.URL+"/base/warm", nil)
 	}
 	g.rewrite(t, bad)
 	if err := g.Reload(); err == nil {
@@ -67,10 +69,10 @@ routes:
 	}
 	assertNotDegraded(t, "missing", g, c, want)
 	m := g.scrape(t)
-	if v, _ := m.get("umbra_config_reloads_total", L("result", "failure")); v != 1 {
+	if v, _ := m.Sum("umbra_config_reloads_total", testkit.Labels("result", "failure")); v != 1 {
 		t.Errorf("umbra_config_reloads_total{result=failure} = %v, want 1", v)
 	}
-	if _, ok := m.get("umbra_shadow_requests_total", nil); ok {
+	if _, ok := m.Sum("umbra_shadow_requests_total", nil); ok {
 		t.Error("shadow series exist although no shadow was ever configured")
 	}
 	if got := live.hits.Load(); got != 20+2*isolationRequests && got%(2*isolationRequests) != 20 {

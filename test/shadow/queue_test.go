@@ -7,6 +7,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/umbragw/umbra/test/testkit"
 )
 
 // TestQueueBound: a target that blocks every copy, with max_in_flight 2
@@ -61,7 +63,7 @@ routes:
 		}
 	}()
 
-	c := newClient(t, n)
+	c := testkit.NewClient(t, n, waitFor)
 	start := make(chan struct{})
 	var wg sync.WaitGroup
 	errs := make(chan string, n)
@@ -70,7 +72,7 @@ routes:
 		go func() {
 			defer wg.Done()
 			<-start
-			r, err := send(c, "GET", g.URL+fmt.Sprint("/b?i=", i), nil)
+			r, err := testkit.Send(c, "GET", g.URL+fmt.Sprint("/b?i=", i), nil)
 			switch {
 			case err != nil:
 				errs <- err.Error()
@@ -115,7 +117,7 @@ routes:
 	if got := target.hits.Load(); got != 2 {
 		t.Errorf("blocked target holds %d copies, want max_in_flight 2", got)
 	}
-	warns := g.Log.lines("level=WARN", "target=blocked")
+	warns := g.Log.Lines("level=WARN", "target=blocked")
 	if len(warns) != 1 || !strings.Contains(warns[0], "queue full") {
 		t.Errorf("warnings %q, want one queue-full line", warns)
 	}

@@ -8,6 +8,8 @@ import (
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/umbragw/umbra/test/testkit"
 )
 
 // reloadConfig: route "main" shadows to "v2" (with a header match using a
@@ -51,10 +53,10 @@ func TestReloadKeepsUnchangedTarget(t *testing.T) {
 	})
 	live := newUpstream(t, "live", nil)
 	g := startGW(t, reloadConfig(live.URL, v2.URL, "/other", "5s"))
-	c := newClient(t, 2)
+	c := testkit.NewClient(t, 2, waitFor)
 	get := func() {
 		t.Helper()
-		if r := do(t, c, "GET", g.URL+"/main/x", nil, "X-Shadow-Me", "yes"); r.Status != 200 {
+		if r := testkit.Do(t, c, "GET", g.URL+"/main/x", nil, "X-Shadow-Me", "yes"); r.Status != 200 {
 			t.Fatalf("live status %d", r.Status)
 		}
 	}
@@ -71,7 +73,7 @@ func TestReloadKeepsUnchangedTarget(t *testing.T) {
 
 	// Reload changing only the other route: same target, still open.
 	g.apply(t, reloadConfig(live.URL, v2.URL, "/other2", "5s"))
-	if r := do(t, c, "GET", g.URL+"/other2/x", nil); r.Status != 200 {
+	if r := testkit.Do(t, c, "GET", g.URL+"/other2/x", nil); r.Status != 200 {
 		t.Fatalf("the reload did not apply: /other2 answered %d", r.Status)
 	}
 	get()
@@ -155,9 +157,9 @@ routes:
 `, live.URL, v2.URL, timeout)
 	}
 	g := startGW(t, cfg("30s"))
-	c := newClient(t, 2)
+	c := testkit.NewClient(t, 2, waitFor)
 	for i := 0; i < 4; i++ {
-		do(t, c, "GET", g.URL+"/x", nil)
+		testkit.Do(t, c, "GET", g.URL+"/x", nil)
 	}
 	g.waitMetrics(t, "1 in flight, 3 queued", func(m metrics) (bool, string) {
 		q, f := m.gauge("umbra_shadow_queue_length", "main", "v2"), m.gauge("umbra_shadow_in_flight", "main", "v2")
@@ -179,7 +181,7 @@ routes:
 	}
 	unblock()
 	// The new target works and counts on the same series.
-	do(t, c, "GET", g.URL+"/x", nil)
+	testkit.Do(t, c, "GET", g.URL+"/x", nil)
 	g.waitShadow(t, "main", "v2", "ok", eq(1), "the new target's copy")
 
 	// Close the client's idle connections first: a pooled connection
@@ -221,10 +223,10 @@ routes:
 `, live.URL, v2.URL, timeout)
 	}
 	g := startGW(t, cfg("5s"))
-	c := newClient(t, 2)
-	done := make(chan result, 1)
+	c := testkit.NewClient(t, 2, waitFor)
+	done := make(chan testkit.Response, 1)
 	go func() {
-		r, _ := send(c, "GET", g.URL+"/slow", nil)
+		r, _ := testkit.Send(c, "GET", g.URL+"/slow", nil)
 		done <- r
 	}()
 	select {
@@ -255,6 +257,6 @@ routes:
 		t.Errorf("the closed target sent %d copies", n)
 	}
 	// The new target serves the next request.
-	do(t, c, "GET", g.URL+"/next", nil)
+	testkit.Do(t, c, "GET", g.URL+"/next", nil)
 	g.waitShadow(t, "main", "v2", "ok", eq(1), "the new target's copy")
 }

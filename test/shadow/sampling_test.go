@@ -9,6 +9,8 @@ import (
 	"testing"
 
 	"github.com/umbragw/umbra/internal/bucket"
+
+	"github.com/umbragw/umbra/test/testkit"
 )
 
 // parallel runs fn(i) for i in [0, n) on a few workers.
@@ -104,10 +106,10 @@ routes:
     shadow:
       - {backend: other, percent: 5}
 `, live.URL, p10.URL, p5.URL, p05.URL, p0.URL, other.URL))
-	c := newClient(t, 8)
+	c := testkit.NewClient(t, 8, waitFor)
 	const keys = 10000
 	parallel(keys, 6, func(i int) {
-		r, err := send(c, "GET", g.URL+"/u/"+strconv.Itoa(i), nil, "X-User-ID", key(i))
+		r, err := testkit.Send(c, "GET", g.URL+"/u/"+strconv.Itoa(i), nil, "X-User-ID", key(i))
 		if err != nil || r.Status != 200 {
 			t.Errorf("request %d: %v %d", i, err, r.Status)
 		}
@@ -144,7 +146,7 @@ routes:
 	// Determinism over repeated requests: 50 keys, 4 times each.
 	p10.reset()
 	parallel(200, 4, func(i int) {
-		do(t, c, "GET", g.URL+"/u/again", nil, "X-User-ID", key(i%50))
+		testkit.Do(t, c, "GET", g.URL+"/u/again", nil, "X-User-ID", key(i%50))
 	})
 	g.settled(t, "users", "p10")
 	for k, n := range keysAt(p10, "X-User-ID") {
@@ -157,7 +159,7 @@ routes:
 	// key kind, 5%), and that route's 5% is inside this one's 10%.
 	const callers = 1000
 	parallel(callers, 4, func(i int) {
-		do(t, c, "GET", g.URL+"/second", nil, "Cookie", "uid="+key(i))
+		testkit.Do(t, c, "GET", g.URL+"/second", nil, "Cookie", "uid="+key(i))
 	})
 	g.settled(t, "second", "other")
 	var onSecond map[string]int
@@ -188,7 +190,7 @@ routes:
 	}
 	const anon = 2000
 	parallel(anon, 6, func(i int) {
-		do(t, c, "GET", g.URL+"/u/anon", nil, "X-Seq", strconv.Itoa(i))
+		testkit.Do(t, c, "GET", g.URL+"/u/anon", nil, "X-Seq", strconv.Itoa(i))
 	})
 	for _, tg := range []string{"p10", "p5", "p05"} {
 		g.settled(t, "users", tg)
@@ -238,15 +240,15 @@ func TestSamplingKeyKinds(t *testing.T) {
 	yaml += fmt.Sprintf("  - name: ip\n    match: {path_prefix: /ip}\n    backend: live\n    key: client_ip\n    shadow:\n      - {backend: ipin, percent: %.5f}\n      - {backend: ipout, percent: %.5f}\n",
 		(b+0.5)/1e4, max(0, (b-0.5)/1e4))
 	g := startGW(t, yaml)
-	c := newClient(t, 8)
+	c := testkit.NewClient(t, 8, waitFor)
 
 	const n = 100
 	parallel(2*n, 4, func(i int) {
 		k := "caller-" + strconv.Itoa(i%n) + "/é"
-		do(t, c, "GET", g.URL+"/header", nil, "X-Caller", k, "X-Key", k)
-		do(t, c, "GET", g.URL+"/cookie", nil, "Cookie", "session="+strconv.Itoa(i%n)+"abc", "X-Key", strconv.Itoa(i%n)+"abc")
-		do(t, c, "GET", g.URL+"/query?a=1&user=u%2B"+strconv.Itoa(i%n)+"&b=2", nil, "X-Key", "u+"+strconv.Itoa(i%n))
-		do(t, c, "GET", g.URL+"/ip", nil)
+		testkit.Do(t, c, "GET", g.URL+"/header", nil, "X-Caller", k, "X-Key", k)
+		testkit.Do(t, c, "GET", g.URL+"/cookie", nil, "Cookie", "session="+strconv.Itoa(i%n)+"abc", "X-Key", strconv.Itoa(i%n)+"abc")
+		testkit.Do(t, c, "GET", g.URL+"/query?a=1&user=u%2B"+strconv.Itoa(i%n)+"&b=2", nil, "X-Key", "u+"+strconv.Itoa(i%n))
+		testkit.Do(t, c, "GET", g.URL+"/ip", nil)
 	})
 	for _, k := range kinds {
 		g.settled(t, k.name, k.name)

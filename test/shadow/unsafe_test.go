@@ -6,6 +6,8 @@ import (
 	"fmt"
 	"strings"
 	"testing"
+
+	"github.com/umbragw/umbra/test/testkit"
 )
 
 // TestUnsafePolicies: unsafe methods are skipped by default (counted),
@@ -28,17 +30,17 @@ routes:
       - {backend: mark, percent: 100, unsafe: mark}
       - {backend: allow, percent: 100, unsafe: allow}
 `, live.URL, skip.URL, mark.URL, allow.URL))
-	c := newClient(t, 2)
+	c := testkit.NewClient(t, 2, waitFor)
 	safe := []string{"GET", "HEAD", "OPTIONS"}
 	unsafe := []string{"POST", "PUT", "PATCH", "DELETE"}
 	body := `{"order": 42}`
 	sum := sha256.Sum256([]byte(body))
 	for _, m := range append(append([]string{}, safe...), unsafe...) {
-		var r result
+		var r testkit.Response
 		if m == "GET" || m == "HEAD" || m == "OPTIONS" {
-			r = do(t, c, m, g.URL+"/things/"+m, nil, "X-Method", m)
+			r = testkit.Do(t, c, m, g.URL+"/things/"+m, nil, "X-Method", m)
 		} else {
-			r = do(t, c, m, g.URL+"/things/"+m, strings.NewReader(body), "X-Method", m, "Content-Type", "application/json")
+			r = testkit.Do(t, c, m, g.URL+"/things/"+m, strings.NewReader(body), "X-Method", m, "Content-Type", "application/json")
 		}
 		if r.Status != 200 {
 			t.Fatalf("%s: live status %d", m, r.Status)
@@ -115,8 +117,8 @@ routes:
     shadow:
       - {backend: v2, percent: 100, unsafe: mark}
 `, live.URL, v2.URL))
-	c := newClient(t, 1)
-	do(t, c, "GET", g.URL+"/pay", nil, "X-Umbra-Sandbox", "1", "X-Umbra-Shadow", "1")
+	c := testkit.NewClient(t, 1, waitFor)
+	testkit.Do(t, c, "GET", g.URL+"/pay", nil, "X-Umbra-Sandbox", "1", "X-Umbra-Shadow", "1")
 	g.settled(t, "api", "v2")
 	l := live.seen()[0]
 	if v := l.Header.Values("X-Umbra-Sandbox"); v != nil {
@@ -153,12 +155,12 @@ routes:
 	for _, o := range []string{"not_sampled", "skipped_no_match", "skipped_unsafe_method", "skipped_body_too_large",
 		"skipped_body_incomplete", "skipped_upgrade", "skipped_circuit_open", "dropped_queue_full", "queued", "sent",
 		"ok", "status_5xx", "error_connect", "error_timeout", "error_reset", "error_other", "dropped_shutdown"} {
-		if v, ok := m.get("umbra_shadow_requests_total", L("route", "api", "target", "v2", "outcome", o)); !ok || v != 0 {
+		if v, ok := m.Sum("umbra_shadow_requests_total", testkit.Labels("route", "api", "target", "v2", "outcome", o)); !ok || v != 0 {
 			t.Errorf("umbra_shadow_requests_total{outcome=%q}: present %v value %v, want 0", o, ok, v)
 		}
 	}
 	for _, name := range []string{"umbra_shadow_in_flight", "umbra_shadow_queue_length", "umbra_shadow_circuit_open"} {
-		if v, ok := m.get(name, L("route", "api", "target", "v2")); !ok || v != 0 {
+		if v, ok := m.Sum(name, testkit.Labels("route", "api", "target", "v2")); !ok || v != 0 {
 			t.Errorf("%s: present %v value %v, want 0", name, ok, v)
 		}
 	}

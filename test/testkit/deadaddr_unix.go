@@ -1,6 +1,6 @@
 //go:build unix
 
-package shadowtest
+package testkit
 
 import (
 	"errors"
@@ -11,10 +11,11 @@ import (
 	"time"
 )
 
-// deadAddr returns a loopback address that refuses connections for the
-// whole test: the port is bound by a socket that never listens, so no
-// other listener can be given it meanwhile.
-func deadAddr(t *testing.T) string {
+// DeadAddr returns a loopback address that refuses connections, and keeps
+// refusing them for the whole test: the port is bound by a socket that
+// never listens, so no other test can be given it (a listen-then-close
+// port could be reused by a parallel test's listener).
+func DeadAddr(t testing.TB) string {
 	t.Helper()
 	fd, err := syscall.Socket(syscall.AF_INET, syscall.SOCK_STREAM, 0)
 	if err != nil {

@@ -1,16 +1,16 @@
 //go:build !unix
 
-package integration
+package testkit
 
 import (
 	"net"
 	"testing"
 )
 
-// deadAddr returns a loopback address that refuses connections: a port
+// DeadAddr returns a loopback address that refuses connections: a port
 // that was listened on and closed (on unix a never-listening bound socket
-// reserves it; see deadport_unix_test.go).
-func deadAddr(t *testing.T) string {
+// reserves it; see deadaddr_unix.go).
+func DeadAddr(t testing.TB) string {
 	t.Helper()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
