@@ -78,6 +78,9 @@ func validate(data []byte, source string) (*definition, error) {
 			p.add(int(se.Offset)-1, "invalid JSON: %v", se)
 		case errors.Is(err, io.EOF):
 			p.add(-1, "the file is empty: want a JSON object with \"flags\"")
+		case errors.Is(err, io.ErrUnexpectedEOF):
+			// a truncated file (a partial write): point at its end
+			p.add(len(data), "invalid JSON: %v", err)
 		default:
 			p.add(-1, "invalid JSON: %v", err)
 		}

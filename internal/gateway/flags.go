@@ -44,7 +44,7 @@ func (g *Gateway) stopFlagWatch() {
 func (g *Gateway) flagsAdmin(w http.ResponseWriter, r *http.Request) {
 	snap := g.handler.Snapshot()
 	if snap.Flags == nil {
-		admin.WriteError(w, http.StatusNotFound, "not_found", "no flags: file is configured")
+		admin.WriteError(w, http.StatusNotFound, "not_found", "no flags.file is configured")
 		return
 	}
 	snap.Flags.AdminHandler().ServeHTTP(w, r)

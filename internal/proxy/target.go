@@ -9,6 +9,7 @@ import (
 	"sync"
 
 	"github.com/umbragw/umbra/internal/backend"
+	"github.com/umbragw/umbra/internal/flags"
 	"github.com/umbragw/umbra/internal/metrics"
 	"github.com/umbragw/umbra/internal/shadow"
 )
@@ -46,6 +47,11 @@ func rewrite(pr *httputil.ProxyRequest) {
 	// version treat its request as a shadow or run it in a sandbox profile.
 	pr.Out.Header.Del(shadow.HeaderShadow)
 	pr.Out.Header.Del(shadow.HeaderSandbox)
+	// X-Umbra-Flags is umbra's own (forwardFlags replaced any the client
+	// sent): a client's Connection header naming it must not drop it.
+	if v, ok := pr.In.Header[flags.HeaderName]; ok {
+		pr.Out.Header[flags.HeaderName] = v
+	}
 	if prior, ok := pr.In.Header["X-Forwarded-For"]; ok {
 		pr.Out.Header["X-Forwarded-For"] = prior
 	}

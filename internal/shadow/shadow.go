@@ -24,6 +24,10 @@ const (
 	HeaderShadow      = "X-Umbra-Shadow"
 	HeaderSandbox     = "X-Umbra-Sandbox"
 	HeaderTraceparent = "Traceparent"
+
+	// headerFlags is flags.HeaderName, which the proxy sets on the live
+	// request before copies are prepared.
+	headerFlags = "X-Umbra-Flags"
 )
 
 // Set is the shadow targets of one route.
@@ -320,6 +324,11 @@ func (t *Target) prepare(r *http.Request, body *bodyCopy) *http.Request {
 	}
 	for _, name := range hopHeaders {
 		delete(h, name) // already canonical: skip Del's canonicalisation
+	}
+	// X-Umbra-Flags is umbra's own (the proxy replaced any the client
+	// sent): a client's Connection header naming it must not drop it.
+	if v, ok := r.Header[headerFlags]; ok {
+		h[headerFlags] = append([]string(nil), v...)
 	}
 	setForwarded(h, r)
 	h.Del(HeaderSandbox) // only umbra's own mark counts, never the client's

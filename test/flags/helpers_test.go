@@ -1,0 +1,316 @@
+package flagstest
+
+import (
+	"bytes"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/open-feature/go-sdk-contrib/providers/ofrep"
+	"github.com/open-feature/go-sdk/openfeature"
+
+	"github.com/umbragw/umbra/internal/config"
+	"github.com/umbragw/umbra/internal/gateway"
+	"github.com/umbragw/umbra/test/testkit"
+)
+
+// TestMain shuts the OpenFeature SDK's providers down after the run.
+func TestMain(m *testing.M) {
+	code := m.Run()
+	openfeature.Shutdown()
+	os.Exit(code)
+}
+
+// waitFor bounds every wait; generous for two loaded cores under the race
+// detector, never reached when things work.
+const waitFor = 15 * time.Second
+
+var poll = testkit.Poll{Timeout: waitFor, Interval: 20 * time.Millisecond}
+
+// base starts every test config: loopback ephemeral ports, no access log
+// (the load tests send thousands of requests) and a short grace.
+const base = `listen: 127.0.0.1:0
+admin: {listen: 127.0.0.1:0}
+log: {level: info, access: false}
+server: {shutdown_grace: 2s}
+`
+
+// env is a running gateway started from files on disk.
+type env struct {
+	*gateway.Gateway
+	Dir      string // the temp dir holding every file
+	CfgPath  string // umbra.yaml
+	Flags    string // flags.json
+	URL      string // http://main listener
+	AdminURL string // http://admin listener
+	Log      *testkit.LogBuffer
+	C        *http.Client
+	ups      map[string]*upstream
+}
+
+// configText is the full text start writes for cfg: base, data_dir and
+// cfg with its placeholders expanded.
+func (e *env) configText(cfg string) string {
+	return base + "data_dir: " + filepath.Join(e.Dir, "data") + "\n" + expand(cfg, e.Dir, e.ups)
+}
+
+// expand replaces DIR (the test's temp dir) and BACKEND:name (an
+// upstream's URL) placeholders in config text.
+func expand(text, dir string, ups map[string]*upstream) string {
+	text = strings.ReplaceAll(text, "DIR", dir)
+	for name, u := range ups {
+		text = strings.ReplaceAll(text, "URL_"+name+"_", strconv.Quote(u.URL))
+	}
+	return text
+}
+
+// start writes flagsJSON to DIR/flags.json, the extra files (name,
+// content pairs) to DIR and base+cfg to DIR/umbra.yaml, loads the config
+// with config.Load, builds the gateway with gateway.New and starts it.
+// Cleanup shuts it down and prints its log tail on failure.
+func start(t *testing.T, cfg, flagsJSON string, ups map[string]*upstream, extra ...string) *env {
+	t.Helper()
+	dir := t.TempDir()
+	e := &env{Dir: dir, CfgPath: filepath.Join(dir, "umbra.yaml"), Flags: filepath.Join(dir, "flags.json"), Log: &testkit.LogBuffer{}, ups: ups}
+	if flagsJSON != "" {
+		writeFile(t, e.Flags, flagsJSON)
+	}
+	for i := 0; i+1 < len(extra); i += 2 {
+		writeFile(t, filepath.Join(dir, extra[i]), extra[i+1])
+	}
+	writeFile(t, e.CfgPath, e.configText(cfg))
+	c, err := config.Load(e.CfgPath)
+	if err != nil {
+		t.Fatalf("config.Load:\n%v", err)
+	}
+	g, err := gateway.New(c, gateway.Options{Version: "flagstest", LogOutput: e.Log})
+	if err != nil {
+		t.Fatalf("gateway.New:\n%v", err)
+	}
+	if err := g.Start(); err != nil {
+		t.Fatalf("Start: %v", err)
+	}
+	e.Gateway, e.URL, e.AdminURL = g, "http://"+g.Addr(), "http://"+g.AdminAddr()
+	e.C = testkit.NewClient(t, 32, waitFor)
+	t.Cleanup(func() {
+		_ = g.Shutdown()
+		if t.Failed() {
+			t.Logf("gateway log (last lines):\n%s", testkit.Tail(e.Log.String(), 40))
+		}
+	})
+	return e
+}
+
+func writeFile(t *testing.T, path, text string) {
+	t.Helper()
+	if err := os.WriteFile(path, []byte(text), 0o644); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// writeAtomic replaces path by renaming a new file over it, as editors
+// and config-management tools do.
+func writeAtomic(t *testing.T, path, text string) {
+	t.Helper()
+	tmp := filepath.Join(filepath.Dir(path), "."+filepath.Base(path)+".tmp")
+	writeFile(t, tmp, text)
+	if err := os.Rename(tmp, path); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func sha(text string) string {
+	sum := sha256.Sum256([]byte(text))
+	return hex.EncodeToString(sum[:])
+}
+
+// flagsInfo is GET /api/v1/flags.
+type flagsInfo struct {
+	Source  string `json:"source"`
+	Hash    string `json:"hash"`
+	Version uint64 `json:"version"`
+	Flags   int    `json:"flags"`
+	List    []struct {
+		Key               string   `json:"key"`
+		Variants          []string `json:"variants"`
+		NeedsTargetingKey bool     `json:"needs_targeting_key"`
+	} `json:"list"`
+}
+
+func (e *env) flagsInfo(t *testing.T) flagsInfo {
+	t.Helper()
+	r := testkit.Do(t, e.C, "GET", e.AdminURL+"/api/v1/flags", nil)
+	if r.Status != 200 {
+		t.Fatalf("GET /api/v1/flags: %d %s", r.Status, r.Body)
+	}
+	var fi flagsInfo
+	if err := json.Unmarshal(r.Body, &fi); err != nil {
+		t.Fatalf("GET /api/v1/flags: %v: %s", err, r.Body)
+	}
+	return fi
+}
+
+// waitFlags waits until the running flag set is the file text.
+func (e *env) waitFlags(t *testing.T, text string) flagsInfo {
+	t.Helper()
+	want := sha(text)
+	var fi flagsInfo
+	poll.Until(t, "the flag file to be loaded", func() (bool, string) {
+		fi = e.flagsInfo(t)
+		return fi.Hash == want, fmt.Sprintf("hash %.12s version %d, want hash %.12s", fi.Hash, fi.Version, want)
+	})
+	return fi
+}
+
+// get sends a GET with header name/value pairs.
+func (e *env) get(t *testing.T, path string, hdr ...string) testkit.Response {
+	t.Helper()
+	return testkit.Do(t, e.C, "GET", e.URL+path, nil, hdr...)
+}
+
+// ofrepPost POSTs body to the main listener's path (an OFREP path).
+func ofrepPost(c *http.Client, url, body string, hdr ...string) (testkit.Response, error) {
+	return testkit.Send(c, "POST", url, strings.NewReader(body), append([]string{"Content-Type", "application/json"}, hdr...)...)
+}
+
+// evalBody is an OFREP request body for a context given as pairs.
+func evalBody(kv ...string) string {
+	ctx := map[string]string{}
+	for i := 0; i+1 < len(kv); i += 2 {
+		ctx[kv[i]] = kv[i+1]
+	}
+	b, _ := json.Marshal(map[string]any{"context": ctx})
+	return string(b)
+}
+
+// ofrepAnswer is one OFREP evaluation (success or error).
+type ofrepAnswer struct {
+	Key          string         `json:"key"`
+	Value        any            `json:"value"`
+	Reason       string         `json:"reason"`
+	Variant      string         `json:"variant"`
+	Metadata     map[string]any `json:"metadata"`
+	ErrorCode    string         `json:"errorCode"`
+	ErrorDetails string         `json:"errorDetails"`
+}
+
+type bulkAnswer struct {
+	Flags        []ofrepAnswer `json:"flags"`
+	ErrorCode    string        `json:"errorCode"`
+	ErrorDetails string        `json:"errorDetails"`
+}
+
+// decodeNoT is decode for goroutines that may not fail the test: a body
+// that does not decode leaves the zero value, which no check accepts.
+func decodeNoT[T any](b []byte) T {
+	var v T
+	_ = json.Unmarshal(b, &v)
+	return v
+}
+
+func decode[T any](t testing.TB, b []byte) T {
+	t.Helper()
+	var v T
+	if err := json.Unmarshal(b, &v); err != nil {
+		t.Fatalf("decoding %q: %v", b, err)
+	}
+	return v
+}
+
+// domains numbers the OpenFeature domains the tests register.
+var domains atomic.Int64
+
+// sdkClient registers the real OFREP provider pointed at the gateway's
+// base URL (the provider appends /ofrep/v1/...) under a domain of its
+// own and returns an OpenFeature client for it.
+func sdkClient(t *testing.T, e *env, opts ...ofrep.Option) *openfeature.Client {
+	t.Helper()
+	domain := fmt.Sprintf("%s#%d", t.Name(), domains.Add(1))
+	opts = append([]ofrep.Option{ofrep.WithClient(e.C)}, opts...)
+	if err := openfeature.SetNamedProviderAndWait(domain, ofrep.NewProvider(e.URL, opts...)); err != nil {
+		t.Fatal(err)
+	}
+	return openfeature.NewClient(domain)
+}
+
+// echo is what an upstream answers: what it received.
+type echo struct {
+	Backend string   `json:"backend"`
+	Path    string   `json:"path"`
+	Flags   []string `json:"flags"` // X-Umbra-Flags values, nil when absent
+	Body    string   `json:"body"`
+}
+
+// upstream is an httptest backend echoing requests as JSON with an
+// X-Backend header naming it.
+type upstream struct {
+	*httptest.Server
+	name   string
+	hits   atomic.Int64
+	copies chan echo // shadow copies received (X-Umbra-Shadow: 1), when there is room
+}
+
+func newUpstream(t *testing.T, name string) *upstream {
+	t.Helper()
+	u := &upstream{name: name, copies: make(chan echo, 16)}
+	u.Server = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		u.hits.Add(1)
+		body, _ := io.ReadAll(r.Body)
+		got := echo{Backend: name, Path: r.URL.Path, Flags: r.Header.Values("X-Umbra-Flags"), Body: string(body)}
+		if r.Header.Get("X-Umbra-Shadow") == "1" {
+			select {
+			case u.copies <- got:
+			default:
+			}
+		}
+		w.Header().Set("Content-Type", "application/json")
+		w.Header().Set("X-Backend", name)
+		_ = json.NewEncoder(w).Encode(got)
+	}))
+	t.Cleanup(u.Close)
+	return u
+}
+
+// upstreams starts v1 and v2.
+func upstreams(t *testing.T) map[string]*upstream {
+	return map[string]*upstream{"v1": newUpstream(t, "v1"), "v2": newUpstream(t, "v2")}
+}
+
+// backendsYAML declares a backend per upstream, v1 and v2.
+const backendsYAML = `backends:
+  v1: {endpoints: [URL_v1_]}
+  v2: {endpoints: [URL_v2_]}
+`
+
+// servedBy is the X-Backend of an answer, or "404" for umbra's own 404.
+func servedBy(r testkit.Response) string {
+	if b := r.Header.Get("X-Backend"); b != "" {
+		return b
+	}
+	if r.Status == http.StatusNotFound && bytes.Contains(r.Body, []byte(`"no_route"`)) {
+		return "404"
+	}
+	return fmt.Sprintf("status %d: %s", r.Status, r.Body)
+}
+
+// testkitSend is a GET to the main listener that may run on any goroutine.
+func testkitSend(e *env, path string, hdr ...string) (testkit.Response, error) {
+	return testkit.Send(e.C, "GET", e.URL+path, nil, hdr...)
+}
+
+// testkitDo sends a request without a body to the main listener.
+func testkitDo(t *testing.T, e *env, method, path string, hdr ...string) testkit.Response {
+	t.Helper()
+	return testkit.Do(t, e.C, method, e.URL+path, nil, hdr...)
+}
