@@ -27,8 +27,6 @@ const (
 	kObject
 )
 
-var kindNames = [...]string{"null", "boolean", "number", "string", "array", "object"}
-
 // value is a JSON value. str holds a string's decoded text, a number's
 // literal, "true"/"false", or a container's source text (so that two
 // containers written identically are equal without a walk). list holds an array's elements, or an

@@ -56,14 +56,6 @@ func clipString(s string) string {
 	return clip([]byte(s))
 }
 
-// renderValue renders v as compact JSON for a sample; nil renders as "".
-func renderValue(buf []byte, v *value) string {
-	if v == nil {
-		return ""
-	}
-	return clip(appendValue(buf[:0], v))
-}
-
 // appendValue appends v as compact JSON, stopping soon after renderLimit.
 func appendValue(b []byte, v *value) []byte {
 	if len(b) > renderLimit {

@@ -7,7 +7,6 @@ import (
 	"strings"
 	"sync"
 	"testing"
-	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 
@@ -149,5 +148,3 @@ func ms(n int, base, spread float64) []float64 {
 	}
 	return out
 }
-
-func sec(s float64) time.Duration { return time.Duration(s * float64(time.Second)) }

@@ -166,8 +166,8 @@ routes:
 		return q == 3 && f == 1, fmt.Sprintf("queue %v in flight %v", q, f)
 	})
 	g.apply(t, cfg("29s"))
-	m := g.waitShadow(t, "main", "v2", "dropped_shutdown", eq(3), "the queued copies of the replaced target")
-	m = g.waitMetrics(t, "gauges back to 0", func(m metrics) (bool, string) {
+	g.waitShadow(t, "main", "v2", "dropped_shutdown", eq(3), "the queued copies of the replaced target")
+	m := g.waitMetrics(t, "gauges back to 0", func(m metrics) (bool, string) {
 		q, f := m.gauge("umbra_shadow_queue_length", "main", "v2"), m.gauge("umbra_shadow_in_flight", "main", "v2")
 		return q == 0 && f == 0, fmt.Sprintf("queue %v in flight %v outcomes %v", q, f, m.outcomes("main", "v2"))
 	})

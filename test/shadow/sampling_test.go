@@ -162,8 +162,7 @@ routes:
 		testkit.Do(t, c, "GET", g.URL+"/second", nil, "Cookie", "uid="+key(i))
 	})
 	g.settled(t, "second", "other")
-	var onSecond map[string]int
-	onSecond = map[string]int{}
+	onSecond := map[string]int{}
 	for _, s := range other.seen() {
 		ck, _ := (&http.Request{Header: s.Header}).Cookie("uid")
 		onSecond[ck.Value]++
