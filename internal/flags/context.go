@@ -63,17 +63,17 @@ func (m Matcher) Match(r *http.Request, route *config.Route) bool {
 	if m.E == nil || f.Variant == "" {
 		return false
 	}
-	return routeVariant(m.E, f.Key, r, route) == f.Variant
+	return routeVariant(m.E.cur.Load(), f.Key, r, route) == f.Variant
 }
 
-// routeVariant evaluates key with the request's Context, building the
-// context map only when the result is not cached.
-func routeVariant(e *Evaluator, key string, r *http.Request, route *config.Route) string {
+// routeVariant evaluates key in flag set s with the request's Context,
+// building the context map only when the result is not cached.
+func routeVariant(s *snapshot, key string, r *http.Request, route *config.Route) string {
 	if route.FlagAttrs == nil && len(route.FlagContext) > 0 || len(route.FlagAttrs) >= maxCachedAttrs {
-		return e.Variant(key, Context(r, route))
+		return s.variant(key, Context(r, route))
 	}
 	var buf [maxCachedAttrs]kv
-	return e.variantAttrs(key, requestAttrs(r, route, buf[:0]))
+	return s.variantAttrs(key, requestAttrs(r, route, buf[:0]))
 }
 
 // requestAttrs is Context as attributes sorted by name (FlagAttrs is
@@ -159,9 +159,10 @@ func ForwardHeader(e *Evaluator, keys []string, ctx map[string]any) string {
 	if e == nil || len(keys) == 0 {
 		return ""
 	}
+	set := e.cur.Load() // one flag set for the whole header
 	var b strings.Builder
 	for _, k := range keys {
-		appendForward(&b, k, e.Variant(k, ctx))
+		appendForward(&b, k, set.variant(k, ctx))
 	}
 	return b.String()
 }
@@ -172,9 +173,12 @@ func ForwardHeaderFor(e *Evaluator, r *http.Request, route *config.Route) string
 	if e == nil || len(route.ForwardFlags) == 0 {
 		return ""
 	}
+	// One flag set for the whole header: a flag file swapped half way
+	// must not give a request variants from two versions.
+	set := e.cur.Load()
 	var b strings.Builder
 	for _, k := range route.ForwardFlags {
-		appendForward(&b, k, routeVariant(e, k, r, route))
+		appendForward(&b, k, routeVariant(set, k, r, route))
 	}
 	return b.String()
 }

@@ -285,17 +285,20 @@ func (e *Evaluator) EvaluateAll(ctx map[string]any) []Result {
 // the evaluation fails, the flag is disabled or it defers to the code
 // default. Routing uses it: "" never equals a configured variant.
 func (e *Evaluator) Variant(key string, ctx map[string]any) string {
-	s := e.cur.Load()
+	return e.cur.Load().variant(key, ctx)
+}
+
+// variant evaluates key in this flag set (nil-safe).
+func (s *snapshot) variant(key string, ctx map[string]any) string {
 	if s == nil {
 		return ""
 	}
 	return s.evaluate(key, ctx).Variant
 }
 
-// variantAttrs is Variant for a context given as attributes sorted by
-// name; it builds no map unless the cache misses.
-func (e *Evaluator) variantAttrs(key string, attrs []kv) string {
-	s := e.cur.Load()
+// variantAttrs is variant for a context given as attributes sorted by
+// name; it builds no map unless the cache misses (nil-safe).
+func (s *snapshot) variantAttrs(key string, attrs []kv) string {
 	if s == nil {
 		return ""
 	}

@@ -438,10 +438,13 @@ func pinFlags(variant, gate string) string {
 // or a mix of both within one header. Here version A opens the gate and
 // forwards f00..f15=a; version B closes the gate. Every answer of the
 // gated route must carry "gate=on" and 16 times "=a".
-func TestKnownBugFlagVersionPerRequest(t *testing.T) {
-	if os.Getenv("UMBRA_KNOWN_BUGS") == "" {
-		t.Skip("known bug: a request's route match and X-Umbra-Flags may see different flag file versions; UMBRA_KNOWN_BUGS=1 runs it")
-	}
+//
+// One header never mixes versions (ForwardHeaderFor reads one flag set):
+// that is always asserted. That the route decision and the header come
+// from the same version is a known issue (the router's flag condition
+// reads the flag set on its own): counted and logged, asserted only with
+// UMBRA_KNOWN_BUGS=1.
+func TestFlagVersionPerRequest(t *testing.T) {
 	keys := []string{"gate"}
 	for i := range 16 {
 		keys = append(keys, fmt.Sprintf("f%02d", i))
@@ -461,7 +464,7 @@ routes:
 	for _, k := range keys[1:] {
 		want += "," + k + "=a"
 	}
-	var mixed, total atomic.Int64
+	var mixed, skewed, total atomic.Int64
 	example := make(chan string, 1)
 	stop := make(chan struct{})
 	var wg sync.WaitGroup
@@ -478,7 +481,12 @@ routes:
 					continue // version B: the gate is closed
 				}
 				total.Add(1)
-				if got := decodeNoT[echo](r.Body).Flags; len(got) != 1 || got[0] != want {
+				got := decodeNoT[echo](r.Body).Flags
+				switch {
+				case len(got) == 1 && got[0] == want:
+				case len(got) == 1 && !strings.Contains(got[0], "=a") && strings.Contains(got[0], "=b"):
+					skewed.Add(1) // routed by version A, header from version B
+				default:
 					mixed.Add(1)
 					select {
 					case example <- fmt.Sprintf("%q", got):
@@ -495,6 +503,13 @@ routes:
 	close(stop)
 	wg.Wait()
 	if n := mixed.Load(); n > 0 {
-		t.Errorf("%d of %d requests routed by the gate carried another flag version's X-Umbra-Flags, e.g. %s; want %q", n, total.Load(), <-example, want)
+		t.Errorf("%d of %d requests carried an X-Umbra-Flags mixing two flag versions, e.g. %s; want %q", n, total.Load(), <-example, want)
+	}
+	if n := skewed.Load(); n > 0 {
+		if os.Getenv("UMBRA_KNOWN_BUGS") != "" {
+			t.Errorf("%d of %d requests routed by version A carried version B's X-Umbra-Flags", n, total.Load())
+		} else {
+			t.Logf("known issue: %d of %d requests routed by version A carried version B's X-Umbra-Flags", n, total.Load())
+		}
 	}
 }
