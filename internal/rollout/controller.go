@@ -81,6 +81,7 @@ type Controller struct {
 	obs atomic.Pointer[observer]
 
 	mu    sync.Mutex
+	gen   uint64 // bumped by every decision and reconfiguration; see askUnlocked
 	plan  *config.Rollout
 	split *split.Split
 	state State
@@ -104,6 +105,7 @@ func (c *Controller) configure(plan *config.Rollout, sp *split.Split) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	newPlan := c.plan == nil
+	c.gen++
 	c.plan, c.split = plan, sp
 	c.hooks = newWebhooks(&plan.Webhooks)
 	if c.win == nil {
@@ -256,7 +258,11 @@ func (c *Controller) advanceLocked(r Result) {
 		c.promoteLocked(r)
 		return
 	}
-	if ok, why := c.hooks.ask(c.hooks.beforeStep, c.event("before_step", next)); !ok {
+	ok, why, valid := c.askUnlocked(c.hooks.beforeStep, c.event("before_step", next))
+	if !valid {
+		return
+	}
+	if !ok {
 		c.webhookRefused(why, r)
 		return
 	}
@@ -270,7 +276,11 @@ func (c *Controller) advanceLocked(r Result) {
 
 // promoteLocked sends everyone to the canary, once confirm_promotion agrees.
 func (c *Controller) promoteLocked(r Result) {
-	if ok, why := c.hooks.ask(c.hooks.confirmPromotion, c.event("confirm_promotion", len(c.plan.Steps)-1)); !ok {
+	ok, why, valid := c.askUnlocked(c.hooks.confirmPromotion, c.event("confirm_promotion", len(c.plan.Steps)-1))
+	if !valid {
+		return
+	}
+	if !ok {
 		c.webhookRefused(why, r)
 		return
 	}
@@ -283,6 +293,22 @@ func (c *Controller) promoteLocked(r Result) {
 	c.setWeight(100)
 	c.state.Phase = Promoted
 	c.decide("complete", r.Reason+"; the canary now serves everyone (see docs/rollouts.md to make it the live backend)", r.Inputs)
+}
+
+// askUnlocked calls a webhook without holding c.mu: a webhook may take its
+// whole timeout, and status, commands, reloads and shutdown must not wait
+// for it. valid is false when a decision or reconfiguration happened
+// meanwhile; the caller then drops its own, and the next evaluation starts
+// over from the new state.
+func (c *Controller) askUnlocked(url string, event map[string]any) (ok bool, why string, valid bool) {
+	if url == "" {
+		return true, "", true
+	}
+	gen, hooks := c.gen, c.hooks
+	c.mu.Unlock()
+	ok, why = hooks.ask(url, event)
+	c.mu.Lock()
+	return ok, why, c.gen == gen
 }
 
 func (c *Controller) webhookRefused(why string, r Result) {
@@ -324,6 +350,7 @@ func (c *Controller) setWeight(w float64) {
 
 // decide records a decision, persists the state and updates the metrics.
 func (c *Controller) decide(action, reason string, inputs map[string]float64) {
+	c.gen++
 	d := Decision{At: time.Now(), Step: c.state.Step, Weight: c.state.Weight, Action: action, Reason: reason, Inputs: inputs}
 	last := len(c.state.Decisions) - 1
 	if action == "hold" && last >= 0 && c.state.Decisions[last].Action == "hold" && c.state.Decisions[last].Step == d.Step {

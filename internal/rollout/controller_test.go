@@ -425,3 +425,50 @@ func TestBurstWhileLeavingAStepRollsBack(t *testing.T) {
 			st.Phase, st.Step+1, u.split.Weight(), dump(st.Decisions))
 	}
 }
+
+// TestSlowWebhookBlocksNothing: while before_step is waiting for a slow
+// webhook, status and operator commands answer at once, and a command
+// given meanwhile wins over the evaluation that asked.
+func TestSlowWebhookBlocksNothing(t *testing.T) {
+	hook := newHookServer(t)
+	u := newUnit(t, `      interval: 1h
+      steps:
+        - canary: {weight: 20}
+        - canary: {weight: 40}
+        - promote: {}
+      webhooks: {before_step: "`+hook.URL+`/before", timeout: 10s}
+`, nil)
+	if err := u.c.Command("start"); err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		u.c.evaluate() // the step passes (no minimum) and asks before_step
+	}()
+	select {
+	case <-hook.calls:
+	case <-time.After(10 * time.Second):
+		t.Fatal("before_step was not called")
+	}
+	answered := make(chan struct{})
+	go func() {
+		defer close(answered)
+		_ = u.state()
+		if err := u.c.Command("pause"); err != nil {
+			t.Errorf("pause during the webhook call: %v", err)
+		}
+	}()
+	select {
+	case <-answered:
+	case <-time.After(2 * time.Second):
+		t.Fatal("status and pause waited for the webhook")
+	}
+	close(hook.release)
+	<-done
+	st := u.state()
+	if st.Phase != Paused || st.Step != 0 || u.split.Weight() != 20 {
+		t.Fatalf("after pause during the webhook: phase %s step %d weight %v, want paused at step 1, 20%%:\n%s",
+			st.Phase, st.Step+1, u.split.Weight(), dump(st.Decisions))
+	}
+}
