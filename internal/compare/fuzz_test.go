@@ -6,30 +6,32 @@ import (
 	"reflect"
 	"strconv"
 	"testing"
+
+	"github.com/umbragw/umbra/internal/jsonpath"
 )
 
 // canonicalPath renders compiled steps back to the grammar.
 func canonicalPath(p Path) string {
 	b := []byte("$")
-	for _, st := range p.steps {
-		if st.desc {
+	for _, st := range p.Steps() {
+		if st.Descend {
 			b = append(b, '.')
 		}
-		switch st.sel {
-		case selAny:
-			if st.desc {
+		switch st.Kind {
+		case jsonpath.Any:
+			if st.Descend {
 				b = append(b, '.')
 			}
 			b = append(b, "[*]"...)
-		case selIndex:
-			if st.desc {
+		case jsonpath.Index:
+			if st.Descend {
 				b = append(b, '.')
 			}
 			b = append(b, '[')
-			b = strconv.AppendInt(b, int64(st.idx), 10)
+			b = strconv.AppendInt(b, int64(st.Index), 10)
 			b = append(b, ']')
 		default:
-			b = appendKey(b, st.key)
+			b = jsonpath.AppendKey(b, st.Key)
 		}
 	}
 	return string(b)
@@ -49,8 +51,8 @@ func FuzzPath(f *testing.F) {
 			// The canonical rendering compiles to the same steps.
 			c := canonicalPath(p)
 			q, err := ParsePath(c)
-			if err != nil || !reflect.DeepEqual(p.steps, q.steps) {
-				t.Fatalf("%q rendered as %q: %v\n%+v\n%+v", s, c, err, p.steps, q.steps)
+			if err != nil || !reflect.DeepEqual(p.Steps(), q.Steps()) {
+				t.Fatalf("%q rendered as %q: %v\n%+v\n%+v", s, c, err, p.Steps(), q.Steps())
 			}
 			// Matching never panics, whatever the location.
 			m := newMatcher([]Path{p}, []Path{p})
@@ -59,9 +61,9 @@ func FuzzPath(f *testing.F) {
 			t.Fatalf("error %T %v", err, err)
 		}
 		// Any key round-trips through appendKey.
-		k := string(appendKey([]byte("$"), s))
+		k := string(jsonpath.AppendKey([]byte("$"), s))
 		p, err = ParsePath(k)
-		if err != nil || len(p.steps) != 1 || p.steps[0].key != s {
+		if err != nil || len(p.Steps()) != 1 || p.Steps()[0].Key != s {
 			t.Fatalf("key %q rendered as %q: %v", s, k, err)
 		}
 	})

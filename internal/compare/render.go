@@ -3,6 +3,8 @@ package compare
 import (
 	"strconv"
 	"unicode/utf8"
+
+	"github.com/umbragw/umbra/internal/jsonpath"
 )
 
 // MaxRender is the longest rendering in Difference.Live and .Other, in
@@ -129,7 +131,7 @@ func appendPath(b []byte, segs []seg, general bool) []byte {
 	for _, s := range segs {
 		switch {
 		case s.idx == keySeg:
-			b = appendKey(b, s.key)
+			b = jsonpath.AppendKey(b, s.key)
 		case general || s.idx < 0:
 			b = append(b, "[*]"...)
 		default:

@@ -5,8 +5,9 @@ import (
 	"net/url"
 	"os"
 	"sort"
-	"strconv"
 	"strings"
+
+	"github.com/umbragw/umbra/internal/jsonpath"
 )
 
 // Flags configures feature flags: a flag file in flagd's definition format,
@@ -159,55 +160,26 @@ func ReadAPIKeys(path string) ([]APIKey, error) {
 	return keys, nil
 }
 
-// ParseFieldPath parses the JSON path subset used by adoption rules:
-// "$" followed by ".name", "['name']", "[N]" or "[*]" steps.
+// ParseFieldPath parses an adoption rule's path with the shared JSONPath
+// grammar (package jsonpath) and keeps the steps a request body can be
+// scanned for: names, indexes and "*"; recursive descent ("..") is refused.
 func ParseFieldPath(s string) ([]PathStep, error) {
-	rest, ok := strings.CutPrefix(s, "$")
-	if !ok {
-		return nil, fmt.Errorf("path %q must start with '$'", s)
+	p, err := jsonpath.Parse(s)
+	if err != nil {
+		return nil, err
 	}
-	var steps []PathStep
-	for rest != "" {
-		switch rest[0] {
-		case '.':
-			rest = rest[1:]
-			n := strings.IndexAny(rest, ".[")
-			if n < 0 {
-				n = len(rest)
-			}
-			if n == 0 {
-				return nil, fmt.Errorf("path %q: empty name after '.'", s)
-			}
-			steps = append(steps, PathStep{Name: rest[:n], Index: -1})
-			rest = rest[n:]
-		case '[':
-			end := strings.IndexByte(rest, ']')
-			if len(rest) > 1 && (rest[1] == '\'' || rest[1] == '"') {
-				q := rest[1]
-				n := strings.IndexByte(rest[2:], q)
-				if n < 0 || len(rest) < n+4 || rest[n+3] != ']' {
-					return nil, fmt.Errorf("path %q: unterminated quoted name", s)
-				}
-				steps = append(steps, PathStep{Name: rest[2 : n+2], Index: -1})
-				rest = rest[n+4:]
-				continue
-			}
-			if end < 0 {
-				return nil, fmt.Errorf("path %q: missing ']'", s)
-			}
-			inner := rest[1:end]
-			rest = rest[end+1:]
-			if inner == "*" {
-				steps = append(steps, PathStep{Index: -1, Any: true})
-				continue
-			}
-			n, err := strconv.Atoi(inner)
-			if err != nil || n < 0 {
-				return nil, fmt.Errorf("path %q: [%s] is neither an index, '*' nor a quoted name", s, inner)
-			}
-			steps = append(steps, PathStep{Index: n})
+	steps := make([]PathStep, 0, len(p.Steps()))
+	for _, st := range p.Steps() {
+		if st.Descend {
+			return nil, fmt.Errorf("path %q: recursive descent (..) is not supported in adoption rules", s)
+		}
+		switch st.Kind {
+		case jsonpath.Key:
+			steps = append(steps, PathStep{Name: st.Key, Index: -1})
+		case jsonpath.Index:
+			steps = append(steps, PathStep{Index: st.Index})
 		default:
-			return nil, fmt.Errorf("path %q: expected '.' or '[' at %q", s, rest)
+			steps = append(steps, PathStep{Index: -1, Any: true})
 		}
 	}
 	if len(steps) == 0 {

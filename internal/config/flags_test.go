@@ -122,8 +122,8 @@ func TestFlagsConfigErrors(t *testing.T) {
         - {name: email, path: "email"}
         - {name: email, path: "$.a[x]"}
         - {path: "$.b"}
-`, []string{`8:7 adoption counts field use per caller`, `9:31 path "email" must start with '$'`,
-			`10:18 field name "email" is used twice`, `10:31 [x] is neither an index`, `11:11 adoption field needs name`}},
+`, []string{`8:7 adoption counts field use per caller`, `9:31 path "email": at offset 0: a path starts with "$"`,
+			`10:18 field name "email" is used twice`, `10:31 path "$.a[x]": at offset 4: unexpected 'x'`, `11:11 adoption field needs name`}},
 		{"adoption without fields", bk + `routes:
   - name: a
     backend: v1
@@ -147,12 +147,13 @@ func TestParseFieldPath(t *testing.T) {
 		{`$["a.b"][2]`, []PathStep{{Name: "a.b", Index: -1}, {Index: 2}}, ""},
 		{"$.items[*].sku", []PathStep{{Name: "items", Index: -1}, {Index: -1, Any: true}, {Name: "sku", Index: -1}}, ""},
 		{"$", nil, "names no field"},
-		{"email", nil, "must start with '$'"},
-		{"$.", nil, "empty name"},
-		{"$.a[", nil, "missing ']'"},
+		{"email", nil, `starts with "$"`},
+		{"$.", nil, "expected a name"},
+		{"$.a[", nil, "expected an index"},
 		{"$['a]", nil, "unterminated"},
-		{"$[-1]", nil, "neither an index"},
-		{"$x", nil, "expected '.' or '['"},
+		{"$[-1]", nil, "unexpected '-'"},
+		{"$x", nil, `expected "." or "["`},
+		{"$..email", nil, "recursive descent"},
 	} {
 		got, err := ParseFieldPath(c.in)
 		switch {
