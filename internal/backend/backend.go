@@ -1,7 +1,9 @@
 // Package backend sends proxied requests to a named group of endpoints.
 //
-// A Backend is an http.RoundTripper for httputil.ReverseProxy. It owns one
-// tuned connection pool, balances requests over its endpoints (round robin
+// A Backend is an http.RoundTripper for httputil.ReverseProxy. It owns
+// tuned connection pools (a synchronous HTTP/1.1 pool per plain-text
+// endpoint for requests without a body, one http.Transport for the rest:
+// see package h1client), balances requests over its endpoints (round robin
 // or least request), ejects endpoints that cannot be reached (passive
 // health) and retries requests that provably never left the gateway.
 package backend
@@ -15,6 +17,7 @@ import (
 	"time"
 
 	"github.com/umbragw/umbra/internal/config"
+	"github.com/umbragw/umbra/internal/h1client"
 )
 
 // Defaults applied to zero values in config.Backend.
@@ -107,7 +110,9 @@ func build(cfg *config.Backend) (*Backend, error) {
 	}
 	hasTLS := false
 	for _, u := range urls {
-		b.eps = append(b.eps, newEndpoint(u))
+		e := newEndpoint(u)
+		e.fast = newFastPool(s, u)
+		b.eps = append(b.eps, e)
 		hasTLS = hasTLS || u.Scheme == "https"
 	}
 	b.transport, err = newTransport(s, len(urls), hasTLS, cfg.TLS)
@@ -166,7 +171,14 @@ func (b *Backend) Name() string { return b.name }
 // Close releases the pooled idle connections; the gateway calls it when a
 // reload drops the backend. Requests still in flight finish normally; the
 // connections they free are closed by the idle timeout.
-func (b *Backend) Close() { b.transport.CloseIdleConnections() }
+func (b *Backend) Close() {
+	b.transport.CloseIdleConnections()
+	for _, e := range b.eps {
+		if e.fast != nil {
+			e.fast.Close()
+		}
+	}
+}
 
 // RoundTrip implements http.RoundTripper for the proxy. It picks an
 // endpoint with the balancer, skipping ejected endpoints, points req.URL
@@ -249,7 +261,13 @@ func (b *Backend) send(e *endpoint, req *http.Request) (*http.Response, error) {
 		req.Host = b.literalHost
 	}
 	e.begin()
-	resp, err := b.transport.RoundTrip(req)
+	var resp *http.Response
+	var err error
+	if e.fast != nil && h1client.Eligible(req) {
+		resp, err = e.fast.RoundTrip(req)
+	} else {
+		resp, err = b.transport.RoundTrip(req)
+	}
 	if err != nil {
 		e.end()
 		if isDialError(err) {

@@ -5,12 +5,15 @@ import (
 	"net/url"
 	"sync/atomic"
 	"time"
+
+	"github.com/umbragw/umbra/internal/h1client"
 )
 
 // endpoint is one upstream address and its counters. All fields after url
 // are atomics so the request path never takes a lock.
 type endpoint struct {
-	url *url.URL
+	url  *url.URL
+	fast *h1client.Pool // nil: every request uses the backend's http.Transport
 
 	inFlight atomic.Int64  // requests sent and not yet finished
 	total    atomic.Uint64 // attempts sent, including failed ones

@@ -7,10 +7,12 @@ import (
 	"fmt"
 	"net"
 	"net/http"
+	"net/url"
 	"os"
 	"time"
 
 	"github.com/umbragw/umbra/internal/config"
+	"github.com/umbragw/umbra/internal/h1client"
 )
 
 // settings are a backend's effective limits: the config with defaults applied.
@@ -92,6 +94,23 @@ func newTransport(s settings, endpoints int, hasTLS bool, tlsCfg *config.Upstrea
 		// (plain-text endpoints stay HTTP/1.1: there is no h2c upgrade).
 		ForceAttemptHTTP2: hasTLS,
 	}, nil
+}
+
+// newFastPool returns the synchronous HTTP/1.1 pool of a plain-text
+// endpoint, or nil when the endpoint speaks TLS or connections per
+// endpoint are capped (max_conns_per_endpoint needs http.Transport's
+// waiting for a free connection).
+func newFastPool(s settings, u *url.URL) *h1client.Pool {
+	if u.Scheme != "http" || s.maxConns > 0 {
+		return nil
+	}
+	dialer := &net.Dialer{Timeout: s.connectTimeout, KeepAlive: dialKeepAlive}
+	return h1client.New(u.Host, h1client.Options{
+		Dial:          h1client.DialFunc(markDialErrors(dialer.DialContext)),
+		HeaderTimeout: s.headerTimeout,
+		IdleTimeout:   s.idleTimeout,
+		MaxIdle:       s.maxIdle,
+	})
 }
 
 type dialFunc func(ctx context.Context, network, addr string) (net.Conn, error)

@@ -117,7 +117,11 @@ func forward(snap *Snapshot, route *Route, t *Target, w http.ResponseWriter, r *
 			panic(p)
 		}
 	}()
-	t.rp.ServeHTTP(rec, r)
+	if directEligible(r) {
+		t.serveDirect(rec, r)
+	} else {
+		t.rp.ServeHTTP(rec, r)
+	}
 	return // the deferred function sets status
 }
 

@@ -14,6 +14,7 @@ import (
 	"net/http"
 	"regexp"
 	"slices"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -27,6 +28,23 @@ import (
 // of its own.
 func TestHopByHopHeaders(t *testing.T) {
 	t.Parallel()
+	// A request with a body goes through httputil.ReverseProxy, one
+	// without through umbra's direct path: both must apply the same rules.
+	for _, tc := range []struct {
+		name, method, extra, body, want string
+	}{
+		{"with body", "POST", "Upgrade: websocket\r\nTransfer-Encoding: chunked\r\n",
+			"5\r\nhello\r\n6\r\n world\r\n0\r\n\r\n", "hello world"},
+		{"without body", "GET", "", "", ""},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			testHopByHop(t, tc.method, tc.extra, tc.body, tc.want)
+		})
+	}
+}
+
+func testHopByHop(t *testing.T, method, extra, reqBody, wantBody string) {
 	type seen struct {
 		head, body string
 		err        error
@@ -65,7 +83,7 @@ routes:
 `, up))
 
 	c := dial(t, g.Addr())
-	io.WriteString(c, "POST /hop HTTP/1.1\r\n"+
+	io.WriteString(c, method+" /hop HTTP/1.1\r\n"+
 		"Host: app.test\r\n"+
 		"Connection: keep-alive, X-Foo\r\n"+
 		"X-Foo: drop-me\r\n"+
@@ -73,11 +91,10 @@ routes:
 		"Proxy-Connection: keep-alive\r\n"+
 		"Proxy-Authorization: Basic Zm9vOmJhcg==\r\n"+
 		"TE: gzip, trailers\r\n"+
-		"Upgrade: websocket\r\n"+
 		"X-Keep: yes\r\n"+
-		"Transfer-Encoding: chunked\r\n"+
+		extra+
 		"\r\n"+
-		"5\r\nhello\r\n6\r\n world\r\n0\r\n\r\n")
+		reqBody)
 	resp, err := http.ReadResponse(bufio.NewReader(c), nil)
 	if err != nil {
 		t.Fatal(err)
@@ -101,14 +118,21 @@ routes:
 	if v := h["x-keep"]; !slices.Equal(v, []string{"yes"}) {
 		t.Errorf("upstream X-Keep = %q, want [yes]", v)
 	}
+	if v, ok := h["user-agent"]; ok {
+		t.Errorf("upstream got User-Agent %q the client never sent", v)
+	}
 	// The client's chunking is a property of its hop; upstream gets the
 	// transport's own framing, exactly one of Transfer-Encoding/Content-Length.
 	te, cl := h["transfer-encoding"], h["content-length"]
-	if !(slices.Equal(te, []string{"chunked"}) && cl == nil || te == nil && slices.Equal(cl, []string{"11"})) {
+	if wantBody == "" {
+		if te != nil || cl != nil {
+			t.Errorf("bodyless request framed upstream: Transfer-Encoding %q, Content-Length %q", te, cl)
+		}
+	} else if !(slices.Equal(te, []string{"chunked"}) && cl == nil || te == nil && slices.Equal(cl, []string{strconv.Itoa(len(wantBody))})) {
 		t.Errorf("upstream framing: Transfer-Encoding %q, Content-Length %q", te, cl)
 	}
-	if s.body != "hello world" {
-		t.Errorf("upstream body %q, want %q", s.body, "hello world")
+	if s.body != wantBody {
+		t.Errorf("upstream body %q, want %q", s.body, wantBody)
 	}
 
 	if resp.StatusCode != 200 || string(body) != "ok" {
@@ -603,20 +627,74 @@ backends:
 routes:
   - {name: tr, backend: tr}
 `, up.URL))
-	resp, err := newClient(t).Get(g.URL + "/t")
-	if err != nil {
-		t.Fatal(err)
+	// GET takes the direct path, POST with a body ReverseProxy.
+	for _, body := range []io.Reader{nil, strings.NewReader("x")} {
+		method := map[bool]string{true: "GET", false: "POST"}[body == nil]
+		req, _ := http.NewRequest(method, g.URL+"/t", body)
+		resp, err := newClient(t).Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		got, err := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if err != nil || string(got) != "payload" {
+			t.Fatalf("%s: body %q %v", method, got, err)
+		}
+		if got := resp.Trailer.Get("X-Checksum"); got != "c0ffee" {
+			t.Errorf("%s: announced trailer X-Checksum = %q, want c0ffee (trailers %v)", method, got, resp.Trailer)
+		}
+		if got := resp.Trailer.Get("X-Late"); got != "late" {
+			t.Errorf("%s: unannounced trailer X-Late = %q, want late (trailers %v)", method, got, resp.Trailer)
+		}
 	}
-	body, err := io.ReadAll(resp.Body)
-	resp.Body.Close()
-	if err != nil || string(body) != "payload" {
-		t.Fatalf("body %q %v", body, err)
-	}
-	if got := resp.Trailer.Get("X-Checksum"); got != "c0ffee" {
-		t.Errorf("announced trailer X-Checksum = %q, want c0ffee (trailers %v)", got, resp.Trailer)
-	}
-	if got := resp.Trailer.Get("X-Late"); got != "late" {
-		t.Errorf("unannounced trailer X-Late = %q, want late (trailers %v)", got, resp.Trailer)
+}
+
+// TestEarlyHints checks a 103 Early Hints answer reaches the client before
+// the final response, with its own headers only, on both forwarding paths.
+func TestEarlyHints(t *testing.T) {
+	t.Parallel()
+	up := newUpstream(t, "hints", func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Link", "</style.css>; rel=preload")
+		w.WriteHeader(http.StatusEarlyHints)
+		w.Header().Del("Link")
+		w.Header().Set("Content-Type", "text/plain")
+		io.WriteString(w, "final")
+	})
+	g := startGW(t, base+fmt.Sprintf(`
+backends:
+  hints: {endpoints: [%q]}
+routes:
+  - {name: hints, backend: hints}
+`, up.URL))
+	for _, method := range []string{"GET", "POST"} {
+		c := dial(t, g.Addr())
+		req := method + " /h HTTP/1.1\r\nHost: app.test\r\n"
+		if method == "POST" {
+			req += "Content-Length: 1\r\n\r\nx"
+		} else {
+			req += "\r\n"
+		}
+		io.WriteString(c, req)
+		br := bufio.NewReader(c)
+		hints, err := http.ReadResponse(br, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if hints.StatusCode != http.StatusEarlyHints || hints.Header.Get("Link") != "</style.css>; rel=preload" {
+			t.Fatalf("%s: first answer %d %v, want 103 with the Link header", method, hints.StatusCode, hints.Header)
+		}
+		final, err := http.ReadResponse(br, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		body, _ := io.ReadAll(final.Body)
+		final.Body.Close()
+		if final.StatusCode != 200 || string(body) != "final" {
+			t.Fatalf("%s: final answer %d %q", method, final.StatusCode, body)
+		}
+		if v := final.Header.Get("Link"); v != "" {
+			t.Errorf("%s: final answer inherited the 103's Link header %q", method, v)
+		}
 	}
 }
 

@@ -1,0 +1,183 @@
+package h1client
+
+import (
+	"bufio"
+	"context"
+	"io"
+	"net"
+	"net/http"
+	"net/http/httptrace"
+	"net/textproto"
+	"sync/atomic"
+	"time"
+)
+
+// aLongTimeAgo is a deadline in the past: setting it wakes up a goroutine
+// blocked on the connection at once (how net/http aborts I/O too).
+var aLongTimeAgo = time.Unix(1, 0)
+
+// conn is one keep-alive connection, used by one request at a time.
+type conn struct {
+	pool      *Pool
+	nc        net.Conn
+	br        *bufio.Reader
+	bw        *bufio.Writer
+	idleSince time.Time
+	reused    bool  // taken from the pool for the current request
+	nread     int64 // bytes read during the current request
+}
+
+// countingReader counts what the current request has read, so RoundTrip
+// knows whether a failed exchange can be replayed.
+type countingReader struct{ c *conn }
+
+func (r countingReader) Read(p []byte) (int, error) {
+	n, err := r.c.nc.Read(p)
+	r.c.nread += int64(n)
+	return n, err
+}
+
+// roundTrip writes req and reads the response headers. On success the
+// response body owns the connection until it is read or closed.
+func (c *conn) roundTrip(ctx context.Context, req *http.Request) (*http.Response, error) {
+	c.nread = 0
+	// A client that goes away aborts the upstream exchange wherever it is:
+	// writing, waiting for headers or streaming the body.
+	stop := context.AfterFunc(ctx, func() { c.nc.SetDeadline(aLongTimeAgo) })
+	// Only the read side gets the header timeout: the request (headers
+	// only, no body) fits in the socket buffer, so writing it does not
+	// block, and one deadline is half the timer work of two.
+	if t := c.pool.opts.HeaderTimeout; t > 0 {
+		c.nc.SetReadDeadline(time.Now().Add(t))
+	}
+	resp, err := c.exchange(req)
+	if err != nil {
+		stop()
+		return nil, c.explain(ctx, err)
+	}
+	if c.pool.opts.HeaderTimeout > 0 {
+		c.nc.SetReadDeadline(time.Time{})
+		// The client may have left between the exchange and clearing the
+		// deadline; the AfterFunc has then already run, so abort again.
+		if ctx.Err() != nil {
+			c.nc.SetDeadline(aLongTimeAgo)
+		}
+	}
+	// After a 101 the server speaks another protocol on the connection
+	// (upgrades are not eligible, so the response is bogus anyway): it
+	// must not carry another request.
+	reusable := !resp.Close && !req.Close && resp.StatusCode != http.StatusSwitchingProtocols
+	if resp.Body == http.NoBody || resp.Body == nil {
+		c.release(stop, reusable)
+		resp.Body = http.NoBody
+		return resp, nil
+	}
+	resp.Body = &body{rc: resp.Body, c: c, ctx: ctx, stop: stop, reusable: reusable}
+	return resp, nil
+}
+
+// exchange writes req and reads the final response, passing 1xx
+// informational responses (103 Early Hints) to the request's
+// httptrace.ClientTrace as http.Transport does, which is how
+// httputil.ReverseProxy forwards them.
+func (c *conn) exchange(req *http.Request) (*http.Response, error) {
+	if err := req.Write(c.bw); err != nil {
+		return nil, err
+	}
+	if err := c.bw.Flush(); err != nil {
+		return nil, err
+	}
+	trace := httptrace.ContextClientTrace(req.Context())
+	for {
+		resp, err := http.ReadResponse(c.br, req)
+		if err != nil {
+			return nil, err
+		}
+		code := resp.StatusCode
+		if code < 100 || code > 199 || code == http.StatusSwitchingProtocols {
+			return resp, nil
+		}
+		// Upgrades are not eligible, so a 101 is final and malformed for
+		// this request; the proxy reports it as a bad response.
+		if trace != nil && trace.Got1xxResponse != nil {
+			if err := trace.Got1xxResponse(code, textproto.MIMEHeader(resp.Header)); err != nil {
+				return nil, err
+			}
+		}
+	}
+}
+
+// explain turns an I/O error caused by the client leaving into the
+// context's error, so the caller sees "canceled", not a timeout.
+func (c *conn) explain(ctx context.Context, err error) error {
+	if ctxErr := ctx.Err(); ctxErr != nil {
+		return ctxErr
+	}
+	return err
+}
+
+// release ends the request's hold on the connection: back to the pool
+// when the exchange ended cleanly, closed otherwise.
+func (c *conn) release(stop func() bool, reusable bool) {
+	// stop reports false when the AfterFunc already ran: the deadline is
+	// in the past and the connection is unusable.
+	if stop() && reusable {
+		c.reused = false
+		c.pool.put(c)
+		return
+	}
+	c.nc.Close()
+}
+
+// body is the response body. The first io.EOF hands the connection back
+// to the pool; Close before that closes the connection, since the rest of
+// the response would otherwise be read as the next one.
+//
+// Read and Close may run concurrently (a Close from another goroutine
+// must unblock a Read), so the state is atomic and Read holds no lock
+// while it waits on the network.
+type body struct {
+	rc       io.ReadCloser
+	c        *conn
+	ctx      context.Context
+	stop     func() bool
+	reusable bool
+	state    atomic.Int32 // bodyOpen, bodyEOF or bodyClosed
+}
+
+const (
+	bodyOpen int32 = iota
+	bodyEOF
+	bodyClosed
+)
+
+func (b *body) Read(p []byte) (int, error) {
+	switch b.state.Load() {
+	case bodyEOF:
+		return 0, io.EOF
+	case bodyClosed:
+		return 0, http.ErrBodyReadAfterClose
+	}
+	n, err := b.rc.Read(p)
+	switch {
+	case err == io.EOF:
+		if b.state.CompareAndSwap(bodyOpen, bodyEOF) {
+			b.c.release(b.stop, b.reusable)
+		}
+	case err != nil:
+		if b.state.CompareAndSwap(bodyOpen, bodyClosed) {
+			b.stop()
+			b.c.nc.Close()
+		}
+		err = b.c.explain(b.ctx, err)
+	}
+	return n, err
+}
+
+func (b *body) Close() error {
+	if b.state.CompareAndSwap(bodyOpen, bodyClosed) {
+		b.stop()
+		b.c.nc.Close()
+	}
+	return nil
+}
