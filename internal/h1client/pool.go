@@ -243,7 +243,7 @@ func (p *Pool) RoundTrip(req *http.Request) (*http.Response, error) {
 			return nil, err
 		}
 		// A fresh connection is dialed next: idle ones may be as stale.
-		return nil, err
+		p.dropIdle()
 	}
 }
 
