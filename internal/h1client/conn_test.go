@@ -367,7 +367,7 @@ func stallServer(t *testing.T, respond func(id, n int) string) *rawServer {
 func TestHeaderTimeout(t *testing.T) {
 	srv := stallServer(t, func(int, int) string { return "" })
 	p, dials := newTestPool(t, srv.addr, Options{HeaderTimeout: 100 * time.Millisecond})
-	resp, err, elapsed := roundTripWithin(t, p, newReq(t, context.Background(), "GET", srv.addr, "/"), 2*time.Second)
+	resp, elapsed, err := roundTripWithin(t, p, newReq(t, context.Background(), "GET", srv.addr, "/"), 2*time.Second)
 	if err == nil {
 		resp.Body.Close()
 		t.Fatal("RoundTrip succeeded against a silent server")
@@ -403,7 +403,7 @@ func TestHeaderTimeoutOnReusedConn(t *testing.T) {
 	})
 	p, dials := newTestPool(t, srv.addr, Options{HeaderTimeout: 100 * time.Millisecond})
 	mustGet(t, p, srv.addr, "/", "ok")
-	_, err, elapsed := roundTripWithin(t, p, newReq(t, context.Background(), "GET", srv.addr, "/"), 2*time.Second)
+	_, elapsed, err := roundTripWithin(t, p, newReq(t, context.Background(), "GET", srv.addr, "/"), 2*time.Second)
 	if !isTimeout(err) {
 		t.Fatalf("error %v, want a timeout", err)
 	}
@@ -450,7 +450,7 @@ func TestCancelWaitingForHeaders(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	time.AfterFunc(100*time.Millisecond, cancel)
-	resp, err, elapsed := roundTripWithin(t, p, newReq(t, ctx, "GET", srv.addr, "/"), 2*time.Second)
+	resp, elapsed, err := roundTripWithin(t, p, newReq(t, ctx, "GET", srv.addr, "/"), 2*time.Second)
 	if err == nil {
 		resp.Body.Close()
 		t.Fatal("RoundTrip succeeded")
@@ -480,7 +480,7 @@ func TestCancelWaitingForHeadersOnReusedConn(t *testing.T) {
 	mustGet(t, p, srv.addr, "/", "ok")
 	ctx, cancel := context.WithTimeout(context.Background(), 100*time.Millisecond)
 	defer cancel()
-	_, err, _ := roundTripWithin(t, p, newReq(t, ctx, "GET", srv.addr, "/"), 2*time.Second)
+	_, _, err := roundTripWithin(t, p, newReq(t, ctx, "GET", srv.addr, "/"), 2*time.Second)
 	if !errors.Is(err, context.DeadlineExceeded) {
 		t.Errorf("error %v, want context.DeadlineExceeded", err)
 	}
@@ -530,7 +530,7 @@ func TestCancelDuringBody(t *testing.T) {
 	// The header timeout must not fire on the stalled body either.
 	time.Sleep(150 * time.Millisecond)
 	time.AfterFunc(100*time.Millisecond, cancel)
-	n, err, elapsed := readWithin(t, resp.Body, buf, 2*time.Second)
+	n, elapsed, err := readWithin(t, resp.Body, buf, 2*time.Second)
 	if n != 0 || err == nil {
 		t.Fatalf("Read = %d, %v; want an error", n, err)
 	}

@@ -256,7 +256,7 @@ func isTimeout(err error) bool {
 // roundTripWithin runs p.RoundTrip(req) and fails the test at once if it
 // has not returned within limit (the blocked call is released when the
 // test's servers close). It returns the result and how long it took.
-func roundTripWithin(t *testing.T, p *Pool, req *http.Request, limit time.Duration) (*http.Response, error, time.Duration) {
+func roundTripWithin(t *testing.T, p *Pool, req *http.Request, limit time.Duration) (*http.Response, time.Duration, error) {
 	t.Helper()
 	type result struct {
 		resp *http.Response
@@ -270,16 +270,16 @@ func roundTripWithin(t *testing.T, p *Pool, req *http.Request, limit time.Durati
 	}()
 	select {
 	case r := <-ch:
-		return r.resp, r.err, time.Since(start)
+		return r.resp, time.Since(start), r.err
 	case <-time.After(limit):
 		t.Fatalf("RoundTrip still blocked after %v", limit)
-		return nil, nil, 0
+		return nil, 0, nil
 	}
 }
 
 // readWithin calls r.Read(buf) and fails the test at once if it has not
 // returned within limit.
-func readWithin(t *testing.T, r io.Reader, buf []byte, limit time.Duration) (int, error, time.Duration) {
+func readWithin(t *testing.T, r io.Reader, buf []byte, limit time.Duration) (int, time.Duration, error) {
 	t.Helper()
 	type result struct {
 		n   int
@@ -293,9 +293,9 @@ func readWithin(t *testing.T, r io.Reader, buf []byte, limit time.Duration) (int
 	}()
 	select {
 	case res := <-ch:
-		return res.n, res.err, time.Since(start)
+		return res.n, time.Since(start), res.err
 	case <-time.After(limit):
 		t.Fatalf("Read still blocked after %v", limit)
-		return 0, nil, 0
+		return 0, 0, nil
 	}
 }

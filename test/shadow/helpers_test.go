@@ -283,8 +283,10 @@ func (g *gw) quiet(t *testing.T, route, target string) metrics {
 }
 
 // answered is the number of sent copies with a final answer.
+// A copy in flight when a reload replaces its target ends as
+// error_canceled: it was sent, and its answer is no longer wanted.
 func answered(o map[string]float64) float64 {
-	return o["ok"] + o["status_5xx"] + o["error_connect"] + o["error_timeout"] + o["error_reset"] + o["error_other"]
+	return o["ok"] + o["status_5xx"] + o["error_connect"] + o["error_timeout"] + o["error_reset"] + o["error_other"] + o["error_canceled"]
 }
 
 // ---- goroutines ----
