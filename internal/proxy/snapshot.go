@@ -1,13 +1,14 @@
 // Package proxy is umbra's request path: it matches a request against the
-// running snapshot's route table and forwards it to the route's backend
-// with net/http/httputil.ReverseProxy, recording metrics and access logs.
+// running snapshot's route table and forwards it to the route's backend,
+// recording metrics and access logs.
 //
-// ReverseProxy already implements the HTTP rules a gateway must keep
-// (hop-by-hop and Connection-named headers, Upgrade/WebSocket, trailers,
-// immediate flushing of SSE and chunked bodies, cancelling the upstream
-// request when the client leaves), so umbra uses it rather than a
-// hand-written copy; what umbra adds is the routing, balancing, metrics and
-// the dark-launch features around it.
+// Requests with a body, upgrades and Expect go through
+// net/http/httputil.ReverseProxy, which implements the HTTP rules a
+// gateway must keep (hop-by-hop and Connection-named headers,
+// Upgrade/WebSocket, trailers, immediate flushing of SSE and chunked
+// bodies, cancelling the upstream request when the client leaves).
+// Bodyless requests, the bulk of API traffic, take the direct path in
+// direct.go: the same rules without ReverseProxy's per-request cloning.
 package proxy
 
 import (
