@@ -3,6 +3,7 @@ package h1client
 import (
 	"bufio"
 	"context"
+	"errors"
 	"io"
 	"net"
 	"net/http"
@@ -25,13 +26,27 @@ type conn struct {
 	idleSince time.Time
 	reused    bool  // taken from the pool for the current request
 	nread     int64 // bytes read during the current request
+	// headerLimit, while the response head is read, is the nread past
+	// which reading fails: a upstream sending endless headers must not
+	// grow the gateway's memory (http.Transport caps them too). 0: no cap.
+	headerLimit int64
 }
+
+// MaxHeaderBytes caps a response head (status line, 1xx responses and
+// headers), as http.DefaultMaxHeaderBytes caps a request head.
+const MaxHeaderBytes = http.DefaultMaxHeaderBytes
+
+// ErrHeaderTooLarge is returned for a response head over MaxHeaderBytes.
+var ErrHeaderTooLarge = errors.New("h1client: response headers exceed 1 MiB")
 
 // countingReader counts what the current request has read, so RoundTrip
 // knows whether a failed exchange can be replayed.
 type countingReader struct{ c *conn }
 
 func (r countingReader) Read(p []byte) (int, error) {
+	if r.c.headerLimit > 0 && r.c.nread >= r.c.headerLimit {
+		return 0, ErrHeaderTooLarge
+	}
 	n, err := r.c.nc.Read(p)
 	r.c.nread += int64(n)
 	return n, err
@@ -50,7 +65,9 @@ func (c *conn) roundTrip(ctx context.Context, req *http.Request) (*http.Response
 	if t := c.pool.opts.HeaderTimeout; t > 0 {
 		c.nc.SetReadDeadline(time.Now().Add(t))
 	}
+	c.headerLimit = MaxHeaderBytes
 	resp, err := c.exchange(req)
+	c.headerLimit = 0
 	if err != nil {
 		stop()
 		return nil, c.explain(ctx, err)

@@ -792,3 +792,49 @@ func TestExtraDataBeforeEOF(t *testing.T) {
 		}
 	}
 }
+
+// TestHeaderTooLarge: an upstream that sends headers without end gets
+// ErrHeaderTooLarge once MaxHeaderBytes have been read, not unbounded
+// memory, and its connection is closed; normal large headers still pass.
+func TestHeaderTooLarge(t *testing.T) {
+	line := "X-Filler: " + strings.Repeat("a", 1000) + "\r\n"
+	srv := newRawServer(t, func(c *srvConn) {
+		req, ok := c.readRequest()
+		if !ok {
+			return
+		}
+		if req.URL.Path == "/big-but-fine" {
+			c.write("HTTP/1.1 200 OK\r\n" + strings.Repeat(line, 100) + "Content-Length: 2\r\n\r\nok")
+			c.waitClose()
+			return
+		}
+		c.write("HTTP/1.1 200 OK\r\n")
+		for i := 0; i < 4*MaxHeaderBytes/len(line); i++ {
+			if _, err := c.Conn.Write([]byte(line)); err != nil {
+				return // the client gave up, as it should
+			}
+		}
+		c.waitClose()
+	})
+	p, _ := newTestPool(t, srv.addr, Options{})
+	resp, _, err := roundTripWithin(t, p, newReq(t, context.Background(), "GET", srv.addr, "/endless"), 5*time.Second)
+	if err == nil {
+		resp.Body.Close()
+		t.Fatal("RoundTrip accepted 4 MiB of headers")
+	}
+	if !errors.Is(err, ErrHeaderTooLarge) {
+		t.Fatalf("err = %v, want ErrHeaderTooLarge", err)
+	}
+	if p.Idle() != 0 {
+		t.Errorf("Idle() = %d after an oversized head, want 0", p.Idle())
+	}
+	resp, _, err = roundTripWithin(t, p, newReq(t, context.Background(), "GET", srv.addr, "/big-but-fine"), 5*time.Second)
+	if err != nil {
+		t.Fatalf("100 KB of headers refused: %v", err)
+	}
+	body, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != 200 || string(body) != "ok" || len(resp.Header.Get("X-Filler")) != 1000 {
+		t.Fatalf("got %d %q, X-Filler of %d bytes", resp.StatusCode, body, len(resp.Header.Get("X-Filler")))
+	}
+}
