@@ -2,7 +2,6 @@ package proxy
 
 import (
 	"io"
-	"net"
 	"net/http"
 	"net/http/httptrace"
 	"net/textproto"
@@ -11,6 +10,7 @@ import (
 	"sync"
 
 	"github.com/umbragw/umbra/internal/flags"
+	"github.com/umbragw/umbra/internal/headers"
 	"github.com/umbragw/umbra/internal/shadow"
 )
 
@@ -146,7 +146,7 @@ func copyRequestHeader(out http.Header, r *http.Request) {
 	in := r.Header
 	named := in["Connection"]
 	for k, v := range in {
-		if hopByHop(k) || forwardingHeader(k) || (named != nil && k != flags.HeaderName && listed(named, k)) {
+		if headers.IsHopByHop(k) || forwardingHeader(k) || (named != nil && k != flags.HeaderName && listed(named, k)) {
 			continue
 		}
 		out[k] = v
@@ -159,43 +159,7 @@ func copyRequestHeader(out http.Header, r *http.Request) {
 	if _, ok := in["User-Agent"]; !ok {
 		out["User-Agent"] = []string{""} // no Go default user agent
 	}
-	setForwarded(out, r)
-}
-
-// setForwarded appends the client address to X-Forwarded-For (as nginx's
-// $proxy_add_x_forwarded_for does) and sets X-Forwarded-Host and -Proto,
-// exactly as rewrite does on the ReverseProxy path.
-func setForwarded(out http.Header, r *http.Request) {
-	if ip, _, err := net.SplitHostPort(r.RemoteAddr); err == nil {
-		if prior := r.Header["X-Forwarded-For"]; len(prior) > 0 {
-			ip = strings.Join(prior, ", ") + ", " + ip
-		}
-		out["X-Forwarded-For"] = []string{ip}
-	}
-	out["X-Forwarded-Host"] = []string{r.Host}
-	if r.TLS == nil {
-		out["X-Forwarded-Proto"] = protoHTTP
-	} else {
-		out["X-Forwarded-Proto"] = protoHTTPS
-	}
-}
-
-// Shared, never modified: header values are not written to after a
-// request is sent.
-var (
-	protoHTTP  = []string{"http"}
-	protoHTTPS = []string{"https"}
-)
-
-// hopByHop reports the headers of RFC 9110 7.6.1 (and the legacy ones
-// ReverseProxy also removes); keys of a parsed request are canonical.
-func hopByHop(k string) bool {
-	switch k {
-	case "Connection", "Proxy-Connection", "Keep-Alive", "Proxy-Authenticate",
-		"Proxy-Authorization", "Te", "Trailer", "Transfer-Encoding", "Upgrade":
-		return true
-	}
-	return false
+	headers.SetForwarded(out, r)
 }
 
 // forwardingHeader reports inbound headers ReverseProxy's Rewrite mode
@@ -239,7 +203,7 @@ func containsToken(values []string, token string) bool {
 func copyResponseHeader(dst http.Header, resp *http.Response) int {
 	named := resp.Header["Connection"]
 	for k, v := range resp.Header {
-		if hopByHop(k) || (named != nil && listed(named, k)) {
+		if headers.IsHopByHop(k) || (named != nil && listed(named, k)) {
 			continue
 		}
 		dst[k] = v

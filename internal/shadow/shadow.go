@@ -16,6 +16,7 @@ import (
 
 	"github.com/umbragw/umbra/internal/bucket"
 	"github.com/umbragw/umbra/internal/config"
+	"github.com/umbragw/umbra/internal/headers"
 	"github.com/umbragw/umbra/internal/metrics"
 )
 
@@ -306,11 +307,6 @@ func (p *Pending) attachCompare(r *http.Request, targets []*Target, jobs []*job,
 	}
 }
 
-// hopHeaders are removed from copies, as ReverseProxy removes them from
-// the live request (RFC 9110, section 7.6.1).
-var hopHeaders = []string{"Connection", "Proxy-Connection", "Keep-Alive", "Proxy-Authenticate",
-	"Proxy-Authorization", "Te", "Trailer", "Transfer-Encoding", "Upgrade"}
-
 // prepare builds the copy sent to t: the live request's method, URI and
 // headers, marked as a shadow, with the target's header rules applied.
 // It runs on the live handler, because the live request is only ours
@@ -322,7 +318,7 @@ func (t *Target) prepare(r *http.Request, body *bodyCopy) *http.Request {
 			h.Del(strings.TrimSpace(name))
 		}
 	}
-	for _, name := range hopHeaders {
+	for _, name := range headers.HopByHop {
 		delete(h, name) // already canonical: skip Del's canonicalisation
 	}
 	// X-Umbra-Flags is umbra's own (the proxy replaced any the client
@@ -330,7 +326,7 @@ func (t *Target) prepare(r *http.Request, body *bodyCopy) *http.Request {
 	if v, ok := r.Header[headerFlags]; ok {
 		h[headerFlags] = append([]string(nil), v...)
 	}
-	setForwarded(h, r)
+	headers.SetForwarded(h, r)
 	h.Del(HeaderSandbox) // only umbra's own mark counts, never the client's
 	h.Set(HeaderShadow, "1")
 	h.Set(HeaderTraceparent, childTraceparent(r.Header.Get(HeaderTraceparent)))
@@ -355,21 +351,6 @@ func (t *Target) prepare(r *http.Request, body *bodyCopy) *http.Request {
 		out.ContentLength = body.size
 	}
 	return out
-}
-
-func setForwarded(h http.Header, r *http.Request) {
-	if ip, _, err := net.SplitHostPort(r.RemoteAddr); err == nil {
-		if prior := h.Get("X-Forwarded-For"); prior != "" {
-			ip = prior + ", " + ip
-		}
-		h.Set("X-Forwarded-For", ip)
-	}
-	h.Set("X-Forwarded-Host", r.Host)
-	proto := "http"
-	if r.TLS != nil {
-		proto = "https"
-	}
-	h.Set("X-Forwarded-Proto", proto)
 }
 
 // withHostSuffix appends suffix to the host name, keeping any port

@@ -1,0 +1,53 @@
+// Package headers holds the header rules every request umbra forwards
+// follows, live or shadow copy: hop-by-hop headers removed (RFC 9110,
+// section 7.6.1, plus the legacy ones httputil.ReverseProxy also removes)
+// and X-Forwarded-For/-Host/-Proto set. One place, so the live request and
+// its copies cannot drift apart.
+package headers
+
+import (
+	"net"
+	"net/http"
+	"strings"
+)
+
+// HopByHop lists the hop-by-hop headers in canonical form.
+var HopByHop = []string{"Connection", "Proxy-Connection", "Keep-Alive", "Proxy-Authenticate",
+	"Proxy-Authorization", "Te", "Trailer", "Transfer-Encoding", "Upgrade"}
+
+// IsHopByHop reports whether the canonical header name k is hop-by-hop.
+// (A switch: no map lookup or canonicalization on the request path.)
+func IsHopByHop(k string) bool {
+	switch k {
+	case "Connection", "Proxy-Connection", "Keep-Alive", "Proxy-Authenticate",
+		"Proxy-Authorization", "Te", "Trailer", "Transfer-Encoding", "Upgrade":
+		return true
+	}
+	return false
+}
+
+// Shared, never modified: header values are not written to after a
+// request is sent.
+var (
+	protoHTTP  = []string{"http"}
+	protoHTTPS = []string{"https"}
+)
+
+// SetForwarded sets X-Forwarded-For on out to the X-Forwarded-For values
+// r arrived with plus r's client address (as nginx's
+// $proxy_add_x_forwarded_for does), and X-Forwarded-Host and -Proto to
+// what the client asked for.
+func SetForwarded(out http.Header, r *http.Request) {
+	if ip, _, err := net.SplitHostPort(r.RemoteAddr); err == nil {
+		if prior := r.Header["X-Forwarded-For"]; len(prior) > 0 {
+			ip = strings.Join(prior, ", ") + ", " + ip
+		}
+		out["X-Forwarded-For"] = []string{ip}
+	}
+	out["X-Forwarded-Host"] = []string{r.Host}
+	if r.TLS == nil {
+		out["X-Forwarded-Proto"] = protoHTTP
+	} else {
+		out["X-Forwarded-Proto"] = protoHTTPS
+	}
+}
