@@ -220,7 +220,7 @@ func (p *Pool) sweepIdle() {
 // just as it was taken from the pool.
 func (p *Pool) RoundTrip(req *http.Request) (*http.Response, error) {
 	ctx := req.Context()
-	for {
+	for attempt := 0; ; attempt++ {
 		if err := ctx.Err(); err != nil {
 			return nil, err
 		}
@@ -238,7 +238,9 @@ func (p *Pool) RoundTrip(req *http.Request) (*http.Response, error) {
 		// the connection: resending would double both the wait and the
 		// load on a slow server, so it is not retried (nor is it by
 		// http.Transport).
-		if !c.reused || c.nread > 0 || !replayable(req) || ctx.Err() != nil ||
+		// Only once: another request may have pooled a connection since
+		// dropIdle, and a second stale one must not start a loop.
+		if attempt > 0 || !c.reused || c.nread > 0 || !replayable(req) || ctx.Err() != nil ||
 			errors.Is(err, os.ErrDeadlineExceeded) {
 			return nil, err
 		}
