@@ -98,7 +98,7 @@ func (c *conn) roundTrip(ctx context.Context, req *http.Request) (*http.Response
 // httptrace.ClientTrace as http.Transport does, which is how
 // httputil.ReverseProxy forwards them.
 func (c *conn) exchange(req *http.Request) (*http.Response, error) {
-	if err := req.Write(c.bw); err != nil {
+	if err := writeRequest(c.bw, req); err != nil {
 		return nil, err
 	}
 	if err := c.bw.Flush(); err != nil {
