@@ -20,6 +20,7 @@ import (
 	"github.com/umbragw/umbra/internal/adoption"
 	"github.com/umbragw/umbra/internal/config"
 	"github.com/umbragw/umbra/internal/diffs"
+	"github.com/umbragw/umbra/internal/h1server"
 	"github.com/umbragw/umbra/internal/metrics"
 	"github.com/umbragw/umbra/internal/proxy"
 	"github.com/umbragw/umbra/internal/rollout"
@@ -48,9 +49,10 @@ type Gateway struct {
 	parts parts      // what the running snapshot uses
 	ready atomic.Bool
 
-	main, adminSrv *http.Server
-	mainLn, admLn  net.Listener
-	flagWatch      context.CancelFunc // stops the running flag file watch
+	main          server
+	adminSrv      *http.Server
+	mainLn, admLn net.Listener
+	flagWatch     context.CancelFunc // stops the running flag file watch
 	// cancelConns ends the requests of the main server; Shutdown uses it
 	// for upgraded connections still open when the grace period ends.
 	cancelConns context.CancelFunc
@@ -181,17 +183,20 @@ func (g *Gateway) Start() error {
 	errLog := slog.NewLogLogger(g.Log().Handler(), slog.LevelWarn)
 	baseCtx, cancel := context.WithCancel(context.Background())
 	g.cancelConns = cancel
-	g.main = &http.Server{
-		Handler:           g.handler,
-		BaseContext:       func(net.Listener) context.Context { return baseCtx },
-		ReadHeaderTimeout: cfg.Server.ReadHeaderTimeout.D(),
-		IdleTimeout:       cfg.Server.IdleTimeout.D(),
-		MaxHeaderBytes:    int(cfg.Server.MaxHeaderBytes),
-		ErrorLog:          errLog,
-	}
 	g.adminSrv = &http.Server{Handler: g.admin, ReadHeaderTimeout: 10 * time.Second, ErrorLog: errLog}
-	mainLn := g.mainLn
-	if cfg.TLS != nil {
+	if cfg.TLS == nil {
+		// Plain HTTP/1.x: umbra's own connection loop, for speed (see
+		// internal/h1server).
+		g.main = &h1server.Server{
+			Handler:           g.handler,
+			BaseContext:       baseCtx,
+			ReadHeaderTimeout: cfg.Server.ReadHeaderTimeout.D(),
+			IdleTimeout:       cfg.Server.IdleTimeout.D(),
+			MaxHeaderBytes:    int(cfg.Server.MaxHeaderBytes),
+			Log:               g.Log(),
+		}
+		go g.serve(g.main, g.mainLn)
+	} else {
 		cert, err := tls.LoadX509KeyPair(cfg.TLS.CertFile, cfg.TLS.KeyFile)
 		if err != nil {
 			g.mainLn.Close()
@@ -199,10 +204,18 @@ func (g *Gateway) Start() error {
 			return fmt.Errorf("tls: %w", err)
 		}
 		// NextProtos h2 first: clients that speak HTTP/2 get it.
-		g.main.TLSConfig = &tls.Config{Certificates: []tls.Certificate{cert}, NextProtos: []string{"h2", "http/1.1"}, MinVersion: tls.VersionTLS12}
-		mainLn = tls.NewListener(g.mainLn, g.main.TLSConfig)
+		tlsCfg := &tls.Config{Certificates: []tls.Certificate{cert}, NextProtos: []string{"h2", "http/1.1"}, MinVersion: tls.VersionTLS12}
+		g.main = &http.Server{
+			Handler:           g.handler,
+			BaseContext:       func(net.Listener) context.Context { return baseCtx },
+			ReadHeaderTimeout: cfg.Server.ReadHeaderTimeout.D(),
+			IdleTimeout:       cfg.Server.IdleTimeout.D(),
+			MaxHeaderBytes:    int(cfg.Server.MaxHeaderBytes),
+			ErrorLog:          errLog,
+			TLSConfig:         tlsCfg,
+		}
+		go g.serve(g.main, tls.NewListener(g.mainLn, tlsCfg))
 	}
-	go g.serve(g.main, mainLn)
 	go g.serve(g.adminSrv, g.admLn)
 	g.ready.Store(true)
 	g.Log().Info("umbra started", "listen", g.mainLn.Addr().String(), "admin", g.admLn.Addr().String(),
@@ -210,7 +223,15 @@ func (g *Gateway) Start() error {
 	return nil
 }
 
-func (g *Gateway) serve(s *http.Server, ln net.Listener) {
+// server is what the gateway needs of a listener's server: net/http's,
+// or h1server's for plain HTTP/1.x.
+type server interface {
+	Serve(net.Listener) error
+	Shutdown(context.Context) error
+	Close() error
+}
+
+func (g *Gateway) serve(s server, ln net.Listener) {
 	if err := s.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
 		g.Log().Error("server stopped", "addr", ln.Addr().String(), "err", err)
 	}

@@ -234,6 +234,10 @@ routes:
 	case <-time.After(waitFor):
 		t.Fatal("live request did not arrive")
 	}
+	// A request running for more than 10 ms has a goroutine watching for
+	// the client hanging up (h1server.Server.WatchAfter): it belongs to the
+	// baseline.
+	time.Sleep(50 * time.Millisecond)
 	steady := goroutines()
 	g.apply(t, cfg("4s"))                          // replaces the target; the old one closes
 	waitGoroutines(t, steady, "old target closed") // its senders are gone

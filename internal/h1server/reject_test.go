@@ -1,0 +1,190 @@
+package h1server_test
+
+import (
+	"errors"
+	"io"
+	"net/http"
+	"strings"
+	"sync/atomic"
+	"testing"
+
+	"github.com/umbragw/umbra/internal/h1server"
+)
+
+// TestRejectsBadRequests proves that a request the server cannot or will
+// not serve is answered with the status net/http's server gives it, with
+// "Connection: close", without running the handler, and that the server
+// then closes the connection.
+func TestRejectsBadRequests(t *testing.T) {
+	// Like net/http, the cap has slack: 4096 bytes and a buffer beyond it.
+	bigHeader := "X-Big: " + strings.Repeat("a", 16<<10) + "\r\n"
+	for _, tc := range []struct {
+		name     string
+		req      string
+		code     int
+		bodyPart string // the plain-text body must contain this
+	}{
+		{"garbage request line", "GARBAGE\r\n\r\n", 400, "400 Bad Request"},
+		{"bad version", "GET / HTTP/x.y\r\nHost: x\r\n\r\n", 400, "400 Bad Request"},
+		{"missing host", "GET / HTTP/1.1\r\n\r\n", 400, "missing required Host header"},
+		{"empty host", "GET / HTTP/1.1\r\nHost:\r\n\r\n", 400, "missing required Host header"},
+		{"malformed host", "GET / HTTP/1.1\r\nHost: a b\r\n\r\n", 400, "400 Bad Request"},
+		{"two hosts", "GET / HTTP/1.1\r\nHost: a\r\nHost: b\r\n\r\n", 400, "400 Bad Request"},
+		{"invalid header name", "GET / HTTP/1.1\r\nHost: x\r\nBad Name: v\r\n\r\n", 400, "400 Bad Request"},
+		{"header line without colon", "GET / HTTP/1.1\r\nHost: x\r\nnocolon\r\n\r\n", 400, "400 Bad Request"},
+		{"header too large", "GET / HTTP/1.1\r\nHost: x\r\n" + bigHeader + "\r\n", 431, "431 Request Header Fields Too Large"},
+		{"HTTP/2.0 version", "GET / HTTP/2.0\r\nHost: x\r\n\r\n", 505, "unsupported protocol version"},
+		{"HTTP/2 preface", "PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n", 505, "unsupported protocol version"},
+		{"unsupported transfer encoding", "POST / HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: gzip\r\n\r\n", 501, "unsupported transfer encoding"},
+		{"bad content length", "POST / HTTP/1.1\r\nHost: x\r\nContent-Length: -5\r\n\r\n", 400, "400 Bad Request"},
+		{"conflicting content lengths", "POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 1\r\nContent-Length: 2\r\n\r\nab", 400, "400 Bad Request"},
+		{"unknown expectation", "GET / HTTP/1.1\r\nHost: x\r\nExpect: something-else\r\n\r\n", 417, "417 Expectation Failed"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			var calls atomic.Int32
+			ts := start(t, &h1server.Server{
+				Handler:        http.HandlerFunc(func(http.ResponseWriter, *http.Request) { calls.Add(1) }),
+				MaxHeaderBytes: 1024,
+			})
+			c := dial(t, ts)
+			resp, body := c.roundTrip(tc.req)
+			wantStatus(t, resp, tc.code)
+			if resp.Proto != "HTTP/1.1" || !resp.Close {
+				t.Fatalf("proto %q, close %v; want HTTP/1.1 with Connection: close", resp.Proto, resp.Close)
+			}
+			wantHeader(t, resp.Header, "Content-Type", "text/plain; charset=utf-8")
+			if !strings.Contains(body, tc.bodyPart) {
+				t.Fatalf("body %q does not contain %q", body, tc.bodyPart)
+			}
+			c.expectClosed()
+			if n := calls.Load(); n != 0 {
+				t.Fatalf("handler ran %d times", n)
+			}
+		})
+	}
+}
+
+// TestHeaderWithinLimit proves the other side of the 431: a head just
+// under MaxHeaderBytes is served.
+func TestHeaderWithinLimit(t *testing.T) {
+	ts := start(t, &h1server.Server{
+		Handler:        http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { io.WriteString(w, r.Header.Get("X-Big")) }),
+		MaxHeaderBytes: 1024,
+	})
+	c := dial(t, ts)
+	v := strings.Repeat("b", 900)
+	resp, body := c.roundTrip("GET / HTTP/1.1\r\nHost: x\r\nX-Big: " + v + "\r\n\r\n")
+	wantStatus(t, resp, 200)
+	wantBody(t, body, v)
+}
+
+// TestBadRequestAfterGoodOne proves that a malformed request on a
+// keep-alive connection is refused after the good request before it was
+// answered in full.
+func TestBadRequestAfterGoodOne(t *testing.T) {
+	ts := serve(t, framingHandler)
+	c := dial(t, ts)
+	c.send("GET /length HTTP/1.1\r\nHost: x\r\n\r\nBROKEN\r\n\r\n")
+	resp, body := c.read("GET")
+	wantStatus(t, resp, 200)
+	wantBody(t, body, "hello")
+	resp, _ = c.read("GET")
+	wantStatus(t, resp, 400)
+	c.expectClosed()
+}
+
+// TestResponseHeaderSafety proves that a response header value cannot
+// split the response (CR and LF become spaces, as with net/http) and
+// that a field with an invalid name is left out.
+func TestResponseHeaderSafety(t *testing.T) {
+	ts := serve(t, func(w http.ResponseWriter, r *http.Request) {
+		h := w.Header()
+		h["X-Evil"] = []string{"a\r\nSet-Cookie: stolen=1"}
+		h["X-Lf"] = []string{"b\nc"}
+		h["Bad Name"] = []string{"v"}
+		h["Bad:Name"] = []string{"v"}
+		h["X-Ok"] = []string{"  padded\t"}
+		io.WriteString(w, "body")
+	})
+	c := dial(t, ts)
+	c.send("GET / HTTP/1.1\r\nHost: x\r\n\r\n")
+	// Read the head as bytes first: the checks below are about the wire.
+	var head strings.Builder
+	for {
+		line, err := c.br.ReadString('\n')
+		if err != nil {
+			t.Fatal(err)
+		}
+		head.WriteString(line)
+		if line == "\r\n" {
+			break
+		}
+	}
+	lines := strings.Split(strings.TrimSuffix(head.String(), "\r\n\r\n"), "\r\n")
+	got := map[string]string{}
+	for _, l := range lines[1:] {
+		k, v, ok := strings.Cut(l, ": ")
+		if !ok {
+			t.Fatalf("malformed header line %q in %q", l, head.String())
+		}
+		got[k] = v
+	}
+	if got["X-Evil"] != "a  Set-Cookie: stolen=1" || got["X-Lf"] != "b c" || got["X-Ok"] != "padded" {
+		t.Fatalf("header %q", got)
+	}
+	for _, k := range []string{"Set-Cookie", "Bad Name", "Bad"} {
+		if _, ok := got[k]; ok {
+			t.Fatalf("header has %q: %q", k, head.String())
+		}
+	}
+	if len(got) != 5 { // X-Evil, X-Lf, X-Ok, Date, Transfer-Encoding
+		t.Fatalf("header fields %q", got)
+	}
+}
+
+// TestContentLengthMismatch proves that a handler writing past its
+// declared Content-Length gets http.ErrContentLength (and nothing of that
+// write is sent), and that one writing less has the connection closed
+// after the short body, so the client cannot mistake what follows.
+func TestContentLengthMismatch(t *testing.T) {
+	type result struct {
+		n   int
+		err error
+	}
+	writes := make(chan result, 2)
+	ts := serve(t, func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Length", "10")
+		switch r.URL.Path {
+		case "/over":
+			n, err := io.WriteString(w, strings.Repeat("x", 20))
+			writes <- result{n, err}
+			n, err = io.WriteString(w, "0123456789")
+			writes <- result{n, err}
+		case "/under":
+			io.WriteString(w, "12345")
+		}
+	})
+	c := dial(t, ts)
+	resp, body := c.roundTrip("GET /over HTTP/1.1\r\nHost: x\r\n\r\n")
+	wantStatus(t, resp, 200)
+	wantBody(t, body, "0123456789")
+	if r := recv(t, writes, "first Write"); r.n != 0 || !errors.Is(r.err, http.ErrContentLength) {
+		t.Fatalf("Write past the length = %d, %v; want 0, http.ErrContentLength", r.n, r.err)
+	}
+	if r := recv(t, writes, "second Write"); r.n != 10 || r.err != nil {
+		t.Fatalf("Write within the length = %d, %v", r.n, r.err)
+	}
+
+	// The full body was sent: the connection carries the next request.
+	c.send("GET /under HTTP/1.1\r\nHost: x\r\n\r\n")
+	resp, err := http.ReadResponse(c.br, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	wantStatus(t, resp, 200)
+	b, err := io.ReadAll(resp.Body)
+	if string(b) != "12345" || !errors.Is(err, io.ErrUnexpectedEOF) {
+		t.Fatalf("short body: %q, %v; want \"12345\", unexpected EOF", b, err)
+	}
+	c.expectClosed()
+}
