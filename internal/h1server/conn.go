@@ -35,6 +35,9 @@ type conn struct {
 	// cancel ends the context of the request being served.
 	cancel   context.CancelFunc
 	hijacked bool
+	// simple is the request parseSimple fills; serveRequest hands the
+	// handler a copy with the request's context.
+	simple http.Request
 
 	watcher // the client-hang-up watch, see watch.go
 }
@@ -127,7 +130,19 @@ func (c *conn) readRequest() (*http.Request, error) {
 			return nil, errClosed
 		}
 	}
-	if s.ReadHeaderTimeout > 0 && !headBuffered(c.br) {
+	// A head that is all in the buffer cannot stall; the common kind is
+	// read by parseSimple, the rest by http.ReadRequest.
+	if n := headLength(c.br); n > 0 {
+		head, _ := c.br.Peek(n)
+		if parseSimple(head, &c.simple) {
+			c.br.Discard(n)
+			req := &c.simple
+			if err := validate(req); err != nil {
+				return nil, err
+			}
+			return req, nil
+		}
+	} else if s.ReadHeaderTimeout > 0 {
 		c.rwc.SetReadDeadline(time.Now().Add(s.ReadHeaderTimeout))
 	}
 	max := s.MaxHeaderBytes
@@ -152,11 +167,14 @@ func (c *conn) readRequest() (*http.Request, error) {
 	return req, nil
 }
 
-// headBuffered reports whether the whole request head is in the buffer
-// already, so reading it cannot block.
-func headBuffered(br *bufio.Reader) bool {
+// headLength is the length of the request head if it is all in the
+// buffer already (so reading it cannot block), or 0.
+func headLength(br *bufio.Reader) int {
 	b, _ := br.Peek(br.Buffered())
-	return bytes.Contains(b, []byte("\r\n\r\n"))
+	if i := bytes.Index(b, []byte("\r\n\r\n")); i >= 0 {
+		return i + 4
+	}
+	return 0
 }
 
 // statusError is a request refused with a status and a reason.
