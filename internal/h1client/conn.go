@@ -106,7 +106,7 @@ func (c *conn) exchange(req *http.Request) (*http.Response, error) {
 	}
 	trace := httptrace.ContextClientTrace(req.Context())
 	for {
-		resp, err := http.ReadResponse(c.br, req)
+		resp, err := readResponse(c.br, req)
 		if err != nil {
 			return nil, err
 		}

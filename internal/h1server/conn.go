@@ -2,7 +2,6 @@ package h1server
 
 import (
 	"bufio"
-	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -17,6 +16,8 @@ import (
 	"time"
 
 	"golang.org/x/net/http/httpguts"
+
+	"github.com/umbragw/umbra/internal/headers"
 )
 
 // conn is one client connection, served by one goroutine.
@@ -171,10 +172,7 @@ func (c *conn) readRequest() (*http.Request, error) {
 // buffer already (so reading it cannot block), or 0.
 func headLength(br *bufio.Reader) int {
 	b, _ := br.Peek(br.Buffered())
-	if i := bytes.Index(b, []byte("\r\n\r\n")); i >= 0 {
-		return i + 4
-	}
-	return 0
+	return headers.HeadLength(b)
 }
 
 // statusError is a request refused with a status and a reason.

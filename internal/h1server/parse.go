@@ -1,13 +1,13 @@
 package h1server
 
 import (
-	"bytes"
 	"net/http"
-	"net/textproto"
 	"net/url"
 	"strings"
 
 	"golang.org/x/net/http/httpguts"
+
+	"github.com/umbragw/umbra/internal/headers"
 )
 
 // parseSimple reads the common request head, a bodyless HTTP/1.x request
@@ -22,7 +22,7 @@ import (
 // head becomes one string that every method, target, key and value is a
 // slice of, and the values share one backing array, as in textproto.
 func parseSimple(head []byte, r *http.Request) bool {
-	lines := bytes.Count(head, crlf) - 2 // fields, without request line and end
+	lines := headers.FieldLines(head)
 	if lines < 0 {
 		return false
 	}
@@ -30,7 +30,7 @@ func parseSimple(head []byte, r *http.Request) bool {
 	eol := strings.Index(s, "\r\n")
 	method, rest, ok1 := strings.Cut(s[:eol], " ")
 	target, proto, ok2 := strings.Cut(rest, " ")
-	if !ok1 || !ok2 || !isToken(method) || method == http.MethodConnect ||
+	if !ok1 || !ok2 || !headers.IsToken(method) || method == http.MethodConnect ||
 		len(target) == 0 || target[0] != '/' {
 		return false
 	}
@@ -46,50 +46,13 @@ func parseSimple(head []byte, r *http.Request) bool {
 	if err != nil {
 		return false
 	}
-	h := make(http.Header, lines)
-	values := make([]string, lines)
-	var host, conn []string
-	for line := s[eol+2 : len(s)-2]; line != ""; {
-		eol = strings.Index(line, "\r\n")
-		field := line[:eol]
-		line = line[eol+2:]
-		k, v, ok := strings.Cut(field, ":")
-		if !ok || !isToken(k) {
-			return false
-		}
-		v = trimSpace(v)
-		if !httpguts.ValidHeaderFieldValue(v) {
-			return false
-		}
-		if !isCanonical(k) {
-			k = textproto.CanonicalMIMEHeaderKey(k)
-		}
-		switch k {
-		case "Transfer-Encoding", "Trailer", "Pragma", "Expect", "Upgrade":
-			return false // http.ReadRequest gives these meaning
-		case "Content-Length":
-			if v != "0" || h[k] != nil {
-				return false
-			}
-		}
-		vs, ok := h[k]
-		if ok {
-			vs = append(vs, v)
-		} else {
-			values[0] = v
-			vs = values[:1:1]
-			values = values[1:]
-		}
-		h[k] = vs
-		switch k {
-		case "Host":
-			host = vs
-		case "Connection":
-			conn = vs
-		}
-	}
-	if len(host) > 1 {
+	h, ok := headers.ParseFields(s[eol+2:len(s)-2], lines, acceptRequestField)
+	if !ok {
 		return false
+	}
+	host, conn := h["Host"], h["Connection"]
+	if len(host) > 1 || len(h["Content-Length"]) > 1 {
+		return false // http.ReadRequest refuses or merges these
 	}
 	*r = http.Request{
 		Method:     method,
@@ -113,43 +76,15 @@ func parseSimple(head []byte, r *http.Request) bool {
 	return true
 }
 
-// trimSpace drops the spaces and tabs around a field value.
-func trimSpace(v string) string {
-	for len(v) > 0 && (v[0] == ' ' || v[0] == '\t') {
-		v = v[1:]
-	}
-	for len(v) > 0 && (v[len(v)-1] == ' ' || v[len(v)-1] == '\t') {
-		v = v[:len(v)-1]
-	}
-	return v
-}
-
-// isCanonical reports whether the token k is in textproto's canonical
-// form already ("Content-Type"), as clients nearly always send it: then
-// the key is a slice of the head and costs nothing.
-func isCanonical(k string) bool {
-	upper := true
-	for i := 0; i < len(k); i++ {
-		c := k[i]
-		if upper && 'a' <= c && c <= 'z' || !upper && 'A' <= c && c <= 'Z' {
-			return false
-		}
-		upper = c == '-'
-	}
-	return true
-}
-
-var crlf = []byte("\r\n")
-
-// isToken reports whether s is a non-empty RFC 9110 token.
-func isToken(s string) bool {
-	if s == "" {
+// acceptRequestField refuses the fields http.ReadRequest gives meaning
+// to beyond the header: framing, trailers, Pragma's Cache-Control,
+// expectations and upgrades. A zero Content-Length means no body.
+func acceptRequestField(k, v string) bool {
+	switch k {
+	case "Transfer-Encoding", "Trailer", "Pragma", "Expect", "Upgrade":
 		return false
-	}
-	for i := 0; i < len(s); i++ {
-		if !httpguts.IsTokenRune(rune(s[i])) {
-			return false
-		}
+	case "Content-Length":
+		return v == "0"
 	}
 	return true
 }

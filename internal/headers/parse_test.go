@@ -1,0 +1,69 @@
+package headers
+
+import (
+	"bufio"
+	"net/http"
+	"net/textproto"
+	"reflect"
+	"strings"
+	"testing"
+)
+
+// TestParseFields: a block reads as textproto.Reader.ReadMIMEHeader reads
+// it, and what that reader would read differently or refuse is refused.
+func TestParseFields(t *testing.T) {
+	all := func(string, string) bool { return true }
+	good := []string{
+		"",
+		"Host: x\r\n",
+		"content-type: a/b\r\nX-A:  1 \r\nx-a:\t2\t\r\nX-Empty:\r\n",
+		"Set-Cookie: a=1\r\nSet-Cookie: b=2\r\nWWW-Authenticate: Basic\r\n",
+	}
+	for _, block := range good {
+		got, ok := ParseFields(block, FieldLines([]byte("S\r\n"+block+"\r\n")), all)
+		if !ok {
+			t.Errorf("refused %q", block)
+			continue
+		}
+		want, err := textproto.NewReader(bufio.NewReader(strings.NewReader(block + "\r\n"))).ReadMIMEHeader()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !reflect.DeepEqual(got, http.Header(want)) {
+			t.Errorf("%q: got %v, want %v", block, got, want)
+		}
+	}
+	bad := []string{
+		" folded: x\r\n",
+		"Bad Name: x\r\n",
+		"NoColon\r\n",
+		": empty name\r\n",
+		"X: a\x00b\r\n",
+		"X: a\rb\r\n",
+		"X: unterminated",
+	}
+	for _, block := range bad {
+		if _, ok := ParseFields(block, 4, all); ok {
+			t.Errorf("read %q", block)
+		}
+	}
+	if _, ok := ParseFields("A: 1\r\nB: 2\r\n", 1, all); ok {
+		t.Error("read more lines than announced")
+	}
+	if _, ok := ParseFields("A: 1\r\nB: 2\r\n", 2, func(k, _ string) bool { return k != "B" }); ok {
+		t.Error("accept's refusal ignored")
+	}
+}
+
+// TestHeadLength finds the end of a head only when it is all there.
+func TestHeadLength(t *testing.T) {
+	for in, want := range map[string]int{
+		"GET / HTTP/1.1\r\nHost: x\r\n\r\nbody": 27,
+		"GET / HTTP/1.1\r\nHost: x\r\n":         0,
+		"":                                      0,
+	} {
+		if got := HeadLength([]byte(in)); got != want {
+			t.Errorf("HeadLength(%q) = %d, want %d", in, got, want)
+		}
+	}
+}
