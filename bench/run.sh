@@ -179,6 +179,22 @@ median_of() {
 	bench_median $1
 }
 
+# paired_ratio P: the median over rounds of P's req/s divided by nginx's in
+# the same round. Rounds are minutes apart and each proxy's runs in a
+# round seconds apart, so this cancels the drift of a shared virtual
+# machine, which the ratio of the two medians does not.
+paired_ratio() {
+	local -a mine theirs ratios=()
+	read -r -a mine <<<"${RPS[$1]}"
+	read -r -a theirs <<<"${RPS[nginx]}"
+	local i
+	for ((i = 0; i < ${#mine[@]} && i < ${#theirs[@]}; i++)); do
+		ratios+=("$(awk -v a="${mine[i]}" -v b="${theirs[i]}" 'BEGIN {printf "%.4f", a / b}')")
+	done
+	((${#ratios[@]})) || return 1
+	bench_median "${ratios[@]}"
+}
+
 report() {
 	local p rps p50 p99 ratio nginx_rps="" notes=()
 	if selected nginx && [[ -z ${STATUS[nginx]:-} ]]; then
@@ -200,25 +216,30 @@ report() {
 		esac
 	done
 	echo
-	echo "| proxy | requests/s | p50 | p99 | vs nginx (req/s) |"
-	echo "| --- | ---: | ---: | ---: | ---: |"
+	echo "| proxy | requests/s | p50 | p99 | vs nginx (req/s) | vs nginx, paired by round | req/s of each run |"
+	echo "| --- | ---: | ---: | ---: | ---: | ---: | --- |"
 	for p in "${PROXIES[@]}"; do
 		if [[ -n ${STATUS[$p]:-} ]]; then
-			echo "| $p | ${STATUS[$p]} | – | – | – |"
+			echo "| $p | ${STATUS[$p]} | – | – | – | – | – |"
 			continue
 		fi
 		rps=$(median_of "${RPS[$p]}")
 		p50=$(median_of "${P50[$p]}")
 		p99=$(median_of "${P99[$p]}")
-		ratio="–"
-		[[ -z $nginx_rps ]] || ratio=$(awk -v a="$rps" -v b="$nginx_rps" 'BEGIN {printf "%.2fx", a / b}')
-		printf '| %s | %.0f | %.2f ms | %.2f ms | %s |\n' "$p" "$rps" "$p50" "$p99" "$ratio"
+		ratio="–" paired="–"
+		if [[ -n $nginx_rps ]]; then
+			ratio=$(awk -v a="$rps" -v b="$nginx_rps" 'BEGIN {printf "%.2fx", a / b}')
+			paired=$(awk -v r="$(paired_ratio "$p")" 'BEGIN {printf "%.2fx", r}')
+		fi
+		printf '| %s | %.0f | %.2f ms | %.2f ms | %s | %s | %s |\n' "$p" "$rps" "$p50" "$p99" "$ratio" "$paired" \
+			"$(printf '%.0f ' ${RPS[$p]} | sed 's/ $//')"
 		((${NON2XX[$p]:-0} == 0)) || notes+=("$p: ${NON2XX[$p]} non-2xx responses")
 		((${SOCKERR[$p]:-0} == 0)) || notes+=("$p: ${SOCKERR[$p]} wrk socket errors")
 		((${BUSY[$p]:-0} == 0)) || notes+=("$p: in ${BUSY[$p]} of $RUNS run(s) other processes used more than ${QUIET_MAX}% of the machine (up to ${OTHER[$p]}%): figures less reliable")
 	done
 	echo
 	echo "direct = wrk straight to the upstream (no proxy): the ceiling of this setup."
+	echo "\"paired by round\": the median of each round's ratio to nginx (each round runs every proxy once, back to back)."
 	if ((${#notes[@]})); then
 		echo
 		for p in "${notes[@]}"; do echo "- **warning** $p"; done
