@@ -12,7 +12,9 @@
 #   nginx            no mirror
 #   nginx+mirror     nginx `mirror` to the 200 ms target
 #
-#   bench/shadow.sh           the table (DURATION, CONNECTIONS, RUNS as in run.sh)
+#   bench/shadow.sh           the table (DURATION, CONNECTIONS, RUNS as in run.sh;
+#                             ONLY=umbra+dead,umbra+hang for those rows and
+#                             their reference rows alone)
 #   bench/shadow.sh soak      umbra with the slow shadow under load for SOAK
 #                             seconds (default 600), RSS sampled every 30 s
 set -Eeuo pipefail
@@ -26,6 +28,20 @@ RUNS=${RUNS:-3}
 WARMUP=${WARMUP:-3s}
 SOAK=${SOAK:-600}
 ROWS=(umbra umbra+healthy umbra+compare umbra+slow umbra+dead umbra+hang nginx nginx+mirror)
+# ONLY=umbra+dead,umbra+hang runs those rows and their references (umbra,
+# nginx) alone, for more runs of the rows in question.
+if [[ -n ${ONLY:-} ]]; then
+	declare -A want=()
+	IFS=, read -r -a only <<<"$ONLY"
+	for r in "${only[@]}"; do
+		[[ " ${ROWS[*]} " == *" $r "* ]] || bench_die "ONLY: unknown row '$r' (known: ${ROWS[*]})"
+		want[$r]=1
+		want[${r%%+*}]=1
+	done
+	picked=()
+	for r in "${ROWS[@]}"; do [[ -z ${want[$r]:-} ]] || picked+=("$r"); done
+	ROWS=("${picked[@]}")
+fi
 
 HEALTHY=127.0.0.1:18001
 SLOW=127.0.0.1:18002
@@ -130,9 +146,11 @@ measure_table() {
 			bench_log "$row run $run: $r req/s, p50 $a ms, p99 $b ms"
 		done
 	done
-	local base_rps base_p99 nginx_rps
+	local base_rps="" base_p99="" nginx_rps=""
 	# shellcheck disable=SC2086
-	base_rps=$(bench_median ${rps[umbra]}) base_p99=$(bench_median ${p99[umbra]}) nginx_rps=$(bench_median ${rps[nginx]})
+	[[ -z ${rps[umbra]:-} ]] || base_rps=$(bench_median ${rps[umbra]}) base_p99=$(bench_median ${p99[umbra]})
+	# shellcheck disable=SC2086
+	[[ -z ${rps[nginx]:-} ]] || nginx_rps=$(bench_median ${rps[nginx]})
 	echo "## Live traffic with shadowing (one proxy core)"
 	echo
 	bench_machine_info
@@ -140,22 +158,38 @@ measure_table() {
 	echo "- pinning: proxy on core $BENCH_PROXY_CORE (umbra GOMAXPROCS=1, nginx 1 worker); wrk and all upstreams on core $BENCH_LOADGEN_CORE"
 	echo "- shadow targets: healthy, 200 ms, dead (closed port), hanging (accepts, never answers); umbra defaults (timeout 5s capped by the backend's 1s, 64 senders, queue 256, breaker 5 failures / 10 s)"
 	echo
-	echo "| row | requests/s | p50 | p99 | req/s vs same proxy without shadow | p99 vs same proxy without shadow |"
-	echo "| --- | ---: | ---: | ---: | ---: | ---: |"
+	echo "| row | requests/s | p50 | p99 | req/s vs same proxy without shadow | p99 vs same proxy without shadow | paired by run: req/s, p99 |"
+	echo "| --- | ---: | ---: | ---: | ---: | ---: | ---: |"
 	for row in "${ROWS[@]}"; do
-		local mr m50 m99 ref_rps ref_p99
+		local mr m50 m99 ref ref_rps ref_p99
 		# shellcheck disable=SC2086
 		mr=$(bench_median ${rps[$row]}) m50=$(bench_median ${p50[$row]}) m99=$(bench_median ${p99[$row]})
-		if [[ $row == nginx* ]]; then
+		ref=${row%%+*}
+		if [[ $ref == nginx ]]; then
 			ref_rps=$nginx_rps
 			# shellcheck disable=SC2086
 			ref_p99=$(bench_median ${p99[nginx]})
 		else
 			ref_rps=$base_rps ref_p99=$base_p99
 		fi
-		printf '| %s | %.0f | %.2f ms | %.2f ms | %.3fx | %.2fx |\n' "$row" "$mr" "$m50" "$m99" \
-			"$(awk -v a="$mr" -v b="$ref_rps" 'BEGIN{print a/b}')" "$(awk -v a="$m99" -v b="$ref_p99" 'BEGIN{print a/b}')"
+		printf '| %s | %.0f | %.2f ms | %.2f ms | %.3fx | %.2fx | %.3fx, %.2fx |\n' "$row" "$mr" "$m50" "$m99" \
+			"$(awk -v a="$mr" -v b="$ref_rps" 'BEGIN{print a/b}')" "$(awk -v a="$m99" -v b="$ref_p99" 'BEGIN{print a/b}')" \
+			"$(paired "${rps[$row]}" "${rps[$ref]}")" "$(paired "${p99[$row]}" "${p99[$ref]}")"
 	done
+	echo
+	echo "\"paired by run\": the median over runs of each run's ratio to the same run of the reference row (rows of one run go back to back, so a shared VM's drift over minutes cancels out)."
+}
+
+# paired "A1 A2 ..." "B1 B2 ...": the median of A_i / B_i.
+paired() {
+	local -a a b ratios=()
+	read -r -a a <<<"$1"
+	read -r -a b <<<"$2"
+	local i
+	for ((i = 0; i < ${#a[@]} && i < ${#b[@]}; i++)); do
+		ratios+=("$(awk -v x="${a[i]}" -v y="${b[i]}" 'BEGIN {printf "%.4f", x / y}')")
+	done
+	bench_median "${ratios[@]}"
 }
 
 # soak: umbra with the 200 ms shadow under constant load; RSS every 30 s.
