@@ -163,12 +163,6 @@ func (w *response) Write(p []byte) (int, error) {
 	return n, err
 }
 
-// WriteString lets io.WriteString skip a conversion.
-func (w *response) WriteString(s string) (int, error) {
-	// The conversion does not escape: bufio copies.
-	return w.Write([]byte(s))
-}
-
 // Flush implements http.Flusher: the header and what the handler wrote so
 // far go to the client now.
 func (w *response) Flush() {
@@ -248,7 +242,7 @@ func (w *response) commit(final bool) {
 	h := w.header
 	req := w.req
 	is11 := req.ProtoAtLeast(1, 1)
-	if w.c.srv.closing.Load() || req.Close || hasToken(h["Connection"], "close") {
+	if w.c.srv.closing.Load() || req.Close || httpguts.HeaderValuesContainsToken(h["Connection"], "close") {
 		w.closeAfter = true
 	}
 	delete(h, "Transfer-Encoding") // framing is ours to decide
@@ -281,7 +275,7 @@ func (w *response) commit(final bool) {
 	switch {
 	case w.closeAfter:
 		switch {
-		case hasToken(h["Connection"], "close"):
+		case httpguts.HeaderValuesContainsToken(h["Connection"], "close"):
 		case is11:
 			h["Connection"] = connectionClose
 		default:
@@ -404,16 +398,6 @@ func declaredLength(h http.Header) int64 {
 
 func bodyAllowed(status int) bool {
 	return status >= 200 && status != http.StatusNoContent && status != http.StatusNotModified
-}
-
-// hasToken reports whether a comma-separated header value lists token.
-func hasToken(values []string, token string) bool {
-	for _, v := range values {
-		if httpguts.HeaderValuesContainsToken([]string{v}, token) {
-			return true
-		}
-	}
-	return false
 }
 
 // validTrailer: a well-formed name that may be a trailer (not framing,
