@@ -52,9 +52,11 @@ type Server struct {
 	// MaxHeaderBytes caps a request head; a bigger one gets 431. 0:
 	// http.DefaultMaxHeaderBytes.
 	MaxHeaderBytes int
-	// WatchAfter is how long a request without a body runs before its
-	// connection is watched for the client hanging up, which cancels the
-	// request's context. 0: 10ms; negative: watch from the start.
+	// WatchAfter is how long a request runs before its connection is
+	// watched for the client hanging up, which cancels the request's
+	// context: from its start for a request without a body, from the end
+	// of its body otherwise (nothing else may read the connection then).
+	// 0: 10ms; negative: at once.
 	WatchAfter time.Duration
 	// Log receives handler panics and accept errors. Nil: slog.Default().
 	Log *slog.Logger
