@@ -562,6 +562,22 @@ bench_median() {
 	}'
 }
 
+# bench_paired_median "A1 A2 ..." "B1 B2 ...": the median of A_i / B_i, for
+# figures measured in rounds: each round's two runs are seconds apart, so
+# the drift of a shared virtual machine over minutes cancels out, which it
+# does not in the ratio of two medians.
+bench_paired_median() {
+	local -a a b ratios=()
+	read -r -a a <<<"$1"
+	read -r -a b <<<"$2"
+	local i
+	for ((i = 0; i < ${#a[@]} && i < ${#b[@]}; i++)); do
+		ratios+=("$(awk -v x="${a[i]}" -v y="${b[i]}" 'BEGIN {printf "%.4f", x / y}')")
+	done
+	((${#ratios[@]})) || return 1
+	bench_median "${ratios[@]}"
+}
+
 # bench_cpu_busy [SECONDS]: percent (0-100) of the machine's CPU time that was
 # busy over a SECONDS window (default 1). Call it while nothing of ours is
 # loaded to detect other work on the machine.

@@ -179,22 +179,6 @@ median_of() {
 	bench_median $1
 }
 
-# paired_ratio P: the median over rounds of P's req/s divided by nginx's in
-# the same round. Rounds are minutes apart and each proxy's runs in a
-# round seconds apart, so this cancels the drift of a shared virtual
-# machine, which the ratio of the two medians does not.
-paired_ratio() {
-	local -a mine theirs ratios=()
-	read -r -a mine <<<"${RPS[$1]}"
-	read -r -a theirs <<<"${RPS[nginx]}"
-	local i
-	for ((i = 0; i < ${#mine[@]} && i < ${#theirs[@]}; i++)); do
-		ratios+=("$(awk -v a="${mine[i]}" -v b="${theirs[i]}" 'BEGIN {printf "%.4f", a / b}')")
-	done
-	((${#ratios[@]})) || return 1
-	bench_median "${ratios[@]}"
-}
-
 report() {
 	local p rps p50 p99 ratio nginx_rps="" notes=()
 	if selected nginx && [[ -z ${STATUS[nginx]:-} ]]; then
@@ -229,7 +213,7 @@ report() {
 		ratio="–" paired="–"
 		if [[ -n $nginx_rps ]]; then
 			ratio=$(awk -v a="$rps" -v b="$nginx_rps" 'BEGIN {printf "%.2fx", a / b}')
-			paired=$(awk -v r="$(paired_ratio "$p")" 'BEGIN {printf "%.2fx", r}')
+			paired=$(awk -v r="$(bench_paired_median "${RPS[$p]}" "${RPS[nginx]}")" 'BEGIN {printf "%.2fx", r}')
 		fi
 		printf '| %s | %.0f | %.2f ms | %.2f ms | %s | %s | %s |\n' "$p" "$rps" "$p50" "$p99" "$ratio" "$paired" \
 			"$(printf '%.0f ' ${RPS[$p]} | sed 's/ $//')"

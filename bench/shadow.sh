@@ -174,22 +174,10 @@ measure_table() {
 		fi
 		printf '| %s | %.0f | %.2f ms | %.2f ms | %.3fx | %.2fx | %.3fx, %.2fx |\n' "$row" "$mr" "$m50" "$m99" \
 			"$(awk -v a="$mr" -v b="$ref_rps" 'BEGIN{print a/b}')" "$(awk -v a="$m99" -v b="$ref_p99" 'BEGIN{print a/b}')" \
-			"$(paired "${rps[$row]}" "${rps[$ref]}")" "$(paired "${p99[$row]}" "${p99[$ref]}")"
+			"$(bench_paired_median "${rps[$row]}" "${rps[$ref]}")" "$(bench_paired_median "${p99[$row]}" "${p99[$ref]}")"
 	done
 	echo
 	echo "\"paired by run\": the median over runs of each run's ratio to the same run of the reference row (rows of one run go back to back, so a shared VM's drift over minutes cancels out)."
-}
-
-# paired "A1 A2 ..." "B1 B2 ...": the median of A_i / B_i.
-paired() {
-	local -a a b ratios=()
-	read -r -a a <<<"$1"
-	read -r -a b <<<"$2"
-	local i
-	for ((i = 0; i < ${#a[@]} && i < ${#b[@]}; i++)); do
-		ratios+=("$(awk -v x="${a[i]}" -v y="${b[i]}" 'BEGIN {printf "%.4f", x / y}')")
-	done
-	bench_median "${ratios[@]}"
 }
 
 # soak: umbra with the 200 ms shadow under constant load; RSS every 30 s.

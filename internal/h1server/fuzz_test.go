@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/umbragw/umbra/internal/h1server"
+	"github.com/umbragw/umbra/test/testkit"
 )
 
 // fuzzHandler echoes the method, path and body size, through the writer
@@ -73,7 +74,7 @@ func FuzzServe(f *testing.F) {
 	}
 	// The server recovers panics, of handlers and its own, and logs them:
 	// any log line fails the input that caused it.
-	var logs *logBuffer
+	var logs *testkit.LogBuffer
 	srv.Log, logs = logger()
 	go srv.Serve(ln)
 	f.Cleanup(func() { srv.Close() })

@@ -2,7 +2,6 @@ package h1server_test
 
 import (
 	"bufio"
-	"bytes"
 	"context"
 	"errors"
 	"io"
@@ -10,12 +9,12 @@ import (
 	"net"
 	"net/http"
 	"strings"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
 
 	"github.com/umbragw/umbra/internal/h1server"
+	"github.com/umbragw/umbra/test/testkit"
 )
 
 // timeout bounds every wait in these tests; it only keeps a broken
@@ -251,27 +250,9 @@ func waitCond(cond func() bool) bool {
 	return true
 }
 
-// logBuffer collects a server's log lines.
-type logBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *logBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *logBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
-}
-
-// logger returns a logger writing into a new logBuffer.
-func logger() (*slog.Logger, *logBuffer) {
-	b := &logBuffer{}
+// logger returns a logger writing into a new testkit.LogBuffer.
+func logger() (*slog.Logger, *testkit.LogBuffer) {
+	b := &testkit.LogBuffer{}
 	return slog.New(slog.NewTextHandler(b, nil)), b
 }
 
