@@ -11,6 +11,8 @@ import (
 	"net/textproto"
 	"sync/atomic"
 	"time"
+
+	"github.com/umbragw/umbra/internal/reqctx"
 )
 
 // aLongTimeAgo is a deadline in the past: setting it wakes up a goroutine
@@ -30,6 +32,44 @@ type conn struct {
 	// which reading fails: a upstream sending endless headers must not
 	// grow the gateway's memory (http.Transport caps them too). 0: no cap.
 	headerLimit int64
+
+	// The current request's context is watched so that it ending aborts
+	// the exchange: through hook when it is a reqctx.Context (h1server's
+	// requests; no allocation), else through stopAfter, the stop function
+	// of a context.AfterFunc.
+	hook      *reqctx.Hook
+	watched   *reqctx.Context
+	stopAfter func() bool
+}
+
+// abort wakes up whatever blocks on the connection, for good.
+func (c *conn) abort() { c.nc.SetDeadline(aLongTimeAgo) }
+
+// watch makes ctx ending abort the connection until unwatch.
+func (c *conn) watch(ctx context.Context) {
+	if rc := reqctx.From(ctx); rc != nil {
+		if c.hook == nil {
+			c.hook = reqctx.NewHook(c.abort)
+		}
+		c.watched = rc
+		if !rc.Watch(c.hook) {
+			c.abort() // ended already
+		}
+		return
+	}
+	c.stopAfter = context.AfterFunc(ctx, c.abort)
+}
+
+// unwatch ends the watch; it reports false when the context ended during
+// it, which left the connection aborted.
+func (c *conn) unwatch() bool {
+	if rc := c.watched; rc != nil {
+		c.watched = nil
+		return rc.Unwatch(c.hook)
+	}
+	stop := c.stopAfter
+	c.stopAfter = nil
+	return stop()
 }
 
 // MaxHeaderBytes caps a response head (status line, 1xx responses and
@@ -58,7 +98,7 @@ func (c *conn) roundTrip(ctx context.Context, req *http.Request) (*http.Response
 	c.nread = 0
 	// A client that goes away aborts the upstream exchange wherever it is:
 	// writing, waiting for headers or streaming the body.
-	stop := context.AfterFunc(ctx, func() { c.nc.SetDeadline(aLongTimeAgo) })
+	c.watch(ctx)
 	// Only the read side gets the header timeout: the request (headers
 	// only, no body) fits in the socket buffer, so writing it does not
 	// block, and one deadline is half the timer work of two.
@@ -69,7 +109,7 @@ func (c *conn) roundTrip(ctx context.Context, req *http.Request) (*http.Response
 	resp, err := c.exchange(req)
 	c.headerLimit = 0
 	if err != nil {
-		stop()
+		c.unwatch()
 		return nil, c.explain(ctx, err)
 	}
 	if c.pool.opts.HeaderTimeout > 0 {
@@ -85,11 +125,11 @@ func (c *conn) roundTrip(ctx context.Context, req *http.Request) (*http.Response
 	// must not carry another request.
 	reusable := !resp.Close && !req.Close && resp.StatusCode != http.StatusSwitchingProtocols
 	if resp.Body == http.NoBody || resp.Body == nil {
-		c.release(stop, reusable)
+		c.release(reusable)
 		resp.Body = http.NoBody
 		return resp, nil
 	}
-	resp.Body = &body{rc: resp.Body, c: c, ctx: ctx, stop: stop, reusable: reusable}
+	resp.Body = &body{rc: resp.Body, c: c, ctx: ctx, reusable: reusable}
 	return resp, nil
 }
 
@@ -135,10 +175,10 @@ func (c *conn) explain(ctx context.Context, err error) error {
 
 // release ends the request's hold on the connection: back to the pool
 // when the exchange ended cleanly, closed otherwise.
-func (c *conn) release(stop func() bool, reusable bool) {
-	// stop reports false when the AfterFunc already ran: the deadline is
-	// in the past and the connection is unusable.
-	if stop() && reusable {
+func (c *conn) release(reusable bool) {
+	// unwatch reports false when the context ended: the deadline is in
+	// the past and the connection is unusable.
+	if c.unwatch() && reusable {
 		c.reused = false
 		c.pool.put(c)
 		return
@@ -157,7 +197,6 @@ type body struct {
 	rc       io.ReadCloser
 	c        *conn
 	ctx      context.Context
-	stop     func() bool
 	reusable bool
 	state    atomic.Int32 // bodyOpen, bodyEOF or bodyClosed
 }
@@ -179,11 +218,11 @@ func (b *body) Read(p []byte) (int, error) {
 	switch {
 	case err == io.EOF:
 		if b.state.CompareAndSwap(bodyOpen, bodyEOF) {
-			b.c.release(b.stop, b.reusable)
+			b.c.release(b.reusable)
 		}
 	case err != nil:
 		if b.state.CompareAndSwap(bodyOpen, bodyClosed) {
-			b.stop()
+			b.c.unwatch()
 			b.c.nc.Close()
 		}
 		err = b.c.explain(b.ctx, err)
@@ -193,7 +232,7 @@ func (b *body) Read(p []byte) (int, error) {
 
 func (b *body) Close() error {
 	if b.state.CompareAndSwap(bodyOpen, bodyClosed) {
-		b.stop()
+		b.c.unwatch()
 		b.c.nc.Close()
 	}
 	return nil

@@ -2,7 +2,6 @@ package h1server
 
 import (
 	"bufio"
-	"context"
 	"errors"
 	"fmt"
 	"io"
@@ -18,6 +17,7 @@ import (
 	"golang.org/x/net/http/httpguts"
 
 	"github.com/umbragw/umbra/internal/headers"
+	"github.com/umbragw/umbra/internal/reqctx"
 )
 
 // conn is one client connection, served by one goroutine.
@@ -25,7 +25,6 @@ type conn struct {
 	srv    *Server
 	rwc    net.Conn
 	remote string
-	ctx    context.Context
 	cr     connReader
 	br     *bufio.Reader
 	bw     *bufio.Writer
@@ -33,9 +32,12 @@ type conn struct {
 	// accepted: when, for Shutdown's grace for new connections.
 	accepted time.Time
 	res      response
-	// cancel ends the context of the request being served.
-	cancel   context.CancelFunc
+	// rctx is the context of the request being served, nil between
+	// requests; the hang-up watch and Server.cancelRequests cancel it.
+	rctx     atomic.Pointer[reqctx.Context]
 	hijacked bool
+	// stopBaseHook unhooks a hijacked request's context from BaseContext.
+	stopBaseHook func() bool
 	// simple is the request parseSimple fills; serveRequest hands the
 	// handler a copy with the request's context.
 	simple http.Request
@@ -53,11 +55,8 @@ var (
 )
 
 func (s *Server) newConn(nc net.Conn) *conn {
-	c := &conn{srv: s, rwc: nc, remote: nc.RemoteAddr().String(), ctx: s.BaseContext, accepted: time.Now()}
+	c := &conn{srv: s, rwc: nc, remote: nc.RemoteAddr().String(), accepted: time.Now()}
 	c.state.Store(stateNew)
-	if c.ctx == nil {
-		c.ctx = context.Background()
-	}
 	c.cr.nc = nc
 	c.br = readers.Get().(*bufio.Reader)
 	c.br.Reset(&c.cr)
@@ -89,8 +88,11 @@ func (c *conn) end() {
 		c.srv.log().Error("http handler panicked", "remote", c.remote, "panic", fmt.Sprint(p), "stack", string(debug.Stack()))
 	}
 	c.stopWatch()
-	if c.cancel != nil {
-		c.cancel()
+	if rc := c.rctx.Swap(nil); rc != nil {
+		rc.Cancel()
+	}
+	if c.stopBaseHook != nil {
+		c.stopBaseHook()
 	}
 	if !c.hijacked {
 		c.state.Store(stateClosed)
@@ -260,9 +262,12 @@ func quiet(err error) bool {
 // serveRequest runs the handler for req and ends the response. It reports
 // whether the connection can carry another request.
 func (c *conn) serveRequest(req *http.Request) bool {
-	ctx, cancel := context.WithCancel(c.ctx)
-	c.cancel = cancel
-	req = req.WithContext(ctx)
+	rc := reqctx.New(c.srv.values)
+	c.rctx.Store(rc)
+	if c.srv.baseEnded.Load() {
+		rc.Cancel()
+	}
+	req = req.WithContext(rc)
 	req.RemoteAddr = c.remote
 	w := &c.res
 	w.reset(c, req)
@@ -289,8 +294,11 @@ func (c *conn) serveRequest(req *http.Request) bool {
 	}
 	c.srv.Handler.ServeHTTP(w, req)
 	c.stopWatch()
-	cancel()
-	c.cancel = nil
+	c.rctx.Store(nil)
+	rc.Cancel()
+	if c.stopBaseHook != nil {
+		c.stopBaseHook()
+	}
 	keep := w.finish()
 	if w.hijacked {
 		return false

@@ -238,6 +238,54 @@ func TestBaseContext(t *testing.T) {
 	wantBody(t, body, "base")
 }
 
+// TestBaseContextCancel proves that BaseContext ending cancels the
+// context of a request being served, of one whose connection was hijacked
+// (no longer tracked by the server), and of one that begins afterwards.
+func TestBaseContextCancel(t *testing.T) {
+	base, cancelBase := context.WithCancel(context.Background())
+	defer cancelBase()
+	started := make(chan string, 2)
+	ended := make(chan string, 3)
+	ts := start(t, &h1server.Server{BaseContext: base, Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path == "/hijack" {
+			conn, _, err := http.NewResponseController(w).Hijack()
+			if err != nil {
+				t.Errorf("hijack: %v", err)
+				return
+			}
+			defer conn.Close()
+		}
+		if r.URL.Path != "/late" {
+			started <- r.URL.Path
+		}
+		select {
+		case <-r.Context().Done():
+			ended <- r.URL.Path + " " + r.Context().Err().Error()
+		case <-time.After(10 * time.Second):
+			ended <- r.URL.Path + " not cancelled"
+		}
+	})})
+	active, hijacked := dial(t, ts), dial(t, ts)
+	active.send("GET /active HTTP/1.1\r\nHost: x\r\n\r\n")
+	hijacked.send("GET /hijack HTTP/1.1\r\nHost: x\r\n\r\n")
+	got := map[string]bool{recv(t, started, "a handler"): true, recv(t, started, "a handler"): true}
+	if !got["/active"] || !got["/hijack"] {
+		t.Fatalf("started %v", got)
+	}
+	cancelBase()
+	want := map[string]bool{"/active context canceled": true, "/hijack context canceled": true}
+	for range 2 {
+		if e := recv(t, ended, "a cancelled handler"); !want[e] {
+			t.Fatalf("handler ended with %q", e)
+		}
+	}
+	late := dial(t, ts)
+	late.send("GET /late HTTP/1.1\r\nHost: x\r\n\r\n")
+	if e := recv(t, ended, "the late handler"); e != "/late context canceled" {
+		t.Fatalf("late request: %q", e)
+	}
+}
+
 // TestPanics proves that a handler panicking with http.ErrAbortHandler
 // has its connection closed without a response and without a log line,
 // that any other panic is logged, and that the server serves on.

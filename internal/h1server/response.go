@@ -2,6 +2,7 @@ package h1server
 
 import (
 	"bufio"
+	"context"
 	"errors"
 	"net"
 	"net/http"
@@ -210,8 +211,15 @@ func (w *response) Hijack() (net.Conn, *bufio.ReadWriter, error) {
 	w.hijacked = true
 	c.hijacked = true
 	// Not waited for by Shutdown nor closed by Close from now on, though
-	// the handler may run on (as net/http's StateHijacked).
+	// the handler may run on (as net/http's StateHijacked). Nor reached by
+	// cancelRequests: the request's context now ends with BaseContext
+	// through a hook of its own.
 	c.srv.remove(c)
+	if base := c.srv.BaseContext; base != nil && base.Done() != nil {
+		if rc := c.rctx.Load(); rc != nil {
+			c.stopBaseHook = context.AfterFunc(base, rc.Cancel)
+		}
+	}
 	return c.rwc, bufio.NewReadWriter(c.br, c.bw), nil
 }
 

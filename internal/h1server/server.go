@@ -65,6 +65,13 @@ type Server struct {
 	listeners map[net.Listener]struct{}
 	conns     map[*conn]struct{}
 	closing   atomic.Bool // Shutdown or Close called: no new requests
+
+	// Requests' contexts (internal/reqctx) take their values from values,
+	// BaseContext without its cancellation; BaseContext ending cancels
+	// them through one hook for the whole server, not one per request.
+	baseOnce  sync.Once
+	values    context.Context
+	baseEnded atomic.Bool
 }
 
 // Connection states, for Shutdown: idle connections are closed at once,
@@ -94,6 +101,7 @@ func (s *Server) Serve(l net.Listener) error {
 		return ErrServerClosed
 	}
 	defer s.untrack(l)
+	s.initBase()
 	var backoff time.Duration
 	for {
 		nc, err := l.Accept()
@@ -118,6 +126,32 @@ func (s *Server) Serve(l net.Listener) error {
 			return ErrServerClosed
 		}
 		go c.serve()
+	}
+}
+
+func (s *Server) initBase() {
+	s.baseOnce.Do(func() {
+		base := s.BaseContext
+		if base == nil {
+			base = context.Background()
+		}
+		s.values = context.WithoutCancel(base)
+		if base.Done() != nil {
+			context.AfterFunc(base, s.cancelRequests)
+		}
+	})
+}
+
+// cancelRequests cancels the request each connection is serving, once
+// BaseContext ended; serveRequest cancels the ones that begin after.
+func (s *Server) cancelRequests() {
+	s.baseEnded.Store(true)
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for c := range s.conns {
+		if rc := c.rctx.Load(); rc != nil {
+			rc.Cancel()
+		}
 	}
 }
 

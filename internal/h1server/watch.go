@@ -133,8 +133,8 @@ func (c *conn) watchClient() {
 	}
 	if err != nil && c.watch == watchOn {
 		c.clientGone = true
-		if c.cancel != nil {
-			c.cancel()
+		if rc := c.rctx.Load(); rc != nil {
+			rc.Cancel()
 		}
 	}
 	c.watch = watchOff
