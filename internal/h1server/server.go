@@ -135,12 +135,18 @@ func (s *Server) initBase() {
 		if base == nil {
 			base = context.Background()
 		}
-		s.values = context.WithoutCancel(base)
+		// The value context on top is for speed: a lookup that misses
+		// (httptrace's, on every proxied request) allocates when it starts
+		// at a withoutCancelCtx, which boxes itself, and not when the
+		// standard library's walk reaches one from a value context.
+		s.values = context.WithValue(context.WithoutCancel(base), serverKey{}, s)
 		if base.Done() != nil {
 			context.AfterFunc(base, s.cancelRequests)
 		}
 	})
 }
+
+type serverKey struct{}
 
 // cancelRequests cancels the request each connection is serving, once
 // BaseContext ended; serveRequest cancels the ones that begin after.

@@ -38,13 +38,18 @@ var (
 // $proxy_add_x_forwarded_for does), and X-Forwarded-Host and -Proto to
 // what the client asked for.
 func SetForwarded(out http.Header, r *http.Request) {
+	// One allocation holds both values; each slice is capped so that an
+	// append to one cannot write into the other.
+	values := make([]string, 2)
 	if ip, _, err := net.SplitHostPort(r.RemoteAddr); err == nil {
 		if prior := r.Header["X-Forwarded-For"]; len(prior) > 0 {
 			ip = strings.Join(prior, ", ") + ", " + ip
 		}
-		out["X-Forwarded-For"] = []string{ip}
+		values[0] = ip
+		out["X-Forwarded-For"] = values[0:1:1]
 	}
-	out["X-Forwarded-Host"] = []string{r.Host}
+	values[1] = r.Host
+	out["X-Forwarded-Host"] = values[1:2:2]
 	if r.TLS == nil {
 		out["X-Forwarded-Proto"] = protoHTTP
 	} else {

@@ -139,6 +139,10 @@ func isHex(c byte) bool {
 	return '0' <= c && c <= '9' || 'a' <= c && c <= 'f' || 'A' <= c && c <= 'F'
 }
 
+// noUserAgent is shared, never modified: header values are not written
+// to after a request is sent.
+var noUserAgent = []string{""}
+
 // copyRequestHeader copies r's headers to out without hop-by-hop headers,
 // the headers Connection names, inbound forwarding headers and umbra's own
 // copy marks, then sets X-Forwarded-For/-Host/-Proto.
@@ -157,7 +161,7 @@ func copyRequestHeader(out http.Header, r *http.Request) {
 		out["Te"] = []string{"trailers"}
 	}
 	if _, ok := in["User-Agent"]; !ok {
-		out["User-Agent"] = []string{""} // no Go default user agent
+		out["User-Agent"] = noUserAgent // no Go default user agent
 	}
 	headers.SetForwarded(out, r)
 }

@@ -2,6 +2,7 @@ package proxy
 
 import (
 	"context"
+	"encoding/binary"
 	"encoding/hex"
 	"log/slog"
 	"math/rand/v2"
@@ -9,6 +10,7 @@ import (
 	"strconv"
 	"sync/atomic"
 	"time"
+	"unsafe"
 
 	"github.com/umbragw/umbra/internal/metrics"
 	"github.com/umbragw/umbra/internal/shadow"
@@ -132,8 +134,8 @@ func ensureRequestID(r *http.Request) string {
 		return v[0]
 	}
 	id := newRequestID()
-	r.Header[HeaderRequestID] = []string{id}
-	return id
+	r.Header[HeaderRequestID] = id.values[:]
+	return id.values[0]
 }
 
 func validRequestID(s string) bool {
@@ -148,17 +150,24 @@ func validRequestID(s string) bool {
 	return true
 }
 
+// requestID is a generated id and the header value holding it, in one
+// allocation (three with hex.EncodeToString and a []string).
+type requestID struct {
+	values [1]string
+	text   [32]byte
+}
+
 // newRequestID returns 128 random bits in hex. Ids need to be unique, not
 // secret, so the runtime's fast per-thread generator is enough.
-func newRequestID() string {
+func newRequestID() *requestID {
+	id := new(requestID)
 	var b [16]byte
-	for i := 0; i < 16; i += 8 {
-		v := rand.Uint64()
-		for j := 0; j < 8; j++ {
-			b[i+j] = byte(v >> (8 * j))
-		}
-	}
-	return hex.EncodeToString(b[:])
+	binary.LittleEndian.PutUint64(b[:8], rand.Uint64())
+	binary.LittleEndian.PutUint64(b[8:], rand.Uint64())
+	hex.Encode(id.text[:], b[:])
+	// The string shares id.text, which is never written again.
+	id.values[0] = unsafe.String(&id.text[0], len(id.text))
+	return id
 }
 
 // writeError sends a short JSON error body, the same shape everywhere.

@@ -44,7 +44,9 @@ type Context struct {
 // its requests itself when its base context ends, with one hook per
 // connection rather than one per request. Pass a parent without
 // cancellation (context.WithoutCancel), so that the standard library,
-// looking for a cancel context through Value, never finds the parent's.
+// looking for a cancel context through Value, never finds the parent's;
+// wrapped in a value context (context.WithValue) so that lookups do not
+// allocate (withoutCancelCtx.Value boxes its receiver).
 func New(parent context.Context) *Context {
 	return &Context{parent: parent}
 }

@@ -13,8 +13,11 @@ import (
 
 type valueKey string
 
+// background is a parent as h1server makes it: values, no cancellation.
 func background() context.Context {
-	return context.WithoutCancel(context.WithValue(context.Background(), valueKey("k"), "v"))
+	base, cancel := context.WithCancel(context.WithValue(context.Background(), valueKey("k"), "v"))
+	_ = cancel
+	return context.WithValue(context.WithoutCancel(base), valueKey("server"), 1)
 }
 
 func TestCancelRunsHooksOnceAndEndsContext(t *testing.T) {
@@ -194,6 +197,9 @@ func TestRequestCostsOneAllocation(t *testing.T) {
 	h := NewHook(func() {})
 	allocs := testing.AllocsPerRun(1000, func() {
 		c := New(parent)
+		if httptrace.ContextClientTrace(c) != nil { // a lookup that misses
+			t.Fatal("a client trace out of nowhere")
+		}
 		c.Watch(h)
 		c.Unwatch(h)
 		_ = c.Err()
