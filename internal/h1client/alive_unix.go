@@ -17,6 +17,11 @@ func (c *conn) alive() bool {
 	if !ok {
 		return true
 	}
+	// The last request's header deadline may have passed while the
+	// connection was idle; the peek below would fail on it.
+	if !c.readDeadline.IsZero() {
+		c.clearReadDeadline()
+	}
 	rc, err := sc.SyscallConn()
 	if err != nil {
 		return false

@@ -32,6 +32,9 @@ type conn struct {
 	// which reading fails: a upstream sending endless headers must not
 	// grow the gateway's memory (http.Transport caps them too). 0: no cap.
 	headerLimit int64
+	// readDeadline is the read deadline set, zero for none. It may outlive
+	// its request (see roundTrip).
+	readDeadline time.Time
 
 	// The current request's context is watched so that it ending aborts
 	// the exchange: through hook when it is a reqctx.Context (h1server's
@@ -40,6 +43,25 @@ type conn struct {
 	hook      *reqctx.Hook
 	watched   *reqctx.Context
 	stopAfter func() bool
+}
+
+// armReadDeadline makes reads fail after d from now, or up to
+// lazyDelay(d) later. Like nginx's timers (NGX_TIMER_LAZY_DELAY), it
+// leaves alone a deadline already in that window: a connection carrying
+// request after request changes its deadline (a runtime timer update)
+// once in a while, not twice per request.
+func (c *conn) armReadDeadline(d time.Duration) {
+	want := time.Now().Add(d)
+	if !c.readDeadline.Before(want) {
+		return
+	}
+	c.readDeadline = want.Add(min(d/16, 300*time.Millisecond))
+	c.nc.SetReadDeadline(c.readDeadline)
+}
+
+func (c *conn) clearReadDeadline() {
+	c.readDeadline = time.Time{}
+	c.nc.SetReadDeadline(time.Time{})
 }
 
 // abort wakes up whatever blocks on the connection, for good.
@@ -103,7 +125,7 @@ func (c *conn) roundTrip(ctx context.Context, req *http.Request) (*http.Response
 	// only, no body) fits in the socket buffer, so writing it does not
 	// block, and one deadline is half the timer work of two.
 	if t := c.pool.opts.HeaderTimeout; t > 0 {
-		c.nc.SetReadDeadline(time.Now().Add(t))
+		c.armReadDeadline(t)
 	}
 	c.headerLimit = MaxHeaderBytes
 	resp, err := c.exchange(req)
@@ -112,12 +134,15 @@ func (c *conn) roundTrip(ctx context.Context, req *http.Request) (*http.Response
 		c.unwatch()
 		return nil, c.explain(ctx, err)
 	}
-	if c.pool.opts.HeaderTimeout > 0 {
-		c.nc.SetReadDeadline(time.Time{})
+	// A body still to come from the network may take its time: the
+	// header deadline goes. One that is in the buffer already is read
+	// without the network, so the deadline can stay for the next request.
+	if !c.readDeadline.IsZero() && !bodyBuffered(resp) {
+		c.clearReadDeadline()
 		// The client may have left between the exchange and clearing the
-		// deadline; the AfterFunc has then already run, so abort again.
+		// deadline; the abort has then already run, so abort again.
 		if ctx.Err() != nil {
-			c.nc.SetDeadline(aLongTimeAgo)
+			c.abort()
 		}
 	}
 	// After a 101 the server speaks another protocol on the connection

@@ -419,6 +419,35 @@ func TestHeaderTimeoutOnReusedConn(t *testing.T) {
 	}
 }
 
+// TestHeaderDeadlineLeftFromLastRequest: a response whose body was all in
+// the buffer leaves its header deadline on the connection (one timer
+// update fewer per request). A connection idle past that deadline must
+// still pass the liveness probe and carry the next request, and a request
+// right after one must still time out no sooner than HeaderTimeout.
+func TestHeaderDeadlineLeftFromLastRequest(t *testing.T) {
+	srv := stallServer(t, func(id, n int) string {
+		if n <= 2 {
+			return "HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok"
+		}
+		return ""
+	})
+	const timeout = 100 * time.Millisecond
+	p, dials := newTestPool(t, srv.addr, Options{HeaderTimeout: timeout})
+	mustGet(t, p, srv.addr, "/", "ok")
+	time.Sleep(probeAfter + 3*timeout) // the deadline passed; the probe runs
+	mustGet(t, p, srv.addr, "/", "ok")
+	if got := dials.Load(); got != 1 {
+		t.Fatalf("dials = %d, want 1: the idle connection was taken for dead", got)
+	}
+	_, elapsed, err := roundTripWithin(t, p, newReq(t, context.Background(), "GET", srv.addr, "/"), 2*time.Second)
+	if !isTimeout(err) {
+		t.Fatalf("error %v, want a timeout", err)
+	}
+	if elapsed < timeout {
+		t.Errorf("timed out after %v, sooner than HeaderTimeout %v", elapsed, timeout)
+	}
+}
+
 // TestHeaderTimeoutNotOnBody: HeaderTimeout bounds only the headers; a
 // body slower than it is read completely, and the connection reused.
 func TestHeaderTimeoutNotOnBody(t *testing.T) {

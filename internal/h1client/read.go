@@ -35,6 +35,16 @@ func readResponse(br *bufio.Reader, req *http.Request) (*http.Response, error) {
 	return http.ReadResponse(br, req)
 }
 
+// bodyBuffered reports whether the whole body of resp, as readResponse
+// returned it, is in the connection's buffer already.
+func bodyBuffered(resp *http.Response) bool {
+	if resp.Body == http.NoBody {
+		return true
+	}
+	b, ok := resp.Body.(*fixedBody)
+	return ok && b.left <= int64(b.br.Buffered())
+}
+
 // parseSimple reads a response head as http.ReadResponse would, or returns
 // nil for anything but HTTP/1.x, a three-digit final status that has a
 // body, to a request other than HEAD, framed by exactly one Content-Length

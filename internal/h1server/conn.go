@@ -34,8 +34,11 @@ type conn struct {
 	res      response
 	// rctx is the context of the request being served, nil between
 	// requests; the hang-up watch and Server.cancelRequests cancel it.
-	rctx     atomic.Pointer[reqctx.Context]
-	hijacked bool
+	rctx atomic.Pointer[reqctx.Context]
+	// readDeadline is the read deadline last set, if readDeadlineKnown.
+	readDeadline      time.Time
+	readDeadlineKnown bool
+	hijacked          bool
 	// stopBaseHook unhooks a hijacked request's context from BaseContext.
 	stopBaseHook func() bool
 	// simple is the request parseSimple fills; serveRequest hands the
@@ -115,17 +118,18 @@ func (c *conn) readRequest() (*http.Request, error) {
 		if !c.state.CompareAndSwap(stateActive, stateIdle) && c.state.Load() == stateClosed {
 			return nil, errClosed
 		}
-		// One deadline change per request: the idle limit (or none). The
-		// header limit below is needed only when the head came in pieces.
-		var d time.Time
+		// At most one deadline change per request: the idle limit (or
+		// none). The header limit below is needed only when the head came
+		// in pieces.
 		idle := s.IdleTimeout
 		if idle <= 0 {
 			idle = s.ReadHeaderTimeout // as documented, and as net/http
 		}
 		if idle > 0 {
-			d = time.Now().Add(idle)
+			c.armReadDeadline(idle)
+		} else {
+			c.setReadDeadline(time.Time{})
 		}
-		c.rwc.SetReadDeadline(d)
 		if _, err := c.br.Peek(1); err != nil {
 			return nil, err
 		}
@@ -146,7 +150,7 @@ func (c *conn) readRequest() (*http.Request, error) {
 			return req, nil
 		}
 	} else if s.ReadHeaderTimeout > 0 {
-		c.rwc.SetReadDeadline(time.Now().Add(s.ReadHeaderTimeout))
+		c.setReadDeadline(time.Now().Add(s.ReadHeaderTimeout))
 	}
 	max := s.MaxHeaderBytes
 	if max <= 0 {
@@ -165,10 +169,43 @@ func (c *conn) readRequest() (*http.Request, error) {
 		return nil, err
 	}
 	if req.Body != http.NoBody {
-		c.rwc.SetReadDeadline(time.Time{}) // the body may take its time
+		c.setReadDeadline(time.Time{}) // the body may take its time
 	}
 	return req, nil
 }
+
+// setReadDeadline sets the connection's read deadline and remembers it.
+// Every change of the read deadline while the connection is served goes
+// through here or forgets the one remembered (readDeadlineKnown false).
+func (c *conn) setReadDeadline(t time.Time) {
+	c.rwc.SetReadDeadline(t)
+	c.readDeadline, c.readDeadlineKnown = t, true
+}
+
+// setReadDeadlineErr is setReadDeadline for http.ResponseController,
+// which wants the error.
+func (c *conn) setReadDeadlineErr(t time.Time) error {
+	err := c.rwc.SetReadDeadline(t)
+	c.readDeadline, c.readDeadlineKnown = t, err == nil
+	return err
+}
+
+// armReadDeadline makes reads fail after d from now, or up to lazyDelay(d)
+// later. Like nginx's timers (NGX_TIMER_LAZY_DELAY), it leaves alone a
+// deadline already in that window: a connection carrying request after
+// request changes its deadline (a runtime timer update) once in a while,
+// not once per request.
+func (c *conn) armReadDeadline(d time.Duration) {
+	want := time.Now().Add(d)
+	if c.readDeadlineKnown && !c.readDeadline.Before(want) {
+		return
+	}
+	c.setReadDeadline(want.Add(lazyDelay(d)))
+}
+
+// lazyDelay is how much later than asked a timeout of d may fire: nginx's
+// 300 ms, less for short timeouts.
+func lazyDelay(d time.Duration) time.Duration { return min(d/16, 300*time.Millisecond) }
 
 // headLength is the length of the request head if it is all in the
 // buffer already (so reading it cannot block), or 0.

@@ -28,6 +28,22 @@ func TestIdleTimeout(t *testing.T) {
 	silent.expectClosed()
 }
 
+// TestIdleTimeoutRenewedByRequests proves that each request restarts the
+// idle limit, which the server updates lazily (not for every request): a
+// connection busy for longer than IdleTimeout is not cut, and is once it
+// goes quiet.
+func TestIdleTimeoutRenewedByRequests(t *testing.T) {
+	const idle = 200 * time.Millisecond
+	ts := start(t, &h1server.Server{Handler: http.HandlerFunc(framingHandler), IdleTimeout: idle})
+	c := dial(t, ts)
+	for end := time.Now().Add(4 * idle); time.Now().Before(end); time.Sleep(idle / 5) {
+		resp, body := c.roundTrip("GET /length HTTP/1.1\r\nHost: x\r\n\r\n")
+		wantStatus(t, resp, 200)
+		wantBody(t, body, "hello")
+	}
+	c.expectClosed()
+}
+
 // TestIdleTimeoutFromReadHeaderTimeout proves the documented default: with
 // IdleTimeout 0, ReadHeaderTimeout bounds the wait for a request (as with
 // net/http), so an idle connection is not kept for ever.

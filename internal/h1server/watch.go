@@ -101,7 +101,7 @@ func (c *conn) stopWatch() {
 		c.watch = watchCancelled // watchClient runs but has not read yet
 	case watchOn:
 		c.watch = watchCancelled
-		c.rwc.SetReadDeadline(aLongTimeAgo)
+		c.setReadDeadline(aLongTimeAgo)
 	}
 	for c.watch != watchOff {
 		c.cond.Wait()
@@ -121,7 +121,7 @@ func (c *conn) watchClient() {
 	}
 	c.watch = watchOn
 	// Reads block from now on, whatever deadline the request wait left.
-	c.rwc.SetReadDeadline(time.Time{})
+	c.setReadDeadline(time.Time{})
 	c.mu.Unlock()
 
 	n, err := c.rwc.Read(c.cr.oneByte[:])
