@@ -154,7 +154,15 @@ func (c *conn) roundTrip(ctx context.Context, req *http.Request) (*http.Response
 		resp.Body = http.NoBody
 		return resp, nil
 	}
-	resp.Body = &body{rc: resp.Body, c: c, ctx: ctx, reusable: reusable}
+	b, ok := resp.Body.(*fixedBody)
+	var wrapper *body
+	if ok {
+		wrapper = &b.wrapper
+	} else {
+		wrapper = new(body)
+	}
+	wrapper.rc, wrapper.c, wrapper.ctx, wrapper.reusable = resp.Body, c, ctx, reusable
+	resp.Body = wrapper
 	return resp, nil
 }
 
