@@ -144,7 +144,8 @@ func (c *conn) readRequest() (*http.Request, error) {
 		if parseSimple(head, &c.simple) {
 			c.br.Discard(n)
 			req := &c.simple
-			if err := validate(req); err != nil {
+			// parseSimple checked the fields as validate does.
+			if err := validateHost(req); err != nil {
 				return nil, err
 			}
 			return req, nil
@@ -227,14 +228,8 @@ func validate(req *http.Request) error {
 	if req.ProtoMajor != 1 {
 		return statusError{http.StatusHTTPVersionNotSupported, "unsupported protocol version"}
 	}
-	// http.ReadRequest moved the Host field to req.Host (and refused
-	// several). An empty one is taken for a missing one: RFC 9112 allows it
-	// only for targets without an authority, which a gateway does not serve.
-	switch {
-	case req.Host == "" && req.ProtoAtLeast(1, 1) && req.Method != http.MethodConnect:
-		return statusError{http.StatusBadRequest, "missing required Host header"}
-	case !httpguts.ValidHostHeader(req.Host):
-		return statusError{http.StatusBadRequest, "malformed Host header"}
+	if err := validateHost(req); err != nil {
+		return err
 	}
 	for k, vs := range req.Header {
 		if !httpguts.ValidHeaderFieldName(k) {
@@ -248,6 +243,20 @@ func validate(req *http.Request) error {
 	}
 	if e, ok := req.Header["Expect"]; ok && !(len(e) == 1 && strings.EqualFold(e[0], "100-continue")) {
 		return statusError{http.StatusExpectationFailed, ""}
+	}
+	return nil
+}
+
+// validateHost checks the Host field, which http.ReadRequest moved to
+// req.Host (and refused several). An empty one is taken for a missing one:
+// RFC 9112 allows it only for targets without an authority, which a
+// gateway does not serve.
+func validateHost(req *http.Request) error {
+	switch {
+	case req.Host == "" && req.ProtoAtLeast(1, 1) && req.Method != http.MethodConnect:
+		return statusError{http.StatusBadRequest, "missing required Host header"}
+	case !httpguts.ValidHostHeader(req.Host):
+		return statusError{http.StatusBadRequest, "malformed Host header"}
 	}
 	return nil
 }

@@ -42,15 +42,32 @@ func parseSimple(head []byte, r *http.Request) bool {
 	default:
 		return false
 	}
-	u, err := url.ParseRequestURI(target)
-	if err != nil {
+	u := requestURL(target)
+	if u == nil {
 		return false
 	}
-	h, ok := headers.ParseFields(s[eol+2:len(s)-2], lines, acceptRequestField)
+	// Host comes first from nearly every client: it goes to r.Host without
+	// passing through the header map (http.ReadRequest deletes it there).
+	fields := s[eol+2 : len(s)-2]
+	var host []string
+	if v, rest, ok := strings.Cut(fields, "\r\n"); ok && strings.HasPrefix(v, "Host:") {
+		v = headers.TrimSpace(v[len("Host:"):])
+		if !httpguts.ValidHeaderFieldValue(v) {
+			return false
+		}
+		host = []string{v}
+		fields, lines = rest, lines-1
+	}
+	h, ok := headers.ParseFields(fields, lines, acceptRequestField)
 	if !ok {
 		return false
 	}
-	host, conn := h["Host"], h["Connection"]
+	if host == nil {
+		host = h["Host"]
+	} else if h["Host"] != nil {
+		return false // two: http.ReadRequest refuses them
+	}
+	conn := h["Connection"]
 	if len(host) > 1 || len(h["Content-Length"]) > 1 {
 		return false // http.ReadRequest refuses or merges these
 	}
@@ -66,7 +83,9 @@ func parseSimple(head []byte, r *http.Request) bool {
 	}
 	if len(host) == 1 {
 		r.Host = host[0]
-		delete(h, "Host") // as http.ReadRequest does: it is in r.Host
+		if _, ok := h["Host"]; ok {
+			delete(h, "Host") // as http.ReadRequest does: it is in r.Host
+		}
 	}
 	if minor == 0 {
 		r.Close = !httpguts.HeaderValuesContainsToken(conn, "keep-alive") || httpguts.HeaderValuesContainsToken(conn, "close")
@@ -75,6 +94,48 @@ func parseSimple(head []byte, r *http.Request) bool {
 	}
 	return true
 }
+
+// requestURL parses an origin-form target as url.ParseRequestURI does.
+// The common target, a path of characters that need no escaping and a
+// query without control bytes, is read here without the general parser
+// (which showed in the profile); anything else goes to ParseRequestURI.
+func requestURL(target string) *url.URL {
+	path, query, hasQuery := strings.Cut(target, "?")
+	for i := 0; i < len(path); i++ {
+		if !plainPathByte[path[i]] {
+			return parseRequestURI(target)
+		}
+	}
+	for i := 0; i < len(query); i++ {
+		if c := query[i]; c < ' ' || c == 0x7f {
+			return nil // ParseRequestURI refuses control bytes
+		}
+	}
+	return &url.URL{Path: path, RawQuery: query, ForceQuery: hasQuery && query == ""}
+}
+
+func parseRequestURI(target string) *url.URL {
+	u, err := url.ParseRequestURI(target)
+	if err != nil {
+		return nil
+	}
+	return u
+}
+
+// plainPathByte: the bytes a path keeps as they are in url.URL.Path (no
+// escaping, no RawPath): letters, digits and "-._~$&+,/:;=@".
+var plainPathByte = func() (t [256]bool) {
+	for c := 'a'; c <= 'z'; c++ {
+		t[c], t[c-'a'+'A'] = true, true
+	}
+	for c := '0'; c <= '9'; c++ {
+		t[c] = true
+	}
+	for _, c := range "-._~$&+,/:;=@" {
+		t[c] = true
+	}
+	return t
+}()
 
 // acceptRequestField refuses the fields http.ReadRequest gives meaning
 // to beyond the header: framing, trailers, Pragma's Cache-Control,

@@ -5,6 +5,7 @@ import (
 	"bytes"
 	"io"
 	"net/http"
+	"net/url"
 	"reflect"
 	"strings"
 	"testing"
@@ -40,6 +41,28 @@ var simpleSeeds = []string{
 	"GET / HTTP/1.1\r\n:x\r\n\r\n",
 }
 
+// edgeSeeds are targets at the edge of requestURL's plain case and Host
+// fields at the edge of parseSimple's first-line shortcut: read or left,
+// whatever is read must equal http.ReadRequest's reading.
+var edgeSeeds = []string{
+	"GET /a? HTTP/1.1\r\nHost: x\r\n\r\n",
+	"GET /a?? HTTP/1.1\r\nHost: x\r\n\r\n",
+	"GET /a?b?c HTTP/1.1\r\nHost: x\r\n\r\n",
+	"GET //x/y HTTP/1.1\r\nHost: x\r\n\r\n",
+	"GET /a!b/(c)*'d HTTP/1.1\r\nHost: x\r\n\r\n",
+	"GET /p?q#frag HTTP/1.1\r\nHost: x\r\n\r\n",
+	"GET /p#frag HTTP/1.1\r\nHost: x\r\n\r\n",
+	"GET /\xc3\xbc?\xc3\xbc=1 HTTP/1.1\r\nHost: x\r\n\r\n",
+	"GET /a;b=c,d$e&f+g:h@i~j HTTP/1.1\r\nHost: x\r\n\r\n",
+	"GET /p?a\x7fb HTTP/1.1\r\nHost: x\r\n\r\n",
+	"GET / HTTP/1.1\r\nHost:x\r\n\r\n",
+	"GET / HTTP/1.1\r\nHost: \t x \r\nA: b\r\n\r\n",
+	"GET / HTTP/1.1\r\nHost: a\r\nhost: b\r\n\r\n",
+	"GET / HTTP/1.1\r\nHost: a\x00b\r\n\r\n",
+	"GET / HTTP/1.1\r\nHost:\r\n\r\n",
+	"GET / HTTP/1.1\r\nHostname: a\r\n\r\n",
+}
+
 // TestParseSimpleAccepts: the common heads take the fast path.
 func TestParseSimpleAccepts(t *testing.T) {
 	for _, head := range simpleSeeds[:7] {
@@ -64,7 +87,7 @@ func TestParseSimpleLeaves(t *testing.T) {
 // FuzzParseSimple: whatever parseSimple reads, http.ReadRequest reads the
 // same way: same request, same fields, same length.
 func FuzzParseSimple(f *testing.F) {
-	for _, s := range simpleSeeds {
+	for _, s := range append(simpleSeeds, edgeSeeds...) {
 		f.Add([]byte(s))
 	}
 	f.Fuzz(func(t *testing.T, data []byte) {
@@ -92,7 +115,7 @@ func FuzzParseSimple(f *testing.F) {
 // TestParseSimpleMatchesReadRequest runs the seeds through the same
 // comparison as the fuzzer, so plain `go test` checks it too.
 func TestParseSimpleMatchesReadRequest(t *testing.T) {
-	for _, head := range simpleSeeds {
+	for _, head := range append(simpleSeeds, edgeSeeds...) {
 		var got http.Request
 		if !parseSimple([]byte(head), &got) {
 			continue
@@ -111,6 +134,7 @@ func compareRequests(t *testing.T, head []byte, got, want *http.Request) {
 		Method, Proto, Host, RequestURI string
 		Major, Minor                    int
 		URL                             string
+		URLValue                        url.URL
 		Path, RawPath, RawQuery         string
 		Header                          http.Header
 		ContentLength                   int64
@@ -120,7 +144,7 @@ func compareRequests(t *testing.T, head []byte, got, want *http.Request) {
 		Trailer                         http.Header
 	}
 	v := func(r *http.Request) view {
-		return view{r.Method, r.Proto, r.Host, r.RequestURI, r.ProtoMajor, r.ProtoMinor, r.URL.String(),
+		return view{r.Method, r.Proto, r.Host, r.RequestURI, r.ProtoMajor, r.ProtoMinor, r.URL.String(), *r.URL,
 			r.URL.Path, r.URL.RawPath, r.URL.RawQuery, r.Header, r.ContentLength, r.TransferEncoding,
 			r.Close, r.Body == http.NoBody, r.Trailer}
 	}

@@ -34,7 +34,7 @@ func ParseFields(s string, n int, accept func(k, v string) bool) (http.Header, b
 		if !ok || !isToken(k) {
 			return nil, false
 		}
-		v = trimSpace(v)
+		v = TrimSpace(v)
 		if !httpguts.ValidHeaderFieldValue(v) {
 			return nil, false
 		}
@@ -58,8 +58,8 @@ func ParseFields(s string, n int, accept func(k, v string) bool) (http.Header, b
 	return h, true
 }
 
-// trimSpace drops the spaces and tabs around a field value.
-func trimSpace(v string) string {
+// TrimSpace drops the spaces and tabs around a field value.
+func TrimSpace(v string) string {
 	for len(v) > 0 && (v[0] == ' ' || v[0] == '\t') {
 		v = v[1:]
 	}
