@@ -69,8 +69,12 @@ func writeRequest(bw *bufio.Writer, req *http.Request) error {
 }
 
 // excluded are the fields Request.Write writes itself, or not at all.
-var excluded = map[string]bool{
-	"Host": true, "User-Agent": true, "Content-Length": true, "Transfer-Encoding": true, "Trailer": true,
+func excluded(k string) bool {
+	switch k {
+	case "Host", "User-Agent", "Content-Length", "Transfer-Encoding", "Trailer":
+		return true
+	}
+	return false
 }
 
 // tracesWrites: the request's httptrace wants to hear of written fields,

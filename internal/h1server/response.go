@@ -119,7 +119,7 @@ func (w *response) writeInformational(code int) {
 	}
 	bw := w.c.bw
 	writeStatusLine(bw, true, code)
-	headers.WriteFields(bw, w.header, framing) // a 1xx has no body
+	headers.WriteFields(bw, w.header, isFraming) // a 1xx has no body
 	bw.WriteString("\r\n")
 	w.fail(bw.Flush())
 }
@@ -296,15 +296,18 @@ func (w *response) commit(final bool) {
 	}
 	bw := w.c.bw
 	writeStatusLine(bw, is11, w.status)
-	headers.WriteFields(bw, h, w.trailerNames())
+	headers.WriteFields(bw, h, isTrailerKey)
 	if w.chunked {
 		bw.WriteString("Transfer-Encoding: chunked\r\n")
 	}
 	bw.WriteString("\r\n")
 }
 
-// framing fields describe a body; 1xx answers have none.
-var framing = map[string]bool{"Content-Length": true, "Transfer-Encoding": true}
+// isFraming: the fields describing a body; 1xx answers have none.
+func isFraming(k string) bool { return k == "Content-Length" || k == "Transfer-Encoding" }
+
+// isTrailerKey: keys with http.TrailerPrefix hold trailers, not fields.
+func isTrailerKey(k string) bool { return strings.HasPrefix(k, http.TrailerPrefix) }
 
 // Values the response puts into the handler's header map when it starts,
 // shared by all responses: like the map itself after that point, they are
@@ -315,25 +318,20 @@ var (
 	keepAlive       = []string{"keep-alive"}
 )
 
-// trailerNames are the header keys that are trailers, not header fields:
-// those prefixed with http.TrailerPrefix. A field declared in "Trailer"
-// and set before the body is sent in the header too, as by net/http.
-func (w *response) trailerNames() map[string]bool {
-	var names map[string]bool
+// hasTrailers reports whether the handler declared or set trailers: a
+// "Trailer" field, or keys with http.TrailerPrefix (which are not written
+// as fields; a field declared in "Trailer" and set before the body is sent
+// in the header too, as by net/http).
+func (w *response) hasTrailers() bool {
+	if len(w.header["Trailer"]) > 0 {
+		return true
+	}
 	for k := range w.header {
-		if strings.HasPrefix(k, http.TrailerPrefix) {
-			if names == nil {
-				names = map[string]bool{}
-			}
-			names[k] = true
+		if isTrailerKey(k) {
+			return true
 		}
 	}
-	return names
-}
-
-// hasTrailers reports whether the handler declared or set trailers.
-func (w *response) hasTrailers() bool {
-	return len(w.header["Trailer"]) > 0 || w.trailerNames() != nil
+	return false
 }
 
 // finish ends the response after the handler returned: header if none was

@@ -7,12 +7,13 @@ import (
 	"golang.org/x/net/http/httpguts"
 )
 
-// WriteFields writes every field of h whose name is valid and not in
-// skip, in map order: HTTP gives distinct field names no order, and the
-// sorting net/http does showed in umbra's profile.
-func WriteFields(bw *bufio.Writer, h map[string][]string, skip map[string]bool) {
+// WriteFields writes every field of h whose name is valid and not one
+// skip reports, in map order: HTTP gives distinct field names no order,
+// and the sorting net/http does showed in umbra's profile. (skip is a
+// function, not a set: a switch on a few names costs less than hashing.)
+func WriteFields(bw *bufio.Writer, h map[string][]string, skip func(k string) bool) {
 	for k, vs := range h {
-		if skip[k] || !httpguts.ValidHeaderFieldName(k) {
+		if skip(k) || !httpguts.ValidHeaderFieldName(k) {
 			continue
 		}
 		for _, v := range vs {
