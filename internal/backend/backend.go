@@ -9,9 +9,11 @@
 package backend
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"net/http"
+	"net/http/httptrace"
 	"net/url"
 	"sync/atomic"
 	"time"
@@ -195,20 +197,30 @@ func (b *Backend) Close() {
 // waiting. Retries never go back to an endpoint already tried; when none
 // is left the last error is returned.
 func (b *Backend) RoundTrip(req *http.Request) (*http.Response, error) {
+	return b.Exchange(req.Context(), req, nil)
+}
+
+// Exchange is RoundTrip with the request's context and 1xx callback
+// given apart from req, for a caller that builds req from pooled parts:
+// on the synchronous HTTP/1.1 pool that spares the request copy
+// WithContext makes and an httptrace context value per request. req's own
+// context is ignored. A nil got1xx means the httptrace.ClientTrace of
+// ctx, if any.
+func (b *Backend) Exchange(ctx context.Context, req *http.Request, got1xx h1client.Got1xx) (*http.Response, error) {
 	e := b.pick(nil)
 	if e == nil {
 		return nil, ErrNoEndpoint
 	}
-	resp, err := b.send(e, req)
-	if err == nil || !b.retryable(req, err) {
+	resp, err := b.send(ctx, e, req, got1xx)
+	if err == nil || !b.retryable(ctx, req, err) {
 		return resp, err
 	}
-	return b.retry(req, e, err)
+	return b.retry(ctx, req, got1xx, e, err)
 }
 
 // retry runs the extra attempts; it is off the hot path, so the slice of
 // tried endpoints may allocate.
-func (b *Backend) retry(req *http.Request, first *endpoint, err error) (*http.Response, error) {
+func (b *Backend) retry(ctx context.Context, req *http.Request, got1xx h1client.Got1xx, first *endpoint, err error) (*http.Response, error) {
 	tried := []*endpoint{first}
 	for range b.s.retries {
 		e := b.pick(tried)
@@ -216,8 +228,8 @@ func (b *Backend) retry(req *http.Request, first *endpoint, err error) (*http.Re
 			return nil, err
 		}
 		var resp *http.Response
-		resp, err = b.send(e, req)
-		if err == nil || !isDialError(err) || req.Context().Err() != nil {
+		resp, err = b.send(ctx, e, req, got1xx)
+		if err == nil || !isDialError(err) || ctx.Err() != nil {
 			return resp, err
 		}
 		tried = append(tried, e)
@@ -226,9 +238,9 @@ func (b *Backend) retry(req *http.Request, first *endpoint, err error) (*http.Re
 }
 
 // retryable reports whether a failed first attempt may be retried.
-func (b *Backend) retryable(req *http.Request, err error) bool {
+func (b *Backend) retryable(ctx context.Context, req *http.Request, err error) bool {
 	return b.s.retries > 0 && isDialError(err) && idempotent(req.Method) &&
-		bodyless(req) && req.Context().Err() == nil
+		bodyless(req) && ctx.Err() == nil
 }
 
 func idempotent(method string) bool {
@@ -249,8 +261,20 @@ func bodyless(req *http.Request) bool {
 	return req.Body == nil || req.Body == http.NoBody
 }
 
+// withContext gives http.Transport the context and 1xx callback, which it
+// takes from the request only.
+func withContext(ctx context.Context, req *http.Request, got1xx h1client.Got1xx) *http.Request {
+	if got1xx != nil {
+		ctx = httptrace.WithClientTrace(ctx, &httptrace.ClientTrace{Got1xxResponse: got1xx})
+	}
+	if ctx == req.Context() {
+		return req
+	}
+	return req.WithContext(ctx)
+}
+
 // send makes one attempt on endpoint e and records its outcome.
-func (b *Backend) send(e *endpoint, req *http.Request) (*http.Response, error) {
+func (b *Backend) send(ctx context.Context, e *endpoint, req *http.Request, got1xx h1client.Got1xx) (*http.Response, error) {
 	req.URL.Scheme = e.url.Scheme
 	req.URL.Host = e.url.Host
 	switch b.hostPolicy {
@@ -264,9 +288,9 @@ func (b *Backend) send(e *endpoint, req *http.Request) (*http.Response, error) {
 	var resp *http.Response
 	var err error
 	if e.fast != nil && h1client.Eligible(req) {
-		resp, err = e.fast.RoundTrip(req)
+		resp, err = e.fast.Exchange(ctx, req, got1xx)
 	} else {
-		resp, err = b.transport.RoundTrip(req)
+		resp, err = b.transport.RoundTrip(withContext(ctx, req, got1xx))
 	}
 	if err != nil {
 		e.end()

@@ -126,10 +126,10 @@ func TestNoRetryWhenClientGone(t *testing.T) {
 	err := errors.New("dial failed")
 	ctx, cancel := contextCanceled(req)
 	defer cancel()
-	if b.retryable(req.WithContext(ctx), &dialError{err: err}) {
+	if b.retryable(ctx, req, &dialError{err: err}) {
 		t.Error("retryable with a canceled client context")
 	}
-	if !b.retryable(req, &dialError{err: err}) {
+	if !b.retryable(req.Context(), req, &dialError{err: err}) {
 		t.Error("not retryable with a live client context")
 	}
 }

@@ -116,7 +116,7 @@ func (r countingReader) Read(p []byte) (int, error) {
 
 // roundTrip writes req and reads the response headers. On success the
 // response body owns the connection until it is read or closed.
-func (c *conn) roundTrip(ctx context.Context, req *http.Request) (*http.Response, error) {
+func (c *conn) roundTrip(ctx context.Context, req *http.Request, got1xx Got1xx) (*http.Response, error) {
 	c.nread = 0
 	// A client that goes away aborts the upstream exchange wherever it is:
 	// writing, waiting for headers or streaming the body.
@@ -128,7 +128,7 @@ func (c *conn) roundTrip(ctx context.Context, req *http.Request) (*http.Response
 		c.armReadDeadline(t)
 	}
 	c.headerLimit = MaxHeaderBytes
-	resp, err := c.exchange(req)
+	resp, err := c.exchange(ctx, req, got1xx)
 	c.headerLimit = 0
 	if err != nil {
 		c.unwatch()
@@ -167,17 +167,16 @@ func (c *conn) roundTrip(ctx context.Context, req *http.Request) (*http.Response
 }
 
 // exchange writes req and reads the final response, passing 1xx
-// informational responses (103 Early Hints) to the request's
-// httptrace.ClientTrace as http.Transport does, which is how
+// informational responses (103 Early Hints) to got1xx, or else to the
+// httptrace.ClientTrace of ctx as http.Transport does, which is how
 // httputil.ReverseProxy forwards them.
-func (c *conn) exchange(req *http.Request) (*http.Response, error) {
+func (c *conn) exchange(ctx context.Context, req *http.Request, got1xx Got1xx) (*http.Response, error) {
 	if err := writeRequest(c.bw, req); err != nil {
 		return nil, err
 	}
 	if err := c.bw.Flush(); err != nil {
 		return nil, err
 	}
-	trace := httptrace.ContextClientTrace(req.Context())
 	for {
 		resp, err := readResponse(c.br, req)
 		if err != nil {
@@ -189,8 +188,13 @@ func (c *conn) exchange(req *http.Request) (*http.Response, error) {
 		}
 		// Upgrades are not eligible, so a 101 is final and malformed for
 		// this request; the proxy reports it as a bad response.
-		if trace != nil && trace.Got1xxResponse != nil {
-			if err := trace.Got1xxResponse(code, textproto.MIMEHeader(resp.Header)); err != nil {
+		if got1xx == nil {
+			if trace := httptrace.ContextClientTrace(ctx); trace != nil {
+				got1xx = trace.Got1xxResponse
+			}
+		}
+		if got1xx != nil {
+			if err := got1xx(code, textproto.MIMEHeader(resp.Header)); err != nil {
 				return nil, err
 			}
 		}

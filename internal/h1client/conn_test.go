@@ -678,6 +678,41 @@ func Test1xxEarlyHints(t *testing.T) {
 	}
 }
 
+// TestExchangeContextAndGot1xx: Exchange takes the context and the 1xx
+// callback apart from the request: the callback gets the 103 (the trace
+// of the request's own context does not), and the context given, not the
+// request's, aborts the exchange.
+func TestExchangeContextAndGot1xx(t *testing.T) {
+	srv := framingServer(t, earlyHints+"HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\nfinal", false)
+	p, _ := newTestPool(t, srv.addr, Options{})
+	reqTrace := httptrace.WithClientTrace(context.Background(), &httptrace.ClientTrace{
+		Got1xxResponse: func(int, textproto.MIMEHeader) error { t.Error("the request's trace was used"); return nil },
+	})
+	var codes []int
+	resp, err := p.Exchange(context.Background(), newReq(t, reqTrace, "GET", srv.addr, "/"), func(code int, _ textproto.MIMEHeader) error {
+		codes = append(codes, code)
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if string(b) != "final" || len(codes) != 1 || codes[0] != 103 {
+		t.Fatalf("body %q, 1xx codes %v; want final and [103]", b, codes)
+	}
+
+	stall := stallServer(t, func(int, int) string { return "" })
+	stallPool, _ := newTestPool(t, stall.addr, Options{})
+	ctx, cancel := context.WithCancel(context.Background())
+	time.AfterFunc(50*time.Millisecond, cancel)
+	start := time.Now()
+	_, err = stallPool.Exchange(ctx, newReq(t, context.Background(), "GET", stall.addr, "/"), nil)
+	if !errors.Is(err, context.Canceled) || time.Since(start) > 5*time.Second {
+		t.Fatalf("error %v after %v, want context.Canceled soon after 50ms", err, time.Since(start))
+	}
+}
+
 // Test1xxWithoutTrace: without a trace, 1xx responses are skipped.
 func Test1xxWithoutTrace(t *testing.T) {
 	srv := framingServer(t, earlyHints+"HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\nfinal", false)

@@ -25,6 +25,7 @@ import (
 	"errors"
 	"net"
 	"net/http"
+	"net/textproto"
 	"os"
 	"sync"
 	"time"
@@ -219,7 +220,18 @@ func (p *Pool) sweepIdle() {
 // Idempotency-Key), because the server may have closed the connection
 // just as it was taken from the pool.
 func (p *Pool) RoundTrip(req *http.Request) (*http.Response, error) {
-	ctx := req.Context()
+	return p.Exchange(req.Context(), req, nil)
+}
+
+// Got1xx receives an informational (1xx) response before the final one.
+type Got1xx func(code int, header textproto.MIMEHeader) error
+
+// Exchange is RoundTrip with the context and the 1xx callback given
+// directly rather than through req (its context and httptrace): a proxy
+// building the outgoing request from pooled parts is spared the request
+// copy WithContext makes and a context value per request. A nil got1xx
+// means the httptrace.ClientTrace of ctx, if any.
+func (p *Pool) Exchange(ctx context.Context, req *http.Request, got1xx Got1xx) (*http.Response, error) {
 	for attempt := 0; ; attempt++ {
 		if err := ctx.Err(); err != nil {
 			return nil, err
@@ -228,7 +240,7 @@ func (p *Pool) RoundTrip(req *http.Request) (*http.Response, error) {
 		if err != nil {
 			return nil, err
 		}
-		resp, err := c.roundTrip(ctx, req)
+		resp, err := c.roundTrip(ctx, req, got1xx)
 		if err == nil {
 			return resp, nil
 		}

@@ -3,7 +3,6 @@ package proxy
 import (
 	"io"
 	"net/http"
-	"net/http/httptrace"
 	"net/textproto"
 	"net/url"
 	"strings"
@@ -35,14 +34,13 @@ type outgoing struct {
 	req    http.Request
 	url    url.URL
 	header http.Header
-	trace  httptrace.ClientTrace
 	w      http.ResponseWriter // for 1xx forwarding
 	// got1xx bound once: a method value made per request would allocate.
 	got1xxFunc func(int, textproto.MIMEHeader) error
 }
 
 var outgoings = sync.Pool{New: func() any {
-	o := &outgoing{header: make(http.Header, 16)}
+	o := &outgoing{header: make(http.Header, 8)}
 	o.got1xxFunc = o.got1xx
 	return o
 }}
@@ -71,7 +69,7 @@ func (t *Target) serveDirect(w http.ResponseWriter, r *http.Request) {
 	o := outgoings.Get().(*outgoing)
 	defer o.release()
 	o.w = w
-	resp, err := t.Backend.RoundTrip(o.build(r))
+	resp, err := t.Backend.Exchange(r.Context(), o.build(r), o.got1xxFunc)
 	if err != nil {
 		t.upstreamError(w, r, err)
 		return
@@ -90,8 +88,8 @@ func (t *Target) serveDirect(w http.ResponseWriter, r *http.Request) {
 	copyTrailers(w.Header(), resp, announced)
 }
 
-// build fills the outgoing request from r. The request itself is the one
-// allocation left: only WithContext can give it r's context.
+// build fills the outgoing request from r. It carries no context: the
+// backend gets r's apart (Backend.Exchange), so nothing is allocated.
 func (o *outgoing) build(r *http.Request) *http.Request {
 	o.url = *r.URL
 	o.url.Scheme, o.url.Host = "", "" // set by the backend per endpoint
@@ -106,10 +104,7 @@ func (o *outgoing) build(r *http.Request) *http.Request {
 		Host:       r.Host,
 	}
 	copyRequestHeader(o.header, r)
-	// A fresh trace each time: WithClientTrace composes with (modifies)
-	// the trace it is given.
-	o.trace = httptrace.ClientTrace{Got1xxResponse: o.got1xxFunc}
-	return o.req.WithContext(httptrace.WithClientTrace(r.Context(), &o.trace))
+	return &o.req
 }
 
 // cleanQuery drops query parameters Go cannot parse (a ';' or a bad
