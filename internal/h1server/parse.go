@@ -83,9 +83,7 @@ func parseSimple(head []byte, r *http.Request) bool {
 	}
 	if len(host) == 1 {
 		r.Host = host[0]
-		if _, ok := h["Host"]; ok {
-			delete(h, "Host") // as http.ReadRequest does: it is in r.Host
-		}
+		delete(h, "Host") // as http.ReadRequest does: it is in r.Host
 	}
 	if minor == 0 {
 		r.Close = !httpguts.HeaderValuesContainsToken(conn, "keep-alive") || httpguts.HeaderValuesContainsToken(conn, "close")
