@@ -127,7 +127,7 @@ func (c *conn) readRequest() (*http.Request, error) {
 		}
 		if idle > 0 {
 			c.armReadDeadline(idle)
-		} else {
+		} else if !c.readDeadlineKnown || !c.readDeadline.IsZero() {
 			c.setReadDeadline(time.Time{})
 		}
 		if _, err := c.br.Peek(1); err != nil {
