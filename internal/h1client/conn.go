@@ -37,7 +37,7 @@ type conn struct {
 	readDeadline time.Time
 
 	// The current request's context is watched so that it ending aborts
-	// the exchange: through hook when it is a reqctx.Context (h1server's
+	// the exchange: through hook when it is a *reqctx.Context (h1server's
 	// requests; no allocation), else through stopAfter, the stop function
 	// of a context.AfterFunc.
 	hook      *reqctx.Hook
@@ -46,7 +46,7 @@ type conn struct {
 }
 
 // armReadDeadline makes reads fail after d from now, or up to
-// lazyDelay(d) later. Like nginx's timers (NGX_TIMER_LAZY_DELAY), it
+// min(d/16, 300 ms) later. Like nginx's timers (NGX_TIMER_LAZY_DELAY), it
 // leaves alone a deadline already in that window: a connection carrying
 // request after request changes its deadline (a runtime timer update)
 // once in a while, not twice per request.
@@ -69,7 +69,8 @@ func (c *conn) abort() { c.nc.SetDeadline(aLongTimeAgo) }
 
 // watch makes ctx ending abort the connection until unwatch.
 func (c *conn) watch(ctx context.Context) {
-	if rc := reqctx.From(ctx); rc != nil {
+	// Only the request context itself: one derived from it may end sooner.
+	if rc, ok := ctx.(*reqctx.Context); ok {
 		if c.hook == nil {
 			c.hook = reqctx.NewHook(c.abort)
 		}

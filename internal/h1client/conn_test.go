@@ -11,6 +11,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/umbragw/umbra/internal/reqctx"
 )
 
 // framingServer answers the first request of each connection with first
@@ -710,6 +712,31 @@ func TestExchangeContextAndGot1xx(t *testing.T) {
 	_, err = stallPool.Exchange(ctx, newReq(t, context.Background(), "GET", stall.addr, "/"), nil)
 	if !errors.Is(err, context.Canceled) || time.Since(start) > 5*time.Second {
 		t.Fatalf("error %v after %v, want context.Canceled soon after 50ms", err, time.Since(start))
+	}
+}
+
+// TestRequestContextAndDerived: a request context (reqctx, h1server's)
+// aborts the exchange through its hook when it ends; a context derived
+// from one with a sooner deadline must abort at that deadline, not wait
+// for the request context.
+func TestRequestContextAndDerived(t *testing.T) {
+	stall := stallServer(t, func(int, int) string { return "" })
+	p, _ := newTestPool(t, stall.addr, Options{})
+
+	rc := reqctx.New(context.Background())
+	time.AfterFunc(50*time.Millisecond, rc.Cancel)
+	_, elapsed, err := roundTripWithin(t, p, newReq(t, rc, "GET", stall.addr, "/"), 2*time.Second)
+	if !errors.Is(err, context.Canceled) {
+		t.Fatalf("request context cancelled: error %v after %v, want context.Canceled", err, elapsed)
+	}
+
+	live := reqctx.New(context.Background())
+	defer live.Cancel()
+	ctx, cancel := context.WithTimeout(live, 50*time.Millisecond)
+	defer cancel()
+	_, elapsed, err = roundTripWithin(t, p, newReq(t, ctx, "GET", stall.addr, "/"), 2*time.Second)
+	if !errors.Is(err, context.DeadlineExceeded) {
+		t.Fatalf("derived context timed out: error %v after %v, want context.DeadlineExceeded", err, elapsed)
 	}
 }
 

@@ -51,14 +51,6 @@ func New(parent context.Context) *Context {
 	return &Context{parent: parent}
 }
 
-type key struct{}
-
-// From returns the request context ctx derives from, or nil.
-func From(ctx context.Context) *Context {
-	c, _ := ctx.Value(key{}).(*Context)
-	return c
-}
-
 // Cancel ends the context with context.Canceled: hooks run (on this
 // goroutine), Done closes. Later calls do nothing.
 func (c *Context) Cancel() {
@@ -122,13 +114,10 @@ func (c *Context) Done() <-chan struct{} {
 	return inner.Done()
 }
 
-// Value answers From's key and, once Done was called, the standard
-// library's private cancel-context key (through the inner context); every
-// other key is the parent's.
+// Value answers, once Done was called, the standard library's private
+// cancel-context key (through the inner context); every other key is the
+// parent's.
 func (c *Context) Value(k any) any {
-	if k == (key{}) {
-		return c
-	}
 	if p := c.inner.Load(); p != nil {
 		if v := (*p).Value(k); v != nil {
 			return v
@@ -142,6 +131,11 @@ func (c *Context) String() string { return "reqctx.Context" }
 // Hook is a function to run when a Context ends. Its owner allocates it
 // once (NewHook) and registers it with Watch for each request; a Hook is
 // registered with at most one Context at a time.
+//
+// Code that registers one recognizes a request context by its type
+// (ctx.(*Context)), not through Value: a context derived from it
+// (WithCancel, WithTimeout) can end sooner, and must be watched the
+// standard way.
 type Hook struct {
 	fn         func()
 	ctx        *Context // registered with, nil once run or removed

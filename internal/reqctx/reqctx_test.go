@@ -96,18 +96,12 @@ func TestDoneMadeBeforeCancelCloses(t *testing.T) {
 	}
 }
 
-func TestValuesAndFrom(t *testing.T) {
+func TestValues(t *testing.T) {
 	c := New(background())
 	if got := c.Value(valueKey("k")); got != "v" {
 		t.Fatalf("parent value = %v", got)
 	}
 	wrapped := httptrace.WithClientTrace(context.WithValue(c, valueKey("x"), 1), &httptrace.ClientTrace{})
-	if From(wrapped) != c {
-		t.Fatal("From through value contexts did not find the request context")
-	}
-	if From(context.Background()) != nil {
-		t.Fatal("From(Background) != nil")
-	}
 	c.Done() // the inner context must not hide the parent's values
 	if got := wrapped.Value(valueKey("k")); got != "v" {
 		t.Fatalf("parent value through wrappers after Done = %v", got)
