@@ -41,8 +41,8 @@ type Context struct {
 
 // New returns a live request context whose values and deadline are
 // parent's. Cancellation does not flow from parent: the server cancels
-// its requests itself when its base context ends, with one hook per
-// connection rather than one per request. Pass a parent without
+// its requests itself when its base context ends, with one hook for all
+// of them rather than one per request. Pass a parent without
 // cancellation (context.WithoutCancel), so that the standard library,
 // looking for a cancel context through Value, never finds the parent's;
 // wrapped in a value context (context.WithValue) so that lookups do not
@@ -72,8 +72,7 @@ func (c *Context) Cancel() {
 		cancel()
 	}
 	for h != nil {
-		next := h.next
-		h.prev, h.next = nil, nil
+		next := h.next // stale links are harmless: Watch sets them anew
 		h.fn()
 		h = next
 	}
@@ -162,8 +161,10 @@ func (c *Context) Watch(h *Hook) bool {
 	return true
 }
 
-// Unwatch removes h from c. It reports false when h ran or is about to
-// run (c ended after Watch), true when it was removed before running.
+// Unwatch removes h from c. It reports true when h was removed before
+// running, false when c ended after Watch: h then ran or is running on
+// Cancel's goroutine, and may be registered again only once its function
+// has returned (h1client never does: the connection it aborted closes).
 func (c *Context) Unwatch(h *Hook) bool {
 	c.mu.Lock()
 	defer c.mu.Unlock()
