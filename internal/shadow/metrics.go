@@ -1,6 +1,7 @@
 package shadow
 
 import (
+	"slices"
 	"sync"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -42,21 +43,22 @@ var outcomes = []string{
 type Metrics struct {
 	requests *prometheus.CounterVec
 	inFlight *prometheus.GaugeVec
-	queue    *prometheus.GaugeVec
 	breaker  *prometheus.GaugeVec
+	queue    *prometheus.Desc // collected by queueLengths
 
-	// users counts the targets bound to each (route, target) series. A
-	// reload that changes a target binds the new one before the old one is
-	// closed, so both share the series; only the last user deletes them.
-	mu    sync.Mutex
-	users map[[2]string]int
+	// queues holds the queue of each target bound to a (route, target)
+	// series. A reload that changes a target binds the new one before the
+	// old one is closed, so both share the series; only the last one
+	// deletes them.
+	mu     sync.Mutex
+	queues map[[2]string][]chan *job
 }
 
 // NewMetrics registers the shadow metrics on reg.
 func NewMetrics(reg prometheus.Registerer) *Metrics {
 	l := []string{"route", "target"}
 	m := &Metrics{
-		users: map[[2]string]int{},
+		queues: map[[2]string][]chan *job{},
 		requests: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "umbra_shadow_requests_total",
 			Help: "Shadow copies by route, target and outcome (sent, ok, status_5xx, error_*, skipped_*, dropped_*, not_sampled).",
@@ -64,33 +66,52 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 		inFlight: prometheus.NewGaugeVec(prometheus.GaugeOpts{
 			Name: "umbra_shadow_in_flight", Help: "Shadow copies being sent now.",
 		}, l),
-		queue: prometheus.NewGaugeVec(prometheus.GaugeOpts{
-			Name: "umbra_shadow_queue_length", Help: "Shadow copies waiting for a free sender.",
-		}, l),
+		queue: prometheus.NewDesc("umbra_shadow_queue_length", "Shadow copies waiting for a free sender.", l, nil),
 		breaker: prometheus.NewGaugeVec(prometheus.GaugeOpts{
 			Name: "umbra_shadow_circuit_open", Help: "1 while the target's circuit breaker is open or half-open.",
 		}, l),
 	}
-	reg.MustRegister(m.requests, m.inFlight, m.queue, m.breaker)
+	reg.MustRegister(m.requests, m.inFlight, m.breaker, queueLengths{m})
 	return m
+}
+
+// queueLengths collects umbra_shadow_queue_length from the queues
+// themselves when scraped. A gauge kept with Inc and Dec beside the channel
+// runs ahead of it: while a sender has taken a copy but not yet counted it
+// out, a handler can add one, and the gauge showed queue_size + 1.
+type queueLengths struct{ m *Metrics }
+
+func (q queueLengths) Describe(ch chan<- *prometheus.Desc) { ch <- q.m.queue }
+
+func (q queueLengths) Collect(ch chan<- prometheus.Metric) {
+	q.m.mu.Lock()
+	defer q.m.mu.Unlock()
+	for k, queues := range q.m.queues {
+		n := 0
+		for _, c := range queues {
+			n += len(c)
+		}
+		ch <- prometheus.MustNewConstMetric(q.m.queue, prometheus.GaugeValue, float64(n), k[0], k[1])
+	}
 }
 
 // bound is one target's metric children, bound once.
 type bound struct {
 	outcome  map[string]prometheus.Counter // read-only after bind
 	inFlight prometheus.Gauge
-	queue    prometheus.Gauge
 	breaker  prometheus.Gauge
 }
 
-func (m *Metrics) bind(route, target string) *bound {
+// bind binds the series of (route, target) for a target whose copies wait
+// in queue.
+func (m *Metrics) bind(route, target string, queue chan *job) *bound {
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	m.users[[2]string{route, target}]++
+	k := [2]string{route, target}
+	m.queues[k] = append(m.queues[k], queue)
 	b := &bound{
 		outcome:  make(map[string]prometheus.Counter, len(outcomes)),
 		inFlight: m.inFlight.WithLabelValues(route, target),
-		queue:    m.queue.WithLabelValues(route, target),
 		breaker:  m.breaker.WithLabelValues(route, target),
 	}
 	for _, o := range outcomes {
@@ -99,18 +120,19 @@ func (m *Metrics) bind(route, target string) *bound {
 	return b
 }
 
-// forget deletes the series of (route, target) when no other target uses them.
-func (m *Metrics) forget(route, target string) {
+// forget unbinds the target whose queue is queue, and deletes the series of
+// (route, target) when no other target uses them.
+func (m *Metrics) forget(route, target string, queue chan *job) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	k := [2]string{route, target}
-	if m.users[k]--; m.users[k] > 0 {
+	m.queues[k] = slices.DeleteFunc(m.queues[k], func(c chan *job) bool { return c == queue })
+	if len(m.queues[k]) > 0 {
 		return
 	}
-	delete(m.users, k)
+	delete(m.queues, k)
 	l := prometheus.Labels{"route": route, "target": target}
 	m.requests.DeletePartialMatch(l)
 	m.inFlight.DeletePartialMatch(l)
-	m.queue.DeletePartialMatch(l)
 	m.breaker.DeletePartialMatch(l)
 }

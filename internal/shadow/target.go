@@ -71,12 +71,13 @@ func NewTarget(route string, cfg *config.Shadow, bcfg *config.Backend, mm *Metri
 	}
 	t := &Target{
 		Route: route, Name: cfg.Backend, cfg: *cfg, backendCfg: *bcfg,
-		backend: b, metrics: mm, m: mm.bind(route, cfg.Backend), path: path,
+		backend: b, metrics: mm, path: path,
 		brk:     breaker{failures: cfg.Breaker.Failures, openFor: cfg.Breaker.OpenFor.D()},
 		queue:   make(chan *job, cfg.QueueSize),
 		done:    make(chan struct{}),
 		limiter: logLimiter{every: 10 * time.Second},
 	}
+	t.m = mm.bind(route, cfg.Backend, t.queue)
 	t.ctx, t.cancel = context.WithCancel(context.Background())
 	t.SetLog(log, access)
 	t.m.breaker.Set(0)
@@ -114,7 +115,7 @@ func (t *Target) Close() {
 	t.wg.Wait()
 	t.drain()
 	t.backend.Close()
-	t.metrics.forget(t.Route, t.Name)
+	t.metrics.forget(t.Route, t.Name, t.queue)
 }
 
 // drain drops every copy still queued.
@@ -122,7 +123,6 @@ func (t *Target) drain() {
 	for {
 		select {
 		case j := <-t.queue:
-			t.m.queue.Dec()
 			t.count(OutcomeShutdown)
 			j.body.release()
 			j.cap.fail(OutcomeShutdown)
@@ -138,7 +138,6 @@ func (t *Target) count(outcome string) { t.m.outcome[outcome].Inc() }
 func (t *Target) enqueue(j *job) {
 	select {
 	case t.queue <- j:
-		t.m.queue.Inc()
 		t.count(OutcomeQueued)
 		if t.closed.Load() {
 			// Close began, and may have drained already: nothing will
@@ -160,7 +159,6 @@ func (t *Target) sender() {
 		case <-t.done:
 			return
 		case j := <-t.queue:
-			t.m.queue.Dec()
 			select {
 			case <-t.done:
 				// select picks at random among ready cases: a copy taken

@@ -35,6 +35,23 @@ func count(c prometheus.Collector) int {
 	return len(ch)
 }
 
+// queueLength is the one umbra_shadow_queue_length series a scrape of mm
+// sees, and false when there is none.
+func queueLength(t *testing.T, mm *Metrics) (float64, bool) {
+	t.Helper()
+	ch := make(chan prometheus.Metric, 16)
+	queueLengths{mm}.Collect(ch)
+	close(ch)
+	switch len(ch) {
+	case 0:
+		return 0, false
+	case 1:
+		return value(<-ch), true
+	}
+	t.Fatalf("%d queue length series, want one", len(ch))
+	return 0, false
+}
+
 // newTestTarget starts a target on a fresh registry.
 func newTestTarget(t *testing.T, mm *Metrics, m *metrics.Metrics, url string, inFlight, queue int) *Target {
 	t.Helper()
@@ -89,15 +106,15 @@ func TestTargetQueueAndClose(t *testing.T) {
 	if got := outcome(tg, OutcomeQueueFull); got != 1 {
 		t.Fatalf("dropped_queue_full = %v, want 1", got)
 	}
-	if got := value(tg.m.queue); got != 2 {
-		t.Fatalf("queue gauge %v, want 2", got)
+	if got, ok := queueLength(t, mm); got != 2 || !ok {
+		t.Fatalf("queue length %v (exported %v), want 2", got, ok)
 	}
 	tg.Close()
 	if got := outcome(tg, OutcomeShutdown); got != 2 {
 		t.Errorf("dropped_shutdown = %v after Close, want the 2 queued", got)
 	}
-	if got := value(tg.m.queue); got != 0 {
-		t.Errorf("queue gauge %v after Close, want 0", got)
+	if got, ok := queueLength(t, mm); ok || len(tg.queue) != 0 {
+		t.Errorf("queue length %v (exported %v, len %d) after Close, want an empty queue and no series", got, ok, len(tg.queue))
 	}
 	if got := value(tg.m.inFlight); got != 0 {
 		t.Errorf("in-flight gauge %v after Close, want 0", got)
@@ -107,8 +124,8 @@ func TestTargetQueueAndClose(t *testing.T) {
 	if got := outcome(tg, OutcomeShutdown); got != 3 {
 		t.Errorf("dropped_shutdown = %v after a late enqueue, want 3", got)
 	}
-	if got := value(tg.m.queue); got != 0 || len(tg.queue) != 0 {
-		t.Errorf("late copy left in the queue (gauge %v, len %d)", got, len(tg.queue))
+	if len(tg.queue) != 0 {
+		t.Errorf("late copy left in the queue (len %d)", len(tg.queue))
 	}
 }
 
@@ -139,8 +156,8 @@ func TestTargetCloseRaceWithEnqueue(t *testing.T) {
 		if queued+full != 100 || queued != sent+shut {
 			t.Fatalf("round %d: queued %v full %v sent %v dropped_shutdown %v: want queued = sent + dropped_shutdown", round, queued, full, sent, shut)
 		}
-		if len(tg.queue) != 0 || value(tg.m.queue) != 0 {
-			t.Fatalf("round %d: %d copies left in the queue (gauge %v)", round, len(tg.queue), value(tg.m.queue))
+		if len(tg.queue) != 0 {
+			t.Fatalf("round %d: %d copies left in the queue", round, len(tg.queue))
 		}
 	}
 }
@@ -151,19 +168,29 @@ func TestTargetCloseRaceWithEnqueue(t *testing.T) {
 func TestMetricsSharedAcrossReplacement(t *testing.T) {
 	reg := prometheus.NewRegistry()
 	mm := NewMetrics(reg)
-	old := mm.bind("r", "v2")
-	repl := mm.bind("r", "v2")
+	oldQueue, replQueue := make(chan *job, 4), make(chan *job, 4)
+	old := mm.bind("r", "v2", oldQueue)
+	repl := mm.bind("r", "v2", replQueue)
+	oldQueue <- &job{}
+	replQueue <- &job{}
+	replQueue <- &job{}
+	if got, _ := queueLength(t, mm); got != 3 {
+		t.Fatalf("queue length %v while both targets are bound, want 3 (both queues)", got)
+	}
 	old.outcome[OutcomeOK].Inc()
-	mm.forget("r", "v2") // the old target closes
+	mm.forget("r", "v2", oldQueue) // the old target closes
 	repl.outcome[OutcomeOK].Inc()
+	if got, _ := queueLength(t, mm); got != 2 {
+		t.Fatalf("queue length %v after the old target closed, want the replacement's 2", got)
+	}
 	if n := count(mm.requests); n != len(outcomes) {
 		t.Fatalf("%d outcome series after the old target closed, want %d", n, len(outcomes))
 	}
 	if got := value(mm.requests.WithLabelValues("r", "v2", OutcomeOK)); got != 2 {
 		t.Fatalf("ok = %v, want 2 (counting continues across the replacement)", got)
 	}
-	mm.forget("r", "v2") // the route is removed
-	for _, c := range []prometheus.Collector{mm.requests, mm.inFlight, mm.queue, mm.breaker} {
+	mm.forget("r", "v2", replQueue) // the route is removed
+	for _, c := range []prometheus.Collector{mm.requests, mm.inFlight, queueLengths{mm}, mm.breaker} {
 		if n := count(c); n != 0 {
 			t.Fatalf("%d series left after the last target closed", n)
 		}
