@@ -205,6 +205,11 @@ func copyResponseHeader(dst http.Header, resp *http.Response) int {
 		if headers.IsHopByHop(k) || (named != nil && listed(named, k)) {
 			continue
 		}
+		if prior := dst[k]; prior != nil {
+			// Fields the gateway set already (the canary's Set-Cookie) stay,
+			// as with ReverseProxy, which adds.
+			v = append(prior[:len(prior):len(prior)], v...)
+		}
 		dst[k] = v
 	}
 	if len(resp.Trailer) > 0 {
