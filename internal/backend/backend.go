@@ -200,27 +200,28 @@ func (b *Backend) RoundTrip(req *http.Request) (*http.Response, error) {
 	return b.Exchange(req.Context(), req, nil)
 }
 
-// Exchange is RoundTrip with the request's context and 1xx callback
-// given apart from req, for a caller that builds req from pooled parts:
-// on the synchronous HTTP/1.1 pool that spares the request copy
-// WithContext makes and an httptrace context value per request. req's own
-// context is ignored. A nil got1xx means the httptrace.ClientTrace of
-// ctx, if any.
-func (b *Backend) Exchange(ctx context.Context, req *http.Request, got1xx h1client.Got1xx) (*http.Response, error) {
+// Exchange is RoundTrip with the request's context and options (the 1xx
+// callback, a field block) given apart from req, for a caller that builds
+// req from pooled parts: on the synchronous HTTP/1.1 pool that spares the
+// request copy WithContext makes and an httptrace context value per
+// request. req's own context is ignored. Without a 1xx callback the
+// httptrace.ClientTrace of ctx, if any, hears 1xx responses; a response
+// that comes through http.Transport never leaves its fields in a block.
+func (b *Backend) Exchange(ctx context.Context, req *http.Request, opts *h1client.ExchangeOptions) (*http.Response, error) {
 	e := b.pick(nil)
 	if e == nil {
 		return nil, ErrNoEndpoint
 	}
-	resp, err := b.send(ctx, e, req, got1xx)
+	resp, err := b.send(ctx, e, req, opts)
 	if err == nil || !b.retryable(ctx, req, err) {
 		return resp, err
 	}
-	return b.retry(ctx, req, got1xx, e, err)
+	return b.retry(ctx, req, opts, e, err)
 }
 
 // retry runs the extra attempts; it is off the hot path, so the slice of
 // tried endpoints may allocate.
-func (b *Backend) retry(ctx context.Context, req *http.Request, got1xx h1client.Got1xx, first *endpoint, err error) (*http.Response, error) {
+func (b *Backend) retry(ctx context.Context, req *http.Request, opts *h1client.ExchangeOptions, first *endpoint, err error) (*http.Response, error) {
 	tried := []*endpoint{first}
 	for range b.s.retries {
 		e := b.pick(tried)
@@ -228,7 +229,7 @@ func (b *Backend) retry(ctx context.Context, req *http.Request, got1xx h1client.
 			return nil, err
 		}
 		var resp *http.Response
-		resp, err = b.send(ctx, e, req, got1xx)
+		resp, err = b.send(ctx, e, req, opts)
 		if err == nil || !isDialError(err) || ctx.Err() != nil {
 			return resp, err
 		}
@@ -263,9 +264,9 @@ func bodyless(req *http.Request) bool {
 
 // withContext gives http.Transport the context and 1xx callback, which it
 // takes from the request only.
-func withContext(ctx context.Context, req *http.Request, got1xx h1client.Got1xx) *http.Request {
-	if got1xx != nil {
-		ctx = httptrace.WithClientTrace(ctx, &httptrace.ClientTrace{Got1xxResponse: got1xx})
+func withContext(ctx context.Context, req *http.Request, opts *h1client.ExchangeOptions) *http.Request {
+	if opts != nil && opts.Got1xx != nil {
+		ctx = httptrace.WithClientTrace(ctx, &httptrace.ClientTrace{Got1xxResponse: opts.Got1xx})
 	}
 	if ctx == req.Context() {
 		return req
@@ -274,7 +275,7 @@ func withContext(ctx context.Context, req *http.Request, got1xx h1client.Got1xx)
 }
 
 // send makes one attempt on endpoint e and records its outcome.
-func (b *Backend) send(ctx context.Context, e *endpoint, req *http.Request, got1xx h1client.Got1xx) (*http.Response, error) {
+func (b *Backend) send(ctx context.Context, e *endpoint, req *http.Request, opts *h1client.ExchangeOptions) (*http.Response, error) {
 	req.URL.Scheme = e.url.Scheme
 	req.URL.Host = e.url.Host
 	switch b.hostPolicy {
@@ -288,9 +289,12 @@ func (b *Backend) send(ctx context.Context, e *endpoint, req *http.Request, got1
 	var resp *http.Response
 	var err error
 	if e.fast != nil && h1client.Eligible(req) {
-		resp, err = e.fast.Exchange(ctx, req, got1xx)
+		resp, err = e.fast.Exchange(ctx, req, opts)
 	} else {
-		resp, err = b.transport.RoundTrip(withContext(ctx, req, got1xx))
+		if opts != nil && opts.Fields != nil {
+			opts.Fields.Block = "" // the response comes with a header map
+		}
+		resp, err = b.transport.RoundTrip(withContext(ctx, req, opts))
 	}
 	if err != nil {
 		e.end()

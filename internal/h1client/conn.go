@@ -117,7 +117,7 @@ func (r countingReader) Read(p []byte) (int, error) {
 
 // roundTrip writes req and reads the response headers. On success the
 // response body owns the connection until it is read or closed.
-func (c *conn) roundTrip(ctx context.Context, req *http.Request, got1xx Got1xx) (*http.Response, error) {
+func (c *conn) roundTrip(ctx context.Context, req *http.Request, opts *ExchangeOptions) (*http.Response, error) {
 	c.nread = 0
 	// A client that goes away aborts the upstream exchange wherever it is:
 	// writing, waiting for headers or streaming the body.
@@ -129,7 +129,7 @@ func (c *conn) roundTrip(ctx context.Context, req *http.Request, got1xx Got1xx) 
 		c.armReadDeadline(t)
 	}
 	c.headerLimit = MaxHeaderBytes
-	resp, err := c.exchange(ctx, req, got1xx)
+	resp, err := c.exchange(ctx, req, opts)
 	c.headerLimit = 0
 	if err != nil {
 		c.unwatch()
@@ -168,18 +168,23 @@ func (c *conn) roundTrip(ctx context.Context, req *http.Request, got1xx Got1xx) 
 }
 
 // exchange writes req and reads the final response, passing 1xx
-// informational responses (103 Early Hints) to got1xx, or else to the
+// informational responses (103 Early Hints) to opts.Got1xx, or else to the
 // httptrace.ClientTrace of ctx as http.Transport does, which is how
 // httputil.ReverseProxy forwards them.
-func (c *conn) exchange(ctx context.Context, req *http.Request, got1xx Got1xx) (*http.Response, error) {
+func (c *conn) exchange(ctx context.Context, req *http.Request, opts *ExchangeOptions) (*http.Response, error) {
 	if err := writeRequest(c.bw, req); err != nil {
 		return nil, err
 	}
 	if err := c.bw.Flush(); err != nil {
 		return nil, err
 	}
+	var got1xx Got1xx
+	var fields *Fields
+	if opts != nil {
+		got1xx, fields = opts.Got1xx, opts.Fields
+	}
 	for {
-		resp, err := readResponse(c.br, req)
+		resp, err := readResponse(c.br, req, fields)
 		if err != nil {
 			return nil, err
 		}

@@ -691,10 +691,10 @@ func TestExchangeContextAndGot1xx(t *testing.T) {
 		Got1xxResponse: func(int, textproto.MIMEHeader) error { t.Error("the request's trace was used"); return nil },
 	})
 	var codes []int
-	resp, err := p.Exchange(context.Background(), newReq(t, reqTrace, "GET", srv.addr, "/"), func(code int, _ textproto.MIMEHeader) error {
+	resp, err := p.Exchange(context.Background(), newReq(t, reqTrace, "GET", srv.addr, "/"), &ExchangeOptions{Got1xx: func(code int, _ textproto.MIMEHeader) error {
 		codes = append(codes, code)
 		return nil
-	})
+	}})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -9,6 +9,8 @@ import (
 	"reflect"
 	"strings"
 	"testing"
+
+	"github.com/umbragw/umbra/internal/headers"
 )
 
 // responseSeeds are response heads (and bodies) of every kind parseSimple
@@ -44,12 +46,12 @@ func TestParseSimpleResponses(t *testing.T) {
 	get := &http.Request{Method: "GET"}
 	for i, s := range responseSeeds {
 		n := strings.Index(s, "\r\n\r\n") + 4
-		read := parseSimple([]byte(s[:n]), get) != nil
+		read := parseSimple([]byte(s[:n]), get, nil) != nil
 		if want := i < 6 || i == len(responseSeeds)-1; read != want {
 			t.Errorf("read %v, want %v: %q", read, want, s)
 		}
 	}
-	if parseSimple([]byte(responseSeeds[0][:strings.Index(responseSeeds[0], "{")]), &http.Request{Method: "HEAD"}) != nil {
+	if parseSimple([]byte(responseSeeds[0][:strings.Index(responseSeeds[0], "{")]), &http.Request{Method: "HEAD"}, nil) != nil {
 		t.Error("a response to HEAD was read: its Content-Length describes no body here")
 	}
 }
@@ -66,7 +68,7 @@ func TestReadResponseMatches(t *testing.T) {
 // io.ErrUnexpectedEOF, never in a clean io.EOF.
 func TestFixedBodyCut(t *testing.T) {
 	br := bufio.NewReader(strings.NewReader("HTTP/1.1 200 OK\r\nContent-Length: 10\r\n\r\nabc"))
-	resp, err := readResponse(br, &http.Request{Method: "GET"})
+	resp, err := readResponse(br, &http.Request{Method: "GET"}, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -91,16 +93,69 @@ func compareResponses(t *testing.T, data []byte) {
 	t.Helper()
 	for _, method := range []string{"GET", "HEAD"} {
 		req := &http.Request{Method: method}
-		got, gotBody, gotErr := readAll(readResponse(bufio.NewReader(bytes.NewReader(data)), req))
 		want, wantBody, wantErr := readAll(http.ReadResponse(bufio.NewReader(bytes.NewReader(data)), req))
-		if (gotErr == nil) != (wantErr == nil) {
-			t.Fatalf("%s %q: error %v, http.ReadResponse %v", method, data, gotErr, wantErr)
+		// Read into a header map, and with a field block asked for: the
+		// block, read back into a map, must say what the map says.
+		var fields Fields
+		for _, f := range []*Fields{nil, &fields} {
+			got, gotBody, gotErr := readAll(readResponse(bufio.NewReader(bytes.NewReader(data)), req, f))
+			if (gotErr == nil) != (wantErr == nil) {
+				t.Fatalf("%s %q (block %v): error %v, http.ReadResponse %v", method, data, f != nil, gotErr, wantErr)
+			}
+			if gotErr != nil {
+				continue
+			}
+			if f != nil && f.Block != "" {
+				if got.Header != nil {
+					t.Fatalf("%s %q: a header map beside the block", method, data)
+				}
+				h, ok := headers.ParseFields(f.Block, 100, func(string, string) bool { return true })
+				_, hasDate := h["Date"]
+				if !ok || hasDate != f.HasDate {
+					t.Fatalf("%s %q: block %q unreadable (%v) or HasDate %v wrong", method, data, f.Block, ok, f.HasDate)
+				}
+				got.Header = h
+			}
+			if !reflect.DeepEqual(view(got), view(want)) || gotBody != wantBody {
+				t.Fatalf("%s %q (block %v):\n got %+v %q\nwant %+v %q", method, data, f != nil, view(got), gotBody, view(want), wantBody)
+			}
 		}
-		if gotErr != nil {
-			continue
+	}
+}
+
+// TestFieldBlock: a simple response with canonical names and nothing but
+// its framing and ordinary fields comes as a block, unchanged; anything
+// else (a Connection field, a name in other case, a field Accept refuses)
+// comes in a header map as before.
+func TestFieldBlock(t *testing.T) {
+	refuseB := func(k, _ string) bool { return k != "X-B" }
+	for _, c := range []struct {
+		head   string
+		accept func(k, v string) bool
+		block  string
+		date   bool
+	}{
+		{"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: 2\r\nDate: x\r\n\r\n", nil,
+			"Content-Type: application/json\r\nContent-Length: 2\r\nDate: x\r\n", true},
+		{"HTTP/1.1 200 OK\r\nX-A:  1 \r\nX-A: 2\r\nContent-Length: 2\r\n\r\n", refuseB, "X-A:  1 \r\nX-A: 2\r\nContent-Length: 2\r\n", false},
+		{"HTTP/1.1 200 OK\r\nX-B: 1\r\nContent-Length: 2\r\n\r\n", refuseB, "", false},
+		{"HTTP/1.1 200 OK\r\nConnection: keep-alive\r\nContent-Length: 2\r\n\r\n", nil, "", false},
+		{"HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\n", nil, "", false},
+		{"HTTP/1.0 200 OK\r\nContent-Length: 2\r\n\r\n", nil, "Content-Length: 2\r\n", false},
+	} {
+		f := Fields{Block: "stale", HasDate: true, Accept: c.accept}
+		resp, err := readResponse(bufio.NewReader(strings.NewReader(c.head+"{}")), &http.Request{Method: "GET"}, &f)
+		if err != nil {
+			t.Fatalf("%q: %v", c.head, err)
 		}
-		if !reflect.DeepEqual(view(got), view(want)) || gotBody != wantBody {
-			t.Fatalf("%s %q:\n got %+v %q\nwant %+v %q", method, data, view(got), gotBody, view(want), wantBody)
+		if f.Block != c.block || f.HasDate != c.date {
+			t.Errorf("%q: block %q (date %v), want %q (%v)", c.head, f.Block, f.HasDate, c.block, c.date)
+		}
+		if (f.Block == "") != (resp.Header != nil) {
+			t.Errorf("%q: header map %v with block %q: want exactly one of them", c.head, resp.Header, f.Block)
+		}
+		if resp.ContentLength != 2 || resp.Close != (resp.ProtoMinor == 0) {
+			t.Errorf("%q: length %d close %v", c.head, resp.ContentLength, resp.Close)
 		}
 	}
 }

@@ -30,6 +30,11 @@ type response struct {
 	bodyless  bool // HEAD, 204 or 304: the body is not sent
 	length    int64
 	written   int64
+	// fields, from ForwardFields, follow the header's fields in the head;
+	// fieldsLength is the body length they declare.
+	fields       string
+	fieldsLength int64
+	fieldsDate   bool
 	// closeAfter: the connection ends after this response (client asked,
 	// handler asked, body framing ended by close, shutdown).
 	closeAfter bool
@@ -52,8 +57,23 @@ func (w *response) reset(c *conn, req *http.Request) {
 		clear(h)
 	}
 	w.c, w.req, w.header, w.length = c, req, h, -1
+	w.fields, w.fieldsDate = "", false
 	w.status, w.committed, w.chunked, w.bodyless, w.written = 0, false, false, false, 0
 	w.closeAfter, w.hijacked, w.wantContinue, w.sentContinue, w.err = false, false, false, false, nil
+}
+
+// ForwardFields has the head carry block after the header's own fields: a
+// proxy forwards an upstream's fields this way, as h1client read them
+// (h1client.Fields), without building a header map and copying it. block
+// is lines of "Name: value\r\n", checked already, with nothing about the
+// connection or the framing but a Content-Length of length; hasDate tells
+// that it has a Date. The header must not repeat those two. It is for a
+// response with a body (a status other than 1xx, 204 and 304), and has no
+// effect once the head is written.
+func (w *response) ForwardFields(block string, length int64, hasDate bool) {
+	if !w.committed {
+		w.fields, w.fieldsLength, w.fieldsDate = block, length, hasDate
+	}
 }
 
 // sendContinue answers "100 Continue" before the first body read, unless
@@ -263,7 +283,11 @@ func (w *response) commit(final bool) {
 	case req.Method == http.MethodHead:
 		w.bodyless = true // a declared Content-Length describes the GET
 	default:
-		w.length = declaredLength(h)
+		if w.fields != "" {
+			w.length = w.fieldsLength
+		} else {
+			w.length = declaredLength(h)
+		}
 		switch {
 		case w.length >= 0:
 		case final && !(is11 && w.hasTrailers()):
@@ -277,8 +301,10 @@ func (w *response) commit(final bool) {
 			w.closeAfter = true // HTTP/1.0: the body ends with the connection
 		}
 	}
-	if _, ok := h["Date"]; !ok {
-		h["Date"] = date()
+	if !w.fieldsDate {
+		if _, ok := h["Date"]; !ok {
+			h["Date"] = date()
+		}
 	}
 	switch {
 	case w.closeAfter:
@@ -297,6 +323,7 @@ func (w *response) commit(final bool) {
 	bw := w.c.bw
 	writeStatusLine(bw, is11, w.status)
 	headers.WriteFields(bw, h, isTrailerKey)
+	bw.WriteString(w.fields)
 	if w.chunked {
 		bw.WriteString("Transfer-Encoding: chunked\r\n")
 	}

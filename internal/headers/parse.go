@@ -24,20 +24,11 @@ func ParseFields(s string, n int, accept func(k, v string) bool) (http.Header, b
 	h := make(http.Header, n)
 	values := make([]string, n)
 	for s != "" {
-		eol := strings.Index(s, "\r\n")
-		if eol < 0 {
+		k, v, rest, ok := NextField(s)
+		if !ok {
 			return nil, false
 		}
-		field := s[:eol]
-		s = s[eol+2:]
-		k, v, ok := strings.Cut(field, ":")
-		if !ok || !isToken(k) {
-			return nil, false
-		}
-		v = TrimSpace(v)
-		if !httpguts.ValidHeaderFieldValue(v) {
-			return nil, false
-		}
+		s = rest
 		if !isCanonical(k) {
 			k = textproto.CanonicalMIMEHeaderKey(k)
 		}
@@ -58,6 +49,27 @@ func ParseFields(s string, n int, accept func(k, v string) bool) (http.Header, b
 	return h, true
 }
 
+// NextField reads the first line of a field block, "Name: value\r\n",
+// as ParseFields does: it returns the name as sent, the value without the
+// white space around it and the rest of s, or false for a line ParseFields
+// refuses (no CRLF, no colon, a name that is not a token, a value with
+// control characters).
+func NextField(s string) (k, v, rest string, ok bool) {
+	eol := strings.Index(s, "\r\n")
+	if eol < 0 {
+		return "", "", "", false
+	}
+	k, v, ok = strings.Cut(s[:eol], ":")
+	if !ok || !isToken(k) {
+		return "", "", "", false
+	}
+	v = TrimSpace(v)
+	if !httpguts.ValidHeaderFieldValue(v) {
+		return "", "", "", false
+	}
+	return k, v, s[eol+2:], true
+}
+
 // TrimSpace drops the spaces and tabs around a field value.
 func TrimSpace(v string) string {
 	for len(v) > 0 && (v[0] == ' ' || v[0] == '\t') {
@@ -69,8 +81,10 @@ func TrimSpace(v string) string {
 	return v
 }
 
-// isCanonical reports whether the token k is in textproto's canonical
+// IsCanonical reports whether the token k is in textproto's canonical
 // form already ("Content-Type").
+func IsCanonical(k string) bool { return isCanonical(k) }
+
 func isCanonical(k string) bool {
 	upper := true
 	for i := 0; i < len(k); i++ {

@@ -9,6 +9,7 @@ import (
 	"sync"
 
 	"github.com/umbragw/umbra/internal/flags"
+	"github.com/umbragw/umbra/internal/h1client"
 	"github.com/umbragw/umbra/internal/headers"
 	"github.com/umbragw/umbra/internal/shadow"
 )
@@ -35,15 +36,40 @@ type outgoing struct {
 	url    url.URL
 	header http.Header
 	w      http.ResponseWriter // for 1xx forwarding
-	// got1xx bound once: a method value made per request would allocate.
-	got1xxFunc func(int, textproto.MIMEHeader) error
+	// opts carries got1xx, bound once (a method value made per request
+	// would allocate), and, when the response can go to the client as it
+	// came, fields.
+	opts   h1client.ExchangeOptions
+	fields h1client.Fields
 }
 
 var outgoings = sync.Pool{New: func() any {
 	o := &outgoing{header: make(http.Header, 8)}
-	o.got1xxFunc = o.got1xx
+	o.opts.Got1xx = o.got1xx
+	o.fields.Accept = forwardable
 	return o
 }}
+
+// fieldForwarder is a response writer that can send an upstream's field
+// block unchanged (h1server's; see ForwardFields there).
+type fieldForwarder interface {
+	ForwardFields(block string, length int64, hasDate bool)
+}
+
+// forwardable takes the upstream fields that go to the client as they
+// are: not hop-by-hop (h1client leaves a response with a Connection field
+// in a map anyway, so none is named there), not X-Request-Id (the
+// client's id replaces it) and not an event stream, which is flushed as
+// it comes.
+func forwardable(k, v string) bool {
+	switch k {
+	case HeaderRequestID:
+		return false
+	case "Content-Type":
+		return !isEventStreamType(v)
+	}
+	return !headers.IsHopByHop(k)
+}
 
 // got1xx forwards informational responses (103 Early Hints) to the
 // client as ReverseProxy does.
@@ -60,7 +86,8 @@ func (o *outgoing) got1xx(code int, header textproto.MIMEHeader) error {
 
 func (o *outgoing) release() {
 	clear(o.header)
-	*o = outgoing{header: o.header, got1xxFunc: o.got1xxFunc}
+	*o = outgoing{header: o.header, opts: h1client.ExchangeOptions{Got1xx: o.opts.Got1xx},
+		fields: h1client.Fields{Accept: o.fields.Accept}}
 	outgoings.Put(o)
 }
 
@@ -69,13 +96,26 @@ func (t *Target) serveDirect(w http.ResponseWriter, r *http.Request) {
 	o := outgoings.Get().(*outgoing)
 	defer o.release()
 	o.w = w
-	resp, err := t.Backend.Exchange(r.Context(), o.build(r), o.got1xxFunc)
+	// The fields of the response can go to the client as they came when
+	// nothing reads them on the way (a comparison captures the header).
+	var fw fieldForwarder
+	if rec, ok := w.(*recorder); ok && rec.capture == nil {
+		if fw, ok = rec.ResponseWriter.(fieldForwarder); ok {
+			o.opts.Fields = &o.fields
+		}
+	}
+	resp, err := t.Backend.Exchange(r.Context(), o.build(r), &o.opts)
 	if err != nil {
 		t.upstreamError(w, r, err)
 		return
 	}
 	defer resp.Body.Close()
-	announced := copyResponseHeader(w.Header(), resp)
+	announced := 0
+	if o.fields.Block != "" {
+		fw.ForwardFields(o.fields.Block, resp.ContentLength, o.fields.HasDate)
+	} else {
+		announced = copyResponseHeader(w.Header(), resp)
+	}
 	if id := r.Header[HeaderRequestID]; len(id) > 0 {
 		w.Header()[HeaderRequestID] = id[:1]
 	}
@@ -269,5 +309,9 @@ func copyBody(w http.ResponseWriter, resp *http.Response) error {
 
 func isEventStream(h http.Header) bool {
 	ct := h["Content-Type"]
-	return len(ct) > 0 && strings.HasPrefix(ct[0], "text/event-stream")
+	return len(ct) > 0 && isEventStreamType(ct[0])
+}
+
+func isEventStreamType(contentType string) bool {
+	return strings.HasPrefix(contentType, "text/event-stream")
 }
