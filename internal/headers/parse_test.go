@@ -7,6 +7,8 @@ import (
 	"reflect"
 	"strings"
 	"testing"
+
+	"golang.org/x/net/http/httpguts"
 )
 
 // TestParseFields: a block reads as textproto.Reader.ReadMIMEHeader reads
@@ -66,4 +68,40 @@ func TestHeadLength(t *testing.T) {
 			t.Errorf("HeadLength(%q) = %d, want %d", in, got, want)
 		}
 	}
+}
+
+// nextFieldReference is NextField as three steps (find the line's end,
+// cut at the colon, check each part), the way the standard library's
+// reader reads a field; NextField does it in one pass.
+func nextFieldReference(s string) (k, v, rest string, ok bool) {
+	eol := strings.Index(s, "\r\n")
+	if eol < 0 {
+		return "", "", "", false
+	}
+	k, v, ok = strings.Cut(s[:eol], ":")
+	if !ok || !IsToken(k) {
+		return "", "", "", false
+	}
+	v = TrimSpace(v)
+	if !httpguts.ValidHeaderFieldValue(v) {
+		return "", "", "", false
+	}
+	return k, v, s[eol+2:], true
+}
+
+// FuzzNextField: NextField reads every input as the reference does.
+func FuzzNextField(f *testing.F) {
+	for _, s := range []string{
+		"Content-Type: text/plain\r\nX: y\r\n", "X:\r\n", "X: a\rb\r\n", "X: a\nb\r\n", ": v\r\n",
+		"Bad Name: v\r\n", "X: \t v \t\r\n", "X: caf\xc3\xa9\r\n", "X: a\x7f\r\n", "X: v", "X: v\r", "X",
+	} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, s string) {
+		k, v, rest, ok := NextField(s)
+		rk, rv, rrest, rok := nextFieldReference(s)
+		if k != rk || v != rv || rest != rrest || ok != rok {
+			t.Fatalf("%q: got (%q, %q, %q, %v), reference (%q, %q, %q, %v)", s, k, v, rest, ok, rk, rv, rrest, rok)
+		}
+	})
 }
