@@ -24,8 +24,12 @@ func rolloutCmd() *cobra.Command {
 start ROUTE     begin the route's rollout plan at its first step
 pause ROUTE     stop evaluating; the canary keeps its weight
 resume ROUTE    evaluate again, with a fresh window for the current step
-promote ROUTE   pass the current step now (webhooks are still asked)
-abort ROUTE     send everyone back to live and stop`,
+promote ROUTE   pass the current step now (webhooks are still asked);
+                from held: send everyone to the canary (promoted)
+abort ROUTE     send everyone back to live and stop
+
+A held rollout lost its saved state (damaged or empty store): callers stay
+at the config's canary.weight until you start, promote or abort it.`,
 		Args: cobra.RangeArgs(1, 2),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			verb := args[0]
@@ -101,6 +105,9 @@ func printRollout(w io.Writer, st rollout.Status, decisions bool) {
 			mark = ">"
 		}
 		fmt.Fprintf(w, "  %s %d. %s\n", mark, i+1, describeStep(s.Kind(), s))
+	}
+	if st.HeldReason != "" {
+		fmt.Fprintf(w, "  held: %s\n  run `umbra rollout start|promote|abort %s`\n", st.HeldReason, st.Route)
 	}
 	if !decisions || len(st.Decisions) == 0 {
 		return

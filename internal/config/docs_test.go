@@ -216,6 +216,8 @@ func TestDocsDefaultsMatchCode(t *testing.T) {
 		"listen":                               DefaultListen,
 		"admin.listen":                         DefaultAdminListen,
 		"data_dir":                             DefaultDataDir,
+		"store.on_corruption":                  DefaultStoreOnCorruption,
+		"store.check_timeout":                  DefaultStoreCheckTimeout,
 		"server.read_header_timeout":           DefaultReadHeaderTimeout,
 		"server.idle_timeout":                  DefaultIdleTimeout,
 		"server.max_header_bytes":              DefaultMaxHeaderBytes,

@@ -20,6 +20,7 @@ type Config struct {
 	TLS        *TLS                `yaml:"tls" json:"tls,omitempty"`
 	Admin      Admin               `yaml:"admin" json:"admin"`
 	DataDir    string              `yaml:"data_dir" json:"data_dir"`
+	Store      Store               `yaml:"store" json:"store"` // the embedded store in data_dir
 	Log        Log                 `yaml:"log" json:"log"`
 	Server     Server              `yaml:"server" json:"server"`
 	Comparison Comparison          `yaml:"comparison" json:"comparison"`
@@ -39,6 +40,15 @@ type TLS struct {
 type Admin struct {
 	Listen    string `yaml:"listen" json:"listen"`
 	TokenFile string `yaml:"token_file" json:"token_file,omitempty"`
+}
+
+// Store says how umbra treats its embedded store in data_dir.
+type Store struct {
+	// OnCorruption is what a damaged or empty store file does at start-up:
+	// "recover" (move it aside, start empty, hold rollouts) or "fail".
+	OnCorruption string `yaml:"on_corruption" json:"on_corruption"`
+	// CheckTimeout bounds the consistency check of the file at start-up.
+	CheckTimeout Duration `yaml:"check_timeout" json:"check_timeout"`
 }
 
 // Log configures structured logging.

@@ -22,6 +22,8 @@ const (
 	DefaultIdleTimeout       = Duration(120 * time.Second)
 	DefaultMaxHeaderBytes    = ByteSize(1 << 20)
 	DefaultShutdownGrace     = Duration(15 * time.Second)
+	DefaultStoreOnCorruption = "recover"
+	DefaultStoreCheckTimeout = Duration(30 * time.Second)
 
 	DefaultShadowMaxBody     = ByteSize(1 << 20)
 	DefaultShadowTimeout     = Duration(5 * time.Second)
@@ -80,6 +82,13 @@ func (p *parser) validateTop(c *Config) {
 	if c.DataDir == "" {
 		c.DataDir = DefaultDataDir
 	}
+	if c.Store.OnCorruption == "" {
+		c.Store.OnCorruption = DefaultStoreOnCorruption
+	}
+	if !oneOf(c.Store.OnCorruption, "recover", "fail") {
+		p.errorf(at("store", "on_corruption"), "store.on_corruption %q: use recover or fail", c.Store.OnCorruption)
+	}
+	setDefault(&c.Store.CheckTimeout, DefaultStoreCheckTimeout)
 	if c.Log.Format == "" {
 		c.Log.Format = "text"
 	}

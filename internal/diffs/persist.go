@@ -27,10 +27,12 @@ func markStoreKey(k markKey) string {
 // load merges persisted results into memory; r.mu is held.
 func (r *Recorder) load(st *store.Store) error {
 	return st.View(func(tx *store.Tx) error {
-		err := tx.Scan(bucket, "ep/", func(_ string, raw []byte) error {
+		err := tx.Scan(bucket, "ep/", func(key string, raw []byte) error {
 			e := &EndpointStats{}
 			if err := json.Unmarshal(raw, e); err != nil {
-				return err
+				// One unreadable record must not keep umbra from starting.
+				r.log.Error("skipping an unreadable comparison record in the store", "key", key, "err", err)
+				return nil
 			}
 			if e.Skipped == nil {
 				e.Skipped = map[string]int64{}

@@ -60,7 +60,7 @@ func newRec(t *testing.T, cfg config.Comparison, routes ...string) *rec {
 
 func openStore(t *testing.T, dir string) *store.Store {
 	t.Helper()
-	st, err := store.Open(dir)
+	st, err := store.Open(dir, store.Options{})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -16,6 +16,8 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
+
 	"github.com/umbragw/umbra/internal/admin"
 	"github.com/umbragw/umbra/internal/adoption"
 	"github.com/umbragw/umbra/internal/config"
@@ -44,6 +46,8 @@ type Gateway struct {
 	store    *store.Store
 	diffs    *diffs.Recorder
 	rollouts *rollout.Manager
+	// storeRecovered counts damaged store files moved aside.
+	storeRecovered prometheus.Counter
 
 	mu    sync.Mutex // serialises reloads
 	parts parts      // what the running snapshot uses
@@ -75,6 +79,9 @@ func New(cfg *config.Config, opts Options) (*Gateway, error) {
 		opts.LogOutput = os.Stderr
 	}
 	g := &Gateway{opts: opts, metrics: metrics.New(opts.Version)}
+	g.storeRecovered = prometheus.NewCounter(prometheus.CounterOpts{Name: "umbra_store_recovered_total",
+		Help: "Damaged or empty store files moved aside at start-up for an empty store (store.on_corruption: recover)."})
+	g.metrics.Registry().MustRegister(g.storeRecovered)
 	token := ""
 	if cfg.Admin.TokenFile != "" {
 		var err error
@@ -85,7 +92,7 @@ func New(cfg *config.Config, opts Options) (*Gateway, error) {
 	logger := newLogger(cfg.Log, opts.LogOutput)
 	g.diffs = diffs.New(cfg.Comparison, g.metrics.Registry(), logger)
 	g.rollouts = rollout.NewManager(g, rollout.NewMetrics(g.metrics.Registry()), logger)
-	if err := g.ensureStore(cfg); err != nil {
+	if err := g.ensureStore(cfg, logger); err != nil {
 		g.diffs.Close()
 		return nil, err
 	}
@@ -116,13 +123,17 @@ func New(cfg *config.Config, opts Options) (*Gateway, error) {
 // ensureStore opens the embedded store in data_dir the first time a
 // config needs persistence (a route compares answers or has a rollout). A
 // plain proxy never touches the disk.
-func (g *Gateway) ensureStore(cfg *config.Config) error {
+func (g *Gateway) ensureStore(cfg *config.Config, log *slog.Logger) error {
 	if g.store != nil || !needsStore(cfg) {
 		return nil
 	}
-	st, err := store.Open(cfg.DataDir)
+	st, err := store.Open(cfg.DataDir, store.Options{OnCorruption: cfg.Store.OnCorruption,
+		CheckTimeout: cfg.Store.CheckTimeout.D(), Log: log})
 	if err != nil {
 		return err
+	}
+	if st.Lost() != "" {
+		g.storeRecovered.Inc()
 	}
 	if err := g.diffs.Attach(st); err != nil {
 		st.Close()

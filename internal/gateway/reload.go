@@ -30,7 +30,7 @@ func (g *Gateway) Apply(cfg *config.Config) error {
 	g.mu.Lock()
 	defer g.mu.Unlock()
 	old := g.handler.Snapshot()
-	if err := g.ensureStore(cfg); err != nil {
+	if err := g.ensureStore(cfg, old.Log); err != nil {
 		g.metrics.Reloaded(false, 0)
 		g.Log().Error("config reload rejected; keeping the running config", "file", cfg.File, "errors", err.Error())
 		return err

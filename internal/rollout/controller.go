@@ -26,6 +26,11 @@ const (
 	Promoted   = "promoted"
 	RolledBack = "rolled_back"
 	Aborted    = "aborted"
+	// Held: the state an earlier run saved is missing or unreadable (the
+	// store was empty or damaged, or the value does not decode). Callers
+	// stay where the config puts them (canary.weight) and nothing is
+	// decided until an operator starts, promotes or aborts the rollout.
+	Held = "held"
 )
 
 // maxDecisions bounds the decision history kept per route.
@@ -42,6 +47,8 @@ type State struct {
 	StepStartedAt time.Time  `json:"step_started_at,omitzero"`
 	Base          Baseline   `json:"baseline"`
 	Decisions     []Decision `json:"decisions"`
+	// HeldReason says why a held rollout is held.
+	HeldReason string `json:"held_reason,omitempty"`
 }
 
 // Baseline holds cumulative counters at the start of a shadow step, so the
@@ -86,9 +93,11 @@ type Controller struct {
 	split *split.Split
 	state State
 	win   *window
-	kick  chan struct{}
-	stop  chan struct{}
-	done  chan struct{}
+	// announceHeld: the state was found lost at load; configure records it.
+	announceHeld bool
+	kick         chan struct{}
+	stop         chan struct{}
+	done         chan struct{}
 }
 
 func newController(route string, st *store.Store, src Sources, m *Metrics, log *slog.Logger) *Controller {
@@ -114,9 +123,17 @@ func (c *Controller) configure(plan *config.Rollout, sp *split.Split) {
 	if c.state.Step >= len(plan.Steps) && c.state.Phase == Running {
 		c.state.Step = len(plan.Steps) - 1
 	}
-	if c.state.Phase != Idle {
+	switch c.state.Phase {
+	case Held:
+		// The config's weight stands: nothing known says callers should move.
+		c.state.Weight = sp.Weight()
+		if c.announceHeld {
+			c.announceHeld = false
+			c.decide("held", c.state.HeldReason+"; callers stay at the config's canary.weight until an operator starts, promotes or aborts the rollout", nil)
+		}
+	default:
 		sp.SetWeight(c.state.Weight)
-	} else {
+	case Idle:
 		c.state.Weight = sp.Weight()
 		if newPlan && plan.Start == "auto" {
 			c.startLocked("started automatically (start: auto)")
@@ -346,6 +363,15 @@ func (c *Controller) enterStepLocked(i int) {
 func (c *Controller) setWeight(w float64) {
 	c.state.Weight = w
 	c.split.SetWeight(w)
+}
+
+// holdLost puts a rollout whose saved state is gone on hold, loudly; it
+// runs when the state is loaded, before the plan and split are known.
+func (c *Controller) holdLost(reason string) {
+	c.state = State{Route: c.route, Phase: Held, HeldReason: reason}
+	c.log.Error("rollout held: its saved state is gone; callers stay on the config's canary.weight until an operator runs `umbra rollout start|promote|abort`",
+		"route", c.route, "reason", reason)
+	c.announceHeld = true // recorded by configure, once the weight is known
 }
 
 // decide records a decision, persists the state and updates the metrics.

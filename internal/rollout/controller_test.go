@@ -247,7 +247,7 @@ func TestStatePersistsAcrossManagers(t *testing.T) {
 	dir := t.TempDir()
 	r := parsePlan(t, quietPlan)
 
-	st, err := store.Open(dir)
+	st, err := store.Open(dir, store.Options{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -271,7 +271,7 @@ func TestStatePersistsAcrossManagers(t *testing.T) {
 		t.Fatal(err)
 	}
 
-	st2, err := store.Open(dir)
+	st2, err := store.Open(dir, store.Options{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -321,7 +321,7 @@ func TestStatePersistsAcrossManagers(t *testing.T) {
 // with min_duration 30m must not wait 30 more minutes after a restart.
 func TestMinDurationCountsFromStepStart(t *testing.T) {
 	dir := t.TempDir()
-	st, err := store.Open(dir)
+	st, err := store.Open(dir, store.Options{})
 	if err != nil {
 		t.Fatal(err)
 	}

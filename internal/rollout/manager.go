@@ -48,20 +48,43 @@ func (m *Manager) Controller(route string) *Controller {
 	}
 	c := newController(route, m.store, m.sources, m.metrics, m.log)
 	if m.store != nil {
-		var st State
-		err := m.store.View(func(tx *store.Tx) error {
-			found, err := tx.Get(bucket, route, &st)
-			if found && err == nil {
-				c.state = st
-			}
-			return err
-		})
-		if err != nil {
-			m.log.Error("loading rollout state failed; starting idle", "route", route, "err", err)
-		}
+		m.load(c)
 	}
 	m.ctrls[route] = c
 	return c
+}
+
+// load gives c the state a previous run saved. State that should be there
+// but is not (the store was found empty or damaged and replaced) or does
+// not decode holds the rollout instead of starting idle: idle would move
+// callers of a promoted rollout back to the old version without a word.
+func (m *Manager) load(c *Controller) {
+	var st State
+	var found bool
+	err := m.store.View(func(tx *store.Tx) error {
+		var err error
+		found, err = tx.Get(bucket, c.route, &st)
+		return err
+	})
+	switch {
+	case err != nil:
+		c.holdLost("the saved rollout state is unreadable: " + err.Error())
+	case found && !knownPhase(st.Phase):
+		c.holdLost(fmt.Sprintf("the saved rollout state has an unknown phase %q", st.Phase))
+	case found:
+		c.state = st
+	case m.store.Lost() != "":
+		c.holdLost("the store was replaced by an empty one (" + m.store.Lost() + "); this rollout's saved state is gone")
+	}
+}
+
+func knownPhase(p string) bool {
+	for _, k := range phases {
+		if p == k {
+			return true
+		}
+	}
+	return false
 }
 
 // Plan is one route's rollout as compiled.
@@ -174,17 +197,26 @@ func (c *Controller) Command(cmd string) error {
 		c.win = newWindow(c.plan.Analysis.Samples, c.plan.Analysis.Burst.Window)
 		c.decide("resume", "resumed by operator; the step's window starts again", nil)
 	case "promote":
+		if p == Held {
+			c.state.HeldReason = ""
+			c.state.Step, c.state.StepKind = len(c.plan.Steps)-1, "promote"
+			c.setWeight(100)
+			c.state.Phase = Promoted
+			c.decide("complete", "promoted by operator from held; the canary now serves everyone", nil)
+			return nil
+		}
 		if p != Running && p != Paused {
 			return fmt.Errorf("promote: the rollout is %s: %w", p, errNotAllowed)
 		}
 		c.state.Phase = Running
 		c.advanceLocked(Result{Pass, "step passed by operator", nil})
 	case "abort":
-		if p != Running && p != Paused {
+		if p != Running && p != Paused && p != Held {
 			return fmt.Errorf("abort: the rollout is %s: %w", p, errNotAllowed)
 		}
 		c.setWeight(0)
 		c.state.Phase = Aborted
+		c.state.HeldReason = ""
 		c.decide("abort", "aborted by operator; everyone back on live", nil)
 	default:
 		return fmt.Errorf("unknown command %q (use start, pause, resume, promote or abort)", cmd)
@@ -195,6 +227,7 @@ func (c *Controller) Command(cmd string) error {
 // startLocked begins the plan at its first step.
 func (c *Controller) startLocked(reason string) {
 	c.state.Phase = Running
+	c.state.HeldReason = ""
 	c.state.StartedAt = time.Now()
 	c.state.Decisions = c.state.Decisions[:0:0]
 	c.enterStepLocked(0)

@@ -9,7 +9,7 @@ type Metrics struct {
 	decisions    *prometheus.CounterVec
 }
 
-var phases = []string{Idle, Running, Paused, Promoted, RolledBack, Aborted}
+var phases = []string{Idle, Running, Paused, Promoted, RolledBack, Aborted, Held}
 
 // NewMetrics registers the rollout metrics on reg.
 func NewMetrics(reg prometheus.Registerer) *Metrics {
@@ -24,7 +24,7 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 			Name: "umbra_rollout_phase", Help: "1 for the rollout's current phase.",
 		}, []string{"route", "phase"}),
 		decisions: prometheus.NewCounterVec(prometheus.CounterOpts{
-			Name: "umbra_rollout_decisions_total", Help: "Rollout decisions by action (start, hold, promote, rollback, pause, resume, abort, complete).",
+			Name: "umbra_rollout_decisions_total", Help: "Rollout decisions by action (start, hold, promote, rollback, pause, resume, abort, complete, held).",
 		}, []string{"route", "action"}),
 	}
 	reg.MustRegister(m.step, m.weight, m.phase, m.decisions)

@@ -13,7 +13,7 @@ type rec struct {
 
 func TestPutGetScanDeleteSurvivesReopen(t *testing.T) {
 	dir := t.TempDir()
-	s, err := Open(dir)
+	s, err := Open(dir, Options{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -31,7 +31,7 @@ func TestPutGetScanDeleteSurvivesReopen(t *testing.T) {
 	if err := s.Close(); err != nil {
 		t.Fatal(err)
 	}
-	s, err = Open(dir)
+	s, err = Open(dir, Options{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -69,19 +69,19 @@ func TestPutGetScanDeleteSurvivesReopen(t *testing.T) {
 
 func TestSecondOpenFailsClearly(t *testing.T) {
 	dir := t.TempDir()
-	s, err := Open(dir)
+	s, err := Open(dir, Options{})
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer s.Close()
-	_, err = Open(dir)
+	_, err = Open(dir, Options{})
 	if err == nil || !strings.Contains(err.Error(), "another umbra") {
 		t.Fatalf("second Open: %v", err)
 	}
 }
 
 func TestCorruptValueIsAnError(t *testing.T) {
-	s, err := Open(t.TempDir())
+	s, err := Open(t.TempDir(), Options{})
 	if err != nil {
 		t.Fatal(err)
 	}
