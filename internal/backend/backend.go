@@ -12,6 +12,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"net/http"
 	"net/http/httptrace"
 	"net/url"
@@ -81,6 +82,7 @@ type Backend struct {
 	rr        atomic.Uint64 // round-robin position
 	ejected   atomic.Int64  // endpoints currently ejected; 0 keeps Pick off the clock
 	panicking atomic.Bool   // every endpoint ejected, logged once per transition
+	log       atomic.Pointer[slog.Logger]
 }
 
 // New builds a Backend from its configuration. Zero values take the

@@ -1,7 +1,6 @@
 package backend
 
 import (
-	"log/slog"
 	"math/rand/v2"
 	"slices"
 	"time"
@@ -142,7 +141,7 @@ func (b *Backend) pickPanic(tried []*endpoint) *endpoint {
 
 func (b *Backend) enterPanic() {
 	if b.panicking.CompareAndSwap(false, true) {
-		slog.Default().Warn("backend: every endpoint is ejected, sending to them anyway (panic mode)",
+		b.logger().Warn("backend: every endpoint is ejected, sending to them anyway (panic mode)",
 			"backend", b.name)
 	}
 }
@@ -151,7 +150,7 @@ func (b *Backend) enterPanic() {
 // transition, so its cache line stays shared.
 func (b *Backend) leavePanic() {
 	if b.panicking.Load() && b.panicking.CompareAndSwap(true, false) {
-		slog.Default().Info("backend: endpoints back in rotation, panic mode over",
+		b.logger().Info("backend: endpoints back in rotation, panic mode over",
 			"backend", b.name)
 	}
 }

@@ -50,10 +50,24 @@ func (b *Backend) connFailed(e *endpoint) {
 	until := now.Add(b.s.ejectFor)
 	if e.ejectedUntil.CompareAndSwap(0, until.UnixNano()) {
 		b.ejected.Add(1)
-		slog.Default().Warn("backend endpoint ejected",
+		b.logger().Warn("backend endpoint ejected",
 			"backend", b.name, "endpoint", e.url.String(),
 			"consecutive_failures", n, "until", until)
 	}
+}
+
+// SetLog sets the logger of health events (ejected, readmitted, panic
+// mode). The gateway calls it with each snapshot's logger, so a backend
+// kept across a reload follows the new log settings.
+func (b *Backend) SetLog(l *slog.Logger) { b.log.Store(l) }
+
+// logger is the logger SetLog gave, or slog.Default for a backend used
+// on its own (tests, tools).
+func (b *Backend) logger() *slog.Logger {
+	if l := b.log.Load(); l != nil {
+		return l
+	}
+	return slog.Default()
 }
 
 // connSucceeded resets the failure count. It reads before writing so the
@@ -70,7 +84,7 @@ func (b *Backend) connSucceeded(e *endpoint) {
 func (b *Backend) readmit(e *endpoint, until int64) {
 	if e.ejectedUntil.CompareAndSwap(until, 0) {
 		b.ejected.Add(-1)
-		slog.Default().Info("backend endpoint readmitted",
+		b.logger().Info("backend endpoint readmitted",
 			"backend", b.name, "endpoint", e.url.String())
 	}
 }

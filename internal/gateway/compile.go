@@ -137,6 +137,9 @@ func compile(cfg *config.Config, prev parts, d deps) (*compiled, error) {
 	// From here on the compile cannot fail: the adoption tracker and the
 	// flag set may commit to this config.
 	_ = fe.Require(flags.Refs(cfg.Routes))
+	for _, lb := range c.parts.backends {
+		lb.b.SetLog(logger) // health events follow the log settings, kept backends too
+	}
 	d.adoption.SetMaxCallers(cfg.Callers.MaxCallers)
 	for i, ar := range d.adoption.Configure(cfg.Routes) {
 		c.snap.Routes[i].Adoption = ar

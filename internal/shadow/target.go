@@ -101,6 +101,7 @@ func (t *Target) Same(route string, cfg *config.Shadow, bcfg *config.Backend) bo
 // SetLog updates the logger after a reload that kept the target.
 func (t *Target) SetLog(l *slog.Logger, access bool) {
 	t.log.Store(l)
+	t.backend.SetLog(l)
 	t.access.Store(access)
 }
 
