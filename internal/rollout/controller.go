@@ -131,13 +131,13 @@ func (c *Controller) configure(plan *config.Rollout, sp *split.Split) {
 			c.announceHeld = false
 			c.decide("held", c.state.HeldReason+"; callers stay at the config's canary.weight until an operator starts, promotes or aborts the rollout", nil)
 		}
-	default:
-		sp.SetWeight(c.state.Weight)
 	case Idle:
 		c.state.Weight = sp.Weight()
 		if newPlan && plan.Start == "auto" {
 			c.startLocked("started automatically (start: auto)")
 		}
+	default:
+		sp.SetWeight(c.state.Weight)
 	}
 	c.metrics.set(c.route, c.state)
 	c.publish()
