@@ -295,3 +295,81 @@ func (r *Recorder) handleReset(w http.ResponseWriter, req *http.Request) {
 	}
 	admin.WriteJSON(w, http.StatusOK, map[string]any{"reset_endpoints": n})
 }
+
+// Counts are one route's cumulative comparison counters by endpoint: a
+// baseline, so that a rollout step judges only the comparisons made
+// during it (a step retried after a fix must not fail on the answers of
+// the broken version).
+type Counts map[string]EndpointCounts
+
+// EndpointCounts are one endpoint's counters in Counts.
+type EndpointCounts struct {
+	Compared      int64                  `json:"compared"`
+	NoiseCompared int64                  `json:"noise_compared"`
+	Fields        map[string]FieldCounts `json:"fields,omitempty"`
+}
+
+// FieldCounts are one field's counters in Counts.
+type FieldCounts struct {
+	Raw   int64 `json:"raw"`
+	Noise int64 `json:"noise"`
+}
+
+// Counts snapshots the route's counters.
+func (r *Recorder) Counts(route string) Counts {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	out := Counts{}
+	for k, e := range r.endpoints {
+		if k.route != route {
+			continue
+		}
+		ec := EndpointCounts{Compared: e.Compared, NoiseCompared: e.NoiseCompared, Fields: make(map[string]FieldCounts, len(e.Fields))}
+		for name, f := range e.Fields {
+			ec.Fields[name] = FieldCounts{Raw: f.Raw, Noise: f.Noise}
+		}
+		out[k.endpoint] = ec
+	}
+	return out
+}
+
+// Since judges the comparisons of route made after base was taken (all of
+// them when base is nil) with the route's thresholds and noise marks: it
+// returns how many answers were compared and the regressed field whose
+// raw rate exceeds its noise rate most ("endpoint field"), with that
+// excess. An endpoint whose counters went below base was reset since, and
+// is counted from zero.
+func (r *Recorder) Since(route string, base Counts) (compared int64, worst string, excess float64) {
+	th := compare.DefaultThresholds
+	if spec := (*r.routes.Load())[route]; spec != nil {
+		th = spec.Thresholds
+	}
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	for k, e := range r.endpoints {
+		if k.route != route {
+			continue
+		}
+		b := base[k.endpoint]
+		if e.Compared < b.Compared || e.NoiseCompared < b.NoiseCompared {
+			b = EndpointCounts{}
+		}
+		n, nNoise := e.Compared-b.Compared, e.NoiseCompared-b.NoiseCompared
+		compared += n
+		for name, f := range e.Fields {
+			bf := b.Fields[name]
+			if f.Raw < bf.Raw || f.Noise < bf.Noise {
+				bf = FieldCounts{}
+			}
+			counts := compare.FieldCounts{Raw: f.Raw - bf.Raw, Compared: n, Noise: f.Noise - bf.Noise, NoiseCompared: nNoise}
+			if counts.Raw == 0 || r.marked(route, k.endpoint, name) || !th.Regression(counts) {
+				continue
+			}
+			raw, noise := counts.Rates()
+			if x := raw - noise; x > excess {
+				excess, worst = x, k.endpoint+" "+name
+			}
+		}
+	}
+	return compared, worst, excess
+}

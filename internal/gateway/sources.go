@@ -1,25 +1,22 @@
 package gateway
 
 import (
+	"github.com/umbragw/umbra/internal/diffs"
 	"github.com/umbragw/umbra/internal/rollout"
 )
 
+// DiffCounts snapshots a route's comparison counters (rollout.Sources).
+func (g *Gateway) DiffCounts(route string) diffs.Counts { return g.diffs.Counts(route) }
+
 // Shadow reports a route's cumulative comparison and shadow counters for
 // the rollout's shadow step (rollout.Sources): answers compared, the
-// regressed field that differs most beyond its noise, and the compared
-// target's sent and failed copies.
-func (g *Gateway) Shadow(route string) rollout.ShadowStatus {
+// regressed field that differs most beyond its noise among the
+// comparisons made since base, and the compared target's sent and failed
+// copies.
+func (g *Gateway) Shadow(route string, base diffs.Counts) rollout.ShadowStatus {
 	var s rollout.ShadowStatus
-	for _, rr := range g.diffs.Report(route).Routes {
-		for _, e := range rr.Endpoints {
-			s.Compared += e.Compared
-			for _, f := range e.Regressions {
-				if excess := f.RawRate - f.NoiseRate; excess > s.WorstExcess {
-					s.WorstExcess, s.WorstField = excess, e.Endpoint+" "+f.Field
-				}
-			}
-		}
-	}
+	s.Compared, _, _ = g.diffs.Since(route, nil)
+	_, s.WorstField, s.WorstExcess = g.diffs.Since(route, base)
 	snap := g.handler.Snapshot()
 	for _, r := range snap.Routes {
 		if r.Config.Name != route || r.Shadow == nil || r.Config.Compare == nil {

@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/umbragw/umbra/internal/config"
+	"github.com/umbragw/umbra/internal/diffs"
 	"github.com/umbragw/umbra/internal/split"
 	"github.com/umbragw/umbra/internal/store"
 )
@@ -52,9 +53,12 @@ type State struct {
 }
 
 // Baseline holds cumulative counters at the start of a shadow step, so the
-// step is judged on what happened during it.
+// step is judged on what happened during it: answers compared, shadow
+// copies, and each field's differences (a step started again after a fix
+// must not fail on the answers of the broken version).
 type Baseline struct {
 	Compared, ShadowSent, ShadowFailed int64
+	Diffs                              diffs.Counts `json:"diffs,omitempty"`
 }
 
 // Decision is one recorded decision.
@@ -70,8 +74,12 @@ type Decision struct {
 // Sources give a controller what it judges the shadow step on.
 type Sources interface {
 	// Shadow returns cumulative comparison and shadow counters of a route,
-	// and its worst regressed field.
-	Shadow(route string) ShadowStatus
+	// and its worst regressed field judged on the comparisons made since
+	// base (all of them when base is nil).
+	Shadow(route string, base diffs.Counts) ShadowStatus
+	// DiffCounts snapshots a route's comparison counters, the base of a
+	// shadow step.
+	DiffCounts(route string) diffs.Counts
 }
 
 // Controller runs one route's rollout.
@@ -232,8 +240,8 @@ func (c *Controller) evaluate() {
 }
 
 func (c *Controller) shadowResult(step *config.ShadowStep) Result {
-	now := c.sources.Shadow(c.route)
 	b := c.state.Base
+	now := c.sources.Shadow(c.route, b.Diffs)
 	delta := ShadowStatus{Compared: now.Compared - b.Compared, Sent: now.Sent - b.ShadowSent,
 		Failed: now.Failed - b.ShadowFailed, WorstField: now.WorstField, WorstExcess: now.WorstExcess}
 	return analyzeShadow(delta, time.Since(c.state.StepStartedAt), step)
@@ -354,8 +362,8 @@ func (c *Controller) enterStepLocked(i int) {
 	case step.Canary != nil:
 		c.setWeight(float64(step.Canary.Weight))
 	case step.Shadow != nil:
-		s := c.sources.Shadow(c.route)
-		c.state.Base = Baseline{Compared: s.Compared, ShadowSent: s.Sent, ShadowFailed: s.Failed}
+		s := c.sources.Shadow(c.route, nil)
+		c.state.Base = Baseline{Compared: s.Compared, ShadowSent: s.Sent, ShadowFailed: s.Failed, Diffs: c.sources.DiffCounts(c.route)}
 		c.setWeight(0)
 	}
 }

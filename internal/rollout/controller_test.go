@@ -168,7 +168,7 @@ func TestShadowStepJudgedOnItsOwnCounts(t *testing.T) {
 	if err := u.c.Command("start"); err != nil {
 		t.Fatal(err)
 	}
-	if st := u.state(); st.Weight != 0 || st.StepKind != "shadow" || st.Base != (Baseline{5000, 5000, 400}) {
+	if st := u.state(); st.Weight != 0 || st.StepKind != "shadow" || (st.Base.Compared != 5000 || st.Base.ShadowSent != 5000 || st.Base.ShadowFailed != 400) {
 		t.Fatalf("after start: %+v", st)
 	}
 	u.src.set(ShadowStatus{Compared: 5040, Sent: 5040, Failed: 400})

@@ -11,6 +11,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/umbragw/umbra/internal/config"
+	"github.com/umbragw/umbra/internal/diffs"
 	"github.com/umbragw/umbra/internal/split"
 	"github.com/umbragw/umbra/internal/store"
 )
@@ -47,7 +48,9 @@ type fakeSources struct {
 	s  ShadowStatus
 }
 
-func (f *fakeSources) Shadow(string) ShadowStatus {
+func (f *fakeSources) DiffCounts(string) diffs.Counts { return nil }
+
+func (f *fakeSources) Shadow(string, diffs.Counts) ShadowStatus {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	return f.s
