@@ -2,6 +2,13 @@
 
 package h1client
 
-// alive cannot probe a socket without blocking on this platform; a
-// connection the server closed is caught by the retry in RoundTrip.
-func (c *conn) alive() bool { return true }
+// socketProbe is empty: sockets cannot be peeked without blocking here.
+type socketProbe struct{}
+
+// initProbe: sockets cannot be peeked without blocking here.
+func (c *conn) initProbe() {}
+
+// probe cannot tell whether an idle connection holds unread bytes on this
+// platform, so no connection is reused: a reused one could hand the next
+// caller a response meant for nobody (see Pool.get).
+func (c *conn) probe() bool { return false }

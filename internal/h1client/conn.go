@@ -35,6 +35,8 @@ type conn struct {
 	// readDeadline is the read deadline set, zero for none. It may outlive
 	// its request (see roundTrip).
 	readDeadline time.Time
+	// sock probes the idle socket for unread bytes (see quiet).
+	sock socketProbe
 
 	// The current request's context is watched so that it ending aborts
 	// the exchange: through hook when it is a *reqctx.Context (h1server's
@@ -62,6 +64,13 @@ func (c *conn) armReadDeadline(d time.Duration) {
 func (c *conn) clearReadDeadline() {
 	c.readDeadline = time.Time{}
 	c.nc.SetReadDeadline(time.Time{})
+}
+
+// quiet reports whether an idle connection can carry another request:
+// nothing unread in its buffer or its socket, and not closed by the
+// server. A connection that cannot be probed is never quiet.
+func (c *conn) quiet() bool {
+	return c.br.Buffered() == 0 && c.probe()
 }
 
 // abort wakes up whatever blocks on the connection, for good.
@@ -220,8 +229,11 @@ func (c *conn) explain(ctx context.Context, err error) error {
 // when the exchange ended cleanly, closed otherwise.
 func (c *conn) release(reusable bool) {
 	// unwatch reports false when the context ended: the deadline is in
-	// the past and the connection is unusable.
-	if c.unwatch() && reusable {
+	// the past and the connection is unusable. Bytes already read past
+	// the response's end (a body after HEAD, 204 or 304, more than the
+	// Content-Length) are a response nobody asked for: the connection is
+	// out of step and closed now rather than pooled.
+	if c.unwatch() && reusable && c.br.Buffered() == 0 {
 		c.reused = false
 		c.pool.put(c)
 		return

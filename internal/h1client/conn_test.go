@@ -436,7 +436,7 @@ func TestHeaderDeadlineLeftFromLastRequest(t *testing.T) {
 	const timeout = 100 * time.Millisecond
 	p, dials := newTestPool(t, srv.addr, Options{HeaderTimeout: timeout})
 	mustGet(t, p, srv.addr, "/", "ok")
-	time.Sleep(probeAfter + 3*timeout) // the deadline passed; the probe runs
+	time.Sleep(3 * timeout) // the deadline passed before the probe
 	mustGet(t, p, srv.addr, "/", "ok")
 	if got := dials.Load(); got != 1 {
 		t.Fatalf("dials = %d, want 1: the idle connection was taken for dead", got)
@@ -841,7 +841,8 @@ func TestUnsolicitedData(t *testing.T) {
 		waitFor(t, 2*time.Second, "server to see the close", func() bool { return srv.peerClosed.Load() == 1 })
 	})
 	t.Run("while idle", func(t *testing.T) {
-		// Sent later: the probe of a connection idle for a while sees it.
+		// Sent later, well under a second after the answer: the probe
+		// on reuse sees it.
 		srv := newRawServer(t, func(c *srvConn) {
 			for n := 1; ; n++ {
 				if _, ok := c.readRequest(); !ok {
@@ -857,7 +858,7 @@ func TestUnsolicitedData(t *testing.T) {
 		})
 		p, dials := newTestPool(t, srv.addr, Options{})
 		mustGet(t, p, srv.addr, "/", "conn1 req1")
-		time.Sleep(probeAfter + 200*time.Millisecond)
+		time.Sleep(300 * time.Millisecond)
 		mustGet(t, p, srv.addr, "/", "conn2 req1")
 		if dials.Load() != 2 {
 			t.Errorf("dials = %d, want 2", dials.Load())

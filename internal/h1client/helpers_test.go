@@ -166,7 +166,7 @@ type countingHTTPServer struct {
 	closed atomic.Int32
 }
 
-func newCountingHTTPServer(t *testing.T, h http.Handler) *countingHTTPServer {
+func newCountingHTTPServer(t testing.TB, h http.Handler) *countingHTTPServer {
 	t.Helper()
 	s := &countingHTTPServer{Server: httptest.NewUnstartedServer(h)}
 	s.Config.ConnState = func(_ net.Conn, st http.ConnState) {

@@ -56,13 +56,6 @@ const (
 	DefaultMaxIdle     = 512
 )
 
-// probeAfter is how long a connection must have been idle before it is
-// probed for a close by the server before reuse. Servers close idle
-// keep-alive connections after seconds (nginx 75 s, Go 3 min, Node 5 s), so
-// a connection idle for less than this is trusted without a system call;
-// the rare one closed anyway is retried (see RoundTrip).
-const probeAfter = time.Second
-
 // bufferSize is the size of each connection's read and write buffers, as
 // in http.Transport.
 const bufferSize = 4 << 10
@@ -142,10 +135,13 @@ func (p *Pool) get(ctx context.Context) (*conn, error) {
 		p.idle[n-1] = nil
 		p.idle = p.idle[:n-1]
 		p.mu.Unlock()
-		idleFor := now.Sub(c.idleSince)
-		// Bytes buffered on an idle connection are a response nobody
-		// asked for: the connection is out of step and cannot be used.
-		if idleFor < p.opts.IdleTimeout && c.br.Buffered() == 0 && (idleFor < probeAfter || c.alive()) {
+		// Every reuse is checked, however short the idle time: bytes that
+		// arrived while the connection was idle are a response nobody
+		// asked for (a body after HEAD, 204 or 304, more than the
+		// Content-Length), and the next request would read it as its
+		// answer, leaving the connection, and each later caller on it,
+		// one answer behind. A server's close is caught the same way.
+		if now.Sub(c.idleSince) < p.opts.IdleTimeout && c.quiet() {
 			c.reused = true
 			return c, nil
 		}
@@ -320,5 +316,6 @@ func newConn(p *Pool, nc net.Conn) *conn {
 	c := &conn{pool: p, nc: nc}
 	c.br = bufio.NewReaderSize(countingReader{c}, bufferSize)
 	c.bw = bufio.NewWriterSize(nc, bufferSize)
+	c.initProbe()
 	return c
 }

@@ -144,9 +144,25 @@ func TestConcurrentMaxIdle(t *testing.T) {
 	t.Logf("%d connections opened, %d idle at the end", opened, idle)
 }
 
-// staleServer answers each connection's first request, then closes it
-// without announcing it (no Connection: close).
+// staleServer answers each connection's first request; a second request
+// on the connection it reads and closes the connection without answering:
+// the server closing an idle connection just as the pool reuses it, which
+// no probe can see coming.
 func staleServer(t *testing.T) *rawServer {
+	return newRawServer(t, func(c *srvConn) {
+		req, ok := c.readRequest()
+		if !ok {
+			return
+		}
+		body := fmt.Sprintf("conn%d %s", c.id, req.Method)
+		c.write(fmt.Sprintf("HTTP/1.1 200 OK\r\nContent-Length: %d\r\n\r\n%s", len(body), body))
+		http.ReadRequest(c.br) // not recorded: it is never answered
+	})
+}
+
+// closingServer answers each connection's first request, then closes it
+// without announcing it (no Connection: close).
+func closingServer(t *testing.T) *rawServer {
 	return newRawServer(t, scripted(func(id, n int, req *http.Request) (string, bool) {
 		body := fmt.Sprintf("conn%d %s", id, req.Method)
 		return fmt.Sprintf("HTTP/1.1 200 OK\r\nContent-Length: %d\r\n\r\n%s", len(body), body), true
@@ -154,16 +170,13 @@ func staleServer(t *testing.T) *rawServer {
 }
 
 // primeStale sends one GET so that the pool holds a connection the server
-// has closed.
+// will close when the next request arrives on it.
 func primeStale(t *testing.T, p *Pool, srv *rawServer) {
 	t.Helper()
 	mustGet(t, p, srv.addr, "/", "conn1 GET")
 	if p.Idle() != 1 {
 		t.Fatalf("Idle() = %d after the first request, want 1", p.Idle())
 	}
-	// Let the server's FIN arrive before the next request.
-	waitFor(t, 2*time.Second, "server to finish conn 1", func() bool { return srv.requests.Load() == 1 })
-	time.Sleep(20 * time.Millisecond)
 }
 
 // TestStaleConnGETRetried: a GET that fails on a pooled connection the
@@ -251,14 +264,16 @@ func TestStaleConnPOSTIdempotencyKeyReplayed(t *testing.T) {
 	}
 }
 
-// TestStaleConnProbe: a connection idle for longer than probeAfter is
-// probed before use; one the server closed is discarded without sending
-// anything on it, so even a non-replayable POST succeeds.
+// TestStaleConnProbe: a pooled connection is probed before every reuse,
+// however short its idle time; one the server closed is discarded
+// without sending anything on it, so even a non-replayable POST succeeds.
 func TestStaleConnProbe(t *testing.T) {
-	srv := staleServer(t)
+	srv := closingServer(t)
 	p, dials := newTestPool(t, srv.addr, Options{})
-	primeStale(t, p, srv)
-	time.Sleep(probeAfter + 200*time.Millisecond)
+	mustGet(t, p, srv.addr, "/", "conn1 GET")
+	// Let the server's FIN arrive: well under a second.
+	waitFor(t, 2*time.Second, "server to finish conn 1", func() bool { return srv.requests.Load() == 1 })
+	time.Sleep(20 * time.Millisecond)
 	resp, body, err := do(p, newReq(t, context.Background(), "POST", srv.addr, "/"))
 	if err != nil {
 		t.Fatalf("POST after the probe: %v", err)
@@ -274,8 +289,8 @@ func TestStaleConnProbe(t *testing.T) {
 	}
 }
 
-// TestProbeKeepsLiveConn: a healthy connection idle for longer than
-// probeAfter passes the probe and is reused.
+// TestProbeKeepsLiveConn: a healthy connection passes the probe and is
+// reused, right away or after a while.
 func TestProbeKeepsLiveConn(t *testing.T) {
 	srv := newRawServer(t, scripted(func(id, n int, _ *http.Request) (string, bool) {
 		body := fmt.Sprintf("conn%d req%d", id, n)
@@ -283,8 +298,9 @@ func TestProbeKeepsLiveConn(t *testing.T) {
 	}))
 	p, dials := newTestPool(t, srv.addr, Options{})
 	mustGet(t, p, srv.addr, "/", "conn1 req1")
-	time.Sleep(probeAfter + 200*time.Millisecond)
 	mustGet(t, p, srv.addr, "/", "conn1 req2")
+	time.Sleep(300 * time.Millisecond)
+	mustGet(t, p, srv.addr, "/", "conn1 req3")
 	if got := dials.Load(); got != 1 {
 		t.Errorf("dials = %d, want 1", got)
 	}
