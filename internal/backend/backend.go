@@ -5,7 +5,8 @@
 // endpoint for requests without a body, one http.Transport for the rest:
 // see package h1client), balances requests over its endpoints (round robin
 // or least request), ejects endpoints that cannot be reached (passive
-// health) and retries requests that provably never left the gateway.
+// health) and retries idempotent requests that provably got no byte of
+// an answer.
 package backend
 
 import (
@@ -195,8 +196,9 @@ func (b *Backend) Close() {
 // request would cost an allocation on the hot path.
 //
 // A request is retried on another endpoint only when it is idempotent,
-// has no body, the dial failed (nothing was sent) and the client is still
-// waiting. Retries never go back to an endpoint already tried; when none
+// has no body, got no byte of an answer (the dial failed, or the endpoint
+// closed or reset the connection before answering) and the client is
+// still waiting. Retries never go back to an endpoint already tried; when none
 // is left the last error is returned.
 func (b *Backend) RoundTrip(req *http.Request) (*http.Response, error) {
 	return b.Exchange(req.Context(), req, nil)
@@ -232,7 +234,7 @@ func (b *Backend) retry(ctx context.Context, req *http.Request, opts *h1client.E
 		}
 		var resp *http.Response
 		resp, err = b.send(ctx, e, req, opts)
-		if err == nil || !isDialError(err) || ctx.Err() != nil {
+		if err == nil || !beforeResponse(err) || ctx.Err() != nil {
 			return resp, err
 		}
 		tried = append(tried, e)
@@ -240,10 +242,17 @@ func (b *Backend) retry(ctx context.Context, req *http.Request, opts *h1client.E
 	return nil, err
 }
 
-// retryable reports whether a failed first attempt may be retried.
+// retryable reports whether a failed first attempt may be retried: an
+// idempotent bodyless request that got no byte of an answer (the dial
+// failed, or the endpoint closed or reset the connection before
+// answering), as nginx's proxy_next_upstream error does. Once response
+// bytes arrived nothing is retried: part of an answer may be lost.
 func (b *Backend) retryable(ctx context.Context, req *http.Request, err error) bool {
-	return b.s.retries > 0 && isDialError(err) && idempotent(req.Method) &&
-		bodyless(req) && ctx.Err() == nil
+	return b.mayRetry(req) && beforeResponse(err) && ctx.Err() == nil
+}
+
+func (b *Backend) mayRetry(req *http.Request) bool {
+	return b.s.retries > 0 && idempotent(req.Method) && bodyless(req)
 }
 
 func idempotent(method string) bool {
@@ -276,6 +285,23 @@ func withContext(ctx context.Context, req *http.Request, opts *h1client.Exchange
 	return req.WithContext(ctx)
 }
 
+// viaTransport sends req on the http.Transport. For a request that may be
+// retried it watches for the first response byte, to tell a connection
+// that died before answering (noResponseError) from one that died in the
+// middle of an answer.
+func (b *Backend) viaTransport(ctx context.Context, req *http.Request, opts *h1client.ExchangeOptions) (*http.Response, error) {
+	if !b.mayRetry(req) {
+		return b.transport.RoundTrip(withContext(ctx, req, opts))
+	}
+	var answered atomic.Bool
+	ctx = httptrace.WithClientTrace(ctx, &httptrace.ClientTrace{GotFirstResponseByte: func() { answered.Store(true) }})
+	resp, err := b.transport.RoundTrip(withContext(ctx, req, opts))
+	if err != nil && !answered.Load() && !isDialError(err) && !isTimeout(err) && ctx.Err() == nil {
+		err = &h1client.NoResponseError{Err: err}
+	}
+	return resp, err
+}
+
 // send makes one attempt on endpoint e and records its outcome.
 func (b *Backend) send(ctx context.Context, e *endpoint, req *http.Request, opts *h1client.ExchangeOptions) (*http.Response, error) {
 	req.URL.Scheme = e.url.Scheme
@@ -296,7 +322,7 @@ func (b *Backend) send(ctx context.Context, e *endpoint, req *http.Request, opts
 		if opts != nil && opts.Fields != nil {
 			opts.Fields.Block = "" // the response comes with a header map
 		}
-		resp, err = b.transport.RoundTrip(withContext(ctx, req, opts))
+		resp, err = b.viaTransport(ctx, req, opts)
 	}
 	if err != nil {
 		e.end()

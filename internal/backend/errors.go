@@ -6,6 +6,8 @@ import (
 	"io"
 	"net"
 	"syscall"
+
+	"github.com/umbragw/umbra/internal/h1client"
 )
 
 // ErrNoEndpoint means there was no endpoint to send a request to. New
@@ -42,6 +44,14 @@ func (e *dialError) Timeout() bool {
 
 // Temporary is part of net.Error; dial failures are worth retrying elsewhere.
 func (e *dialError) Temporary() bool { return true }
+
+// beforeResponse reports whether err proves that no byte of an answer
+// arrived: the dial failed, or the connection died before the answer
+// began (h1client.NoResponseError, also used for the http.Transport).
+func beforeResponse(err error) bool {
+	var nr *h1client.NoResponseError
+	return isDialError(err) || errors.As(err, &nr)
+}
 
 // isDialError reports whether err came from dialing, so nothing was sent.
 func isDialError(err error) bool {

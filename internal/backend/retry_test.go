@@ -2,12 +2,15 @@ package backend
 
 import (
 	"bufio"
+	"crypto/tls"
 	"errors"
 	"io"
 	"net"
 	"net/http"
+	"net/http/httptest"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/umbragw/umbra/internal/config"
 )
@@ -82,41 +85,145 @@ func TestRetryAttemptsBoundAndDistinctEndpoints(t *testing.T) {
 	}
 }
 
-// TestNoRetryAfterRequestSent: the endpoint read the request and closed
-// the connection; the request may have had effects, so no retry.
-func TestNoRetryAfterRequestSent(t *testing.T) {
-	live := echoServer(t, "live")
+// Endpoints that die in the middle of a request, before any byte of an
+// answer (they used to turn a GET into a 502) or after some.
+var (
+	resetAfterRequest = func(c net.Conn) {
+		http.ReadRequest(bufio.NewReader(c))
+		reset(c)
+	}
+	resetMidResponse = func(c net.Conn) {
+		http.ReadRequest(bufio.NewReader(c))
+		io.WriteString(c, "HTTP/1.1 200 OK\r\nContent-Length: 10\r\n")
+		// A RST can discard data the client has not read yet: let the
+		// bytes arrive first, or nothing would have been answered.
+		time.Sleep(50 * time.Millisecond)
+		reset(c)
+	}
+	closeMidBody = func(c net.Conn) {
+		http.ReadRequest(bufio.NewReader(c))
+		io.WriteString(c, "HTTP/1.1 200 OK\r\nContent-Length: 10\r\nX-Endpoint: broken\r\n\r\nbro")
+		c.Close()
+	}
+)
+
+// TestRetryWhenEndpointDiesBeforeAnswering: an idempotent bodyless
+// request whose endpoint read it and closed or reset the connection
+// without a byte of an answer is sent once to another endpoint, as nginx's
+// proxy_next_upstream error does, on the synchronous pool (plain http) and
+// on the http.Transport (https).
+func TestRetryWhenEndpointDiesBeforeAnswering(t *testing.T) {
 	for _, tc := range []struct {
 		name   string
 		handle func(net.Conn)
 	}{
 		{"closed after request", closeAfterRequest},
-		{"reset mid-response", func(c net.Conn) {
-			http.ReadRequest(bufio.NewReader(c))
-			io.WriteString(c, "HTTP/1.1 200 OK\r\nContent-Length: 10\r\n")
-			c.(*net.TCPConn).SetLinger(0) // RST, not FIN
-			c.Close()
-		}},
+		{"reset after request", resetAfterRequest},
 	} {
-		t.Run(tc.name, func(t *testing.T) {
-			broken := rawServer(t, tc.handle)
-			b := newBackend(t, config.Backend{}, broken, live.URL)
-			_, err := do(t, b, http.MethodGet, nil)
-			if err == nil {
-				t.Fatal("want an error")
+		for _, scheme := range []string{"http", "https"} {
+			for _, method := range []string{http.MethodGet, http.MethodHead, http.MethodDelete} {
+				t.Run(tc.name+"/"+scheme+"/"+method, func(t *testing.T) {
+					broken, live := dyingEndpoint(t, scheme, tc.handle), liveEndpoint(t, scheme)
+					b := newBackend(t, config.Backend{TLS: &config.UpstreamTLS{InsecureSkipVerify: true}}, broken, live)
+					name, err := do(t, b, method, nil)
+					if err != nil || (method != http.MethodHead && name != "live") {
+						t.Fatalf("%q, %v; want a retry to live", name, err)
+					}
+					if got := statusOf(t, b, live).Requests; got != 1 {
+						t.Errorf("live got %d requests, want 1", got)
+					}
+					if st := statusOf(t, b, broken); st.Requests != 1 || st.ConsecutiveFailures != 0 {
+						t.Errorf("broken endpoint %+v, want 1 attempt, not a connection failure", st)
+					}
+				})
 			}
-			if k := ErrorKind(err); k != KindReset {
-				t.Errorf("kind = %s for %v, want reset", k, err)
-			}
-			if got := statusOf(t, b, live.URL).Requests; got != 0 {
-				t.Errorf("live got %d requests: retried after bytes were sent", got)
-			}
-			// Reaching the endpoint is not a connection failure.
-			if got := statusOf(t, b, broken).ConsecutiveFailures; got != 0 {
-				t.Errorf("broken endpoint has %d connection failures, want 0", got)
-			}
-		})
+		}
 	}
+}
+
+// TestNoRetryAfterResponseBytes: once any byte of an answer arrived, or
+// for a method that is not idempotent, the error is the client's: part of
+// an answer, or an effect, may be lost.
+func TestNoRetryAfterResponseBytes(t *testing.T) {
+	for _, tc := range []struct {
+		name   string
+		method string
+		handle func(net.Conn)
+	}{
+		{"GET reset mid-response head", http.MethodGet, resetMidResponse},
+		{"POST closed after request", http.MethodPost, closeAfterRequest},
+		{"PATCH reset after request", http.MethodPatch, resetAfterRequest},
+	} {
+		for _, scheme := range []string{"http", "https"} {
+			t.Run(tc.name+"/"+scheme, func(t *testing.T) {
+				broken, live := dyingEndpoint(t, scheme, tc.handle), liveEndpoint(t, scheme)
+				b := newBackend(t, config.Backend{TLS: &config.UpstreamTLS{InsecureSkipVerify: true}}, broken, live)
+				_, err := do(t, b, tc.method, nil)
+				if err == nil {
+					t.Fatal("want an error")
+				}
+				if k := ErrorKind(err); k != KindReset {
+					t.Errorf("kind = %s for %v, want reset", k, err)
+				}
+				if got := statusOf(t, b, live).Requests; got != 0 {
+					t.Errorf("live got %d requests: retried", got)
+				}
+				if got := statusOf(t, b, broken).ConsecutiveFailures; got != 0 {
+					t.Errorf("broken endpoint has %d connection failures, want 0", got)
+				}
+			})
+		}
+	}
+	// A body cut short is the client's error too: its head was sent on.
+	broken, live := dyingEndpoint(t, "http", closeMidBody), liveEndpoint(t, "http")
+	b := newBackend(t, config.Backend{}, broken, live)
+	if _, err := do(t, b, http.MethodGet, nil); err == nil || statusOf(t, b, live).Requests != 0 {
+		t.Errorf("a body cut short: err %v, live %d requests", err, statusOf(t, b, live).Requests)
+	}
+}
+
+// reset closes c with a RST, not a FIN.
+func reset(c net.Conn) {
+	c.(interface{ SetLinger(int) error }).SetLinger(0)
+	c.Close()
+}
+
+// dyingEndpoint serves handle on plain TCP or behind TLS.
+func dyingEndpoint(t *testing.T, scheme string, handle func(net.Conn)) string {
+	t.Helper()
+	if scheme == "http" {
+		return rawServer(t, handle)
+	}
+	cert := httptest.NewTLSServer(http.NotFoundHandler())
+	cfg := cert.TLS.Clone()
+	cert.Close()
+	return "https://" + strings.TrimPrefix(rawServer(t, func(c net.Conn) {
+		tc := tls.Server(c, cfg)
+		if tc.Handshake() != nil {
+			c.Close()
+			return
+		}
+		handle(&tlsTCP{tc, c.(*net.TCPConn)})
+	}), "http://")
+}
+
+// tlsTCP is a TLS connection whose SetLinger reaches the TCP socket, so
+// the handlers above can reset it.
+type tlsTCP struct {
+	*tls.Conn
+	tcp *net.TCPConn
+}
+
+func (c *tlsTCP) SetLinger(sec int) error { return c.tcp.SetLinger(sec) }
+
+func liveEndpoint(t *testing.T, scheme string) string {
+	t.Helper()
+	if scheme == "http" {
+		return echoServer(t, "live").URL
+	}
+	srv := httptest.NewTLSServer(echoHandler("live"))
+	t.Cleanup(srv.Close)
+	return srv.URL
 }
 
 func TestNoRetryWhenClientGone(t *testing.T) {

@@ -110,7 +110,8 @@ type HealthCheck struct {
 }
 
 // Retry governs retrying a request on another endpoint. Only idempotent
-// requests whose connection attempt failed (nothing was sent) are retried.
+// bodyless requests that got no byte of an answer (the dial failed, or the
+// connection died before the answer began) are retried.
 type Retry struct {
 	Attempts int  `yaml:"attempts" json:"attempts"` // extra attempts; default 1, 0 disables via Disable
 	Disable  bool `yaml:"disable" json:"disable"`

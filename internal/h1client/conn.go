@@ -9,6 +9,7 @@ import (
 	"net/http"
 	"net/http/httptrace"
 	"net/textproto"
+	"os"
 	"sync/atomic"
 	"time"
 
@@ -222,8 +223,21 @@ func (c *conn) explain(ctx context.Context, err error) error {
 	if ctxErr := ctx.Err(); ctxErr != nil {
 		return ctxErr
 	}
+	if c.nread == 0 && !errors.Is(err, os.ErrDeadlineExceeded) {
+		return &NoResponseError{Err: err}
+	}
 	return err
 }
+
+// NoResponseError is an exchange that failed before any byte of a
+// response arrived (the server closed or reset the connection, or the
+// request could not be written), and not by a timeout: the caller may send
+// an idempotent request elsewhere, as nginx's proxy_next_upstream error
+// does, knowing nothing of an answer was lost.
+type NoResponseError struct{ Err error }
+
+func (e *NoResponseError) Error() string { return e.Err.Error() }
+func (e *NoResponseError) Unwrap() error { return e.Err }
 
 // release ends the request's hold on the connection: back to the pool
 // when the exchange ended cleanly, closed otherwise.
