@@ -17,6 +17,7 @@ import (
 	flagdeval "github.com/open-feature/flagd/core/pkg/evaluator"
 	flagdlog "github.com/open-feature/flagd/core/pkg/logger"
 	"github.com/open-feature/flagd/core/pkg/model"
+	flagdofrep "github.com/open-feature/flagd/core/pkg/service/ofrep"
 	"github.com/open-feature/flagd/core/pkg/store"
 	flagdsync "github.com/open-feature/flagd/core/pkg/sync"
 )
@@ -31,7 +32,6 @@ const (
 
 	ErrFlagNotFound        = model.FlagNotFoundErrorCode
 	ErrParse               = model.ParseErrorCode
-	ErrTypeMismatch        = model.TypeMismatchErrorCode
 	ErrGeneral             = model.GeneralErrorCode
 	ErrInvalidContext      = model.InvalidContextCode
 	ErrTargetingKeyMissing = "TARGETING_KEY_MISSING"
@@ -63,6 +63,10 @@ type Info struct {
 	Version  uint64    `json:"version"` // 1 for the first load, +1 per change
 	Flags    int       `json:"flags"`
 	LoadedAt time.Time `json:"loaded_at"`
+	// Warnings are what validation found in the file that flagd, too,
+	// loads and only logs (its schema findings, umbra's lints), one per
+	// line as "SOURCE[:LINE:COL]: flag "KEY": finding".
+	Warnings []string `json:"warnings"`
 }
 
 // Evaluator evaluates the running flag set. The zero value is not usable;
@@ -119,8 +123,10 @@ func readFile(path string) ([]byte, error) {
 
 // Load validates data, a flag file in flagd's format named source in
 // errors, and swaps it in. Loading the flags already running is a no-op.
-// On any problem the running flags stay and the error names every
-// problem, one per line, as "SOURCE[:LINE:COL]: flag "KEY": reason".
+// It refuses what flagd refuses to load (see validate); then the running
+// flags stay and the error names every problem, one per line, as
+// "SOURCE[:LINE:COL]: flag "KEY": reason". What flagd loads with a
+// warning is loaded, and the warnings are in Info().Warnings.
 func (e *Evaluator) Load(data []byte, source string) error {
 	_, err := e.load(data, source)
 	return err
@@ -130,8 +136,7 @@ func (e *Evaluator) load(data []byte, source string) (changed bool, err error) {
 	if source == "" {
 		source = "flags"
 	}
-	sum := sha256.Sum256(data)
-	hash := hex.EncodeToString(sum[:])
+	hash := hashOf(data)
 	e.mu.Lock()
 	defer e.mu.Unlock()
 	if cur := e.cur.Load(); cur != nil && cur.info.Hash == hash && cur.info.Source == source {
@@ -145,7 +150,7 @@ func (e *Evaluator) load(data []byte, source string) (changed bool, err error) {
 		return false, fmt.Errorf("%s: %w", source, err)
 	}
 	ev := flagdeval.NewJSON(quietLogger, st)
-	def, err := validate(data, source)
+	def, warnings, err := validate(data, source)
 	if err != nil {
 		return false, err
 	}
@@ -158,12 +163,18 @@ func (e *Evaluator) load(data []byte, source string) (changed bool, err error) {
 		}
 	}
 	s := &snapshot{eval: ev, flags: def.flags, keys: def.keys(), cache: newResultCache()}
-	s.info = Info{Source: source, Hash: hash, Version: e.version.Add(1), Flags: len(def.flags), LoadedAt: time.Now()}
+	s.info = Info{Source: source, Hash: hash, Version: e.version.Add(1), Flags: len(def.flags), LoadedAt: time.Now(), Warnings: warnings}
 	e.cur.Store(s)
 	return true, nil
 }
 
-// Info describes the running flag set (zero before the first load).
+func hashOf(data []byte) string {
+	sum := sha256.Sum256(data)
+	return hex.EncodeToString(sum[:])
+}
+
+// Info describes the running flag set (zero before the first load). Its
+// Warnings must not be modified.
 func (e *Evaluator) Info() Info {
 	if s := e.cur.Load(); s != nil {
 		return s.info
@@ -258,27 +269,28 @@ func ctxOf(attrs []kv, ctx map[string]any) map[string]any {
 	return ctx
 }
 
-// EvaluateAll evaluates every flag for ctx, sorted by key.
-func (e *Evaluator) EvaluateAll(ctx map[string]any) []Result {
+// EvaluateAll evaluates every flag for ctx, sorted by key, and returns
+// the flag set's metadata (the file's top-level "metadata") too.
+func (e *Evaluator) EvaluateAll(ctx map[string]any) ([]Result, map[string]any) {
 	s := e.cur.Load()
 	if s == nil {
-		return []Result{}
+		return []Result{}, nil
 	}
-	vals, _, err := s.eval.ResolveAllValues(bg, "", ctx)
+	vals, setMetadata, err := s.eval.ResolveAllValues(bg, "", ctx)
 	if err != nil {
 		// The store is in memory: this does not happen. Answer per flag.
 		out := make([]Result, len(s.keys))
 		for i, k := range s.keys {
 			out[i] = Result{Key: k, Reason: ReasonError, ErrorCode: ErrGeneral, ErrorDetails: err.Error()}
 		}
-		return out
+		return out, setMetadata
 	}
 	out := make([]Result, len(vals))
 	for i, v := range vals {
 		out[i] = result(v)
 	}
 	sort.Slice(out, func(i, j int) bool { return out[i].Key < out[j].Key })
-	return out
+	return out, setMetadata
 }
 
 // Variant returns the variant flag key evaluates to for ctx, or "" when
@@ -313,37 +325,20 @@ func notFound(key string) Result {
 	return Result{Key: key, Reason: ReasonError, ErrorCode: ErrFlagNotFound, ErrorDetails: fmt.Sprintf("flag `%s` does not exist", key)}
 }
 
-// result converts flagd's answer as flagd's own OFREP service does: a
-// FALLBACK (no default variant) is DEFAULT without a value, a disabled
-// flag has neither value nor variant.
+// result converts flagd's answer as flagd's own OFREP service does
+// (flagd/core's service/ofrep, used here so the codes and details are
+// flagd's): FLAG_NOT_FOUND, PARSE_ERROR (a rule jsonlogic cannot apply: an
+// unknown operator, a $ref to no evaluator) and GENERAL for the rest (a
+// rule naming no variant, a null variant); a FALLBACK (no default
+// variant) is DEFAULT without a value, a disabled flag has neither value
+// nor variant.
 func result(v flagdeval.AnyValue) Result {
-	r := Result{Key: v.FlagKey, Metadata: v.Metadata}
 	if v.Error != nil {
-		r.Reason = ReasonError
-		switch code := v.Error.Error(); code {
-		case model.FlagNotFoundErrorCode:
-			return notFound(v.FlagKey)
-		case model.ParseErrorCode:
-			r.ErrorCode, r.ErrorDetails = ErrParse, fmt.Sprintf("error parsing the flag `%s`", v.FlagKey)
-		case model.TypeMismatchErrorCode:
-			r.ErrorCode, r.ErrorDetails = ErrTypeMismatch, fmt.Sprintf("flag `%s` resolved to a value of an unexpected type", v.FlagKey)
-		case model.ErrorReason:
-			// flagd's code for a context it could not marshal
-			r.ErrorCode, r.ErrorDetails = ErrInvalidContext, "the evaluation context cannot be encoded as JSON"
-		default:
-			r.ErrorCode, r.ErrorDetails = ErrGeneral, "error processing the flag for evaluation"
-		}
-		return r
+		_, e := flagdofrep.EvaluationErrorResponseFrom(v)
+		return Result{Key: v.FlagKey, Metadata: v.Metadata, Reason: ReasonError, ErrorCode: e.ErrorCode, ErrorDetails: e.ErrorDetails}
 	}
-	switch v.Reason {
-	case model.FallbackReason:
-		r.Reason = ReasonDefault
-	case model.DisabledReason:
-		r.Reason = ReasonDisabled
-	default:
-		r.Reason, r.Value, r.Variant = v.Reason, v.Value, v.Variant
-	}
-	return r
+	s := flagdofrep.SuccessResponseFrom(v)
+	return Result{Key: v.FlagKey, Metadata: v.Metadata, Reason: s.Reason, Value: s.Value, Variant: s.Variant}
 }
 
 // Ref is a flag (and variant) the configuration relies on.

@@ -167,7 +167,7 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		writeJSON(w, http.StatusBadRequest, bulkError{ErrorCode: code, ErrorDetails: details})
 		return
 	case code != "":
-		writeJSON(w, http.StatusBadRequest, evalError{Key: key, ErrorCode: code, ErrorDetails: details})
+		writeJSON(w, http.StatusBadRequest, evalError{Key: key, ErrorCode: code, ErrorDetails: details, Metadata: map[string]any{}})
 		return
 	}
 	if bulk {
@@ -180,15 +180,15 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 func (h *Handler) single(w http.ResponseWriter, key string, ctx map[string]any) {
 	if h.reqTK && !hasTargetingKey(ctx) && h.e.NeedsTargetingKey(key) {
 		writeJSON(w, http.StatusBadRequest, evalError{Key: key, ErrorCode: ErrTargetingKeyMissing,
-			ErrorDetails: fmt.Sprintf("flag `%s` buckets on the targeting key: send context.targetingKey", key)})
+			ErrorDetails: fmt.Sprintf("flag `%s` buckets on the targeting key: send context.targetingKey", key), Metadata: map[string]any{}})
 		return
 	}
 	res := h.e.Evaluate(key, ctx)
 	switch {
 	case res.ErrorCode == ErrFlagNotFound:
-		writeJSON(w, http.StatusNotFound, evalError{Key: key, ErrorCode: res.ErrorCode, ErrorDetails: res.ErrorDetails})
+		writeJSON(w, http.StatusNotFound, failure(res))
 	case !res.OK():
-		writeJSON(w, http.StatusBadRequest, evalError{Key: key, ErrorCode: res.ErrorCode, ErrorDetails: res.ErrorDetails, Metadata: res.Metadata})
+		writeJSON(w, http.StatusBadRequest, failure(res))
 	default:
 		writeJSON(w, http.StatusOK, success(res))
 	}
@@ -199,20 +199,20 @@ func (h *Handler) single(w http.ResponseWriter, key string, ctx map[string]any) 
 // reading $flagd.timestamp, on time, so a tag over the flag set alone
 // could call a changed answer unchanged.
 func (h *Handler) bulk(w http.ResponseWriter, r *http.Request, ctx map[string]any) {
-	results := h.e.EvaluateAll(ctx)
+	results, setMetadata := h.e.EvaluateAll(ctx)
 	items := make([]any, 0, len(results))
 	for _, res := range results {
 		switch {
 		case h.reqTK && !hasTargetingKey(ctx) && h.e.NeedsTargetingKey(res.Key):
 			items = append(items, evalError{Key: res.Key, ErrorCode: ErrTargetingKeyMissing,
-				ErrorDetails: fmt.Sprintf("flag `%s` buckets on the targeting key: send context.targetingKey", res.Key)})
+				ErrorDetails: fmt.Sprintf("flag `%s` buckets on the targeting key: send context.targetingKey", res.Key), Metadata: map[string]any{}})
 		case res.OK():
 			items = append(items, success(res))
 		default:
-			items = append(items, evalError{Key: res.Key, ErrorCode: res.ErrorCode, ErrorDetails: res.ErrorDetails, Metadata: res.Metadata})
+			items = append(items, failure(res))
 		}
 	}
-	body, err := json.Marshal(bulkResponse{Flags: items})
+	body, err := json.Marshal(bulkResponse{Flags: items, Metadata: orEmpty(setMetadata)})
 	if err != nil {
 		writeJSON(w, http.StatusInternalServerError, generalError{"cannot encode the evaluations: " + err.Error()})
 		return
@@ -389,18 +389,30 @@ type successBody struct {
 }
 
 func success(r Result) successBody {
-	md := r.Metadata
-	if md == nil {
-		md = map[string]any{}
-	}
-	return successBody{Key: r.Key, Value: r.Value, Reason: r.Reason, Variant: r.Variant, Metadata: md}
+	return successBody{Key: r.Key, Value: r.Value, Reason: r.Reason, Variant: r.Variant, Metadata: orEmpty(r.Metadata)}
 }
 
+// orEmpty is metadata for a body: flagd writes a missing one as null,
+// which OFREP's schema (an object) does not allow; umbra writes {}.
+func orEmpty(md map[string]any) map[string]any {
+	if md == nil {
+		return map[string]any{}
+	}
+	return md
+}
+
+// evalError is OFREP's evaluationFailure, with flagd's fields: metadata
+// (the flag's, as far as flagd read it) is always there.
 type evalError struct {
 	Key          string         `json:"key"`
 	ErrorCode    string         `json:"errorCode"`
 	ErrorDetails string         `json:"errorDetails,omitempty"`
-	Metadata     map[string]any `json:"metadata,omitempty"`
+	Metadata     map[string]any `json:"metadata"`
+}
+
+// failure is the error body for a failed evaluation.
+func failure(r Result) evalError {
+	return evalError{Key: r.Key, ErrorCode: r.ErrorCode, ErrorDetails: r.ErrorDetails, Metadata: orEmpty(r.Metadata)}
 }
 
 type bulkError struct {
@@ -408,8 +420,10 @@ type bulkError struct {
 	ErrorDetails string `json:"errorDetails,omitempty"`
 }
 
+// bulkResponse carries the flag set's metadata, as flagd's does.
 type bulkResponse struct {
-	Flags []any `json:"flags"`
+	Flags    []any          `json:"flags"`
+	Metadata map[string]any `json:"metadata"`
 }
 
 type generalError struct {

@@ -7,6 +7,7 @@ import (
 	"net/http/httptest"
 	"os"
 	"path/filepath"
+	"reflect"
 	"strings"
 	"testing"
 
@@ -58,13 +59,13 @@ func TestOFREPSingle(t *testing.T) {
 		{"code default", "/ofrep/v1/evaluate/flags/code-default", `{"context": null}`, 200,
 			`{"key":"code-default","reason":"DEFAULT","metadata":{}}`},
 		{"not found", "/ofrep/v1/evaluate/flags/nope", `{"context": {}}`, 404,
-			`{"key":"nope","errorCode":"FLAG_NOT_FOUND","errorDetails":"flag ` + "`nope`" + ` does not exist"}`},
+			`{"key":"nope","errorCode":"FLAG_NOT_FOUND","errorDetails":"flag ` + "`nope`" + ` does not exist","metadata":{}}`},
 		{"parse error", "/ofrep/v1/evaluate/flags/new-ui", `{"context": {`, 400, ""},
 		{"two values", "/ofrep/v1/evaluate/flags/new-ui", `{} {}`, 400, ""},
 		{"context not object", "/ofrep/v1/evaluate/flags/new-ui", `{"context": [1]}`, 400,
-			`{"key":"new-ui","errorCode":"INVALID_CONTEXT","errorDetails":"context must be a JSON object"}`},
+			`{"key":"new-ui","errorCode":"INVALID_CONTEXT","errorDetails":"context must be a JSON object","metadata":{}}`},
 		{"targetingKey not string", "/ofrep/v1/evaluate/flags/new-ui", `{"context": {"targetingKey": 7}}`, 400,
-			`{"key":"new-ui","errorCode":"INVALID_CONTEXT","errorDetails":"context.targetingKey must be a string"}`},
+			`{"key":"new-ui","errorCode":"INVALID_CONTEXT","errorDetails":"context.targetingKey must be a string","metadata":{}}`},
 		// flagd's behaviour: no targeting key is no error
 		{"no targeting key", "/ofrep/v1/evaluate/flags/geo-report", `{"context": {}}`, 200, ""},
 	} {
@@ -166,8 +167,71 @@ func TestOFREPBulkETag(t *testing.T) {
 	if a := do(h, "POST", "/flags/ofrep/v1/evaluate/flags", `nope`); a.status != 400 || a.json(t)["errorCode"] != "PARSE_ERROR" {
 		t.Errorf("bulk parse error: %d %s", a.status, a.body)
 	}
-	if a := do(NewHandler(New(), HandlerOptions{}), "POST", "/ofrep/v1/evaluate/flags", ``); a.status != 200 || strings.TrimSpace(a.body) != `{"flags":[]}` {
+	if a := do(NewHandler(New(), HandlerOptions{}), "POST", "/ofrep/v1/evaluate/flags", ``); a.status != 200 || strings.TrimSpace(a.body) != `{"flags":[],"metadata":{}}` {
 		t.Errorf("no flags: %d %s", a.status, a.body)
+	}
+}
+
+// Evaluation-time errors are answered as flagd's OFREP service answers
+// them (flagd/pkg/service/flag-evaluation/ofrep): a rule jsonlogic cannot
+// apply (an unknown operator, a $ref to no evaluator) is 400 PARSE_ERROR,
+// a rule naming no variant or a null variant 400 GENERAL, each with
+// flagd's details and the flag's metadata; the bulk answer lists them
+// beside the flags that evaluate, with a metadata object as flagd has.
+// The OpenFeature SDK then serves the code default.
+func TestOFREPEvaluationErrorsAsFlagd(t *testing.T) {
+	e := New()
+	err := e.Load([]byte(`{"metadata": {"team": "web"}, "$evaluators": {"staff": {"ends_with": [{"var": "email"}, "@example.com"]}},
+ "flags": {
+  "typo": {"state": "ENABLED", "variants": {"on": true, "off": false}, "defaultVariant": "off",
+    "targeting": {"if": [{"end_with": [{"var": "email"}, "@example.com"]}, "on", "off"]}, "metadata": {"owner": "ui"}},
+  "lost-ref": {"state": "ENABLED", "variants": {"on": true, "off": false}, "defaultVariant": "off",
+    "targeting": {"if": [{"$ref": "staf"}, "on", "off"]}},
+  "no-variant": {"state": "ENABLED", "variants": {"on": true, "off": false}, "defaultVariant": "off",
+    "targeting": {"if": [{"$ref": "staff"}, "yes", "off"]}},
+  "null-variant": {"state": "ENABLED", "variants": {"on": null}, "defaultVariant": "on"},
+  "fine": {"state": "ENABLED", "variants": {"on": true, "off": false}, "defaultVariant": "off"}
+ }}`), "x.json")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(e.Info().Warnings) == 0 {
+		t.Error("no warnings for the unknown operator and $ref")
+	}
+	h := NewHandler(e, HandlerOptions{})
+	ctx := `{"context": {"email": "a@example.com"}}`
+	for _, c := range []struct {
+		key  string
+		want string
+	}{
+		{"typo", `{"key":"typo","errorCode":"PARSE_ERROR","errorDetails":"error parsing the flag ` + "`typo`" + `","metadata":{"owner":"ui","team":"web"}}`},
+		{"lost-ref", `{"key":"lost-ref","errorCode":"PARSE_ERROR","errorDetails":"error parsing the flag ` + "`lost-ref`" + `","metadata":{"team":"web"}}`},
+		{"no-variant", `{"key":"no-variant","errorCode":"GENERAL","errorDetails":"error processing the flag for evaluation","metadata":{"team":"web"}}`},
+		{"null-variant", `{"key":"null-variant","errorCode":"GENERAL","errorDetails":"error processing the flag for evaluation","metadata":{"team":"web"}}`},
+	} {
+		a := do(h, "POST", "/ofrep/v1/evaluate/flags/"+c.key, ctx)
+		if a.status != http.StatusBadRequest || strings.TrimSpace(a.body) != c.want {
+			t.Errorf("%s: %d %s\nwant 400 %s", c.key, a.status, a.body, c.want)
+		}
+	}
+	a := do(h, "POST", "/ofrep/v1/evaluate/flags", ctx)
+	var bulk struct {
+		Flags []struct {
+			Key, ErrorCode string
+			Value          any
+		}
+		Metadata map[string]any
+	}
+	if err := json.Unmarshal([]byte(a.body), &bulk); err != nil || a.status != 200 {
+		t.Fatalf("bulk: %d %s", a.status, a.body)
+	}
+	got := map[string]string{}
+	for _, f := range bulk.Flags {
+		got[f.Key] = f.ErrorCode
+	}
+	want := map[string]string{"typo": "PARSE_ERROR", "lost-ref": "PARSE_ERROR", "no-variant": "GENERAL", "null-variant": "GENERAL", "fine": ""}
+	if !reflect.DeepEqual(got, want) || bulk.Metadata == nil {
+		t.Errorf("bulk: %s", a.body)
 	}
 }
 

@@ -32,21 +32,30 @@ func (d *definition) keys() []string {
 	return keys
 }
 
-// problems collects validation errors, each positioned where possible.
+// problems collects what validation finds, each positioned where
+// possible: errors, which refuse the file, and warnings, which do not.
 type problems struct {
 	source string
 	data   []byte
-	list   []string
+	list   []string // errors
+	warns  []string
 }
 
 func (p *problems) add(offset int, format string, args ...any) {
+	p.list = append(p.list, p.line(offset, format, args...))
+}
+
+func (p *problems) warn(offset int, format string, args ...any) {
+	p.warns = append(p.warns, p.line(offset, format, args...))
+}
+
+func (p *problems) line(offset int, format string, args ...any) string {
 	msg := fmt.Sprintf(format, args...)
 	if offset >= 0 {
 		line, col := lineCol(p.data, offset)
-		p.list = append(p.list, fmt.Sprintf("%s:%d:%d: %s", p.source, line, col, msg))
-		return
+		return fmt.Sprintf("%s:%d:%d: %s", p.source, line, col, msg)
 	}
-	p.list = append(p.list, fmt.Sprintf("%s: %s", p.source, msg))
+	return fmt.Sprintf("%s: %s", p.source, msg)
 }
 
 func (p *problems) err() error {
@@ -64,10 +73,16 @@ func lineCol(data []byte, off int) (line, col int) {
 	return line, col
 }
 
-// validate checks a flag file fully: JSON syntax, then umbra's own checks
-// (precise messages by flag key), then flagd's JSON schema for anything
-// else. flagd itself only logs schema violations; umbra refuses them.
-func validate(data []byte, source string) (*definition, error) {
+// validate checks a flag file and sorts what it finds as flagd does.
+// Errors are what flagd refuses to load: broken JSON, a document, flag,
+// state, variants, defaultVariant or metadata of the wrong JSON type, a
+// defaultVariant that names no variant. Everything else flagd loads and
+// only logs (its JSON schema findings: partial or v-prefixed versions,
+// nested or single-bucket fractional splits, a number where a string is
+// expected, unknown states; a typo'd operator or $ref, which then answers
+// PARSE_ERROR at evaluation), so umbra loads it too and returns it as
+// warnings, umbra's precise ones by flag key first, then the schema's.
+func validate(data []byte, source string) (def *definition, warnings []string, err error) {
 	p := &problems{source: source, data: data}
 	var doc any
 	dec := json.NewDecoder(bytes.NewReader(data))
@@ -84,7 +99,7 @@ func validate(data []byte, source string) (*definition, error) {
 		default:
 			p.add(-1, "invalid JSON: %v", err)
 		}
-		return nil, p.err()
+		return nil, nil, p.err()
 	}
 	end := int(dec.InputOffset())
 	if _, err := dec.Token(); err != io.EOF {
@@ -92,81 +107,114 @@ func validate(data []byte, source string) (*definition, error) {
 			end++
 		}
 		p.add(end, "invalid JSON: text after the top-level object")
-		return nil, p.err()
+		return nil, nil, p.err()
 	}
 	root, ok := doc.(map[string]any)
 	if !ok {
 		p.add(0, "want a JSON object with \"flags\", got %s", jsonType(doc))
-		return nil, p.err()
+		return nil, nil, p.err()
 	}
 	pos := keyOffsets(data)
 	evaluators, _ := root["$evaluators"].(map[string]any)
-	if ev, ok := root["$evaluators"]; ok && evaluators == nil {
+	if ev := root["$evaluators"]; ev != nil && evaluators == nil {
 		p.add(pos.of("$evaluators"), "\"$evaluators\" must be an object of named targeting rules, got %s", jsonType(ev))
 	}
-	def := &definition{flags: map[string]*flagInfo{}}
+	if md := root["metadata"]; md != nil {
+		if _, ok := md.(map[string]any); !ok {
+			p.add(pos.of("metadata"), "\"metadata\" must be an object, got %s", jsonType(md))
+		}
+	}
+	def = &definition{flags: map[string]*flagInfo{}}
+	linted := map[string]bool{} // flags umbra's own checks warned about
+	check := func(key string, v any, off int) {
+		before := len(p.warns)
+		def.flags[key] = checkFlag(p, key, v, evaluators, off)
+		linted[key] = linted[key] || len(p.warns) > before
+	}
 	switch fl := root["flags"].(type) {
 	case map[string]any:
 		for _, k := range sortedKeys(fl) {
-			def.flags[k] = checkFlag(p, k, fl[k], evaluators, pos.of("flags", k))
+			check(k, fl[k], pos.of("flags", k))
 		}
 	case []any:
 		for i, f := range fl {
-			m, _ := f.(map[string]any)
-			k, _ := m["key"].(string)
-			if k == "" {
-				p.add(-1, "flags[%d] needs a \"key\"", i)
+			m, isObj := f.(map[string]any)
+			if !isObj && f != nil {
+				p.add(pos.of("flags"), "flags[%d] must be an object, got %s", i, jsonType(f))
 				continue
 			}
-			if def.flags[k] != nil {
-				p.add(-1, "flag %q is defined twice", k)
+			k, isStr := m["key"].(string)
+			switch {
+			case m["key"] != nil && !isStr:
+				p.add(pos.of("flags"), "flags[%d]: \"key\" must be a string, got %s", i, jsonType(m["key"]))
 				continue
+			case k == "":
+				p.warn(pos.of("flags"), "flags[%d] has no \"key\": it is the flag with the empty key", i)
+			case def.flags[k] != nil:
+				p.warn(pos.of("flags"), "flag %q is defined twice: the later definition is the one loaded", k)
 			}
-			def.flags[k] = checkFlag(p, k, f, evaluators, -1)
+			check(k, f, -1)
 		}
 	case nil:
-		p.add(0, "missing \"flags\": want {\"flags\": {\"my-flag\": {...}}}")
+		if _, present := root["flags"]; !present {
+			p.add(0, "missing \"flags\": want {\"flags\": {\"my-flag\": {...}}}")
+		} else {
+			p.warn(pos.of("flags"), "\"flags\" is null: no flags are defined")
+		}
 	default:
 		p.add(pos.of("flags"), "\"flags\" must be an object keyed by flag key, got %s", jsonType(fl))
 	}
 	if len(p.list) > 0 {
-		return nil, p.err()
+		return nil, nil, p.err()
 	}
-	schemaProblems(p, doc, pos)
-	if len(p.list) > 0 {
-		return nil, p.err()
-	}
-	return def, nil
+	schemaProblems(p, doc, pos, linted)
+	return def, p.warns, nil
 }
 
+// checkFlag checks one flag: wrong JSON types (which flagd's loader
+// refuses) are errors, the rest warnings.
 func checkFlag(p *problems, key string, v any, evaluators map[string]any, off int) *flagInfo {
 	info := &flagInfo{cacheable: true}
 	f, ok := v.(map[string]any)
 	if !ok {
+		if v == nil {
+			p.warn(off, "flag %q is null: it has no variants and always answers the code default", key)
+			return info
+		}
 		p.add(off, "flag %q must be an object, got %s", key, jsonType(v))
 		return info
 	}
 	bad := func(format string, args ...any) {
 		p.add(off, "flag %q: %s", key, fmt.Sprintf(format, args...))
 	}
+	lint := func(format string, args ...any) {
+		p.warn(off, "flag %q: %s", key, fmt.Sprintf(format, args...))
+	}
+	for _, field := range []string{"key", "source"} {
+		if x, ok := f[field]; ok && x != nil {
+			if _, isStr := x.(string); !isStr {
+				bad("%s must be a string, got %s", field, jsonType(x))
+			}
+		}
+	}
 	switch s := f["state"].(type) {
 	case string:
 		if s != "ENABLED" && s != "DISABLED" {
-			bad("state %q: use \"ENABLED\" or \"DISABLED\"", s)
+			lint("state %q is not \"ENABLED\" or \"DISABLED\": the flag is enabled", s)
 		}
 	case nil:
-		bad("needs \"state\": \"ENABLED\" or \"DISABLED\"")
+		lint("no \"state\": the flag is enabled; write \"state\": \"ENABLED\" or \"DISABLED\"")
 	default:
 		bad("state must be \"ENABLED\" or \"DISABLED\", got %s", jsonType(s))
 	}
 	variants, ok := f["variants"].(map[string]any)
 	switch {
 	case f["variants"] == nil:
-		bad("needs \"variants\": an object of variant name to value")
+		lint("no \"variants\": every evaluation answers the code default or an error")
 	case !ok:
 		bad("\"variants\" must be an object of variant name to value, got %s", jsonType(f["variants"]))
 	case len(variants) == 0:
-		bad("\"variants\" is empty")
+		lint("\"variants\" is empty")
 	}
 	info.variants = sortedKeys(variants)
 	var firstType, firstName string
@@ -174,37 +222,38 @@ func checkFlag(p *problems, key string, v any, evaluators map[string]any, off in
 		t := jsonType(variants[name])
 		switch {
 		case t == "null" || t == "an array":
-			bad("variant %q is %s: variants are booleans, strings, numbers or objects", name, t)
+			lint("variant %q is %s: variants are booleans, strings, numbers or objects", name, t)
 		case firstType == "":
 			firstType, firstName = t, name
 		case t != firstType:
-			bad("variants mix types: %q is %s, %q is %s", firstName, firstType, name, t)
+			lint("variants mix types: %q is %s, %q is %s", firstName, firstType, name, t)
 		}
 	}
 	switch dv := f["defaultVariant"].(type) {
 	case nil: // no default: the code default applies (flagd's FALLBACK)
 	case string:
-		if variants != nil && variants[dv] == nil {
+		// flagd reads "" as no default variant
+		if _, known := variants[dv]; dv != "" && !known {
 			bad("defaultVariant %q is not one of its variants (%s)", dv, quoteList(info.variants))
 		}
 	default:
 		bad("defaultVariant must be a variant name or null, got %s", jsonType(dv))
 	}
-	if t, ok := f["targeting"]; ok {
+	if t, ok := f["targeting"]; ok && t != nil {
 		switch tm := t.(type) {
 		case map[string]any:
 			w := &ruleWalker{evaluators: evaluators, seen: map[string]bool{}}
 			w.walk(tm)
 			for _, pr := range w.problems {
-				bad("targeting: %s", pr)
+				lint("targeting: %s", pr)
 			}
 			info.needsTargetingKey = w.targetingKey
 			info.cacheable = !w.uncacheable
 		default:
-			bad("targeting must be a JSONLogic object, got %s", jsonType(t))
+			lint("targeting is %s, not a JSONLogic rule object", jsonType(t))
 		}
 	}
-	if m, ok := f["metadata"]; ok {
+	if m, ok := f["metadata"]; ok && m != nil {
 		mm, isMap := m.(map[string]any)
 		if !isMap {
 			bad("metadata must be an object, got %s", jsonType(m))
@@ -213,7 +262,7 @@ func checkFlag(p *problems, key string, v any, evaluators map[string]any, off in
 			switch mm[k].(type) {
 			case bool, string, float64:
 			default:
-				bad("metadata %q is %s: metadata values are booleans, strings or numbers", k, jsonType(mm[k]))
+				lint("metadata %q is %s: metadata values are booleans, strings or numbers", k, jsonType(mm[k]))
 			}
 		}
 	}
@@ -258,9 +307,9 @@ func (w *ruleWalker) op(op string, args any) {
 		body, ok := w.evaluators[name]
 		switch {
 		case !ok:
-			w.problems = append(w.problems, fmt.Sprintf("$ref %q names no evaluator in \"$evaluators\"", name))
+			w.problems = append(w.problems, fmt.Sprintf("$ref %q names no evaluator in \"$evaluators\": evaluations answer PARSE_ERROR", name))
 		case w.seen[name]:
-			w.problems = append(w.problems, fmt.Sprintf("$ref %q refers to itself", name))
+			w.problems = append(w.problems, fmt.Sprintf("$ref %q refers to itself: evaluations answer PARSE_ERROR", name))
 		default:
 			w.seen[name] = true
 			w.walk(body)
@@ -290,29 +339,34 @@ func (w *ruleWalker) op(op string, args any) {
 		}
 	}
 	if !jsonlogic.ValidateJsonLogic(map[string]any{op: []any{}}) {
-		w.problems = append(w.problems, fmt.Sprintf("unknown operator %q", op))
+		w.problems = append(w.problems, fmt.Sprintf("unknown operator %q: evaluations answer PARSE_ERROR", op))
 		return
 	}
 	w.walk(args)
 }
 
-// schemaProblems validates against flagd's published schema.
-func schemaProblems(p *problems, doc any, pos offsets) {
+// maxSchemaWarnings bounds the schema findings reported for one file.
+const maxSchemaWarnings = 10
+
+// schemaProblems adds what flagd's published schema finds as warnings:
+// flagd itself only logs them. Flags umbra's own checks already warned
+// about (linted) are skipped: their schema findings say the same less
+// precisely.
+func schemaProblems(p *problems, doc any, pos offsets, linted map[string]bool) {
 	s, err := flagdSchema()
 	if err != nil {
-		p.add(-1, "cannot compile flagd's schema: %v", err)
+		p.warn(-1, "cannot compile flagd's schema: %v", err)
 		return
 	}
 	err = s.Validate(doc)
 	var ve *jsonschema.ValidationError
 	if err == nil || !errors.As(err, &ve) {
 		if err != nil {
-			p.add(-1, "%v", err)
+			p.warn(-1, "%v (flagd schema)", err)
 		}
 		return
 	}
 	seen := map[string]bool{}
-	before := len(p.list)
 	// Alternatives (flags as object or array, oneOf over flag types, anyOf
 	// over operators) leave causes from every branch. The shape of
 	// "flags" and the variants were checked above, so their branch errors
@@ -325,14 +379,15 @@ func schemaProblems(p *problems, doc any, pos offsets) {
 		if len(loc) == 1 && loc[0] == "flags" || len(loc) >= 3 && loc[0] == "flags" && loc[2] == "variants" {
 			continue // checked above: the flags' shape and variants
 		}
+		if len(loc) >= 2 && loc[0] == "flags" && linted[loc[1]] {
+			continue
+		}
 		_, addl := leaf.ErrorKind.(*kind.AdditionalProperties)
 		concrete = concrete || !addl
 		leaves = append(leaves, leaf)
 	}
+	reported, more := 0, 0
 	for _, leaf := range leaves {
-		if len(p.list)-before >= 5 {
-			break
-		}
 		if _, addl := leaf.ErrorKind.(*kind.AdditionalProperties); addl && concrete {
 			continue
 		}
@@ -355,10 +410,15 @@ func schemaProblems(p *problems, doc any, pos offsets) {
 			continue
 		}
 		seen[line] = true
-		p.add(off, "%s (flagd schema)", line)
+		if reported == maxSchemaWarnings {
+			more++
+			continue
+		}
+		reported++
+		p.warn(off, "%s (flagd schema)", line)
 	}
-	if len(p.list) == before {
-		p.add(-1, "%v", err)
+	if more > 0 {
+		p.warn(-1, "%d more schema findings (flagd schema)", more)
 	}
 }
 

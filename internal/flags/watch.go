@@ -14,8 +14,11 @@ import (
 const WatchDelay = 200 * time.Millisecond
 
 // Reloaded is told the outcome of each reload Watch attempts: err is nil
-// when a changed file was loaded (Info has its version), else why it was
-// rejected and the running flags kept. Unchanged files are not reported.
+// when a changed file was loaded (Info has its version and warnings),
+// else why it was rejected and the running flags kept. Unchanged files
+// are not reported, and neither is a rejected file again until its
+// content changes: Watch reloads on any event in the directory, and a
+// broken file beside busy ones would otherwise be reported on each.
 type Reloaded func(err error)
 
 // Watch reloads path whenever it may have changed, until ctx is done. It
@@ -36,6 +39,7 @@ func (e *Evaluator) Watch(ctx context.Context, path string, report Reloaded) err
 		defer w.Close()
 		var timer *time.Timer
 		var fire <-chan time.Time
+		rejected := "" // what the last rejected attempt read, see attempt
 		for {
 			select {
 			case <-ctx.Done():
@@ -65,7 +69,15 @@ func (e *Evaluator) Watch(ctx context.Context, path string, report Reloaded) err
 				}
 			case <-fire:
 				fire = nil
-				changed, err := e.reload(path)
+				changed, seen, err := e.attempt(path)
+				switch {
+				case err == nil:
+					rejected = ""
+				case seen == rejected:
+					continue // reported already
+				default:
+					rejected = seen
+				}
 				if report != nil && (changed || err != nil) {
 					report(err)
 				}
@@ -80,9 +92,18 @@ func (e *Evaluator) Watch(ctx context.Context, path string, report Reloaded) err
 func (e *Evaluator) Reload(path string) (changed bool, err error) { return e.reload(path) }
 
 func (e *Evaluator) reload(path string) (bool, error) {
+	changed, _, err := e.attempt(path)
+	return changed, err
+}
+
+// attempt loads path again. seen identifies what it read, so a watcher
+// can tell one rejected content (or read error) from the next: the
+// file's hash, or the read error.
+func (e *Evaluator) attempt(path string) (changed bool, seen string, err error) {
 	data, err := readFile(path)
 	if err != nil {
-		return false, err
+		return false, err.Error(), err
 	}
-	return e.load(data, path)
+	changed, err = e.load(data, path)
+	return changed, hashOf(data), err
 }

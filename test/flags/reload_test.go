@@ -1,9 +1,11 @@
 package flagstest
 
 import (
+	"encoding/json"
 	"errors"
 	"fmt"
 	"os"
+	"path/filepath"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -11,6 +13,7 @@ import (
 	"time"
 
 	"github.com/umbragw/umbra/internal/config"
+	"github.com/umbragw/umbra/internal/flags"
 	"github.com/umbragw/umbra/internal/gateway"
 	"github.com/umbragw/umbra/test/testkit"
 )
@@ -511,5 +514,75 @@ routes:
 		} else {
 			t.Logf("known issue: %d of %d requests routed by version A carried version B's X-Umbra-Flags", n, total.Load())
 		}
+	}
+}
+
+// A broken flag file is logged once per content: the watch reloads on
+// any event in the file's directory, and writing other files there (logs,
+// other configs, an editor's swap files) must not repeat the rejection.
+// A new broken content is logged again; a file flagd loads with schema
+// warnings is loaded, and the warnings are logged and listed by the
+// admin API.
+func TestBrokenFlagFileLoggedOncePerChange(t *testing.T) {
+	ups := upstreams(t)
+	good := `{"flags": {"f": {"state": "ENABLED", "variants": {"a": "A", "b": "B"}, "defaultVariant": "a"}}}`
+	e := start(t, backendsYAML+`flags: {file: DIR/flags.json}
+routes:
+  - {name: rest, backend: v1}
+`, good, ups)
+	const rejectedLine = "flag file rejected; keeping the running flags"
+	rejections := func() int { return len(e.Log.Lines(rejectedLine)) }
+	// unrelated writes, each after the watch's debounce so each reloads
+	busy := func(round int) {
+		for i := range 6 {
+			writeFile(t, filepath.Join(e.Dir, fmt.Sprintf("other-%d.txt", i)), fmt.Sprintf("round %d", round))
+			time.Sleep(flags.WatchDelay + 100*time.Millisecond)
+		}
+		time.Sleep(2 * flags.WatchDelay)
+	}
+
+	writeAtomic(t, e.Flags, `{"flags": {"f": {"state": "ENABLED"`)
+	poll.UntilTrue(t, "the broken flag file to be rejected", func() bool { return rejections() == 1 })
+	busy(1)
+	if n := rejections(); n != 1 {
+		t.Fatalf("%d rejection log lines after 6 writes to other files, want 1:\n%s", n, strings.Join(e.Log.Lines(rejectedLine), "\n"))
+	}
+
+	// another broken content: logged once more
+	writeAtomic(t, e.Flags, `{"flags": {"f": {"state": "ENABLED", "variants": {"a": "A"}, "defaultVariant": "b"}}}`)
+	poll.UntilTrue(t, "the second broken content to be rejected", func() bool { return rejections() == 2 })
+	busy(2)
+	if n := rejections(); n != 2 {
+		t.Fatalf("%d rejection log lines, want 2", n)
+	}
+	if l := e.Log.Lines(rejectedLine, `defaultVariant \"b\" is not one of its variants`); len(l) != 1 {
+		t.Errorf("the second rejection does not name the bad defaultVariant: %q", e.Log.Lines(rejectedLine))
+	}
+
+	// a file with a schema warning (a v-prefixed version) loads
+	warned := `{"flags": {"f": {"state": "ENABLED", "variants": {"a": "A", "b": "B"}, "defaultVariant": "a",
+  "targeting": {"if": [{"sem_ver": [{"var": "version"}, ">=", "v2"]}, "b", null]}}}}`
+	writeAtomic(t, e.Flags, warned)
+	fi := e.waitFlags(t, warned)
+	poll.UntilTrue(t, "the warning to be logged", func() bool {
+		return len(e.Log.Lines("flag file loaded with warnings", `flag \"f\" at /targeting`)) == 1
+	})
+	var admin struct {
+		Warnings []string `json:"warnings"`
+	}
+	if r := testkit.Do(t, e.C, "GET", e.AdminURL+"/api/v1/flags", nil); json.Unmarshal(r.Body, &admin) != nil ||
+		len(admin.Warnings) == 0 || !strings.Contains(admin.Warnings[0], `flags.json:1:12: flag "f" at /targeting`) {
+		t.Errorf("GET /api/v1/flags warnings: %q", admin.Warnings)
+	}
+	r, err := ofrepPost(e.C, e.URL+"/ofrep/v1/evaluate/flags/f", evalBody("version", "2.1"))
+	if err != nil || r.Status != 200 || decode[ofrepAnswer](t, r.Body).Variant != "b" {
+		t.Errorf("the warned flag evaluates: %v %d %s", err, r.Status, r.Body)
+	}
+	busy(3)
+	if n, m := rejections(), len(e.Log.Lines("flag file loaded with warnings")); n != 2 || m != 1 {
+		t.Errorf("after more writes: %d rejections (want 2), %d warning lines (want 1)", n, m)
+	}
+	if v := e.flagsInfo(t).Version; v != fi.Version {
+		t.Errorf("unrelated writes changed the flag version %d -> %d", fi.Version, v)
 	}
 }
