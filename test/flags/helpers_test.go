@@ -81,25 +81,38 @@ func expand(text, dir string, ups map[string]*upstream) string {
 // Cleanup shuts it down and prints its log tail on failure.
 func start(t *testing.T, cfg, flagsJSON string, ups map[string]*upstream, extra ...string) *env {
 	t.Helper()
+	e, err := startE(t, cfg, flagsJSON, ups, extra...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return e
+}
+
+// startE is start for goroutines other than the test's (gherkin
+// scenarios): it returns what went wrong instead of failing t.
+func startE(t *testing.T, cfg, flagsJSON string, ups map[string]*upstream, extra ...string) (*env, error) {
 	dir := t.TempDir()
 	e := &env{Dir: dir, CfgPath: filepath.Join(dir, "umbra.yaml"), Flags: filepath.Join(dir, "flags.json"), Log: &testkit.LogBuffer{}, ups: ups}
+	files := append([]string{}, extra...)
 	if flagsJSON != "" {
-		writeFile(t, e.Flags, flagsJSON)
+		files = append(files, "flags.json", flagsJSON)
 	}
-	for i := 0; i+1 < len(extra); i += 2 {
-		writeFile(t, filepath.Join(dir, extra[i]), extra[i+1])
+	files = append(files, "umbra.yaml", e.configText(cfg))
+	for i := 0; i+1 < len(files); i += 2 {
+		if err := os.WriteFile(filepath.Join(dir, files[i]), []byte(files[i+1]), 0o644); err != nil {
+			return nil, err
+		}
 	}
-	writeFile(t, e.CfgPath, e.configText(cfg))
 	c, err := config.Load(e.CfgPath)
 	if err != nil {
-		t.Fatalf("config.Load:\n%v", err)
+		return nil, fmt.Errorf("config.Load:\n%v", err)
 	}
 	g, err := gateway.New(c, gateway.Options{Version: "flagstest", LogOutput: e.Log})
 	if err != nil {
-		t.Fatalf("gateway.New:\n%v", err)
+		return nil, fmt.Errorf("gateway.New:\n%v", err)
 	}
 	if err := g.Start(); err != nil {
-		t.Fatalf("Start: %v", err)
+		return nil, fmt.Errorf("Start: %v", err)
 	}
 	e.Gateway, e.URL, e.AdminURL = g, "http://"+g.Addr(), "http://"+g.AdminAddr()
 	e.C = testkit.NewClient(t, 32, waitFor)
@@ -109,7 +122,7 @@ func start(t *testing.T, cfg, flagsJSON string, ups map[string]*upstream, extra 
 			t.Logf("gateway log (last lines):\n%s", testkit.Tail(e.Log.String(), 40))
 		}
 	})
-	return e
+	return e, nil
 }
 
 func writeFile(t *testing.T, path, text string) {
@@ -236,12 +249,21 @@ var domains atomic.Int64
 // own and returns an OpenFeature client for it.
 func sdkClient(t *testing.T, e *env, opts ...ofrep.Option) *openfeature.Client {
 	t.Helper()
-	domain := fmt.Sprintf("%s#%d", t.Name(), domains.Add(1))
-	opts = append([]ofrep.Option{ofrep.WithClient(e.C)}, opts...)
-	if err := openfeature.SetNamedProviderAndWait(domain, ofrep.NewProvider(e.URL, opts...)); err != nil {
+	c, err := sdkClientE(t.Name(), e, opts...)
+	if err != nil {
 		t.Fatal(err)
 	}
-	return openfeature.NewClient(domain)
+	return c
+}
+
+// sdkClientE is sdkClient for goroutines other than the test's.
+func sdkClientE(name string, e *env, opts ...ofrep.Option) (*openfeature.Client, error) {
+	domain := fmt.Sprintf("%s#%d", name, domains.Add(1))
+	opts = append([]ofrep.Option{ofrep.WithClient(e.C)}, opts...)
+	if err := openfeature.SetNamedProviderAndWait(domain, ofrep.NewProvider(e.URL, opts...)); err != nil {
+		return nil, err
+	}
+	return openfeature.NewClient(domain), nil
 }
 
 // echo is what an upstream answers: what it received.
