@@ -233,7 +233,7 @@ func checkFlag(p *problems, key string, v any, evaluators map[string]any, off in
 	case nil: // no default: the code default applies (flagd's FALLBACK)
 	case string:
 		// flagd reads "" as no default variant
-		if _, known := variants[dv]; dv != "" && !known {
+		if _, known := variants[dv]; dv != "" && !known && (variants != nil || f["variants"] == nil) {
 			bad("defaultVariant %q is not one of its variants (%s)", dv, quoteList(info.variants))
 		}
 	default:
@@ -345,13 +345,13 @@ func (w *ruleWalker) op(op string, args any) {
 	w.walk(args)
 }
 
-// maxSchemaWarnings bounds the schema findings reported for one file.
-const maxSchemaWarnings = 10
-
 // schemaProblems adds what flagd's published schema finds as warnings:
-// flagd itself only logs them. Flags umbra's own checks already warned
-// about (linted) are skipped: their schema findings say the same less
-// precisely.
+// flagd itself only logs them. One warning per flag (or per place outside
+// the flags): the deepest finding, which names the value at fault, where
+// the schema's alternatives (a value may be a string, a number, a rule...)
+// leave one finding per alternative. Flags umbra's own checks already
+// warned about (linted) are skipped: their schema findings say the same
+// less precisely.
 func schemaProblems(p *problems, doc any, pos offsets, linted map[string]bool) {
 	s, err := flagdSchema()
 	if err != nil {
@@ -366,33 +366,37 @@ func schemaProblems(p *problems, doc any, pos offsets, linted map[string]bool) {
 		}
 		return
 	}
-	seen := map[string]bool{}
-	// Alternatives (flags as object or array, oneOf over flag types, anyOf
-	// over operators) leave causes from every branch. The shape of
-	// "flags" and the variants were checked above, so their branch errors
-	// are noise, and so is "additional properties" when a concrete
-	// violation is there.
-	var leaves []*jsonschema.ValidationError
-	concrete := false
+	deepest := map[string]*jsonschema.ValidationError{} // by flag key or top-level place
+	var order []string
 	for _, leaf := range leafErrors(ve, nil) {
 		loc := leaf.InstanceLocation
 		if len(loc) == 1 && loc[0] == "flags" || len(loc) >= 3 && loc[0] == "flags" && loc[2] == "variants" {
 			continue // checked above: the flags' shape and variants
 		}
-		if len(loc) >= 2 && loc[0] == "flags" && linted[loc[1]] {
-			continue
+		group := "/" + strings.Join(loc, "/")
+		if len(loc) >= 2 && loc[0] == "flags" {
+			if linted[loc[1]] {
+				continue
+			}
+			group = "flags\x00" + loc[1]
 		}
-		_, addl := leaf.ErrorKind.(*kind.AdditionalProperties)
-		concrete = concrete || !addl
-		leaves = append(leaves, leaf)
+		cur, seen := deepest[group]
+		if !seen {
+			order = append(order, group)
+		}
+		if !seen || moreSpecific(leaf, cur) {
+			deepest[group] = leaf
+		}
 	}
-	reported, more := 0, 0
-	for _, leaf := range leaves {
-		if _, addl := leaf.ErrorKind.(*kind.AdditionalProperties); addl && concrete {
-			continue
-		}
+	sort.Strings(order) // the validator's order follows Go maps
+	for _, group := range order {
+		leaf := deepest[group]
 		loc := leaf.InstanceLocation
 		msg := leaf.ErrorKind.LocalizedString(printer)
+		if pk, ok := leaf.ErrorKind.(*kind.Pattern); ok {
+			// the semantic version pattern is 200 characters of regexp
+			msg = fmt.Sprintf("%q does not match the schema's pattern", pk.Got)
+		}
 		where := "at /" + strings.Join(loc, "/")
 		if len(loc) == 0 {
 			where = "at the top level"
@@ -405,21 +409,26 @@ func schemaProblems(p *problems, doc any, pos offsets, linted map[string]bool) {
 			}
 			off = pos.of("flags", loc[1])
 		}
-		line := where + ": " + msg
-		if seen[line] {
-			continue
-		}
-		seen[line] = true
-		if reported == maxSchemaWarnings {
-			more++
-			continue
-		}
-		reported++
-		p.warn(off, "%s (flagd schema)", line)
+		p.warn(off, "%s: %s (flagd schema)", where, msg)
 	}
-	if more > 0 {
-		p.warn(-1, "%d more schema findings (flagd schema)", more)
+}
+
+// moreSpecific reports whether schema finding a says more than b: it is
+// deeper in the document, or as deep and not a bare "additional
+// properties" or type finding.
+func moreSpecific(a, b *jsonschema.ValidationError) bool {
+	if la, lb := len(a.InstanceLocation), len(b.InstanceLocation); la != lb {
+		return la > lb
 	}
+	return vague(b) && !vague(a)
+}
+
+func vague(e *jsonschema.ValidationError) bool {
+	switch e.ErrorKind.(type) {
+	case *kind.AdditionalProperties, *kind.Type:
+		return true
+	}
+	return false
 }
 
 var printer = message.NewPrinter(language.English)

@@ -170,7 +170,6 @@ type scenarioState struct {
 		body   ofrepAnswer
 		raw    map[string]any
 	}
-	loadErr error // "loading the flag file ... is refused"
 }
 
 // evaluation is the SDK's answer, whatever the flag type.
@@ -237,7 +236,8 @@ func (st *scenarioState) flag(typ, key, fallback string) error {
 	return nil
 }
 
-// unescape undoes the test bed's \" in table cells holding JSON.
+// unescape undoes the \" the test bed writes in table cells holding JSON
+// (gherkin keeps it), and umbra's scenarios in quoted step arguments.
 func unescape(s string) string { return strings.ReplaceAll(s, `\"`, `"`) }
 
 // typed parses a gherkin value of a test-bed type name.
@@ -431,6 +431,7 @@ func (st *scenarioState) wireStatusShouldBe(want int) error {
 }
 
 func (st *scenarioState) wireDetailsShouldBe(want string) error {
+	want = unescape(want)
 	if st.wire.body.ErrorDetails != want {
 		return st.mismatch("OFREP errorDetails %q, want %q", st.wire.body.ErrorDetails, want)
 	}
@@ -463,6 +464,7 @@ func (st *scenarioState) warnings() ([]string, error) {
 }
 
 func (st *scenarioState) warningShouldBe(want string) error {
+	want = unescape(want)
 	ws, err := st.warnings()
 	if err != nil {
 		return err
@@ -489,12 +491,13 @@ func (st *scenarioState) noWarnings() error {
 // refused starts a gateway on the named flag file, which must fail with
 // the reason given.
 func (st *scenarioState) refused(name, want string) error {
+	want = unescape(want)
 	text, ok := st.w.suite.files[name]
 	if !ok {
 		return fmt.Errorf("no flag file %q in this suite", name)
 	}
 	dir := st.w.t.TempDir()
-	flagsPath := filepath.Join(dir, "flags.json")
+	flagsPath := filepath.Join(dir, name)
 	cfgPath := filepath.Join(dir, "umbra.yaml")
 	if err := os.WriteFile(flagsPath, []byte(text), 0o644); err != nil {
 		return err
