@@ -6,8 +6,11 @@
 // An Evaluator holds the running flag set. Load validates a new flag file
 // completely (JSON syntax, flagd's schema, variants and default variants,
 // targeting operators and $ref evaluators, the flags and variants routes
-// require) before swapping it in atomically; a broken file is rejected
-// with every problem named by flag key and the running flags stay.
+// require) before swapping it in atomically. It loads what flagd loads: a
+// file flagd refuses is rejected with every problem named by flag key and
+// the running flags stay; what flagd only logs (its schema findings) and
+// umbra's lints are warnings in Info().Warnings. Evaluation errors are
+// answered with flagd's own OFREP mapping.
 // Evaluations read one atomic pointer and take no lock, so a reload never
 // blocks the request path. Watch reloads the file when it changes.
 //

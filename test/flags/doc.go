@@ -5,4 +5,9 @@
 // in front of httptest backends and talks to it over HTTP, with the real
 // OpenFeature Go SDK and its OFREP provider where a client evaluates
 // flags.
+//
+// testdata/gherkin holds umbra's flag scenarios in the vocabulary of
+// flagd's test bed, run with godog (TestGherkin); TestFlagdTestbed runs
+// the official test bed when UMBRA_FLAGD_TESTBED names a checkout of
+// github.com/open-feature/flagd-testbed, which no Go module carries.
 package flagstest
