@@ -58,7 +58,7 @@ func newRec(t *testing.T, cfg config.Comparison, routes ...string) *rec {
 	return r
 }
 
-func openStore(t *testing.T, dir string) *store.Store {
+func openStore(t testing.TB, dir string) *store.Store {
 	t.Helper()
 	st, err := store.Open(dir, store.Options{})
 	if err != nil {

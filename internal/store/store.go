@@ -18,6 +18,7 @@ import (
 	"path/filepath"
 	"runtime/debug"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	bolt "go.etcd.io/bbolt"
@@ -57,7 +58,13 @@ type Store struct {
 	lost string
 	// movedTo is where a damaged file was moved.
 	movedTo string
+	// written counts the key and value bytes Put has stored, for the
+	// write-rate bounds of callers (and their benchmarks).
+	written atomic.Int64
 }
+
+// Written is how many key and value bytes Put has stored since Open.
+func (s *Store) Written() int64 { return s.written.Load() }
 
 // Open opens (creating if needed) data_dir/umbra.db. A second umbra on the
 // same data_dir gets a clear error instead of waiting forever for the lock.
@@ -255,18 +262,21 @@ func (s *Store) Close() error { return s.db.Close() }
 func (s *Store) Path() string { return s.db.Path() }
 
 // Tx is a read-write transaction over named buckets.
-type Tx struct{ tx *bolt.Tx }
+type Tx struct {
+	tx *bolt.Tx
+	s  *Store
+}
 
 // Update runs fn in one read-write transaction: all its writes land or none.
 func (s *Store) Update(fn func(*Tx) error) (err error) {
 	defer recoverPanic(&err)
-	return s.db.Update(func(tx *bolt.Tx) error { return fn(&Tx{tx}) })
+	return s.db.Update(func(tx *bolt.Tx) error { return fn(&Tx{tx, s}) })
 }
 
 // View runs fn in a read-only transaction.
 func (s *Store) View(fn func(*Tx) error) (err error) {
 	defer recoverPanic(&err)
-	return s.db.View(func(tx *bolt.Tx) error { return fn(&Tx{tx}) })
+	return s.db.View(func(tx *bolt.Tx) error { return fn(&Tx{tx, s}) })
 }
 
 // recoverPanic turns a panic of bbolt on damage the open check did not
@@ -288,6 +298,7 @@ func (t *Tx) Put(bucket, key string, v any) error {
 	if err != nil {
 		return fmt.Errorf("store %s/%s: %w", bucket, key, err)
 	}
+	t.s.written.Add(int64(len(key) + len(data)))
 	return b.Put([]byte(key), data)
 }
 
