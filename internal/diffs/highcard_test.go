@@ -89,3 +89,22 @@ func BenchmarkHighCardinalityDiffs(b *testing.B) {
 		b.ReportMetric(float64(peak)/(1<<20), "MiB_heap_peak")
 	}
 }
+
+// TestHighCardinalityIsBounded: answers whose every field is new no
+// longer make each flush rewrite every endpoint's whole record (samples
+// included: tens of MB a second) nor grow the heap with them: a flush
+// writes at most MaxFlushBytes, and the samples kept stay within their
+// budgets.
+func TestHighCardinalityIsBounded(t *testing.T) {
+	if testing.Short() {
+		t.Skip("drives 2,000 comparisons")
+	}
+	perSec, live, _ := highCardinality(t, 8, 250, 20)
+	t.Logf("%.2f MiB written a second, %.1f MiB live heap", perSec/(1<<20), float64(live)/(1<<20))
+	if perSec > MaxFlushBytes {
+		t.Errorf("%.1f MiB written a second, want at most %d MiB (one bounded flush a second)", perSec/(1<<20), MaxFlushBytes>>20)
+	}
+	if live > 48<<20 {
+		t.Errorf("%.1f MiB of live heap, want at most 48 MiB (samples are budgeted to %d MiB)", float64(live)/(1<<20), MaxSampleBytes>>20)
+	}
+}

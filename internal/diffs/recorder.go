@@ -52,35 +52,66 @@ type Recorder struct {
 	// reset cannot be written after it. Taken before mu.
 	persist sync.Mutex
 
-	mu          sync.Mutex // guards the fields below and store
-	endpoints   map[epKey]*EndpointStats
-	marks       map[markKey]bool
+	overflow       *prometheus.CounterVec // exchanges counted under "(other fields)"
+	samplesSkipped *prometheus.CounterVec // samples not kept for a byte budget
+	backlog        prometheus.Gauge       // records waiting for a flush
+
+	mu        sync.Mutex // guards the fields below and store
+	endpoints map[epKey]*EndpointStats
+	marks     map[markKey]bool
+	// What the next flush writes (persist.go): changed endpoint counters,
+	// latency rings and field counters, and fields with new samples.
 	dirty       map[epKey]bool
+	dirtyLat    map[epKey]bool
+	dirtyFields map[fieldKey]bool
+	unsaved     map[fieldKey]bool
+	latSavedAt  time.Time
 	sampleBytes int64
 }
 
-// MaxSampleBytes bounds the samples kept across all endpoints; past it,
-// counters go on but no new sample is kept until a reset.
-const MaxSampleBytes = 64 << 20
+// Byte budgets of the samples kept: across all endpoints, and per
+// endpoint so that one endpoint with many differing fields does not keep
+// the others from having evidence. Past them counters go on, but no new
+// sample is kept until a reset.
+const (
+	MaxSampleBytes         = 32 << 20
+	MaxEndpointSampleBytes = 2 << 20
+)
 
 // New starts a recorder with the given global settings. It keeps results
 // in memory until Attach gives it a store.
 func New(cfg config.Comparison, reg prometheus.Registerer, log *slog.Logger) *Recorder {
 	r := &Recorder{
 		cfg: cfg, log: log,
-		queue:     make(chan *shadow.Exchange, cfg.QueueSize),
-		done:      make(chan struct{}),
-		endpoints: map[epKey]*EndpointStats{},
-		marks:     map[markKey]bool{},
-		dirty:     map[epKey]bool{},
+		queue:       make(chan *shadow.Exchange, cfg.QueueSize),
+		done:        make(chan struct{}),
+		endpoints:   map[epKey]*EndpointStats{},
+		marks:       map[markKey]bool{},
+		dirty:       map[epKey]bool{},
+		dirtyLat:    map[epKey]bool{},
+		dirtyFields: map[fieldKey]bool{},
+		unsaved:     map[fieldKey]bool{},
+		latSavedAt:  time.Now(),
 		total: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "umbra_compare_total",
 			Help: "Comparisons of shadow answers with live ones by route, endpoint and result (equal, different, candidate_error, live_error, too_large, skipped_queue_full).",
 		}, []string{"route", "endpoint", "result"}),
+		overflow: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "umbra_compare_fields_overflow_total",
+			Help: "Differing answers with a field counted under \"(other fields)\" because the endpoint already tracks comparison.max_fields fields.",
+		}, []string{"route", "endpoint"}),
+		samplesSkipped: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "umbra_compare_samples_skipped_total",
+			Help: "Samples not kept because a byte budget was spent (reason: total, endpoint).",
+		}, []string{"route", "reason"}),
+		backlog: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "umbra_compare_store_backlog",
+			Help: "Comparison records waiting to be written to the store after the last flush (each flush writes at most 1 MiB).",
+		}),
 	}
 	empty := map[string]*RouteSpec{}
 	r.routes.Store(&empty)
-	reg.MustRegister(r.total)
+	reg.MustRegister(r.total, r.overflow, r.samplesSkipped, r.backlog)
 	r.wg.Add(cfg.Workers + 1)
 	for i := 0; i < cfg.Workers; i++ {
 		go r.worker()
@@ -98,9 +129,7 @@ func (r *Recorder) Attach(st *store.Store) error {
 		return err
 	}
 	r.store = st
-	for k := range r.endpoints {
-		r.dirty[k] = true
-	}
+	r.markAllDirty()
 	return nil
 }
 
@@ -126,7 +155,7 @@ func (r *Recorder) Submit(ex *shadow.Exchange) {
 func (r *Recorder) Close() error {
 	close(r.done)
 	r.wg.Wait()
-	return r.flush()
+	return r.flushAll()
 }
 
 func (r *Recorder) worker() {
@@ -169,37 +198,47 @@ func (r *Recorder) process(ex *shadow.Exchange) {
 	defer r.mu.Unlock()
 	e := r.endpoint(ex.Route, ex.Endpoint)
 	e.LastAt = ex.At
-	r.dirty[epKey{e.Route, e.Endpoint}] = true
+	ek := epKey{e.Route, e.Endpoint}
+	r.dirty[ek] = true
 	if result != ResultEqual && result != ResultDifferent {
 		e.Skipped[result]++
 		return
 	}
 	e.Compared++
 	e.observeLatency(ex.Live.Latency, ex.Candidate.Latency)
+	r.dirtyLat[ek] = true
 	if len(raw) > 0 {
 		e.Differing++
 	}
 	// Fields past max_fields share one entry ("(other fields)"), which,
 	// like any field, counts an exchange once and keeps one sample of it.
 	touched := make(map[*FieldStats]bool, len(raw))
+	overflowed := false
 	for field, ds := range byField(raw) {
-		f := e.field(field, r.cfg.MaxFields)
+		name, f := e.field(field, r.cfg.MaxFields)
+		overflowed = overflowed || name != field
 		for _, d := range ds {
 			f.Kinds[d.Kind]++
 		}
 		if !touched[f] {
 			touched[f] = true
 			f.Raw++
-			r.addSample(f, ex, ownFirst(field, ds, raw))
+			fk := fieldKey{ek.route, ek.endpoint, name}
+			r.dirtyFields[fk] = true
+			r.addSample(e, fk, f, ex, ownFirst(field, ds, raw))
 		}
+	}
+	if overflowed {
+		r.overflow.WithLabelValues(ek.route, ek.endpoint).Inc()
 	}
 	if noiseOK {
 		e.NoiseCompared++
 		clear(touched)
 		for field := range byField(noise) {
-			if f := e.field(field, r.cfg.MaxFields); !touched[f] {
+			if name, f := e.field(field, r.cfg.MaxFields); !touched[f] {
 				touched[f] = true
 				f.Noise++
+				r.dirtyFields[fieldKey{ek.route, ek.endpoint, name}] = true
 			}
 		}
 	}
@@ -254,12 +293,23 @@ func (r *Recorder) endpoint(route, endpoint string) *EndpointStats {
 }
 
 // addSample keeps the first samples_per_field exchanges of each field,
-// within the global byte budget.
-func (r *Recorder) addSample(f *FieldStats, ex *shadow.Exchange, diffs []compare.Difference) {
-	if len(f.Samples) >= r.cfg.SamplesPerField || r.sampleBytes >= MaxSampleBytes {
+// within the byte budgets (all samples, and the endpoint's).
+func (r *Recorder) addSample(e *EndpointStats, fk fieldKey, f *FieldStats, ex *shadow.Exchange, diffs []compare.Difference) {
+	if len(f.Samples) >= r.cfg.SamplesPerField {
+		return
+	}
+	switch {
+	case r.sampleBytes >= MaxSampleBytes:
+		r.samplesSkipped.WithLabelValues(fk.route, "total").Inc()
+		return
+	case e.sampleBytes >= MaxEndpointSampleBytes:
+		r.samplesSkipped.WithLabelValues(fk.route, "endpoint").Inc()
 		return
 	}
 	s := newSample(ex, diffs)
-	r.sampleBytes += int64(s.size())
+	size := int64(s.size())
+	r.sampleBytes += size
+	e.sampleBytes += size
 	f.Samples = append(f.Samples, s)
+	r.unsaved[fk] = true
 }

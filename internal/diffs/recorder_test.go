@@ -274,6 +274,10 @@ func TestFieldCapOtherFields(t *testing.T) {
 	if len(other.Samples) != cfg.SamplesPerField {
 		t.Errorf("(other fields) keeps %d samples, want %d", len(other.Samples), cfg.SamplesPerField)
 	}
+	var m dto.Metric
+	if err := r.overflow.WithLabelValues("r", "GET /x").Write(&m); err != nil || m.GetCounter().GetValue() != 2*n {
+		t.Errorf("umbra_compare_fields_overflow_total = %v (%v), want %d: every exchange had fields past the cap", m.GetCounter().GetValue(), err, 2*n)
+	}
 	uris := map[string]bool{}
 	for _, s := range other.Samples {
 		if uris[s.URI] {
@@ -683,7 +687,7 @@ func TestResetKeepsMarksAndOtherRoutes(t *testing.T) {
 		})
 		return out
 	}
-	if got, want := stored(), []string{"ep/ab|GET /x", "mark/a|GET /x|$.price"}; !slices.Equal(got, want) {
+	if got, want := stored(), []string{"ep/ab|GET /x", "f/ab|GET /x|$.price", "mark/a|GET /x|$.price", "s/ab|GET /x|$.price|0000"}; !slices.Equal(got, want) {
 		t.Errorf("store after Reset(a): %q, want %q", got, want)
 	}
 	r.process(priced("a", "GET /x", "12"))
@@ -753,7 +757,7 @@ func TestAttachWhileFlusherRuns(t *testing.T) {
 	r := newRec(t, cfg, "r")
 	time.Sleep(5 * time.Millisecond) // let the flusher tick a few times (not an assertion)
 	st := openStore(t, t.TempDir())
-	t.Cleanup(func() { st.Close() })
+	t.Cleanup(func() { r.close(); st.Close() }) // Close writes the rest
 	if err := r.Attach(st); err != nil {
 		t.Fatal(err)
 	}

@@ -207,7 +207,15 @@ func (r *Recorder) Reset(route string) (int, error) {
 			}
 			delete(r.endpoints, k)
 			delete(r.dirty, k)
+			delete(r.dirtyLat, k)
 			n++
+		}
+	}
+	for _, queued := range []map[fieldKey]bool{r.dirtyFields, r.unsaved} {
+		for fk := range queued {
+			if route == "" || fk.route == route {
+				delete(queued, fk)
+			}
 		}
 	}
 	st := r.store
@@ -215,13 +223,13 @@ func (r *Recorder) Reset(route string) (int, error) {
 	if st == nil {
 		return n, nil
 	}
-	prefix := "ep/"
-	if route != "" {
-		prefix += route + "\x00"
-	}
 	return n, st.Update(func(tx *store.Tx) error {
-		_, err := tx.DeletePrefix(bucket, prefix)
-		return err
+		for _, prefix := range recordPrefixes(route) {
+			if _, err := tx.DeletePrefix(bucket, prefix); err != nil {
+				return err
+			}
+		}
+		return nil
 	})
 }
 

@@ -41,6 +41,8 @@ type EndpointStats struct {
 	CandidateMs []float64 `json:"candidate_ms,omitempty"`
 	LatencyNext int       `json:"latency_next"`
 	LastAt      time.Time `json:"last_at"`
+	// sampleBytes is the size of the endpoint's samples.
+	sampleBytes int64
 }
 
 // FieldStats counts one field's differences.
@@ -49,6 +51,8 @@ type FieldStats struct {
 	Noise   int64            `json:"noise"`
 	Kinds   map[string]int64 `json:"kinds,omitempty"`
 	Samples []*Sample        `json:"samples,omitempty"`
+	// saved is how many of Samples are in the store (persist.go).
+	saved int
 }
 
 // Sample is one compared request kept as evidence.
@@ -73,11 +77,29 @@ type SampleResponse struct {
 	LatencyMs float64     `json:"latency_ms"`
 }
 
+// size estimates the memory a sample holds: every string it keeps
+// (bodies, headers, the rendered differences) and a fixed cost per part.
+// Counting only the bodies let differences with long paths and many
+// headers overrun the budget.
 func (s *Sample) size() int {
-	n := len(s.Body) + len(s.URI)
+	n := 256 + len(s.Method) + len(s.URI) + len(s.Body) + headerSize(s.Header)
 	for _, r := range []*SampleResponse{s.Live, s.Candidate, s.Secondary} {
 		if r != nil {
-			n += len(r.Body) + 256
+			n += 128 + len(r.Body) + headerSize(r.Header)
+		}
+	}
+	for _, d := range s.Differences {
+		n += 96 + len(d.Field) + len(d.Path) + len(d.Kind) + len(d.Live) + len(d.Other)
+	}
+	return n
+}
+
+func headerSize(h http.Header) int {
+	n := 0
+	for k, vs := range h {
+		n += 48 + len(k)
+		for _, v := range vs {
+			n += 16 + len(v)
 		}
 	}
 	return n
@@ -87,19 +109,39 @@ func newEndpoint(route, endpoint string) *EndpointStats {
 	return &EndpointStats{Route: route, Endpoint: endpoint, Skipped: map[string]int64{}, Fields: map[string]*FieldStats{}}
 }
 
-func (e *EndpointStats) field(name string, maxFields int) *FieldStats {
+// otherFields is the one entry of the fields past max_fields.
+const otherFields = "(other fields)"
+
+// field returns a field's stats and the name they are kept under: the
+// field's own, or otherFields once the endpoint tracks maxFields fields.
+func (e *EndpointStats) field(name string, maxFields int) (string, *FieldStats) {
 	f := e.Fields[name]
 	if f == nil {
 		if len(e.Fields) >= maxFields {
-			name = "(other fields)"
+			name = otherFields
 			if f = e.Fields[name]; f != nil {
-				return f
+				return name, f
 			}
 		}
 		f = &FieldStats{Kinds: map[string]int64{}}
 		e.Fields[name] = f
 	}
-	return f
+	return name, f
+}
+
+// init fills the maps a decoded record may lack.
+func (e *EndpointStats) init() {
+	if e.Skipped == nil {
+		e.Skipped = map[string]int64{}
+	}
+	if e.Fields == nil {
+		e.Fields = map[string]*FieldStats{}
+	}
+	for _, f := range e.Fields {
+		if f.Kinds == nil {
+			f.Kinds = map[string]int64{}
+		}
+	}
 }
 
 func (e *EndpointStats) observeLatency(live, cand time.Duration) {
