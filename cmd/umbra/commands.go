@@ -9,18 +9,25 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/umbragw/umbra/internal/buildinfo"
 	"github.com/umbragw/umbra/internal/config"
 	"github.com/umbragw/umbra/internal/demo"
 	"github.com/umbragw/umbra/internal/gateway"
 )
 
+// build is this binary's version, revision and toolchain.
+var build = buildinfo.Read(version)
+
 func newRootCmd() *cobra.Command {
 	root := &cobra.Command{
 		Use:           "umbra",
+		Version:       build.Version,
 		Short:         "umbra is a dark-launch gateway: shadow, compare, canary and flag new versions on live traffic",
 		SilenceUsage:  true,
 		SilenceErrors: true,
 	}
+	// --version prints what `umbra version` prints.
+	root.SetVersionTemplate(build.String())
 	root.AddCommand(serveCmd(), validateCmd(), demoCmd(), diffCmd(), rolloutCmd(), versionCmd())
 	return root
 }
@@ -40,7 +47,7 @@ func serveCmd() *cobra.Command {
 			if err != nil {
 				return err
 			}
-			g, err := gateway.New(cfg, gateway.Options{Version: version})
+			g, err := gateway.New(cfg, gateway.Options{Version: build.Version})
 			if err != nil {
 				return err
 			}
@@ -105,7 +112,7 @@ func validateCmd() *cobra.Command {
 }
 
 func demoCmd() *cobra.Command {
-	o := demo.Options{Version: version}
+	o := demo.Options{Version: build.Version}
 	cmd := &cobra.Command{
 		Use:   "demo",
 		Short: "Run umbra in front of two in-process versions of a demo API, with a guided tour",
@@ -130,10 +137,10 @@ func demoCmd() *cobra.Command {
 func versionCmd() *cobra.Command {
 	return &cobra.Command{
 		Use:   "version",
-		Short: "Print umbra's version",
+		Short: "Print umbra's version, VCS revision and Go version",
 		Args:  cobra.NoArgs,
 		Run: func(cmd *cobra.Command, _ []string) {
-			fmt.Fprintln(cmd.OutOrStdout(), "umbra", version)
+			fmt.Fprint(cmd.OutOrStdout(), build.String())
 		},
 	}
 }

@@ -11,8 +11,11 @@ import (
 	"github.com/umbragw/umbra/internal/config"
 )
 
-// version is set at build time with -ldflags "-X main.version=...".
-var version = "dev"
+// version overrides the module version from the build info when set at
+// build time with -ldflags "-X main.version=..." (scripts/release.sh does).
+// Left empty, `go install ...@v1.2.3` reports v1.2.3 and a build in a
+// checkout its pseudo-version, both from runtime/debug.ReadBuildInfo.
+var version = ""
 
 // exitError carries a process exit code: 2 for bad usage or config, as
 // documented, 1 for failures at run time.

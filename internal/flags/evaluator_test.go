@@ -445,20 +445,33 @@ func TestWatch(t *testing.T) {
 	if err := e.LoadFile(path); err != nil {
 		t.Fatal(err)
 	}
-	reports := make(chan error, 10)
+	type report struct {
+		changed bool
+		err     error
+	}
+	reports := make(chan report, 10)
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
-	if err := e.Watch(ctx, path, func(err error) { reports <- err }); err != nil {
+	if err := e.Watch(ctx, path, func(changed bool, err error) { reports <- report{changed, err} }); err != nil {
 		t.Fatal(err)
 	}
-	wait := func() error {
+	next := func() report {
 		select {
-		case err := <-reports:
-			return err
+		case r := <-reports:
+			return r
 		case <-time.After(5 * time.Second):
 			t.Fatal("no reload reported")
 		}
-		return nil
+		return report{}
+	}
+	// wait returns the outcome of the next reload that changed the flags
+	// or failed.
+	wait := func() error {
+		for {
+			if r := next(); r.changed || r.err != nil {
+				return r.err
+			}
+		}
 	}
 	write(doc("b"))
 	if err := wait(); err != nil || e.Variant("f", nil) != "b" {
@@ -477,6 +490,11 @@ func TestWatch(t *testing.T) {
 	}
 	if changed, err := e.Reload(path); changed || err != nil {
 		t.Errorf("Reload of an unchanged file: %v %v", changed, err)
+	}
+	// The same content written again is reported as loaded, unchanged.
+	write(doc("a"))
+	if r := next(); r.changed || r.err != nil {
+		t.Errorf("rewrite of the running file reported %+v, want unchanged and no error", r)
 	}
 	if err := e.LoadFile(filepath.Join(dir, "nope.json")); err == nil {
 		t.Error("missing file loaded")

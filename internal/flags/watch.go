@@ -14,12 +14,14 @@ import (
 const WatchDelay = 200 * time.Millisecond
 
 // Reloaded is told the outcome of each reload Watch attempts: err is nil
-// when a changed file was loaded (Info has its version and warnings),
-// else why it was rejected and the running flags kept. Unchanged files
-// are not reported, and neither is a rejected file again until its
-// content changes: Watch reloads on any event in the directory, and a
-// broken file beside busy ones would otherwise be reported on each.
-type Reloaded func(err error)
+// when the file was loaded, and changed says whether that changed the
+// flags (Info has the new version and warnings); otherwise err says why
+// the file was rejected and the running flags kept. An unchanged file is
+// reported too, so a file put back as it was after a rejected edit clears
+// the failure. A rejected file is not reported again until its content
+// changes: Watch reloads on any event in the directory, and a broken file
+// beside busy ones would otherwise be reported on each.
+type Reloaded func(changed bool, err error)
 
 // Watch reloads path whenever it may have changed, until ctx is done. It
 // watches the file's directory, so editors and tools that replace the
@@ -65,7 +67,7 @@ func (e *Evaluator) Watch(ctx context.Context, path string, report Reloaded) err
 					return
 				}
 				if report != nil {
-					report(fmt.Errorf("flags: watch %s: %w", path, err))
+					report(false, fmt.Errorf("flags: watch %s: %w", path, err))
 				}
 			case <-fire:
 				fire = nil
@@ -78,8 +80,8 @@ func (e *Evaluator) Watch(ctx context.Context, path string, report Reloaded) err
 				default:
 					rejected = seen
 				}
-				if report != nil && (changed || err != nil) {
-					report(err)
+				if report != nil {
+					report(changed, err)
 				}
 			}
 		}

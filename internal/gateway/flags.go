@@ -24,9 +24,13 @@ func (g *Gateway) watchFlags() {
 	ctx, cancel := context.WithCancel(context.Background())
 	path, log := snap.Config.Flags.File, snap.Log
 	logWarnings(log, path, snap.Flags.Info())
-	err := snap.Flags.Watch(ctx, path, func(err error) {
+	err := snap.Flags.Watch(ctx, path, func(changed bool, err error) {
+		g.metrics.FlagsReloaded(changed, err)
 		if err != nil {
 			log.Error("flag file rejected; keeping the running flags", "file", path, "errors", err.Error())
+			return
+		}
+		if !changed {
 			return
 		}
 		info := snap.Flags.Info()

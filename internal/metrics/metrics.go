@@ -15,6 +15,8 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
+
+	"github.com/umbragw/umbra/internal/buildinfo"
 )
 
 // Roles of a request path.
@@ -46,6 +48,9 @@ type Metrics struct {
 	unmatched  *prometheus.CounterVec
 	reloads    *prometheus.CounterVec
 	lastReload prometheus.Gauge
+	reloadOK   prometheus.Gauge
+	flagLoads  *prometheus.CounterVec
+	flagsOK    prometheus.Gauge
 	routes     prometheus.Gauge
 
 	mu    sync.Mutex
@@ -80,18 +85,35 @@ func New(version string) *Metrics {
 	m.lastReload = prometheus.NewGauge(prometheus.GaugeOpts{
 		Name: "umbra_config_last_reload_success_timestamp_seconds", Help: "When the running configuration was applied.",
 	})
+	// The *_last_reload_successful gauges are what alerts watch (as
+	// Prometheus's own prometheus_config_last_reload_successful): they stay
+	// 0 while the file on disk is rejected and the gateway runs an older
+	// config, and clear with the next good reload.
+	m.reloadOK = prometheus.NewGauge(prometheus.GaugeOpts{
+		Name: "umbra_config_last_reload_successful", Help: "1 if the last configuration load or reload was applied, 0 if it was rejected.",
+	})
+	m.flagLoads = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "umbra_flags_reloads_total", Help: "Reloads of the flag file after an edit, by result (success, failure).",
+	}, []string{"result"})
+	m.flagsOK = prometheus.NewGauge(prometheus.GaugeOpts{
+		Name: "umbra_flags_last_reload_successful", Help: "1 if the last reload of the flag file was applied (or none happened yet), 0 if it was rejected.",
+	})
 	m.routes = prometheus.NewGauge(prometheus.GaugeOpts{
 		Name: "umbra_config_routes", Help: "Routes in the running configuration.",
 	})
+	bi := buildinfo.Read(version)
 	build := prometheus.NewGauge(prometheus.GaugeOpts{
-		Name: "umbra_build_info", Help: "Build information; always 1.", ConstLabels: prometheus.Labels{"version": version},
+		Name: "umbra_build_info", Help: "Build information (version, VCS revision, Go version); always 1.",
+		ConstLabels: prometheus.Labels{"version": version, "revision": bi.RevisionLabel(), "goversion": bi.GoVersion},
 	})
 	build.Set(1)
 	for _, r := range []string{"success", "failure"} {
 		m.reloads.WithLabelValues(r)
+		m.flagLoads.WithLabelValues(r)
 	}
+	m.flagsOK.Set(1)
 	m.reg.MustRegister(m.requests, m.duration, m.upstream, m.inFlight, m.unmatched,
-		m.reloads, m.lastReload, m.routes, build,
+		m.reloads, m.lastReload, m.reloadOK, m.routes, m.flagLoads, m.flagsOK, build,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	return m
 }
@@ -104,15 +126,35 @@ func (m *Metrics) Handler() http.Handler {
 	return promhttp.HandlerFor(m.reg, promhttp.HandlerOpts{Registry: m.reg})
 }
 
-// Reloaded records a configuration reload and, on success, the route count.
+// Reloaded records a configuration load or reload and, on success, the
+// route count.
 func (m *Metrics) Reloaded(ok bool, routes int) {
 	if !ok {
 		m.reloads.WithLabelValues("failure").Inc()
+		m.reloadOK.Set(0)
 		return
 	}
 	m.reloads.WithLabelValues("success").Inc()
+	m.reloadOK.Set(1)
+	m.flagsOK.Set(1) // an applied config read its flag file afresh
 	m.lastReload.SetToCurrentTime()
 	m.routes.Set(float64(routes))
+}
+
+// FlagsReloaded records an attempt to reload the flag file after an event
+// in its directory: a failure, a change applied, or the file found as it
+// runs (no count, but it clears an earlier failure).
+func (m *Metrics) FlagsReloaded(changed bool, err error) {
+	switch {
+	case err != nil:
+		m.flagLoads.WithLabelValues("failure").Inc()
+		m.flagsOK.Set(0)
+	case changed:
+		m.flagLoads.WithLabelValues("success").Inc()
+		m.flagsOK.Set(1)
+	default:
+		m.flagsOK.Set(1)
+	}
 }
 
 // Unmatched counts a request that no route matched.

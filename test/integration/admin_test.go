@@ -6,6 +6,7 @@ import (
 	"net"
 	"net/http"
 	"path/filepath"
+	"runtime"
 	"strings"
 	"testing"
 
@@ -32,8 +33,8 @@ routes:
 	}
 
 	m := scrape(t, g)
-	if v, ok := metric(t, m, "umbra_build_info", testkit.Labels("version", "itest")); !ok || v != 1 {
-		t.Errorf("umbra_build_info{version=itest} = %v (%v)", v, ok)
+	if v, ok := metric(t, m, "umbra_build_info", testkit.Labels("version", "itest", "goversion", runtime.Version())); !ok || v != 1 {
+		t.Errorf("umbra_build_info{version=itest,goversion=%s} = %v (%v)", runtime.Version(), v, ok)
 	}
 	if v, _ := metric(t, m, "umbra_config_routes", nil); v != 1 {
 		t.Errorf("umbra_config_routes = %v", v)

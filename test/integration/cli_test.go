@@ -11,6 +11,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"regexp"
+	"runtime"
 	"strconv"
 	"strings"
 	"sync"
@@ -112,8 +113,11 @@ routes:
 func TestCLIVersion(t *testing.T) {
 	t.Parallel()
 	stdout, stderr, code := run(t, "version")
-	if code != 0 || strings.TrimSpace(stdout) != "umbra "+testVersion {
+	if code != 0 || !strings.HasPrefix(stdout, "umbra "+testVersion+"\n") || !strings.Contains(stdout, "  go: "+runtime.Version()+" ") {
 		t.Errorf("umbra version: exit %d, stdout %q, stderr %q", code, stdout, stderr)
+	}
+	if flag, _, code := run(t, "--version"); code != 0 || flag != stdout {
+		t.Errorf("umbra --version: exit %d, %q, want what umbra version prints, %q", code, flag, stdout)
 	}
 }
 

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"net/http"
+	"path/filepath"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -229,4 +230,49 @@ func TestInFlightRequestSurvivesReload(t *testing.T) {
 	if r.r.Status != 200 || r.r.Body != "slow answer from a" {
 		t.Fatalf("in-flight request: %d %q", r.r.Status, r.r.Body)
 	}
+}
+
+// TestReloadFailureMetrics: a rejected config or flag file sets its
+// *_last_reload_successful gauge to 0 and counts a failure, which is what
+// the ConfigReloadFailed and FlagsReloadFailed alerts watch; the next good
+// file sets it back to 1. A good config reload reads the flag file afresh,
+// so it clears the flags gauge too.
+func TestReloadFailureMetrics(t *testing.T) {
+	t.Parallel()
+	a := newUpstream(t, "a", nil)
+	dir := t.TempDir()
+	flagsFile := filepath.Join(dir, "flags.json")
+	const goodFlags = `{"flags": {"beta": {"state": "ENABLED", "variants": {"on": true, "off": false}, "defaultVariant": "off"}}}`
+	writeFile(t, flagsFile, goodFlags)
+	good := oneRoute(a) + fmt.Sprintf("flags: {file: %q}\n", flagsFile)
+	g := startGW(t, good)
+	waitMetric(t, g, "umbra_config_last_reload_successful", nil, 1)
+	waitMetric(t, g, "umbra_flags_last_reload_successful", nil, 1)
+
+	writeAtomic(t, flagsFile, `{"flags": {"beta": `)
+	waitMetric(t, g, "umbra_flags_reloads_total", testkit.Labels("result", "failure"), 1)
+	waitMetric(t, g, "umbra_flags_last_reload_successful", nil, 0)
+	// Put back as it runs: no reload counted, the failure cleared.
+	writeAtomic(t, flagsFile, goodFlags)
+	waitMetric(t, g, "umbra_flags_last_reload_successful", nil, 1)
+	waitMetric(t, g, "umbra_flags_reloads_total", testkit.Labels("result", "success"), 0)
+	writeAtomic(t, flagsFile, strings.Replace(goodFlags, `"defaultVariant": "off"`, `"defaultVariant": "on"`, 1))
+	waitMetric(t, g, "umbra_flags_reloads_total", testkit.Labels("result", "success"), 1)
+
+	g.rewrite(t, good+"bogus_key: 1\n")
+	if err := g.Reload(); err == nil {
+		t.Fatal("a config with an unknown key was applied")
+	}
+	waitMetric(t, g, "umbra_config_last_reload_successful", nil, 0)
+	waitMetric(t, g, "umbra_config_reloads_total", testkit.Labels("result", "failure"), 1)
+
+	writeAtomic(t, flagsFile, `{"flags": {"beta": `)
+	waitMetric(t, g, "umbra_flags_last_reload_successful", nil, 0)
+	writeAtomic(t, flagsFile, goodFlags)
+	g.rewrite(t, good)
+	if err := g.Reload(); err != nil {
+		t.Fatal(err)
+	}
+	waitMetric(t, g, "umbra_config_last_reload_successful", nil, 1)
+	waitMetric(t, g, "umbra_flags_last_reload_successful", nil, 1)
 }
