@@ -1,6 +1,7 @@
 package monitoringtest
 
 import (
+	"os"
 	"os/exec"
 	"strings"
 	"testing"
@@ -86,7 +87,14 @@ func TestRulesPromtool(t *testing.T) {
 		}
 	}
 	rules := readRules(t)
+	tests, err := os.ReadFile(rulesTestFile)
+	if err != nil {
+		t.Fatal(err)
+	}
 	for _, r := range rules {
+		if !strings.Contains(string(tests), "alertname: "+r.Alert+"\n") {
+			t.Errorf("alert %s has no firing case in %s", r.Alert, rulesTestFile)
+		}
 		if r.Alert == "" || r.Labels["severity"] == "" || r.Annotations["summary"] == "" || r.Annotations["description"] == "" {
 			t.Errorf("rule %q: every alert needs a name, a severity label, a summary and a description", r.Alert)
 		}
