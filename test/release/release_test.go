@@ -21,9 +21,13 @@ func TestVersionFromBuildInfo(t *testing.T) {
 	rev := git(t, repo, "rev-parse", "HEAD")
 	// GOFLAGS from the environment replaces a machine-wide
 	// -buildvcs=false (go env -w); a default Go install stamps anyway.
-	env := []string{"GOFLAGS=-buildvcs=true"}
+	// CGO_ENABLED=0 and -trimpath, which change nothing of the build info
+	// read here, let this build share its compiled packages with
+	// TestReleaseReproducible's.
+	env := []string{"GOFLAGS=-buildvcs=true", "CGO_ENABLED=0"}
 	bin := filepath.Join(t.TempDir(), "umbra")
-	run(t, repo, env, "go", "build", "-o", bin, "./cmd/umbra")
+	build := func() { run(t, repo, env, "go", "build", "-trimpath", "-o", bin, "./cmd/umbra") }
+	build()
 
 	out := run(t, repo, nil, bin, "version")
 	want := regexp.MustCompile(`^umbra v0\.0\.0-20260102030405-` + rev[:12] + `\n` +
@@ -45,7 +49,7 @@ func TestVersionFromBuildInfo(t *testing.T) {
 	if err := os.WriteFile(readme, append(b, "\nlocal edit\n"...), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	run(t, repo, env, "go", "build", "-o", bin, "./cmd/umbra")
+	build()
 	out = run(t, repo, nil, bin, "version")
 	if !strings.HasPrefix(out, "umbra v0.0.0-20260102030405-"+rev[:12]+"+dirty\n") || !strings.Contains(out, "  revision: "+rev+"+dirty\n") {
 		t.Errorf("umbra version of a dirty tree:\n%s\nwant the version and revision marked +dirty", out)
