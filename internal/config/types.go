@@ -26,8 +26,9 @@ type Config struct {
 	Comparison Comparison          `yaml:"comparison" json:"comparison"`
 	Backends   map[string]*Backend `yaml:"backends" json:"backends"`
 	Routes     []*Route            `yaml:"routes" json:"routes"`
-	Flags      *Flags              `yaml:"flags" json:"flags,omitempty"` // feature flags, OFREP (flags.go)
-	Callers    Callers             `yaml:"callers" json:"callers"`       // caller identity for adoption (flags.go)
+	Flags      *Flags              `yaml:"flags" json:"flags,omitempty"`   // feature flags, OFREP (flags.go)
+	Callers    Callers             `yaml:"callers" json:"callers"`         // caller identity for adoption (flags.go)
+	Egress     *Egress             `yaml:"egress" json:"egress,omitempty"` // egress sandbox (egress.go)
 }
 
 // TLS enables HTTPS (and with it HTTP/2) on the main listener.

@@ -43,6 +43,7 @@ func (p *parser) validate(c *Config) {
 	p.validateTop(c)
 	p.validateBackends(c)
 	p.validateFlagsAndCallers(c) // flags.go
+	p.validateEgress(c)          // egress.go
 	names := map[string]int{}
 	for i, r := range c.Routes {
 		path := at("routes", i)

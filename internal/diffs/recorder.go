@@ -254,14 +254,36 @@ func (r *Recorder) diff(spec *RouteSpec, ex *shadow.Exchange) (result string, ra
 	case ex.Live.Truncated || cand.Truncated:
 		return ResultTooLarge, nil, nil, false
 	}
-	raw = spec.Comparator.Diff(toCompare(ex.Live), toCompare(cand))
+	cmp := spec.Comparator
+	if ex.Comparator != nil {
+		cmp = ex.Comparator
+	}
+	raw = diffCall(cmp, ex.Live, cand)
 	if noiseOK = sec != nil && sec.Err == "" && !sec.Truncated; noiseOK {
-		noise = spec.Comparator.Diff(toCompare(ex.Live), toCompare(sec))
+		noise = diffCall(cmp, ex.Live, sec)
 	}
 	if len(raw) > 0 {
 		return ResultDifferent, raw, noise, noiseOK
 	}
 	return ResultEqual, raw, noise, noiseOK
+}
+
+// FieldCall names the difference of an outbound call made by one side only
+// (the egress sandbox's comparisons): kind extra or missing.
+const FieldCall = "call"
+
+// diffCall compares two answers, or two outbound calls of which either may
+// be absent.
+func diffCall(cmp *compare.Comparator, live, other *shadow.Response) []compare.Difference {
+	switch {
+	case live.Absent && other.Absent:
+		return nil
+	case live.Absent:
+		return []compare.Difference{{Field: FieldCall, Path: FieldCall, Kind: compare.KindExtra, Other: "called"}}
+	case other.Absent:
+		return []compare.Difference{{Field: FieldCall, Path: FieldCall, Kind: compare.KindMissing, Live: "called"}}
+	}
+	return cmp.Diff(toCompare(live), toCompare(other))
 }
 
 func toCompare(r *shadow.Response) *compare.Response {

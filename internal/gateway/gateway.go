@@ -22,6 +22,7 @@ import (
 	"github.com/umbragw/umbra/internal/adoption"
 	"github.com/umbragw/umbra/internal/config"
 	"github.com/umbragw/umbra/internal/diffs"
+	"github.com/umbragw/umbra/internal/egress"
 	"github.com/umbragw/umbra/internal/h1server"
 	"github.com/umbragw/umbra/internal/metrics"
 	"github.com/umbragw/umbra/internal/proxy"
@@ -48,6 +49,10 @@ type Gateway struct {
 	rollouts *rollout.Manager
 	// storeRecovered counts damaged store files moved aside.
 	storeRecovered prometheus.Counter
+	egress         *egress.Sandbox // nil without egress:
+
+	egressSrv *h1server.Server
+	egressLn  net.Listener
 
 	mu    sync.Mutex // serialises reloads
 	parts parts      // what the running snapshot uses
@@ -69,6 +74,11 @@ func Validate(cfg *config.Config) error {
 		sink: func(*shadow.Exchange) {}, adoption: adoption.New(adoption.Options{Registerer: m.Registry()})})
 	if err == nil {
 		c.release(parts{})
+		if cfg.Egress != nil {
+			if eerr := egress.Validate(cfg.Egress); eerr != nil {
+				return config.ErrorList{{File: cfg.File, Line: cfg.Egress.Pos.Line, Col: cfg.Egress.Pos.Col, Msg: "egress: " + eerr.Error()}}
+			}
+		}
 	}
 	return err
 }
@@ -111,6 +121,11 @@ func New(cfg *config.Config, opts Options) (*Gateway, error) {
 	g.admin = admin.New(g, g.metrics.Handler(), token)
 	g.admin.Handle("GET /api/v1/adoption", g.deps.adoption.Handler().ServeHTTP)
 	g.admin.Handle("GET /api/v1/flags", g.flagsAdmin)
+	if err := g.startEgress(cfg, c.snap); err != nil {
+		retireParts(c.parts, parts{})
+		_ = g.closeStore()
+		return nil, err
+	}
 	g.watchFlags()
 	for _, handlers := range []map[string]http.HandlerFunc{g.diffs.Handlers(), g.rollouts.Handlers()} {
 		for pattern, h := range handlers {
@@ -227,6 +242,11 @@ func (g *Gateway) Start() error {
 		}
 		go g.serve(g.main, tls.NewListener(g.mainLn, tlsCfg))
 	}
+	if err := g.listenEgress(cfg, baseCtx); err != nil {
+		g.main.Close()
+		g.admLn.Close()
+		return err
+	}
 	go g.serve(g.adminSrv, g.admLn)
 	g.ready.Store(true)
 	g.Log().Info("umbra started", "listen", g.mainLn.Addr().String(), "admin", g.admLn.Addr().String(),
@@ -274,6 +294,14 @@ func (g *Gateway) Shutdown() error {
 	// of upgraded connections that outlived the grace period.
 	g.cancelConns()
 	g.waitIdle(time.Second)
+	if g.egressSrv != nil {
+		// Calls in flight finish within the grace left; the services'
+		// pools close with the sandbox.
+		if g.egressSrv.Shutdown(ctx) != nil {
+			g.egressSrv.Close()
+		}
+		g.egress.Close()
+	}
 	g.adminSrv.Close()
 	g.rollouts.Close()
 	g.mu.Lock()

@@ -41,6 +41,12 @@ func (g *Gateway) Apply(cfg *config.Config) error {
 		g.Log().Error("config reload rejected; keeping the running config", "file", cfg.File, "errors", err.Error())
 		return err
 	}
+	if err := g.applyEgress(cfg, c.snap); err != nil {
+		c.release(g.parts)
+		g.metrics.Reloaded(false, 0)
+		g.Log().Error("config reload rejected; keeping the running config", "file", cfg.File, "errors", err.Error())
+		return err
+	}
 	g.diffs.Configure(c.compares)
 	// Rollouts before the swap: a running rollout puts its weight on the
 	// new splits before they serve, or the config's canary.weight would

@@ -12,6 +12,7 @@ import (
 	"time"
 	"unsafe"
 
+	"github.com/umbragw/umbra/internal/egress"
 	"github.com/umbragw/umbra/internal/metrics"
 	"github.com/umbragw/umbra/internal/shadow"
 )
@@ -86,8 +87,16 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			live = copies.LiveCapture()
 		}
 	}
+	var calls *egress.Live
+	if snap.Egress != nil {
+		calls = snap.Egress.BeginLive(r, route.Config.Name, t != route.Live, copies != nil)
+		if copies != nil {
+			copies.Pair(calls)
+		}
+	}
 	usage := beginAdoption(snap, route, r)
 	status := forward(snap, route, t, w, r, start, id, live)
+	calls.End()
 	usage.observe(route, m.Endpoint)
 	if route.Observer != nil {
 		route.Observer.Observe(t != route.Live, status, time.Since(start))

@@ -17,6 +17,7 @@ import (
 
 	"github.com/umbragw/umbra/internal/adoption"
 	"github.com/umbragw/umbra/internal/config"
+	"github.com/umbragw/umbra/internal/egress"
 	"github.com/umbragw/umbra/internal/flags"
 	"github.com/umbragw/umbra/internal/router"
 	"github.com/umbragw/umbra/internal/shadow"
@@ -39,6 +40,9 @@ type Snapshot struct {
 	// Callers names the caller of a request for adoption tracking (nil
 	// without callers:).
 	Callers *adoption.Identifier
+	// Egress pairs live requests with their copies' outbound calls (nil
+	// without egress:). It outlives snapshots.
+	Egress *egress.Sandbox
 }
 
 // Route is the runtime form of one configured route.

@@ -2,6 +2,8 @@ package shadow
 
 import (
 	"bytes"
+
+	"github.com/umbragw/umbra/internal/compare"
 	"io"
 	"net/http"
 	"sync/atomic"
@@ -16,6 +18,9 @@ type Response struct {
 	Truncated bool          // the answer was larger than the capture limit
 	Err       string        // set when there was no answer (error kind or drop reason)
 	Latency   time.Duration // to the end of the body
+	// Absent marks a side that made no such call, in a comparison of
+	// outbound calls (the egress sandbox): an extra or a missing call.
+	Absent bool
 }
 
 // Exchange is one compared request: the live answer and the answers of the
@@ -32,6 +37,9 @@ type Exchange struct {
 	Live      *Response
 	Candidate *Response
 	Secondary *Response // nil without a secondary, or when it was skipped
+	// Comparator, when set, replaces the route's (outbound calls are
+	// compared with their egress service's rules).
+	Comparator *compare.Comparator
 }
 
 // SampleBodyLimit bounds the request body kept with an exchange.

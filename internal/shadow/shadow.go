@@ -56,8 +56,34 @@ type Pending struct {
 	tee      *tee
 	mu       sync.Mutex   // guards tee state against a transport still reading
 	live     *LiveCapture // set when the candidate of a comparison takes a copy
+	pairer   Pairer       // set when the egress sandbox pairs copies with the live request
 	buf      [4]*Target
 }
+
+// CopyRole says what a copy is for, for the egress sandbox's comparison of
+// outbound calls.
+type CopyRole uint8
+
+// Copy roles.
+const (
+	CopyPlain     CopyRole = iota // a shadow target that is not compared
+	CopyCandidate                 // the compared new version
+	CopySecondary                 // the second instance of the live version (noise)
+)
+
+// Pairer gives each copy a trace of its own that the egress sandbox maps
+// to the live request (internal/egress), so that the copy's outbound calls
+// are answered with the live request's recorded ones.
+type Pairer interface {
+	// PairCopy returns the traceparent of a copy for target and a function
+	// to call exactly once when the copy's exchange is over (ok: it got an
+	// answer below 500).
+	PairCopy(target string, role CopyRole) (traceparent string, done func(ok bool))
+}
+
+// Pair makes the copies carry traces from pr instead of the live request's
+// trace with a span of their own.
+func (p *Pending) Pair(pr Pairer) { p.pairer = pr }
 
 // Begin decides, before the live request is forwarded, which targets get a
 // copy, and counts the rest by reason. It returns nil (and allocates
@@ -270,11 +296,28 @@ func (p *Pending) dispatch(r *http.Request, body *bodyCopy) {
 	jobs := make([]*job, len(sendable))
 	for i, t := range sendable {
 		jobs[i] = &job{req: t.prepare(r, body), body: body}
+		if p.pairer != nil {
+			var tp string
+			tp, jobs[i].paired = p.pairer.PairCopy(t.Name, p.role(t))
+			jobs[i].req.Header.Set(HeaderTraceparent, tp)
+		}
 	}
 	p.attachCompare(r, sendable, jobs, body)
 	for i, t := range sendable {
 		t.enqueue(jobs[i])
 	}
+}
+
+func (p *Pending) role(t *Target) CopyRole {
+	switch c := p.set.compare; {
+	case c == nil || p.live == nil:
+		return CopyPlain
+	case t == c.Candidate:
+		return CopyCandidate
+	case t == c.Secondary:
+		return CopySecondary
+	}
+	return CopyPlain
 }
 
 // attachCompare gives the candidate's and the secondary's jobs a capture

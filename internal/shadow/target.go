@@ -56,6 +56,22 @@ type job struct {
 	req  *http.Request
 	body *bodyCopy // nil for bodyless requests
 	cap  *capture  // non-nil when the answer is compared
+	// paired, when the egress sandbox pairs the copy, hears once how it ended.
+	paired func(ok bool)
+}
+
+// drop releases a copy that is not sent.
+func (j *job) drop(reason string) {
+	j.body.release()
+	j.cap.fail(reason)
+	j.end(false)
+}
+
+func (j *job) end(ok bool) {
+	if j.paired != nil {
+		j.paired(ok)
+		j.paired = nil
+	}
 }
 
 // NewTarget starts a shadow target: cfg.MaxInFlight senders reading a
@@ -125,8 +141,7 @@ func (t *Target) drain() {
 		select {
 		case j := <-t.queue:
 			t.count(OutcomeShutdown)
-			j.body.release()
-			j.cap.fail(OutcomeShutdown)
+			j.drop(OutcomeShutdown)
 		default:
 			return
 		}
@@ -147,8 +162,7 @@ func (t *Target) enqueue(j *job) {
 		}
 	default:
 		t.count(OutcomeQueueFull)
-		j.body.release()
-		j.cap.fail(OutcomeQueueFull)
+		j.drop(OutcomeQueueFull)
 		t.warn("shadow queue full; dropping copies", "queue_size", t.cfg.QueueSize)
 	}
 }
@@ -166,8 +180,7 @@ func (t *Target) sender() {
 				// after Close began is dropped like the rest of the queue,
 				// not sent with a cancelled context.
 				t.count(OutcomeShutdown)
-				j.body.release()
-				j.cap.fail(OutcomeShutdown)
+				j.drop(OutcomeShutdown)
 				return
 			default:
 			}
@@ -181,8 +194,7 @@ func (t *Target) send(j *job) {
 	now := time.Now()
 	if !t.brk.allow(now) {
 		t.count(OutcomeCircuitOpen)
-		j.body.release()
-		j.cap.fail(OutcomeCircuitOpen)
+		j.drop(OutcomeCircuitOpen)
 		return
 	}
 	ctx, cancel := context.WithTimeout(t.ctx, t.cfg.Timeout.D())
@@ -195,6 +207,7 @@ func (t *Target) send(j *job) {
 	t.m.inFlight.Inc()
 	t.path.Start()
 	status, err := t.exchange(req, j.cap, now)
+	j.end(err == nil && status < 500)
 	elapsed := time.Since(now)
 	t.m.inFlight.Dec()
 	if err != nil && t.ctx.Err() != nil {

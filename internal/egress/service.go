@@ -1,0 +1,166 @@
+package egress
+
+import (
+	"fmt"
+	"net"
+	"net/http"
+	"strings"
+	"time"
+
+	"github.com/umbragw/umbra/internal/backend"
+	"github.com/umbragw/umbra/internal/compare"
+	"github.com/umbragw/umbra/internal/config"
+)
+
+// serviceSet is the services of one config, swapped whole on reload.
+type serviceSet struct {
+	byName map[string]*service
+	byHost map[string]*service
+	record config.EgressRecord
+	redact *redactor
+}
+
+// service is one egress service.
+type service struct {
+	name      string
+	cfg       *config.EgressService
+	backend   *backend.Backend
+	base      string // the upstream's base path, escaped, without a trailing "/"
+	templates [][]string
+	sims      *simulation // nil without simulation files
+	cmp       *compare.Comparator
+	m         *serviceMetrics
+}
+
+func newServiceSet(cfg *config.Egress, m *Metrics) (*serviceSet, error) {
+	red, err := newRedactor(cfg.Record.Redact)
+	if err != nil {
+		return nil, err
+	}
+	set := &serviceSet{byName: map[string]*service{}, byHost: map[string]*service{}, record: cfg.Record, redact: red}
+	for name, sc := range cfg.Services {
+		svc, err := newService(sc, m)
+		if err != nil {
+			set.close(nil)
+			return nil, err
+		}
+		set.byName[name] = svc
+		for _, h := range sc.Hosts {
+			set.byHost[strings.ToLower(h)] = svc
+		}
+	}
+	return set, nil
+}
+
+func newService(sc *config.EgressService, m *Metrics) (*service, error) {
+	b, err := backend.New(sc.Backend())
+	if err != nil {
+		return nil, fmt.Errorf("egress service %q: %w", sc.Name, err)
+	}
+	svc := &service{name: sc.Name, cfg: sc, backend: b, base: sc.URL.EscapedPath(), m: m.service(sc.Name)}
+	for _, ep := range sc.Endpoints {
+		svc.templates = append(svc.templates, strings.Split(ep, "/"))
+	}
+	if len(sc.Simulations) > 0 {
+		if svc.sims, err = loadSimulations(sc.Simulations); err != nil {
+			b.Close()
+			return nil, fmt.Errorf("egress service %q: %w", sc.Name, err)
+		}
+	}
+	ignoreHeaders := append([]string{"User-Agent", "Accept-Encoding", HeaderShadow, "X-Umbra-Sandbox"}, sc.Compare.IgnoreHeaders...)
+	if svc.cmp, err = compare.New(compare.Options{Ignore: sc.Compare.Ignore, IgnoreHeaders: ignoreHeaders}); err != nil {
+		b.Close()
+		return nil, fmt.Errorf("egress service %q: compare: %w", sc.Name, err)
+	}
+	return svc, nil
+}
+
+// close closes the backends of set that keep does not use.
+func (set *serviceSet) close(keep *serviceSet) {
+	if set == nil {
+		return
+	}
+	for name, svc := range set.byName {
+		if keep != nil && keep.byName[name] == svc {
+			continue
+		}
+		svc.backend.Close()
+	}
+}
+
+func (set *serviceSet) maxTimeout() time.Duration {
+	var d time.Duration
+	for _, svc := range set.byName {
+		d = max(d, svc.cfg.Timeout.D())
+	}
+	return d
+}
+
+// resolve finds the service a call is for and the path to forward:
+// "/NAME/PATH" on the egress listener, or any path when the request's host
+// (absolute-form target of a plain proxy request, or Host) is one of a
+// service's hosts. The path is returned escaped, "/" when empty.
+func (set *serviceSet) resolve(r *http.Request) (*service, string) {
+	host := r.URL.Host
+	if host == "" {
+		host = r.Host
+	}
+	if len(set.byHost) > 0 && host != "" {
+		h := strings.ToLower(host)
+		if svc := set.byHost[h]; svc != nil {
+			return svc, orRoot(r.URL.EscapedPath())
+		}
+		if name, _, err := net.SplitHostPort(h); err == nil {
+			if svc := set.byHost[name]; svc != nil {
+				return svc, orRoot(r.URL.EscapedPath())
+			}
+		}
+	}
+	p := r.URL.EscapedPath()
+	if len(p) < 2 || p[0] != '/' {
+		return nil, ""
+	}
+	name, rest, _ := strings.Cut(p[1:], "/")
+	svc := set.byName[name]
+	if svc == nil {
+		return nil, ""
+	}
+	return svc, "/" + rest
+}
+
+func orRoot(p string) string {
+	if p == "" {
+		return "/"
+	}
+	return p
+}
+
+// endpoint names a call: its method and the first endpoint template its
+// path matches, or the path itself.
+func (svc *service) endpoint(method, path string) string {
+	segs := strings.Split(path, "/")
+	for _, t := range svc.templates {
+		if templateMatches(t, segs) {
+			return method + " " + strings.Join(t, "/")
+		}
+	}
+	return method + " " + path
+}
+
+func templateMatches(t, segs []string) bool {
+	if len(t) != len(segs) {
+		return false
+	}
+	for i, s := range t {
+		if strings.HasPrefix(s, "{") {
+			if segs[i] == "" {
+				return false
+			}
+			continue
+		}
+		if s != segs[i] {
+			return false
+		}
+	}
+	return true
+}
