@@ -28,7 +28,7 @@ func newRootCmd() *cobra.Command {
 	}
 	// --version prints what `umbra version` prints.
 	root.SetVersionTemplate(build.String())
-	root.AddCommand(serveCmd(), validateCmd(), demoCmd(), diffCmd(), rolloutCmd(), versionCmd())
+	root.AddCommand(serveCmd(), validateCmd(), demoCmd(), diffCmd(), rolloutCmd(), egressCmd(), versionCmd())
 	return root
 }
 

@@ -63,6 +63,7 @@ func writeExampleFiles(t *testing.T, dir string) {
 	writeCert(t, filepath.Join(dir, "tls", "umbra.crt"), filepath.Join(dir, "tls", "umbra.key"))
 	writeCert(t, filepath.Join(dir, "tls", "internal-ca.pem"), filepath.Join(dir, "tls", "internal-ca.key"))
 	writeFlagFiles(t, dir) // flags_test.go
+	writeFile(t, filepath.Join(dir, "payments.hoverfly.json"), `{"data":{"pairs":[]},"meta":{"schemaVersion":"v5"}}`)
 }
 
 // The complete example must load: only /etc/umbra/ is replaced by a

@@ -148,9 +148,7 @@ type Live struct {
 // a traceparent when it has none, and remembers its trace id. shadowed
 // says the request will be copied; canary that the canary serves it.
 func (s *Sandbox) BeginLive(r *http.Request, route string, canary, shadowed bool) *Live {
-	if _, ok := r.Header[HeaderShadow]; ok {
-		delete(r.Header, HeaderShadow)
-	}
+	delete(r.Header, HeaderShadow)
 	id, ok := parseTraceparent(r.Header.Get(headerTraceparent))
 	if !ok || s.minter.isShadow(id) {
 		// A live request must not carry a copy's trace id: its calls

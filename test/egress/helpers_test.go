@@ -220,11 +220,10 @@ func (c *checkout) count() int {
 // ---- the setup ----
 
 type setup struct {
-	gw            *testkit.Gateway
-	prov          *provider
-	v1, v1b, v2   *checkout
-	client        *http.Client
-	egressService string
+	gw          *testkit.Gateway
+	prov        *provider
+	v1, v1b, v2 *checkout
+	client      *http.Client
 }
 
 // options vary the config of a setup.
@@ -242,7 +241,7 @@ type options struct {
 }
 
 const shadowRoute = `    shadow:
-      - {backend: v2, percent: 100, unsafe: allow, queue_size: 20000, max_in_flight: 32, timeout: 30s}
+      - {backend: v2, percent: 100, unsafe: allow, queue_size: 20000, max_in_flight: 32, timeout: 30s, breaker: {failures: 1000000}}
     compare: {target: v2, secondary: v1b}
 `
 
