@@ -2,6 +2,7 @@ package h1server
 
 import (
 	"bufio"
+	"bytes"
 	"errors"
 	"fmt"
 	"io"
@@ -158,8 +159,16 @@ func (c *conn) readRequest() (*http.Request, error) {
 		max = http.DefaultMaxHeaderBytes
 	}
 	c.cr.limit(int64(max) + 4096) // the slack net/http allows too
+	// http.ReadRequest takes an absolute-form target's authority for the
+	// host and removes any Host field, so whether there was one is read
+	// from the head itself, kept for the rare targets not in origin form.
+	if !originForm(c.br) {
+		buffered, _ := c.br.Peek(c.br.Buffered())
+		c.cr.startCapture(buffered)
+	}
 	req, err := http.ReadRequest(c.br)
 	c.cr.unlimit()
+	head := c.cr.stopCapture()
 	if err != nil {
 		if c.cr.hitLimit {
 			return nil, statusError{http.StatusRequestHeaderFieldsTooLarge, ""}
@@ -168,6 +177,11 @@ func (c *conn) readRequest() (*http.Request, error) {
 	}
 	if err := validate(req); err != nil {
 		return nil, err
+	}
+	// RFC 9112, section 3.2: an HTTP/1.1 request without a Host field is
+	// refused, whatever its target says (net/http's server does too).
+	if req.URL.Host != "" && req.ProtoAtLeast(1, 1) && req.Method != http.MethodConnect && !hasHostField(head) {
+		return nil, statusError{http.StatusBadRequest, "missing required Host header"}
 	}
 	if req.Body != http.NoBody {
 		c.setReadDeadline(time.Time{}) // the body may take its time
@@ -213,6 +227,32 @@ func lazyDelay(d time.Duration) time.Duration { return min(d/16, 300*time.Millis
 func headLength(br *bufio.Reader) int {
 	b, _ := br.Peek(br.Buffered())
 	return headers.HeadLength(b)
+}
+
+// originForm reports whether the request the buffer begins with has a
+// target in origin form ("/path"); false when that cannot be seen yet.
+func originForm(br *bufio.Reader) bool {
+	b, _ := br.Peek(br.Buffered())
+	sp := bytes.IndexByte(b, ' ')
+	return sp >= 0 && sp+1 < len(b) && b[sp+1] == '/'
+}
+
+// hasHostField reports whether the request head at the start of b (as
+// http.ReadRequest read it: lines ending in LF or CRLF) has a Host field.
+func hasHostField(b []byte) bool {
+	_, b, _ = bytes.Cut(b, []byte("\n")) // the request line
+	for len(b) > 0 {
+		var line []byte
+		line, b, _ = bytes.Cut(b, []byte("\n"))
+		line = bytes.TrimSuffix(line, []byte("\r"))
+		if len(line) == 0 {
+			return false // the end of the head
+		}
+		if len(line) >= 5 && strings.EqualFold(string(line[:5]), "host:") {
+			return true
+		}
+	}
+	return false
 }
 
 // statusError is a request refused with a status and a reason.
@@ -383,10 +423,27 @@ type connReader struct {
 	hitLimit bool
 	hasByte  bool
 	oneByte  [1]byte
+	// capture, while capturing, collects what is read (see startCapture).
+	capturing bool
+	capture   []byte
 }
 
 func (r *connReader) limit(n int64) { r.limited, r.remain, r.hitLimit = true, n, false }
 func (r *connReader) unlimit()      { r.limited = false }
+
+// startCapture keeps a copy of buffered, the bytes read already, and of
+// everything read from now on, until stopCapture; the head limit bounds it.
+func (r *connReader) startCapture(buffered []byte) {
+	r.capturing, r.capture = true, append([]byte(nil), buffered...)
+}
+
+// stopCapture ends a capture and returns what it kept (nil if none). The
+// memory is not kept with the connection.
+func (r *connReader) stopCapture() []byte {
+	b := r.capture
+	r.capturing, r.capture = false, nil
+	return b
+}
 
 func (r *connReader) Read(p []byte) (int, error) {
 	if r.limited {
@@ -405,10 +462,16 @@ func (r *connReader) Read(p []byte) (int, error) {
 		r.hasByte = false
 		p[0] = r.oneByte[0]
 		r.remain--
+		if r.capturing {
+			r.capture = append(r.capture, p[0])
+		}
 		return 1, nil
 	}
 	n, err := r.nc.Read(p)
 	r.remain -= int64(n)
+	if r.capturing {
+		r.capture = append(r.capture, p[:n]...)
+	}
 	return n, err
 }
 

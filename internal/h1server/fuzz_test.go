@@ -53,6 +53,7 @@ func FuzzServe(f *testing.F) {
 		"\x00\xff garbage \r\n\r\n",
 		"GET / HTTP/1.1\r\nHost: x\r\nX-Big: " + strings.Repeat("a", 20000) + "\r\n\r\n",
 		"GET / HTTP/1.1\r\nHost: a b\r\n\r\n",
+		"GET http://example.com/ HTTP/1.1\r\n\r\nGET http://example.com/ HTTP/1.1\r\nHost: x\r\n\r\n",
 		"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n",
 		"POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\nExpect: 100-continue\r\n\r\nhello",
 		"POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 3\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\nGET / HTTP/1.1\r\nHost: x\r\n\r\n",

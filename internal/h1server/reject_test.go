@@ -7,6 +7,7 @@ import (
 	"strings"
 	"sync/atomic"
 	"testing"
+	"time"
 
 	"github.com/umbragw/umbra/internal/h1server"
 )
@@ -39,6 +40,10 @@ func TestRejectsBadRequests(t *testing.T) {
 		{"bad content length", "POST / HTTP/1.1\r\nHost: x\r\nContent-Length: -5\r\n\r\n", 400, "400 Bad Request"},
 		{"conflicting content lengths", "POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 1\r\nContent-Length: 2\r\n\r\nab", 400, "400 Bad Request"},
 		{"unknown expectation", "GET / HTTP/1.1\r\nHost: x\r\nExpect: something-else\r\n\r\n", 417, "417 Expectation Failed"},
+		{"absolute form without host", "GET http://example.com/a HTTP/1.1\r\n\r\n", 400, "missing required Host header"},
+		{"absolute form without host, LF only", "GET http://example.com/a HTTP/1.1\nX-A: 1\n\n", 400, "missing required Host header"},
+		{"absolute form, host-like field", "GET http://example.com/a HTTP/1.1\r\nX-Host: x\r\nHostname: y\r\n\r\n", 400, "missing required Host header"},
+		{"absolute form with a body, without host", "POST http://example.com/a HTTP/1.1\r\nContent-Length: 2\r\n\r\nab", 400, "missing required Host header"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			var calls atomic.Int32
@@ -187,4 +192,60 @@ func TestContentLengthMismatch(t *testing.T) {
 		t.Fatalf("short body: %q, %v; want \"12345\", unexpected EOF", b, err)
 	}
 	c.expectClosed()
+}
+
+// TestAbsoluteFormHost: RFC 9112, section 3.2: an HTTP/1.1 request in
+// absolute form needs a Host field like any other (the target's authority
+// then wins over it); one without is refused, however its head arrives.
+// HTTP/1.0 needs none.
+func TestAbsoluteFormHost(t *testing.T) {
+	var calls atomic.Int32
+	ts := start(t, &h1server.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		calls.Add(1)
+		io.WriteString(w, r.Host+" "+r.URL.Path)
+	})})
+	t.Run("served with a Host field", func(t *testing.T) {
+		for _, req := range []string{
+			"GET http://example.com/a HTTP/1.1\r\nHost: other.example\r\n\r\n",
+			"GET http://example.com/a HTTP/1.1\r\nX-A: 1\r\nhOsT: other.example\r\n\r\n",
+			"GET http://example.com/a HTTP/1.0\r\n\r\n",
+		} {
+			c := dial(t, ts)
+			resp, body := c.roundTrip(req)
+			wantStatus(t, resp, 200)
+			wantBody(t, body, "example.com /a")
+		}
+	})
+	t.Run("refused when the head comes in pieces", func(t *testing.T) {
+		before := calls.Load()
+		for _, parts := range [][]string{
+			{"GET http://exa", "mple.com/a HTTP/1.1\r\n", "X-A: 1\r\n", "\r\n"},
+			{"GET", " http://example.com/a HTTP/1.1\r\nX-A: 1\r\n\r\n"},
+			{"GET http://example.com/a HTTP/1.1\r\nX-A: 1\r\n", "Hos", "tname: x\r\n\r\n"},
+		} {
+			c := dial(t, ts)
+			for _, p := range parts {
+				c.send(p)
+				time.Sleep(20 * time.Millisecond)
+			}
+			resp, body := c.read("GET")
+			wantStatus(t, resp, 400)
+			if !strings.Contains(body, "missing required Host header") {
+				t.Fatalf("body %q", body)
+			}
+			c.expectClosed()
+		}
+		if calls.Load() != before {
+			t.Fatalf("the handler ran for a request without Host")
+		}
+	})
+	t.Run("served when the Host field comes in a later piece", func(t *testing.T) {
+		c := dial(t, ts)
+		c.send("GET http://example.com/a HTTP/1.1\r\nX-A: 1\r\n")
+		time.Sleep(20 * time.Millisecond)
+		c.send("Host: example.com\r\n\r\n")
+		resp, body := c.read("GET")
+		wantStatus(t, resp, 200)
+		wantBody(t, body, "example.com /a")
+	})
 }

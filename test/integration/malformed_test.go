@@ -34,6 +34,7 @@ routes:
 		{"garbage request line", "HELLO\r\n\r\n", 400},
 		{"no HTTP version", "GET /\r\nHost: x\r\n\r\n", 400},
 		{"missing Host", "GET / HTTP/1.1\r\n\r\n", 400},
+		{"absolute form without Host", "GET http://example.com/ HTTP/1.1\r\n\r\n", 400},
 		{"two Host fields", "GET / HTTP/1.1\r\nHost: a\r\nHost: b\r\n\r\n", 400},
 		{"space in a field name", "GET / HTTP/1.1\r\nHost: x\r\nBad Name: 1\r\n\r\n", 400},
 		{"control character in a value", "GET / HTTP/1.1\r\nHost: x\r\nX-A: a\x01b\r\n\r\n", 400},
