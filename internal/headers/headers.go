@@ -26,6 +26,24 @@ func IsHopByHop(k string) bool {
 	return false
 }
 
+// Owned lists, in canonical form, the request fields the gateway sets
+// itself on what it forwards: the request id (kept from the client when
+// sane, else generated) and the flags it forwards. They are end to end by
+// the gateway's word, so a client's Connection header naming one (a field
+// it lists there is removed as hop-by-hop) must not remove it: the
+// upstream and the shadow copies would lose the id the client is given
+// back and the logs are joined on.
+var Owned = []string{"X-Request-Id", "X-Umbra-Flags"}
+
+// IsOwned reports whether the canonical header name k is in Owned.
+func IsOwned(k string) bool {
+	switch k {
+	case "X-Request-Id", "X-Umbra-Flags":
+		return true
+	}
+	return false
+}
+
 // Shared, never modified: header values are not written to after a
 // request is sent.
 var (

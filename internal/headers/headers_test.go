@@ -55,3 +55,18 @@ func TestSetForwarded(t *testing.T) {
 		})
 	}
 }
+
+// TestOwned: IsOwned (a switch, for the request path) and Owned (the
+// list the copies restore) name the same fields, in canonical form.
+func TestOwned(t *testing.T) {
+	for _, k := range Owned {
+		if !IsOwned(k) || http.CanonicalHeaderKey(k) != k {
+			t.Errorf("Owned lists %q: IsOwned %v, canonical %q", k, IsOwned(k), http.CanonicalHeaderKey(k))
+		}
+	}
+	for _, k := range []string{"X-Request-Id", "X-Umbra-Flags", "X-Request-ID", "Connection", "X-Umbra-Shadow"} {
+		if IsOwned(k) != slices.Contains(Owned, k) {
+			t.Errorf("IsOwned(%q) = %v, Owned disagrees", k, IsOwned(k))
+		}
+	}
+}

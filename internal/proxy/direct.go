@@ -8,7 +8,6 @@ import (
 	"strings"
 	"sync"
 
-	"github.com/umbragw/umbra/internal/flags"
 	"github.com/umbragw/umbra/internal/h1client"
 	"github.com/umbragw/umbra/internal/headers"
 	"github.com/umbragw/umbra/internal/shadow"
@@ -185,7 +184,7 @@ func copyRequestHeader(out http.Header, r *http.Request) {
 	in := r.Header
 	named := in["Connection"]
 	for k, v := range in {
-		if headers.IsHopByHop(k) || forwardingHeader(k) || (named != nil && k != flags.HeaderName && listed(named, k)) {
+		if headers.IsHopByHop(k) || forwardingHeader(k) || (named != nil && !headers.IsOwned(k) && listed(named, k)) {
 			continue
 		}
 		out[k] = v

@@ -9,7 +9,7 @@ import (
 	"sync"
 
 	"github.com/umbragw/umbra/internal/backend"
-	"github.com/umbragw/umbra/internal/flags"
+	"github.com/umbragw/umbra/internal/headers"
 	"github.com/umbragw/umbra/internal/metrics"
 	"github.com/umbragw/umbra/internal/shadow"
 )
@@ -47,10 +47,12 @@ func rewrite(pr *httputil.ProxyRequest) {
 	// version treat its request as a shadow or run it in a sandbox profile.
 	pr.Out.Header.Del(shadow.HeaderShadow)
 	pr.Out.Header.Del(shadow.HeaderSandbox)
-	// X-Umbra-Flags is umbra's own (forwardFlags replaced any the client
-	// sent): a client's Connection header naming it must not drop it.
-	if v, ok := pr.In.Header[flags.HeaderName]; ok {
-		pr.Out.Header[flags.HeaderName] = v
+	// The request id and X-Umbra-Flags are umbra's own: a client's
+	// Connection header naming them must not drop them (ReverseProxy did).
+	for _, k := range headers.Owned {
+		if v, ok := pr.In.Header[k]; ok {
+			pr.Out.Header[k] = v
+		}
 	}
 	if prior, ok := pr.In.Header["X-Forwarded-For"]; ok {
 		pr.Out.Header["X-Forwarded-For"] = prior

@@ -25,10 +25,6 @@ const (
 	HeaderShadow      = "X-Umbra-Shadow"
 	HeaderSandbox     = "X-Umbra-Sandbox"
 	HeaderTraceparent = "Traceparent"
-
-	// headerFlags is flags.HeaderName, which the proxy sets on the live
-	// request before copies are prepared.
-	headerFlags = "X-Umbra-Flags"
 )
 
 // Set is the shadow targets of one route.
@@ -364,10 +360,12 @@ func (t *Target) prepare(r *http.Request, body *bodyCopy) *http.Request {
 	for _, name := range headers.HopByHop {
 		delete(h, name) // already canonical: skip Del's canonicalisation
 	}
-	// X-Umbra-Flags is umbra's own (the proxy replaced any the client
-	// sent): a client's Connection header naming it must not drop it.
-	if v, ok := r.Header[headerFlags]; ok {
-		h[headerFlags] = append([]string(nil), v...)
+	// The request id and X-Umbra-Flags are umbra's own (the proxy set
+	// them): a client's Connection header naming them must not drop them.
+	for _, k := range headers.Owned {
+		if v, ok := r.Header[k]; ok {
+			h[k] = append([]string(nil), v...)
+		}
 	}
 	headers.SetForwarded(h, r)
 	h.Del(HeaderSandbox) // only umbra's own mark counts, never the client's

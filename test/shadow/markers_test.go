@@ -2,8 +2,10 @@ package shadowtest
 
 import (
 	"fmt"
+	"io"
 	"net/http"
 	"regexp"
+	"strings"
 	"testing"
 
 	"github.com/umbragw/umbra/test/testkit"
@@ -198,6 +200,57 @@ func TestPerTargetMatch(t *testing.T) {
 			if got := len(u.byHeader("X-Seq", fmt.Sprint(i))); got != map[bool]int{true: 1, false: 0}[in] {
 				t.Errorf("%s got %d copies of %s %s (X-Beta %q), want match = %v", name, got, rq.method, rq.path, rq.beta, in)
 			}
+		}
+	}
+}
+
+// TestConnectionCannotStripRequestID: a client's Connection header naming
+// X-Request-Id (which makes it hop-by-hop for anything but the gateway's
+// own fields) must not strip the request id from the live request, with
+// or without a body, nor from the copies: the id the client gets back
+// must be the one the upstream and the shadow logged.
+func TestConnectionCannotStripRequestID(t *testing.T) {
+	live := newUpstream(t, "live", nil)
+	v2 := newUpstream(t, "v2", nil)
+	g := startGW(t, fmt.Sprintf(`backends:
+  live: {endpoints: [%q]}
+  v2: {endpoints: [%q]}
+routes:
+  - name: shop
+    backend: live
+    shadow: [{backend: v2, percent: 100, unsafe: allow}]
+`, live.URL, v2.URL))
+	c := testkit.NewClient(t, 1, waitFor)
+	cases := []struct {
+		method, body, connection, clientID string
+	}{
+		{"GET", "", "X-Request-Id", ""},                        // direct path, generated id
+		{"GET", "", "keep-alive, x-request-id", "client-id-1"}, // direct path, the client's id
+		{"POST", "payload", "X-Request-Id", ""},                // ReverseProxy path
+		{"POST", "payload", "X-Request-Id", "client-id-2"},
+	}
+	for i, tc := range cases {
+		seq := fmt.Sprint(i)
+		hdr := []string{"X-Seq", seq, "Connection", tc.connection}
+		if tc.clientID != "" {
+			hdr = append(hdr, "X-Request-Id", tc.clientID)
+		}
+		var body io.Reader
+		if tc.body != "" {
+			body = strings.NewReader(tc.body)
+		}
+		r := testkit.Do(t, c, tc.method, g.URL+"/cart", body, hdr...)
+		id := r.Header.Get("X-Request-Id")
+		if r.Status != 200 || id == "" || tc.clientID != "" && id != tc.clientID {
+			t.Fatalf("%s with Connection: %s: status %d, X-Request-Id %q (client's %q)", tc.method, tc.connection, r.Status, id, tc.clientID)
+		}
+		g.settled(t, "shop", "v2")
+		l, s := one(t, live, seq), one(t, v2, seq)
+		if got := l.Header.Values("X-Request-Id"); len(got) != 1 || got[0] != id {
+			t.Errorf("%s with Connection: %s: live upstream got X-Request-Id %q, the client %q", tc.method, tc.connection, got, id)
+		}
+		if got := s.Header.Values("X-Request-Id"); len(got) != 1 || got[0] != id {
+			t.Errorf("%s with Connection: %s: the copy got X-Request-Id %q, the client %q", tc.method, tc.connection, got, id)
 		}
 	}
 }
