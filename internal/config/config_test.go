@@ -15,6 +15,7 @@ import (
 	"os"
 	"path/filepath"
 	"reflect"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -907,4 +908,31 @@ func TestParseIsRepeatable(t *testing.T) {
 	if string(ja) != string(jb) {
 		t.Errorf("two parses differ:\n%s\n%s", ja, jb)
 	}
+}
+
+// TestRouteUpgrades: routes[].upgrades defaults to websocket only, keeps
+// an empty list (no upgrades), is kept in lower case, and refuses h2c,
+// repeats and names that are not tokens.
+func TestRouteUpgrades(t *testing.T) {
+	cfg, err := Parse("umbra.yaml", []byte(bk+`routes:
+  - {name: a, backend: v1}
+  - {name: b, backend: v1, upgrades: []}
+  - {name: c, backend: v1, upgrades: [WebSocket, TLS]}
+`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i, want := range [][]string{{"websocket"}, {}, {"websocket", "tls"}} {
+		if got := cfg.Routes[i].Upgrades; !slices.Equal(got, want) || got == nil {
+			t.Errorf("route %d: upgrades %q, want %q", i, got, want)
+		}
+	}
+	runErrCases(t, []errCase{
+		{"bad upgrades", bk + `routes:
+  - name: a
+    backend: v1
+    upgrades: [h2c, websocket, WebSocket, "websocket/13", ""]
+`, []string{`7:16 h2c cannot be allowed`, `7:32 upgrade "WebSocket" is listed twice`,
+			`7:43 upgrade "websocket/13": a protocol name is an HTTP token`, `7:59 upgrade "": a protocol name`}},
+	})
 }

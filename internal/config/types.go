@@ -128,6 +128,10 @@ type Route struct {
 	Compare *Compare  `yaml:"compare" json:"compare,omitempty"`
 	Canary  *Canary   `yaml:"canary" json:"canary,omitempty"`
 	Rollout *Rollout  `yaml:"rollout" json:"rollout,omitempty"`
+	// Upgrades lists the protocols a client may switch to with Upgrade
+	// (lower case, names without versions); validation fills in
+	// DefaultUpgrades when the key is absent.
+	Upgrades []string `yaml:"upgrades" json:"upgrades"`
 
 	// Flag-gated matching, flag forwarding and adoption rules (flags.go).
 	Dark         bool              `yaml:"dark" json:"dark,omitempty"`

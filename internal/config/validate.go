@@ -7,9 +7,12 @@ import (
 	"net/url"
 	"os"
 	"regexp"
+	"slices"
 	"sort"
 	"strings"
 	"time"
+
+	"golang.org/x/net/http/httpguts"
 )
 
 // Defaults, applied where the file leaves a key out. They are documented
@@ -304,6 +307,35 @@ func (p *parser) validateRoute(c *Config, r *Route, path []any) {
 		p.validateRollout(c, r, join(path, "rollout"))
 	}
 	p.validateRouteFlags(c, r, path) // flags.go
+	p.validateUpgrades(r, path)
+}
+
+// DefaultUpgrades are the protocols a route lets clients upgrade to when
+// it does not list its own.
+var DefaultUpgrades = []string{"websocket"}
+
+// validateUpgrades checks routes[].upgrades and fills in the default.
+// Names are compared case-insensitively, so they are kept in lower case.
+func (p *parser) validateUpgrades(r *Route, path []any) {
+	if r.Upgrades == nil {
+		r.Upgrades = slices.Clone(DefaultUpgrades)
+		return
+	}
+	seen := map[string]bool{}
+	for i, name := range r.Upgrades {
+		ep := join(path, "upgrades", i)
+		lower := strings.ToLower(name)
+		switch {
+		case name == "" || strings.IndexFunc(name, func(c rune) bool { return !httpguts.IsTokenRune(c) }) >= 0:
+			p.errorf(ep, "upgrade %q: a protocol name is an HTTP token, without a version (websocket)", name)
+		case lower == "h2c":
+			p.errorf(ep, "h2c cannot be allowed: umbra forwards HTTP/1.1 upstream, and an h2c upgrade would open a tunnel no route sees into (use HTTP/2 over TLS)")
+		case seen[lower]:
+			p.errorf(ep, "upgrade %q is listed twice", name)
+		}
+		seen[lower] = true
+		r.Upgrades[i] = lower
+	}
 }
 
 func (p *parser) checkBackendRef(c *Config, path []any, name, what string) {

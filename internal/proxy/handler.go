@@ -67,6 +67,15 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	route := snap.Routes[m.Index]
+	if proto := refusedUpgrade(route, r); proto != "" {
+		// 403 as Envoy answers an upgrade its route does not allow.
+		n := writeError(w, r, http.StatusForbidden, "upgrade_not_allowed",
+			"route "+route.Config.Name+" does not allow upgrading to "+strconv.Quote(proto))
+		if snap.Access {
+			accessLog(snap.Log, r, route.Config.Name, "", "", http.StatusForbidden, n, start, id)
+		}
+		return
+	}
 	forwardFlags(snap, route, r)
 	t := route.Live
 	if route.Canary != nil {
