@@ -413,6 +413,10 @@ func (c *Controller) persist() {
 	if err := c.store.Update(func(tx *store.Tx) error { return tx.Put(bucket, c.route, st) }); err != nil {
 		c.log.Error("saving rollout state failed", "route", c.route, "err", err)
 	}
+	// A restart that finds no store file now knows state was lost.
+	if err := c.store.ExpectState(); err != nil {
+		c.log.Error("marking the store as holding rollout state failed", "file", store.ExpectedFile, "err", err)
+	}
 }
 
 func (c *Controller) event(kind string, step int) map[string]any {

@@ -139,3 +139,46 @@ func TestOpenSoundAndNewFiles(t *testing.T) {
 		t.Errorf("keys after reopen: %d", n)
 	}
 }
+
+// TestOpenMissingFileThatHeldState: a store file that is gone although
+// the store said it held state (ExpectedFile) is lost state, not a first
+// start: Lost says so (or Open refuses, with on_corruption fail); without
+// the marker a missing file is a new store.
+func TestOpenMissingFileThatHeldState(t *testing.T) {
+	dir := t.TempDir()
+	s, err := store.Open(dir, store.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := s.ExpectState(); err != nil {
+		t.Fatal(err)
+	}
+	s.Close()
+	testkit.DamageStore(t, filepath.Join(dir, store.FileName), testkit.DamageDeleted, "")
+	if s, err := store.Open(dir, store.Options{OnCorruption: store.OnCorruptionFail}); !errors.Is(err, store.ErrCorrupt) || !strings.Contains(err.Error(), store.ExpectedFile) {
+		if err == nil {
+			s.Close()
+		}
+		t.Errorf("fail mode: %v", err)
+	}
+	var logs bytes.Buffer
+	s, err = store.Open(dir, store.Options{Log: slog.New(slog.NewTextHandler(&logs, nil))})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(s.Lost(), "missing") || s.MovedTo() != "" || !strings.Contains(logs.String(), "level=ERROR") {
+		t.Errorf("lost %q, moved to %q, log:\n%s", s.Lost(), s.MovedTo(), logs.String())
+	}
+	s.Close()
+
+	// Without the marker: a first start.
+	if err := os.Remove(filepath.Join(dir, store.ExpectedFile)); err != nil {
+		t.Fatal(err)
+	}
+	testkit.DamageStore(t, filepath.Join(dir, store.FileName), testkit.DamageDeleted, "")
+	s, err = store.Open(dir, store.Options{OnCorruption: store.OnCorruptionFail})
+	if err != nil || s.Lost() != "" {
+		t.Fatalf("a missing file without the marker: %v, lost %q", err, s.Lost())
+	}
+	s.Close()
+}

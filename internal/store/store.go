@@ -28,6 +28,12 @@ import (
 // FileName is the database file inside data_dir.
 const FileName = "umbra.db"
 
+// ExpectedFile, beside FileName, says that an earlier run saved state that
+// must survive a restart (see ExpectState). Without it a missing store file
+// is a first start; with it, the file was lost (deleted, a data_dir
+// restored without it).
+const ExpectedFile = FileName + ".expected"
+
 // What Open does with a damaged file (store.on_corruption).
 const (
 	OnCorruptionRecover = "recover" // move it aside, start an empty store, say so loudly
@@ -61,6 +67,8 @@ type Store struct {
 	// written counts the key and value bytes Put has stored, for the
 	// write-rate bounds of callers (and their benchmarks).
 	written atomic.Int64
+	// expected: ExpectedFile exists.
+	expected atomic.Bool
 }
 
 // Written is how many key and value bytes Put has stored since Open.
@@ -115,14 +123,16 @@ func (o Options) logger() *slog.Logger {
 // recoverFresh moves the damaged file aside and opens an empty store.
 func recoverFresh(path, damage string, log *slog.Logger) (*Store, error) {
 	aside := path + ".corrupt-" + time.Now().UTC().Format("20060102T150405.000000000Z")
-	if err := os.Rename(path, aside); err != nil {
+	if err := os.Rename(path, aside); errors.Is(err, fs.ErrNotExist) {
+		aside = "" // the file itself is gone
+	} else if err != nil {
 		return nil, fmt.Errorf("%w: %s: %s; moving it aside failed: %v", ErrCorrupt, path, damage, err)
 	}
 	db, err := openBolt(path)
 	if err != nil {
 		return nil, err
 	}
-	log.Error("the store file was damaged: moved it aside and started an empty store; comparison results and rollout state are lost, rollouts are held until an operator acts (docs/rollouts.md)",
+	log.Error("the store file was damaged or lost: started an empty store (a damaged file is moved aside); comparison results and rollout state are lost, rollouts are held until an operator acts (docs/rollouts.md)",
 		"file", path, "moved_to", aside, "damage", damage)
 	return &Store{db: db, lost: damage, movedTo: aside}, nil
 }
@@ -134,6 +144,9 @@ func openChecked(path string, timeout time.Duration, log *slog.Logger) (*bolt.DB
 	fi, statErr := os.Stat(path)
 	switch {
 	case errors.Is(statErr, fs.ErrNotExist):
+		if _, err := os.Stat(filepath.Join(filepath.Dir(path), ExpectedFile)); err == nil {
+			return nil, "the file is missing, but " + ExpectedFile + " says an earlier run saved state in it", nil
+		}
 		db, err := openBolt(path) // a new store: nothing to check
 		return db, "", err
 	case statErr != nil:
@@ -246,6 +259,27 @@ func isLocked(err error) bool {
 func closeQuietly(db *bolt.DB) {
 	defer func() { _ = recover() }()
 	_ = db.Close()
+}
+
+// ExpectState records, once, that the store now holds state a restart
+// must find (ExpectedFile); a rollout calls it when it saves its state.
+func (s *Store) ExpectState() error {
+	if s.expected.Load() {
+		return nil
+	}
+	f, err := os.OpenFile(filepath.Join(filepath.Dir(s.db.Path()), ExpectedFile), os.O_CREATE|os.O_WRONLY, 0o640)
+	if err != nil {
+		return err
+	}
+	if _, err := f.WriteString("umbra keeps state in " + FileName + "; delete both files to start afresh\n"); err != nil {
+		f.Close()
+		return err
+	}
+	if err := f.Close(); err != nil {
+		return err
+	}
+	s.expected.Store(true)
+	return nil
 }
 
 // Lost says why the state an earlier run saved is gone: the file was empty

@@ -17,6 +17,10 @@ const (
 	DamageRoot      = "root"      // garbage over the root bucket's page
 	DamageData      = "data"      // garbage over a page of a bucket's keys
 	DamageEmpty     = "empty"     // the file cut to 0 bytes
+	// DamageDeleted removes the file; it is damage only when the store
+	// marked itself as holding state (store.ExpectedFile), so it is not in
+	// DamageKinds.
+	DamageDeleted = "deleted"
 )
 
 // DamageKinds lists every kind of damage.
@@ -34,6 +38,11 @@ func DamageStore(t testing.TB, path, kind, dataBucket string) {
 		return
 	case DamageEmpty:
 		truncate(t, path, 0)
+		return
+	case DamageDeleted:
+		if err := os.Remove(path); err != nil {
+			t.Fatal(err)
+		}
 		return
 	}
 	pages := pagesOf(t, path, dataBucket)
