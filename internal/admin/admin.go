@@ -56,16 +56,29 @@ func New(src Source, metrics http.Handler, token string) *Server {
 // rollouts, adoption) register theirs here.
 func (s *Server) Handle(pattern string, h http.HandlerFunc) { s.mux.Handle(pattern, s.auth(h)) }
 
+// HandlePublic adds an endpoint that needs no token: the dashboard's
+// static files, and its pages, which check Authorized themselves to
+// answer a sign-in page instead of a JSON error.
+func (s *Server) HandlePublic(pattern string, h http.Handler) { s.mux.Handle(pattern, h) }
+
+// Authorized reports whether r carries the admin token (always true when
+// no token is configured).
+func (s *Server) Authorized(r *http.Request) bool {
+	if s.token == "" {
+		return true
+	}
+	got := []byte(r.Header.Get("Authorization"))
+	return subtle.ConstantTimeCompare(got, []byte("Bearer "+s.token)) == 1
+}
+
 func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) { s.mux.ServeHTTP(w, r) }
 
 func (s *Server) auth(next http.Handler) http.Handler {
 	if s.token == "" {
 		return next
 	}
-	want := []byte("Bearer " + s.token)
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		got := []byte(r.Header.Get("Authorization"))
-		if subtle.ConstantTimeCompare(got, want) != 1 {
+		if !s.Authorized(r) {
 			w.Header().Set("WWW-Authenticate", `Bearer realm="umbra-admin"`)
 			WriteError(w, http.StatusUnauthorized, "unauthorized", "missing or wrong bearer token")
 			return

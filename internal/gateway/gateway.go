@@ -29,12 +29,15 @@ import (
 	"github.com/umbragw/umbra/internal/rollout"
 	"github.com/umbragw/umbra/internal/shadow"
 	"github.com/umbragw/umbra/internal/store"
+	"github.com/umbragw/umbra/internal/ui"
 )
 
 // Options are the parts of a gateway that do not come from the config.
 type Options struct {
 	Version   string
 	LogOutput io.Writer // default os.Stderr
+	// Dashboard sizes the web dashboard's history (zero: defaults).
+	Dashboard ui.Options
 }
 
 // Gateway is a running umbra instance.
@@ -53,6 +56,9 @@ type Gateway struct {
 
 	egressSrv *h1server.Server
 	egressLn  net.Listener
+	// dashboard is the web UI at /ui/; stopDashboard ends its sampler.
+	dashboard     *ui.Dashboard
+	stopDashboard context.CancelFunc
 
 	mu    sync.Mutex // serialises reloads
 	parts parts      // what the running snapshot uses
@@ -126,12 +132,14 @@ func New(cfg *config.Config, opts Options) (*Gateway, error) {
 		_ = g.closeStore()
 		return nil, err
 	}
+	g.admin.Handle("POST /api/v1/flags/evaluate", g.flagsEvaluate)
 	g.watchFlags()
 	for _, handlers := range []map[string]http.HandlerFunc{g.diffs.Handlers(), g.rollouts.Handlers()} {
 		for pattern, h := range handlers {
 			g.admin.Handle(pattern, h)
 		}
 	}
+	g.startDashboard()
 	return g, nil
 }
 
@@ -303,6 +311,7 @@ func (g *Gateway) Shutdown() error {
 		g.egress.Close()
 	}
 	g.adminSrv.Close()
+	g.stopDashboard()
 	g.rollouts.Close()
 	g.mu.Lock()
 	g.stopFlagWatch()

@@ -131,7 +131,8 @@ func (m *Manager) Close() {
 // Status is a rollout as the admin API shows it.
 type Status struct {
 	State
-	Steps []*config.RolloutStep `json:"steps"`
+	Steps    []*config.RolloutStep `json:"steps"`
+	Analysis config.Analysis       `json:"analysis"`
 }
 
 // Statuses lists every rollout.
@@ -166,7 +167,7 @@ func (c *Controller) Status() Status {
 	defer c.mu.Unlock()
 	st := c.state
 	st.Decisions = append([]Decision(nil), c.state.Decisions...)
-	return Status{State: st, Steps: c.plan.Steps}
+	return Status{State: st, Steps: c.plan.Steps, Analysis: c.plan.Analysis}
 }
 
 // Command errors.
