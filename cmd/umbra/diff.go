@@ -69,13 +69,32 @@ func (a *adminClient) do(method, path string, body io.Reader, out any) error {
 
 func diffCmd() *cobra.Command {
 	var a adminClient
-	var route string
-	var asJSON bool
+	var route, endpoint, field string
+	var asJSON, samples, reset bool
 	cmd := &cobra.Command{
 		Use:   "diff",
 		Short: "Show how shadow answers differ from live ones, per route, endpoint and field",
-		Args:  cobra.NoArgs,
+		Long: `Show how shadow answers differ from live ones, per route, endpoint and field.
+
+  umbra diff                                   the report, one table per route
+  umbra diff --samples                         the kept samples of every regression
+  umbra diff --samples --route checkout --endpoint "GET /checkout/{id}" --field '$.total'
+  umbra diff --reset --route checkout          forget one route's results (noise marks stay)
+  umbra diff --reset                           forget every route's results`,
+		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
+			switch {
+			case samples && reset:
+				return &exitError{2, fmt.Errorf("--samples and --reset do not go together")}
+			case (endpoint != "" || field != "") && !samples:
+				return &exitError{2, fmt.Errorf("--endpoint and --field select samples: add --samples")}
+			case field != "" && route == "":
+				return &exitError{2, fmt.Errorf("--field needs --route")}
+			case reset:
+				return diffReset(cmd.OutOrStdout(), &a, route)
+			case samples:
+				return diffSamples(cmd.OutOrStdout(), &a, route, endpoint, field, asJSON)
+			}
 			path := "/api/v1/diffs"
 			if route != "" {
 				path += "/" + url.PathEscape(route)
@@ -99,6 +118,10 @@ func diffCmd() *cobra.Command {
 	a.flags(cmd)
 	cmd.Flags().StringVar(&route, "route", "", "only this route")
 	cmd.Flags().BoolVar(&asJSON, "json", false, "print the admin API's JSON")
+	cmd.Flags().BoolVar(&samples, "samples", false, "show the kept sample pairs (live, candidate, secondary) of the regressed fields, or of --field")
+	cmd.Flags().StringVar(&endpoint, "endpoint", "", `with --samples: only this endpoint, as the report names it ("GET /checkout/{id}")`)
+	cmd.Flags().StringVar(&field, "field", "", "with --samples: this field's samples, regression or not (needs --route)")
+	cmd.Flags().BoolVar(&reset, "reset", false, "forget the comparison results and samples of --route, or of every route (noise marks stay)")
 	return cmd
 }
 

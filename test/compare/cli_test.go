@@ -133,3 +133,49 @@ func TestDiffCLI(t *testing.T) {
 		t.Errorf("umbra diff printed a report for a dead address:\n%s", out)
 	}
 }
+
+// `umbra diff --samples` prints a regression's sample pairs (statuses,
+// latencies and differing values side by side) and `--reset` forgets a
+// route's results; bad flag combinations exit 2.
+func TestDiffCLISamplesAndReset(t *testing.T) {
+	t.Parallel()
+	umbra(t)
+	tr := newTrio(t, item("10"), item("12"))
+	g := start(t, "", tr.expand(itemsRoute))
+	sendItems(t, g, 0, 3)
+	g.wait(t, "items", getEP, 3)
+
+	out, stderr, code := run(t, "diff", "--admin", g.AdminURL, "--samples")
+	if code != 0 {
+		t.Fatalf("umbra diff --samples: exit %d\n%s%s", code, out, stderr)
+	}
+	for _, want := range []string{"route items", "field $.price: REGRESSION", "sample 1:", "LIVE", "CANDIDATE", "SECONDARY", "status", "* $.price", "10", "12"} {
+		if !strings.Contains(out, want) {
+			t.Errorf("umbra diff --samples lacks %q:\n%s", want, out)
+		}
+	}
+	out, _, code = run(t, "diff", "--admin", g.AdminURL, "--samples", "--route", "items", "--endpoint", getEP, "--field", "$.price", "--json")
+	var sets []struct {
+		Field   string         `json:"field"`
+		Samples []diffs.Sample `json:"samples"`
+	}
+	if code != 0 || json.Unmarshal([]byte(out), &sets) != nil || len(sets) != 1 || sets[0].Field != "$.price" || len(sets[0].Samples) == 0 {
+		t.Errorf("umbra diff --samples --field $.price --json: exit %d\n%s", code, out)
+	}
+	if _, stderr, code := run(t, "diff", "--admin", g.AdminURL, "--samples", "--route", "items", "--field", "$.nope"); code != 1 || !strings.Contains(stderr, "$.nope") {
+		t.Errorf("unknown field: exit %d, stderr %q", code, stderr)
+	}
+	for _, args := range [][]string{{"--field", "$.price"}, {"--samples", "--reset"}, {"--samples", "--field", "$.price"}} {
+		if _, stderr, code := run(t, append([]string{"diff", "--admin", g.AdminURL}, args...)...); code != 2 {
+			t.Errorf("umbra diff %v: exit %d, want 2 (%s)", args, code, stderr)
+		}
+	}
+
+	out, stderr, code = run(t, "diff", "--admin", g.AdminURL, "--reset", "--route", "items")
+	if code != 0 || !strings.Contains(out, "Reset route items: 1 endpoints forgotten") {
+		t.Fatalf("umbra diff --reset --route items: exit %d\n%s%s", code, out, stderr)
+	}
+	if rep := g.report(t, "items"); len(rep.Routes) != 1 || len(rep.Routes[0].Endpoints) != 0 {
+		t.Errorf("after the reset the report still has %+v", rep.Routes)
+	}
+}
