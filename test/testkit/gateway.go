@@ -30,6 +30,13 @@ type Gateway struct {
 // prints the tail of its log.
 func Start(t testing.TB, version, path, text string) *Gateway {
 	t.Helper()
+	return StartWith(t, gateway.Options{Version: version}, path, text)
+}
+
+// StartWith is Start with more gateway options (LogOutput is replaced by
+// the LogBuffer).
+func StartWith(t testing.TB, opts gateway.Options, path, text string) *Gateway {
+	t.Helper()
 	if err := os.WriteFile(path, []byte(text), 0o600); err != nil {
 		t.Fatal(err)
 	}
@@ -38,7 +45,8 @@ func Start(t testing.TB, version, path, text string) *Gateway {
 		t.Fatalf("config.Parse:\n%v\n--- config ---\n%s", err, text)
 	}
 	logs := &LogBuffer{}
-	g, err := gateway.New(cfg, gateway.Options{Version: version, LogOutput: logs})
+	opts.LogOutput = logs
+	g, err := gateway.New(cfg, opts)
 	if err != nil {
 		t.Fatalf("gateway.New: %v", err)
 	}
