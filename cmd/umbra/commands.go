@@ -89,15 +89,19 @@ func validateCmd() *cobra.Command {
 	var path string
 	cmd := &cobra.Command{
 		Use:   "validate",
-		Short: "Check a config file: print every error as FILE:LINE:COL: reason and exit 2, or a summary and exit 0",
+		Short: "Check a config file: print every error as FILE:LINE:COL: reason and exit 2, or a summary (and warnings, on stderr) and exit 0",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			cfg, err := config.Load(path)
 			if err != nil {
 				return err
 			}
-			if err := gateway.Validate(cfg); err != nil {
+			warnings, err := gateway.Check(cfg)
+			if err != nil {
 				return err
+			}
+			for _, w := range warnings {
+				fmt.Fprintln(cmd.ErrOrStderr(), "warning:", w)
 			}
 			shadows := 0
 			for _, r := range cfg.Routes {

@@ -75,18 +75,29 @@ type Gateway struct {
 
 // Validate compiles cfg without starting anything, for `umbra validate`.
 func Validate(cfg *config.Config) error {
+	_, err := Check(cfg)
+	return err
+}
+
+// Check is Validate that also returns the warnings of a config that
+// compiles: those of its flag file (what flagd loads and only logs).
+func Check(cfg *config.Config) (warnings []string, err error) {
 	m := metrics.New("validate")
 	c, err := compile(cfg, parts{}, deps{metrics: m, shadow: shadow.NewMetrics(m.Registry()), logOut: io.Discard,
 		sink: func(*shadow.Exchange) {}, adoption: adoption.New(adoption.Options{Registerer: m.Registry()})})
-	if err == nil {
-		c.release(parts{})
-		if cfg.Egress != nil {
-			if eerr := egress.Validate(cfg.Egress); eerr != nil {
-				return config.ErrorList{{File: cfg.File, Line: cfg.Egress.Pos.Line, Col: cfg.Egress.Pos.Col, Msg: "egress: " + eerr.Error()}}
-			}
+	if err != nil {
+		return nil, err
+	}
+	c.release(parts{})
+	if cfg.Egress != nil {
+		if eerr := egress.Validate(cfg.Egress); eerr != nil {
+			return nil, config.ErrorList{{File: cfg.File, Line: cfg.Egress.Pos.Line, Col: cfg.Egress.Pos.Col, Msg: "egress: " + eerr.Error()}}
 		}
 	}
-	return err
+	if c.snap.Flags != nil {
+		warnings = c.snap.Flags.Info().Warnings
+	}
+	return warnings, nil
 }
 
 // New compiles the first snapshot. Nothing listens until Start.

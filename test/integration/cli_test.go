@@ -110,6 +110,34 @@ routes:
 	}
 }
 
+// umbra validate loads a flag file as flagd does: what flagd only warns
+// about (a v-prefixed version) is printed as a warning on stderr and the
+// config is valid; what flagd refuses is an error, exit 2.
+func TestCLIValidateFlagWarnings(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	flags := filepath.Join(dir, "flags.json")
+	cfg := filepath.Join(dir, "umbra.yaml")
+	writeFile(t, cfg, `listen: 127.0.0.1:0
+admin: {listen: 127.0.0.1:0}
+data_dir: `+strconv.Quote(filepath.Join(dir, "data"))+`
+backends: {a: {endpoints: ["http://127.0.0.1:1"]}}
+routes: [{name: r, backend: a}]
+flags: {file: `+strconv.Quote(flags)+`}
+`)
+	writeFile(t, flags, `{"flags": {"app": {"state": "ENABLED", "variants": {"new": "new", "old": "old"}, "defaultVariant": "old",
+  "targeting": {"if": [{"sem_ver": [{"var": "version"}, ">=", "v2"]}, "new", null]}}}}`)
+	stdout, stderr, code := run(t, "validate", "-c", cfg)
+	want := `warning: ` + flags + `:1:12: flag "app" at /targeting/if/0/sem_ver/2: "v2" does not match the schema's pattern (flagd schema)`
+	if code != 0 || !strings.Contains(stdout, "ok: 1 routes") || strings.TrimSpace(stderr) != want {
+		t.Errorf("validate with a flagd schema warning: exit %d\nstdout %q\nstderr %q\nwant stderr %q", code, stdout, stderr, want)
+	}
+	writeFile(t, flags, `{"flags": {"app": {"state": "ENABLED", "variants": {"new": "new"}, "defaultVariant": "old"}}}`)
+	if _, stderr, code := run(t, "validate", "-c", cfg); code != 2 || !strings.Contains(stderr, `flags.json:1:12: flag "app": defaultVariant "old" is not one of its variants`) {
+		t.Errorf("validate with a defaultVariant naming no variant: exit %d, stderr %q; want 2 and the reason", code, stderr)
+	}
+}
+
 func TestCLIVersion(t *testing.T) {
 	t.Parallel()
 	stdout, stderr, code := run(t, "version")
