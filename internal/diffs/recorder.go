@@ -268,6 +268,12 @@ func (r *Recorder) diff(spec *RouteSpec, ex *shadow.Exchange) (result string, ra
 	return ResultEqual, raw, noise, noiseOK
 }
 
+// EgressEndpointPrefix starts the endpoint names of the egress sandbox's
+// comparisons of outbound calls: "egress payments POST /v1/charges". They
+// are part of their route's report and gate its rollout by their fields,
+// but are not answers: they do not count towards a step's min_requests.
+const EgressEndpointPrefix = "egress "
+
 // FieldCall names the difference of an outbound call made by one side only
 // (the egress sandbox's comparisons): kind extra or missing.
 const FieldCall = "call"

@@ -6,6 +6,7 @@ import (
 	"maps"
 	"net/http"
 	"sort"
+	"strings"
 
 	"github.com/umbragw/umbra/internal/admin"
 	"github.com/umbragw/umbra/internal/compare"
@@ -363,7 +364,9 @@ func (r *Recorder) Since(route string, base Counts) (compared int64, worst strin
 			b = EndpointCounts{}
 		}
 		n, nNoise := e.Compared-b.Compared, e.NoiseCompared-b.NoiseCompared
-		compared += n
+		if !strings.HasPrefix(k.endpoint, EgressEndpointPrefix) {
+			compared += n // answers; outbound calls gate by their fields only
+		}
 		for name, f := range e.Fields {
 			bf := b.Fields[name]
 			if f.Raw < bf.Raw || f.Noise < bf.Noise {

@@ -7,12 +7,13 @@ import (
 	"sort"
 	"time"
 
+	"github.com/umbragw/umbra/internal/diffs"
 	"github.com/umbragw/umbra/internal/shadow"
 )
 
 // EndpointPrefix starts the endpoint name of compared outbound calls in
 // the diff report: "egress payments POST /v1/charges".
-const EndpointPrefix = "egress "
+const EndpointPrefix = diffs.EgressEndpointPrefix
 
 // headerQuery carries a call's query string into the comparison, which
 // compares headers and bodies.

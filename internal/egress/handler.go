@@ -111,6 +111,7 @@ func (c *callCtx) readBody(max int64) error {
 		return nil
 	}
 	var buf bytes.Buffer
+	presize(&buf, c.r.ContentLength, max)
 	n, err := buf.ReadFrom(io.LimitReader(c.r.Body, max+1))
 	if err != nil {
 		return err
@@ -121,6 +122,14 @@ func (c *callCtx) readBody(max int64) error {
 		c.more = c.r.Body
 	}
 	return nil
+}
+
+// presize grows buf once for a body of known length: ReadFrom would
+// otherwise start at 512 bytes and copy while growing.
+func presize(buf *bytes.Buffer, length, max int64) {
+	if length > 0 {
+		buf.Grow(int(min(length, max)) + bytes.MinRead)
+	}
 }
 
 // request returns the call's request as it is recorded: redacted, the
@@ -292,6 +301,7 @@ func (c *callCtx) forward() {
 	defer resp.Body.Close()
 	max := int64(c.set.record.MaxBody)
 	var buf bytes.Buffer
+	presize(&buf, resp.ContentLength, max)
 	n, rerr := buf.ReadFrom(io.LimitReader(resp.Body, max+1))
 	h := c.w.Header()
 	for k, vs := range resp.Header {
@@ -384,6 +394,9 @@ func cloneHeader(h http.Header) http.Header {
 	return out
 }
 
+// maxCallsPerTrace bounds the calls recorded for one live trace.
+const maxCallsPerTrace = 1024
+
 // startRecording records a live call's request before it is forwarded.
 // The call always takes its place among the episode's calls, so that the
 // calls after it keep their ordinals; when the budget is full its content
@@ -392,6 +405,14 @@ func (s *Sandbox) startRecording(ep *episode, key callKey, req message) *call {
 	c := &call{ep: ep, req: req, at: time.Now(), done: make(chan struct{})}
 	ep.mu.Lock()
 	defer ep.mu.Unlock()
+	if ep.ncalls >= maxCallsPerTrace {
+		// A trace used for ever (a client that sends one traceparent with
+		// every request) must not grow without bound; its later calls are
+		// forwarded unrecorded, and copies' calls past here get simulations.
+		s.metrics.dropped(ep.role, "trace_full")
+		return nil
+	}
+	ep.ncalls++
 	if !s.table.charge(ep, req.size()) {
 		c.req = message{Method: req.Method, URI: req.URI}
 		c.failed = "store_full"

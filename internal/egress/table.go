@@ -68,6 +68,7 @@ type episode struct {
 	mu      sync.Mutex
 	open    bool                   // live: the request is being served
 	pending int                    // live: calls forwarded, answer not yet back
+	ncalls  int                    // live: calls recorded (placeholders included)
 	calls   map[callKey][]*call    // live: the calls in order per key
 	changed chan struct{}          // live: closed and replaced when calls change
 	bytes   int64                  // charged to the table's budget
