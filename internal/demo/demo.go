@@ -16,6 +16,7 @@ import (
 type Options struct {
 	Listen  string
 	Admin   string
+	Egress  string // the egress listener
 	Version string
 	Traffic int       // requests the demo sends itself before the tour
 	Rollout bool      // run an accelerated automated rollout of v2
@@ -54,6 +55,15 @@ routes:
         headers: {remove: [Authorization]}
     compare:
       secondary: shortlinks-v1-secondary   # a second v1: what differs there is noise
+{{- if not .Rollout}}
+  - name: checkout                   # charges a payment provider through the egress listener
+    match: {path: "/v1/checkout", methods: [POST]}
+    backend: shortlinks-v1
+    key: "header:X-User-ID"
+    shadow:
+      - {backend: shortlinks-v2, percent: 100, unsafe: allow}   # writes too: egress keeps them safe
+    compare: {secondary: shortlinks-v1-secondary}
+{{- end}}
 {{- if .Rollout}}
     canary: {backend: shortlinks-v2, weight: 0, override_header: X-Umbra-Version}
     rollout:                               # accelerated for the demo
@@ -66,6 +76,10 @@ routes:
         - promote: {}
       analysis: {max_error_rate_increase: 0.02, latency: {confidence: 0.98, max_increase: 1.5}}
 {{- end}}
+egress:                              # third parties; shadow calls are never forwarded
+  listen: "{{.Egress}}"
+  services:
+    payments: {upstream: "{{.Provider}}", endpoints: ["/v1/charges", "/v1/risk"]}
 `))
 
 // demoFlags opens the geo report for two users, in flagd's format.
@@ -99,6 +113,11 @@ func Run(ctx context.Context, o Options) error {
 		return err
 	}
 	defer v2.Close()
+	prov, err := startProvider()
+	if err != nil {
+		return err
+	}
+	defer prov.Close()
 	dataDir, err := os.MkdirTemp("", "umbra-demo-")
 	if err != nil {
 		return err
@@ -107,7 +126,7 @@ func Run(ctx context.Context, o Options) error {
 	if err := os.WriteFile(filepath.Join(dataDir, "flags.json"), []byte(demoFlags), 0o600); err != nil {
 		return err
 	}
-	cfg, text, err := demoConfig(o, dataDir, v1, v1b, v2)
+	cfg, text, err := demoConfig(o, dataDir, prov, v1, v1b, v2)
 	if err != nil {
 		return fmt.Errorf("demo config: %w\n%s", err, text)
 	}
@@ -116,7 +135,11 @@ func Run(ctx context.Context, o Options) error {
 		return err
 	}
 	if err := g.Start(); err != nil {
-		return fmt.Errorf("%w (another umbra running? pick other ports with --listen and --admin)", err)
+		return fmt.Errorf("%w (another umbra running? pick other ports with --listen, --admin and --egress)", err)
+	}
+	payments := "http://" + g.EgressAddr() + "/payments"
+	for _, s := range []*service{v1, v1b, v2} {
+		s.egress.Store(&payments)
 	}
 	if o.Rollout {
 		if err := runRollout(ctx, o.Out, g); err != nil {
@@ -129,6 +152,11 @@ func Run(ctx context.Context, o Options) error {
 		waitForCopies(ctx, g, v2)
 		printShadowReport(o.Out, g, o.Traffic, v1, v2)
 		printDiffReport(ctx, o.Out, g)
+		checkouts := max(o.Traffic/2, 20)
+		if err := driveCheckouts(ctx, "http://"+g.Addr(), checkouts); err != nil {
+			return err
+		}
+		printCheckoutReport(ctx, o.Out, g, prov, checkouts, v2)
 	}
 	printFlagTour(o.Out, g)
 	printTour(o.Out, g, v1, v2)
@@ -136,9 +164,14 @@ func Run(ctx context.Context, o Options) error {
 	return g.Shutdown()
 }
 
-func demoConfig(o Options, dataDir string, v1, v1b, v2 *service) (*config.Config, string, error) {
+func demoConfig(o Options, dataDir string, prov *provider, v1, v1b, v2 *service) (*config.Config, string, error) {
 	var buf bytesBuffer
+	egress := o.Egress
+	if egress == "" {
+		egress = "127.0.0.1:9902"
+	}
 	err := configTemplate.Execute(&buf, map[string]any{"Listen": o.Listen, "Admin": o.Admin, "DataDir": dataDir,
+		"Egress": egress, "Provider": prov.URL(),
 		"V1": v1.URL(), "V1b": v1b.URL(), "V2": v2.URL(), "Rollout": o.Rollout})
 	if err != nil {
 		return nil, "", err
@@ -173,6 +206,9 @@ Try:
   curl -s -X POST %[1]s/ofrep/v1/evaluate/flags -d '{"context":{"targetingKey":"carol"}}'
   curl -s %[1]s/v1/shortlinks/gh/geo -H 'X-User-ID: carol'   # dark endpoint, open for carol
   curl -s %[2]s/api/v1/adoption              # which callers use which endpoints
+  curl -s -X POST %[1]s/v1/checkout -H 'X-User-ID: dan' -d '{"checkout_id":"order-x","amount":990}'
+  curl -s %[2]s/metrics | grep 'umbra_egress_requests_total.*[1-9]$'   # forwarded, replayed, unmatched
+  umbra egress export payments --admin %[2]s  # recorded calls as a Hoverfly simulation
 
 Press Ctrl-C to stop.
 `, base, adm, v1.URL(), v2.URL())

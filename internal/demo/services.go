@@ -23,6 +23,9 @@ type service struct {
 	mu      sync.Mutex
 	links   map[string]string
 	hits    atomic.Int64
+
+	egress    atomic.Pointer[string] // the payments service on the egress listener
+	checkouts atomic.Int64
 }
 
 // startService listens on a free loopback port and serves the API.
@@ -37,6 +40,10 @@ func startService(version string) (*service, error) {
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /v1/shortlinks/{id}", s.get)
 	mux.HandleFunc("POST /v1/shortlinks", s.create)
+	mux.HandleFunc("POST /v1/checkout", func(w http.ResponseWriter, r *http.Request) {
+		s.checkouts.Add(1)
+		s.checkout(w, r)
+	})
 	if strings.HasPrefix(version, "v2") {
 		mux.HandleFunc("GET /v1/shortlinks/{id}/geo", s.geo) // new in v2
 	}

@@ -64,8 +64,12 @@ func (s *Sandbox) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	o := s.classify(r, start)
-	c := &callCtx{s: s, set: set, svc: svc, w: w, r: r, path: path, origin: o, start: start,
-		key: callKey{svc.name, svc.endpoint(r.Method, path)}}
+	c := &callCtx{s: s, set: set, svc: svc, w: w, r: r, path: path, origin: o, start: start}
+	if o.role != RoleUnknown {
+		// Only recorded and shadow calls need their name: unknown calls,
+		// forwarded as they come, skip the template match.
+		c.key = callKey{svc.name, svc.endpoint(r.Method, path)}
+	}
 	if err := c.readBody(int64(set.record.MaxBody)); err != nil {
 		c.done(OutcomeBadCall)
 		writeError(w, http.StatusBadRequest, "bad_request", "reading the request body: "+err.Error())
@@ -76,7 +80,7 @@ func (s *Sandbox) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		c.serveShadow()
 	case o.role == RoleUnknown && svc.cfg.Unknown == "deny":
 		c.done(OutcomeDenied)
-		s.warn("egress call of unknown origin denied", "service", svc.name, "endpoint", c.key.endpoint)
+		s.warn("egress call of unknown origin denied", "service", svc.name, "method", r.Method, "path", path)
 		writeError(w, http.StatusForbidden, "egress_denied", "egress service "+svc.name+" denies calls of unknown origin (no traceparent umbra knows, no X-Umbra-Shadow)")
 	default:
 		c.forward()
@@ -295,7 +299,7 @@ func (c *callCtx) forward() {
 		m := errorMessage(status, code, "egress service "+c.svc.name+": "+kind)
 		c.s.finishRecording(rec, m, "")
 		writeMessage(c.w, m)
-		c.s.warn("egress call failed", "service", c.svc.name, "endpoint", c.key.endpoint, "kind", kind, "err", err.Error())
+		c.s.warn("egress call failed", "service", c.svc.name, "method", c.r.Method, "path", c.path, "kind", kind, "err", err.Error())
 		return
 	}
 	defer resp.Body.Close()
@@ -325,16 +329,18 @@ func (c *callCtx) forward() {
 		c.done(OutcomeForwarded)
 		return
 	}
-	m := &message{Status: resp.StatusCode, Header: cloneHeader(h), Body: buf.Bytes()}
-	h.Set("Content-Length", strconv.Itoa(len(m.Body)))
+	body := buf.Bytes()
+	var recorded http.Header
+	if rec != nil {
+		recorded = c.set.redact.header(cloneHeader(h))
+	}
+	h.Set("Content-Length", strconv.Itoa(len(body)))
 	c.w.WriteHeader(resp.StatusCode)
-	c.w.Write(m.Body)
+	c.w.Write(body)
 	c.done(OutcomeForwarded)
 	if rec != nil {
-		red := *m
-		red.Header = c.set.redact.header(m.Header)
-		red.Body = c.set.redact.body(m.Body, m.Header.Get("Content-Type"))
-		c.s.finishRecording(rec, &red, "")
+		c.s.finishRecording(rec, &message{Status: resp.StatusCode, Header: recorded,
+			Body: c.set.redact.body(body, recorded.Get("Content-Type"))}, "")
 	}
 }
 
