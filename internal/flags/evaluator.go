@@ -154,6 +154,9 @@ func (e *Evaluator) load(data []byte, source string) (changed bool, err error) {
 	if err != nil {
 		return false, err
 	}
+	if warnings == nil {
+		warnings = []string{} // [] in the admin API, not null
+	}
 	if err := ev.SetState(flagdsync.DataSync{FlagData: string(data), Source: source}); err != nil {
 		return false, fmt.Errorf("%s: %w", source, err)
 	}

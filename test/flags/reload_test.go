@@ -530,6 +530,9 @@ func TestBrokenFlagFileLoggedOncePerChange(t *testing.T) {
 routes:
   - {name: rest, backend: v1}
 `, good, ups)
+	if r := testkit.Do(t, e.C, "GET", e.AdminURL+"/api/v1/flags", nil); !strings.Contains(string(r.Body), `"warnings": []`) {
+		t.Errorf("GET /api/v1/flags of a clean file: %s, want \"warnings\": []", r.Body)
+	}
 	const rejectedLine = "flag file rejected; keeping the running flags"
 	rejections := func() int { return len(e.Log.Lines(rejectedLine)) }
 	// unrelated writes, each after the watch's debounce so each reloads
