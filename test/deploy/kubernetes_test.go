@@ -270,4 +270,3 @@ func portOf(t *testing.T, addr string) int32 {
 	}
 	return int32(n)
 }
-

@@ -254,4 +254,3 @@ func (p *prometheus) ruleProblems(t *testing.T, want []rule) []string {
 	sort.Strings(problems)
 	return problems
 }
-
