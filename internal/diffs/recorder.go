@@ -99,7 +99,7 @@ func New(cfg config.Comparison, reg prometheus.Registerer, log *slog.Logger) *Re
 		overflow: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "umbra_compare_fields_overflow_total",
 			Help: "Differing answers with a field counted under \"(other fields)\" because the endpoint already tracks comparison.max_fields fields.",
-		}, []string{"route", "endpoint"}),
+		}, []string{"route"}),
 		samplesSkipped: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "umbra_compare_samples_skipped_total",
 			Help: "Samples not kept because a byte budget was spent (reason: total, endpoint).",
@@ -133,8 +133,17 @@ func (r *Recorder) Attach(st *store.Store) error {
 	return nil
 }
 
-// Configure installs the comparing routes of a new snapshot.
-func (r *Recorder) Configure(routes map[string]*RouteSpec) { r.routes.Store(&routes) }
+// Configure installs the comparing routes of a new snapshot. Their
+// overflow and skipped-sample series exist from the start, at 0, so that
+// an alert on them sees a comparing route before its first event.
+func (r *Recorder) Configure(routes map[string]*RouteSpec) {
+	for route := range routes {
+		r.overflow.WithLabelValues(route)
+		r.samplesSkipped.WithLabelValues(route, "total")
+		r.samplesSkipped.WithLabelValues(route, "endpoint")
+	}
+	r.routes.Store(&routes)
+}
 
 // Submit queues an exchange for comparison without ever blocking.
 func (r *Recorder) Submit(ex *shadow.Exchange) {
@@ -229,7 +238,7 @@ func (r *Recorder) process(ex *shadow.Exchange) {
 		}
 	}
 	if overflowed {
-		r.overflow.WithLabelValues(ek.route, ek.endpoint).Inc()
+		r.overflow.WithLabelValues(ek.route).Inc()
 	}
 	if noiseOK {
 		e.NoiseCompared++
