@@ -245,14 +245,14 @@ func (l *logLimiter) allow(now time.Time) (suppressed int64, ok bool) {
 	return l.suppressed.Swap(0), true
 }
 
-// Validate builds cfg's services (backends, simulations, comparators)
+// ValidateService builds a service (backend, simulations, comparator)
 // without starting anything, for `umbra validate`.
-func Validate(cfg *config.Egress) error {
-	set, err := newServiceSet(cfg, newMetrics(prometheus.NewRegistry()))
+func ValidateService(sc *config.EgressService) error {
+	svc, err := newService(sc, newMetrics(prometheus.NewRegistry()))
 	if err != nil {
 		return err
 	}
-	set.close(nil)
+	svc.backend.Close()
 	return nil
 }
 

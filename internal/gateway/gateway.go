@@ -90,8 +90,14 @@ func Check(cfg *config.Config) (warnings []string, err error) {
 	}
 	c.release(parts{})
 	if cfg.Egress != nil {
-		if eerr := egress.Validate(cfg.Egress); eerr != nil {
-			return nil, config.ErrorList{{File: cfg.File, Line: cfg.Egress.Pos.Line, Col: cfg.Egress.Pos.Col, Msg: "egress: " + eerr.Error()}}
+		var errs config.ErrorList
+		for _, sc := range cfg.Egress.Services {
+			if eerr := egress.ValidateService(sc); eerr != nil {
+				errs = append(errs, &config.Error{File: cfg.File, Line: sc.Pos.Line, Col: sc.Pos.Col, Msg: eerr.Error()})
+			}
+		}
+		if len(errs) > 0 {
+			return nil, errs
 		}
 	}
 	if c.snap.Flags != nil {
