@@ -47,7 +47,7 @@ func newMetrics(reg prometheus.Registerer) *Metrics {
 		}, []string{"service", "role"}),
 		drops: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "umbra_egress_recordings_dropped_total",
-			Help: "Live calls, or shadow copies' traces, not recorded, by role and reason (store_full).",
+			Help: "Live calls, or shadow copies' traces, not recorded, by role and reason (store_full, trace_full).",
 		}, []string{"role", "reason"}),
 		leaked: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "umbra_egress_shadow_leaked_total",
@@ -59,6 +59,12 @@ func newMetrics(reg prometheus.Registerer) *Metrics {
 		}),
 	}
 	reg.MustRegister(m.requests, m.latency, m.drops, m.leaked, m.noService)
+	for _, role := range []string{RoleLive, RoleCanary} {
+		for _, reason := range []string{"store_full", "trace_full"} {
+			m.drops.WithLabelValues(role, reason) // exported at 0 from the start
+		}
+	}
+	m.drops.WithLabelValues(RoleShadow, "store_full")
 	return m
 }
 

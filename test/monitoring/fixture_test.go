@@ -104,6 +104,10 @@ routes:
     key: "header:X-User-ID"
 flags: {file: DIR/flags.json}
 callers: {key: "header:X-Client-ID"}
+egress:
+  listen: 127.0.0.1:0
+  services:
+    payments: {upstream: V1}
 `
 
 // startFixture starts the upstreams and the gateway; traffic waits for
@@ -192,6 +196,8 @@ func (f *fixture) round(i int) {
 	}
 	_, _ = testkit.Send(f.client, "POST", f.URL+"/v1/users", strings.NewReader(body),
 		"Content-Type", "application/json", "X-Client-ID", client)
+	_, _ = testkit.Send(f.client, "POST", "http://"+f.EgressAddr()+"/payments/v1/charges", strings.NewReader(`{"amount": 1}`),
+		"Content-Type", "application/json")
 }
 
 // breakFiles writes a config file and a flag file that are rejected, and
