@@ -62,7 +62,7 @@ const chargeBody = `{"checkout_id":"co-000001","amount":1999,"currency":"usd","k
 
 // charge makes one call to the provider through s, in process.
 func charge(s *Sandbox, traceparent string) *httptest.ResponseRecorder {
-	r := httptest.NewRequest("POST", "http://egress/provider/v1/charges", strings.NewReader(chargeBody))
+	r := httptest.NewRequest("POST", "/provider/v1/charges", strings.NewReader(chargeBody))
 	r.Header.Set("Content-Type", "application/json")
 	r.Header.Set("Authorization", "Bearer sk_live")
 	if traceparent != "" {
@@ -141,7 +141,7 @@ func TestReplayAndShadowHeader(t *testing.T) {
 		t.Errorf("second call = %d %s", w.Code, w.Body)
 	}
 	done(true)
-	r := httptest.NewRequest("POST", "http://egress/provider/v1/charges", strings.NewReader(chargeBody))
+	r := httptest.NewRequest("POST", "/provider/v1/charges", strings.NewReader(chargeBody))
 	r.Header.Set(HeaderShadow, "1")
 	w := httptest.NewRecorder()
 	s.ServeHTTP(w, r)

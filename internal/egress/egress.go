@@ -83,7 +83,7 @@ func (s *Sandbox) Configure(cfg *config.Egress, log *slog.Logger) error {
 		return err
 	}
 	s.log.Store(log)
-	s.table.max = int64(cfg.Record.MaxBytes)
+	s.table.max.Store(int64(cfg.Record.MaxBytes))
 	s.table.ttl.Store(int64(cfg.Record.TTL.D()))
 	if old := s.services.Swap(set); old != nil {
 		// Calls in flight may still use the old backends: close them

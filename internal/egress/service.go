@@ -116,6 +116,11 @@ func (set *serviceSet) resolve(r *http.Request) (*service, string) {
 			}
 		}
 	}
+	if r.URL.Host != "" {
+		// A proxy request for a host that is no service's: never routed
+		// by its path to a service it did not name.
+		return nil, ""
+	}
 	p := r.URL.EscapedPath()
 	if len(p) < 2 || p[0] != '/' {
 		return nil, ""

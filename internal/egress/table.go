@@ -114,7 +114,7 @@ func (e *episode) notify() {
 type table struct {
 	shards [64]tableShard
 	bytes  atomic.Int64
-	max    int64
+	max    atomic.Int64
 	ttl    atomic.Int64 // nanoseconds
 	count  atomic.Int64
 }
@@ -125,7 +125,8 @@ type tableShard struct {
 }
 
 func newTable(max int64, ttl time.Duration) *table {
-	t := &table{max: max}
+	t := &table{}
+	t.max.Store(max)
 	t.ttl.Store(int64(ttl))
 	for i := range t.shards {
 		t.shards[i].m = map[traceID]*episode{}
@@ -137,7 +138,7 @@ func (t *table) shard(id traceID) *tableShard { return &t.shards[id[15]&63] }
 
 // reserve charges n bytes to the budget, or reports that it is full.
 func (t *table) reserve(n int64) bool {
-	if t.bytes.Add(n) > t.max {
+	if t.bytes.Add(n) > t.max.Load() {
 		t.bytes.Add(-n)
 		return false
 	}

@@ -3,6 +3,9 @@ package egresstest
 import (
 	"encoding/json"
 	"fmt"
+	"io"
+	"net/http"
+	"net/url"
 	"strings"
 	"testing"
 	"time"
@@ -122,5 +125,32 @@ func TestCanaryCallsReachProvider(t *testing.T) {
 	s.getJSON(t, "/api/v1/egress/payments/simulation", &sim)
 	if len(sim.Data.Pairs) != 4*n {
 		t.Errorf("recorded %d canary calls, want %d", len(sim.Data.Pairs), 4*n)
+	}
+}
+
+// With hosts:, services use the egress listener as their plain HTTP proxy.
+func TestPlainProxyHosts(t *testing.T) {
+	s := start(t, options{route: "    key: \"header:X-User-ID\"\n", svc: "      hosts: [api.payments.example]\n"})
+	proxyURL, _ := url.Parse("http://" + s.gw.EgressAddr())
+	client := &http.Client{Transport: &http.Transport{Proxy: http.ProxyURL(proxyURL)}, Timeout: waitFor}
+	resp, err := client.Post("http://api.payments.example/v1/charges", "application/json",
+		strings.NewReader(`{"checkout_id":"p-1","kind":"charge","amount":5}`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	charges, _, _ := s.prov.snapshot()
+	if resp.StatusCode != http.StatusCreated || charges["p-1/charge"] != 1 {
+		t.Errorf("proxied charge: %d %s; provider saw %v", resp.StatusCode, body, charges)
+	}
+	// A host that is no service's is refused, not forwarded anywhere.
+	resp, err = client.Get("http://elsewhere.example/payments/v1/charges")
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusNotFound {
+		t.Errorf("unknown host: %d", resp.StatusCode)
 	}
 }
