@@ -43,12 +43,12 @@ type routeView struct {
 }
 
 type roleView struct {
-	Role               string
-	Requests           float64 // since start
-	RPS, ErrorRate     float64 // last interval (NaN: none)
-	P50, P99           float64 // ms, last interval
-	ErrorsTotal        float64
-	Backend, ShadowPct string
+	Role           string
+	Requests       float64 // since start
+	RPS, ErrorRate float64 // last interval (NaN: none)
+	P50, P99       float64 // ms, last interval
+	ErrorsTotal    float64
+	Backend, Note  string // Note: the comparison's secondary, also counted as shadow
 }
 
 type shadowView struct {
@@ -91,10 +91,10 @@ func (d *Dashboard) overview(*http.Request) (any, error) {
 				for _, s := range r.Shadows {
 					names = append(names, fmt.Sprintf("%s (%g%%)", s.Backend, s.Percent))
 				}
-				if r.Secondary != "" {
-					names = append(names, r.Secondary+" (secondary)")
-				}
 				v.Backend = strings.Join(names, ", ")
+				if r.Secondary != "" {
+					v.Note = "and secondary " + r.Secondary
+				}
 				if !math.IsNaN(v.RPS) {
 					out.Totals.ShadowRPS += v.RPS
 				}

@@ -33,7 +33,7 @@ func TestPagesShowRealData(t *testing.T) {
 
 	do(t, ctx, "overview", chromedp.Navigate(admin+"/ui/"), chromedp.WaitVisible(chromedp.CSS("#route-checkout")))
 	route := text(t, ctx, "#route-checkout")
-	for _, want := range []string{"checkout", "shop-v1", "canary", "shop-v2", "shadow", "shop-v1-secondary (secondary)", "healthy"} {
+	for _, want := range []string{"checkout", "shop-v1", "canary", "shop-v2", "shadow", "and secondary shop-v1-secondary", "healthy"} {
 		if !strings.Contains(route, want) {
 			t.Errorf("overview's checkout card lacks %q:\n%s", want, route)
 		}
