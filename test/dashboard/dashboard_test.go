@@ -4,6 +4,7 @@ package dashboardtest
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"io"
 	"net/http"
@@ -350,5 +351,31 @@ func disableScripts() chromedp.Action[chromedp.Void] {
 	return func(ctx context.Context, t *chromedp.Target) (chromedp.Void, error) {
 		_, err := cdp.Call(ctx, t, emulation.SetScriptExecutionDisabled, emulation.SetScriptExecutionDisabledParams{Value: true})
 		return chromedp.Void{}, err
+	}
+}
+
+// TestFlagsEvaluateAPI: POST /api/v1/flags/evaluate answers every flag for
+// a context, as the dashboard's form shows them, and refuses bad bodies.
+func TestFlagsEvaluateAPI(t *testing.T) {
+	e := startEnv(t, envOptions{})
+	c := testkit.NewClient(t, 2, 10*time.Second)
+	r := testkit.Do(t, c, "POST", e.gw.AdminURL+"/api/v1/flags/evaluate",
+		strings.NewReader(`{"context": {"targetingKey": "carol"}}`), "Content-Type", "application/json")
+	var out struct {
+		Flags []struct {
+			Key, Variant, Reason string
+			Value                any
+		} `json:"flags"`
+	}
+	if r.Status != http.StatusOK || json.Unmarshal(r.Body, &out) != nil || len(out.Flags) != 2 {
+		t.Fatalf("evaluate: %d %s", r.Status, r.Body)
+	}
+	if f := out.Flags[1]; f.Key != "new-checkout" || f.Variant != "on" || f.Value != true || f.Reason != "TARGETING_MATCH" {
+		t.Errorf("new-checkout for carol: %+v", f)
+	}
+	for _, body := range []string{`{"context": 1}`, `{"ctx": {}}`, `not json`} {
+		if r := testkit.Do(t, c, "POST", e.gw.AdminURL+"/api/v1/flags/evaluate", strings.NewReader(body)); r.Status != http.StatusBadRequest {
+			t.Errorf("evaluate %s: %d, want 400", body, r.Status)
+		}
 	}
 }
