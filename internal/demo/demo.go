@@ -191,6 +191,7 @@ func printTour(w io.Writer, g *gateway.Gateway, v1, v2 *service) {
   gateway     %[1]s          (routes /v1/shortlinks to shortlinks-v1,
                                           shadows 50%% of users to shortlinks-v2)
   admin API   %[2]s
+  dashboard   %[2]s/ui/
   backends    shortlinks-v1 at %[3]s, shortlinks-v2 at %[4]s
 
 Try:
