@@ -90,11 +90,8 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	// Only requests served by the live version are copied: the canary is
 	// the new version already.
 	var copies *shadow.Pending
-	var live *shadow.LiveCapture
 	if route.Shadow != nil && t == route.Live {
-		if copies = route.Shadow.Begin(r, m.Endpoint); copies != nil {
-			live = copies.LiveCapture()
-		}
+		copies = route.Shadow.Begin(r, m.Endpoint)
 	}
 	var calls *egress.Live
 	if snap.Egress != nil {
@@ -104,7 +101,7 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		}
 	}
 	usage := beginAdoption(snap, route, r)
-	status := forward(snap, route, t, w, r, start, id, live)
+	status := forward(snap, route, t, w, r, start, id, copies)
 	calls.End()
 	usage.observe(route, m.Endpoint)
 	if route.Observer != nil {
@@ -117,10 +114,11 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 
 // forward proxies r to t and records the outcome. The deferred finish also
 // runs when ReverseProxy aborts a response whose upstream body failed half
-// way (it panics with http.ErrAbortHandler), so gauges never leak.
-func forward(snap *Snapshot, route *Route, t *Target, w http.ResponseWriter, r *http.Request, start time.Time, id string, live *shadow.LiveCapture) (status int) {
+// way (it panics with http.ErrAbortHandler), so gauges never leak and the
+// shadow copies of an aborted request are still counted.
+func forward(snap *Snapshot, route *Route, t *Target, w http.ResponseWriter, r *http.Request, start time.Time, id string, copies *shadow.Pending) (status int) {
 	rec := newRecorder(w)
-	rec.capture = live
+	rec.capture = copies.LiveCapture()
 	t.Metrics.Start()
 	defer func() {
 		p := recover()
@@ -134,6 +132,9 @@ func forward(snap *Snapshot, route *Route, t *Target, w http.ResponseWriter, r *
 		}
 		rec.release()
 		if p != nil {
+			if copies != nil {
+				copies.Abandon()
+			}
 			panic(p)
 		}
 	}()
@@ -216,8 +217,15 @@ func accessLog(l *slog.Logger, r *http.Request, route, backend, role string, sta
 		slog.String("path", r.URL.Path),
 		slog.Int("status", status),
 		slog.Int64("bytes", bytes),
-		slog.Duration("duration", time.Since(start)),
+		durationMS(time.Since(start)),
 		slog.String("request_id", id),
 		slog.String("remote", r.RemoteAddr),
 	)
+}
+
+// durationMS is a log attribute with the unit in its name: a duration in
+// milliseconds, to the microsecond. slog's own Duration attribute is text
+// in one handler ("1.2ms") and bare nanoseconds in the other.
+func durationMS(d time.Duration) slog.Attr {
+	return slog.Float64("duration_ms", float64(d.Microseconds())/1000)
 }

@@ -8,36 +8,41 @@ import (
 )
 
 // Outcomes of a shadow copy, the values of umbra_shadow_requests_total's
-// outcome label. For each target, every request the route sees is counted
-// once in the first group (not_sampled, skipped_*, dropped_queue_full or
-// queued).
+// outcome label. They partition the requests: for each target, every
+// request of its route is counted exactly once, under its final outcome,
+// so the outcomes of a target add up to the route's requests (for a
+// compare secondary, to the requests whose candidate copy was taken). A
+// copy waiting in the queue or being sent is not counted yet:
+// umbra_shadow_queue_length and umbra_shadow_in_flight show those.
 const (
-	// Decided on the live request path.
+	// Decided on the live request path: no copy is made.
 	OutcomeNotSampled     = "not_sampled"
 	OutcomeNoMatch        = "skipped_no_match"
 	OutcomeUnsafe         = "skipped_unsafe_method"
 	OutcomeBodyTooLarge   = "skipped_body_too_large"
 	OutcomeBodyIncomplete = "skipped_body_incomplete"
 	OutcomeUpgrade        = "skipped_upgrade"
-	OutcomeCircuitOpen    = "skipped_circuit_open"
+	OutcomeLiveAborted    = "skipped_live_aborted" // the live response was aborted half way
+	OutcomeCircuitOpen    = "skipped_circuit_open" // also when the breaker opened while the copy waited
 	OutcomeQueueFull      = "dropped_queue_full"
-	OutcomeQueued         = "queued"
-	// Decided by the target's senders for each queued copy: sent, or
-	// skipped_circuit_open (the breaker opened while it waited), or
-	// dropped_shutdown; and for each sent copy ok, status_5xx or error_*.
-	OutcomeSent      = "sent"
+	// Decided by the target's senders for each queued copy: dropped when
+	// the target closed first, else the answer (ok, status_5xx) or the
+	// error of the exchange.
+	OutcomeShutdown  = "dropped_shutdown"
 	OutcomeOK        = "ok"
 	OutcomeStatus5xx = "status_5xx"
-	OutcomeShutdown  = "dropped_shutdown"
 	OutcomeError     = "error_" // + connect, timeout, reset, other, or canceled (the target closed while sending)
 )
 
 var outcomes = []string{
 	OutcomeNotSampled, OutcomeNoMatch, OutcomeUnsafe, OutcomeBodyTooLarge, OutcomeBodyIncomplete,
-	OutcomeUpgrade, OutcomeCircuitOpen, OutcomeQueueFull, OutcomeQueued, OutcomeSent, OutcomeOK, OutcomeStatus5xx,
-	OutcomeShutdown, OutcomeError + "connect", OutcomeError + "timeout", OutcomeError + "reset",
+	OutcomeUpgrade, OutcomeLiveAborted, OutcomeCircuitOpen, OutcomeQueueFull, OutcomeShutdown, OutcomeOK, OutcomeStatus5xx,
+	OutcomeError + "connect", OutcomeError + "timeout", OutcomeError + "reset",
 	OutcomeError + "other", OutcomeError + "canceled",
 }
+
+// Outcomes lists every outcome label value, in the order above.
+func Outcomes() []string { return slices.Clone(outcomes) }
 
 // Metrics are the shadow metrics, registered once per registry.
 type Metrics struct {
@@ -61,12 +66,12 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 		queues: map[[2]string][]chan *job{},
 		requests: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "umbra_shadow_requests_total",
-			Help: "Shadow copies by route, target and outcome (sent, ok, status_5xx, error_*, skipped_*, dropped_*, not_sampled).",
+			Help: "Requests of a route by shadow target and final outcome (not_sampled, skipped_*, dropped_*, ok, status_5xx, error_*); each request is counted once per target, when its copy's fate is known.",
 		}, append(l, "outcome")),
 		inFlight: prometheus.NewGaugeVec(prometheus.GaugeOpts{
-			Name: "umbra_shadow_in_flight", Help: "Shadow copies being sent now.",
+			Name: "umbra_shadow_in_flight", Help: "Shadow copies being sent now (not yet in umbra_shadow_requests_total).",
 		}, l),
-		queue: prometheus.NewDesc("umbra_shadow_queue_length", "Shadow copies waiting for a free sender.", l, nil),
+		queue: prometheus.NewDesc("umbra_shadow_queue_length", "Shadow copies waiting for a free sender (not yet in umbra_shadow_requests_total).", l, nil),
 		breaker: prometheus.NewGaugeVec(prometheus.GaugeOpts{
 			Name: "umbra_shadow_circuit_open", Help: "1 while the target's circuit breaker is open or half-open.",
 		}, l),

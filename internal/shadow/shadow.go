@@ -242,7 +242,12 @@ func (p *Pending) beginCompare(r *http.Request) {
 
 // LiveCapture is non-nil when the live answer must be captured for a
 // comparison; the proxy feeds it the response on its way to the client.
-func (p *Pending) LiveCapture() *LiveCapture { return p.live }
+func (p *Pending) LiveCapture() *LiveCapture {
+	if p == nil {
+		return nil
+	}
+	return p.live
+}
 
 // Dispatch queues the copies after the live exchange. A copy whose body
 // was not read to the end by the live backend, or outgrew max_body, is
@@ -271,6 +276,24 @@ func (p *Pending) Dispatch(r *http.Request) {
 		body = t.copy
 	}
 	p.dispatch(r, body)
+}
+
+// Abandon counts the copies of a live request whose response was aborted
+// half way (the client left, the upstream body broke): nothing is sent,
+// and each target still counts the request once.
+func (p *Pending) Abandon() {
+	if p.tee != nil {
+		p.mu.Lock()
+		t := p.tee
+		t.claimed = true
+		if !t.overflow {
+			t.copy.free()
+		}
+		p.mu.Unlock()
+	}
+	for _, tg := range p.targets {
+		tg.count(OutcomeLiveAborted)
+	}
 }
 
 func (p *Pending) dispatch(r *http.Request, body *bodyCopy) {

@@ -154,7 +154,6 @@ func (t *Target) count(outcome string) { t.m.outcome[outcome].Inc() }
 func (t *Target) enqueue(j *job) {
 	select {
 	case t.queue <- j:
-		t.count(OutcomeQueued)
 		if t.closed.Load() {
 			// Close began, and may have drained already: nothing will
 			// take this copy off the queue.
@@ -203,7 +202,6 @@ func (t *Target) send(j *job) {
 	if j.body != nil {
 		req.Body = j.body.reader() // the transport closes it, which releases the copy
 	}
-	t.count(OutcomeSent)
 	t.m.inFlight.Inc()
 	t.path.Start()
 	status, err := t.exchange(req, j.cap, now)
@@ -290,7 +288,7 @@ func (t *Target) accessLog(req *http.Request, status int, err error, elapsed tim
 	attrs := []slog.Attr{
 		slog.String("route", t.Route), slog.String("backend", t.Name), slog.String("role", metrics.RoleShadow),
 		slog.String("method", req.Method), slog.String("path", req.URL.Path), slog.Int("status", status),
-		slog.Duration("duration", elapsed), slog.String("request_id", req.Header.Get("X-Request-Id")),
+		slog.Float64("duration_ms", float64(elapsed.Microseconds())/1000), slog.String("request_id", req.Header.Get("X-Request-Id")),
 	}
 	if err != nil {
 		attrs = append(attrs, slog.String("error", err.Error()))

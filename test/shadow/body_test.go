@@ -134,7 +134,7 @@ routes:
 		if n := small.hits.Load(); n != 0 {
 			t.Errorf("over limit (chunked %v): shadow got %d requests, want none (never truncated)", chunked, n)
 		}
-		if o := m.outcomes("limited", "small"); o["queued"] != 0 || o["sent"] != 0 {
+		if o := m.outcomes("limited", "small"); sent(o) != 0 || total(o) != float64(i+1) {
 			t.Errorf("over limit: outcomes %v", o)
 		}
 	}

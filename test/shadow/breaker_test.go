@@ -60,7 +60,7 @@ routes:
 	get(3)
 	m := g.waitMetrics(t, "circuit gauge 1", func(m metrics) (bool, string) { return circuit(m) == 1, fmt.Sprint(circuit(m)) })
 	after := time.Now()
-	if o := m.outcomes(route, tgt); o["sent"] != 3 || o["queued"] != 3 || o["status_5xx"] != 3 {
+	if o := m.outcomes(route, tgt); sent(o) != 3 || total(o) != 3 || o["status_5xx"] != 3 {
 		t.Fatalf("outcomes %v, want 3 copies sent, 3 status_5xx", o)
 	}
 
@@ -70,8 +70,8 @@ routes:
 	}
 	m = g.scrape(t)
 	if time.Since(before) < 450*time.Millisecond { // else the machine was too slow to tell
-		if o := m.outcomes(route, tgt); o["skipped_circuit_open"] != 5 || o["queued"] != 3 {
-			t.Errorf("outcomes %v while open: want 5 skipped_circuit_open and nothing more queued", o)
+		if o := m.outcomes(route, tgt); o["skipped_circuit_open"] != 5 || sent(o) != 3 || m.gauge("umbra_shadow_queue_length", route, tgt) != 0 {
+			t.Errorf("outcomes %v while open: want 5 skipped_circuit_open and nothing more sent or queued", o)
 		}
 		if n := target.hits.Load(); n != 3 {
 			t.Errorf("target got %d copies while its breaker was open, want 3", n)

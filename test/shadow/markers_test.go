@@ -189,8 +189,8 @@ func TestPerTargetMatch(t *testing.T) {
 	for name, u := range ups {
 		m := g.settled(t, "sel", name)
 		o := m.outcomes("sel", name)
-		if o["queued"] != float64(wantN[name]) || o["skipped_no_match"] != float64(len(reqs)-wantN[name]) {
-			t.Errorf("%s outcomes %v, want %d queued and %d skipped_no_match", name, o, wantN[name], len(reqs)-wantN[name])
+		if o["ok"] != float64(wantN[name]) || o["skipped_no_match"] != float64(len(reqs)-wantN[name]) {
+			t.Errorf("%s outcomes %v, want %d ok and %d skipped_no_match", name, o, wantN[name], len(reqs)-wantN[name])
 		}
 		for i, rq := range reqs {
 			in := false

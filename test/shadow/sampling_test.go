@@ -123,8 +123,8 @@ routes:
 	for tg, set := range sets {
 		within4Sigma(t, "share at "+tg, len(set), keys, percents[tg]/100)
 		o := m.outcomes("users", tg)
-		if o["queued"] != float64(len(set)) || o["not_sampled"] != float64(keys-len(set)) || o["dropped_queue_full"] != 0 {
-			t.Errorf("%s outcomes %v, want queued %d, not_sampled %d", tg, o, len(set), keys-len(set))
+		if o["ok"] != float64(len(set)) || o["not_sampled"] != float64(keys-len(set)) || total(o) != float64(keys) {
+			t.Errorf("%s outcomes %v, want ok %d, not_sampled %d", tg, o, len(set), keys-len(set))
 		}
 		// The decision is the documented bucket of the key: deterministic.
 		for i := 0; i < keys; i++ {

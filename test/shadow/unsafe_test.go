@@ -51,7 +51,7 @@ routes:
 	g.settled(t, "api", "allow")
 	m := g.settled(t, "api", "skip")
 
-	if o := m.outcomes("api", "skip"); o["skipped_unsafe_method"] != 4 || o["queued"] != 3 || o["ok"] != 3 {
+	if o := m.outcomes("api", "skip"); o["skipped_unsafe_method"] != 4 || total(o) != 7 || o["ok"] != 3 {
 		t.Errorf("unsafe: skip outcomes %v, want 4 skipped_unsafe_method and 3 copies", o)
 	}
 	for _, tg := range []string{"mark", "allow"} {
@@ -153,7 +153,7 @@ routes:
 `, live.URL, v2.URL))
 	m := g.scrape(t)
 	for _, o := range []string{"not_sampled", "skipped_no_match", "skipped_unsafe_method", "skipped_body_too_large",
-		"skipped_body_incomplete", "skipped_upgrade", "skipped_circuit_open", "dropped_queue_full", "queued", "sent",
+		"skipped_body_incomplete", "skipped_upgrade", "skipped_live_aborted", "skipped_circuit_open", "dropped_queue_full",
 		"ok", "status_5xx", "error_connect", "error_timeout", "error_reset", "error_other", "dropped_shutdown"} {
 		if v, ok := m.Sum("umbra_shadow_requests_total", testkit.Labels("route", "api", "target", "v2", "outcome", o)); !ok || v != 0 {
 			t.Errorf("umbra_shadow_requests_total{outcome=%q}: present %v value %v, want 0", o, ok, v)
