@@ -24,7 +24,10 @@
 #   - NGINX_HTTP_EXTRA / NGINX_LOCATION_EXTRA are pasted into the generated
 #     nginx http{} block / location / {} (e.g. `mirror /m;`),
 #     HAPROXY_BACKEND_EXTRA into the haproxy backend, CADDY_SITE_EXTRA into
-#     the Caddy site block, UMBRA_CONFIG_EXTRA appended to the umbra YAML.
+#     the Caddy site block, UMBRA_CONFIG_EXTRA appended to the umbra YAML;
+#   - UMBRA_TRACE_RATIO (e.g. 0.01 or 1) turns umbra's tracing on with that
+#     sampler ratio, exporting over OTLP/HTTP to bench/otlpsink at
+#     BENCH_OTLP_ADDR (call bench_start_otlp_sink before starting umbra).
 
 # ---------------------------------------------------------------------------
 # Settings (override from the environment)
@@ -46,6 +49,8 @@ NGINX_LOCATION_EXTRA=${NGINX_LOCATION_EXTRA:-}
 HAPROXY_BACKEND_EXTRA=${HAPROXY_BACKEND_EXTRA:-}
 CADDY_SITE_EXTRA=${CADDY_SITE_EXTRA:-}
 UMBRA_CONFIG_EXTRA=${UMBRA_CONFIG_EXTRA:-}
+UMBRA_TRACE_RATIO=${UMBRA_TRACE_RATIO:-}            # empty: tracing off
+BENCH_OTLP_ADDR=${BENCH_OTLP_ADDR:-127.0.0.1:18317} # bench/otlpsink
 
 BENCH_TMP=${BENCH_TMP:-}                            # set by bench_setup
 BENCH_NL=$'\n'
@@ -301,6 +306,30 @@ bench_start_upstream() {
 	bench_wait_http "$name" "http://$addr/" || bench_die "upstream $name did not start"
 }
 
+# bench_start_otlp_sink: when UMBRA_TRACE_RATIO is set, build and start
+# bench/otlpsink (umbra's trace collector) on the load-generator core; its
+# log ends with the number of exports it got. A no-op otherwise.
+bench_start_otlp_sink() {
+	[[ -n $UMBRA_TRACE_RATIO ]] || return 0
+	[[ $UMBRA_TRACE_RATIO =~ ^(0(\.[0-9]+)?|1(\.0+)?)$ ]] ||
+		bench_die "UMBRA_TRACE_RATIO must be a number from 0 to 1, got '$UMBRA_TRACE_RATIO'"
+	(cd "$BENCH_REPO" && go build -o "$BENCH_BIN/otlpsink" ./bench/otlpsink) \
+		>"$BENCH_TMP/build-otlpsink.log" 2>&1 || {
+		cat "$BENCH_TMP/build-otlpsink.log" >&2
+		bench_die "building bench/otlpsink failed"
+	}
+	bench_port_free "${BENCH_OTLP_ADDR##*:}"
+	bench_spawn otlpsink "$BENCH_LOADGEN_CORE" env GOMAXPROCS=1 "$BENCH_BIN/otlpsink" -addr "$BENCH_OTLP_ADDR"
+	bench_wait_http otlpsink "http://$BENCH_OTLP_ADDR/" || bench_die "otlpsink did not start"
+}
+
+# bench_umbra_tracing: the umbra config's tracing block for
+# UMBRA_TRACE_RATIO, or nothing.
+bench_umbra_tracing() {
+	[[ -n $UMBRA_TRACE_RATIO ]] || return 0
+	printf 'tracing: {enabled: true, endpoint: "http://%s", sampler: {ratio: %s}}\n' "$BENCH_OTLP_ADDR" "$UMBRA_TRACE_RATIO"
+}
+
 # ---------------------------------------------------------------------------
 # Proxy configs. Each writes into $BENCH_TMP/NAME/ and prints the file path.
 
@@ -422,6 +451,7 @@ bench_config_umbra() {
 listen: "127.0.0.1:$BENCH_UMBRA_PORT"
 admin: {listen: "127.0.0.1:$BENCH_UMBRA_ADMIN_PORT"}
 log: {level: warn, access: false}
+$(bench_umbra_tracing)
 backends:
   app: {endpoints: ["http://$BENCH_UPSTREAM_ADDR"]}
 routes:

@@ -15,6 +15,8 @@
 #   QUIET_MAX=10      CPU percent (whole machine) regarded as quiet; a run
 #                     during which other processes used more is measured again
 #   RETRIES=2         how many times a run disturbed that way is measured again
+#   UMBRA_TRACE_RATIO empty (default): umbra's tracing off; 0.01, 1, ...: on,
+#                     with that sampler ratio, exporting to bench/otlpsink
 # See bench/README.md and bench/lib.sh for the rest (ports, cores, paths).
 set -Eeuo pipefail
 
@@ -95,6 +97,7 @@ done
 
 # --- run -------------------------------------------------------------------
 bench_start_upstream upstream "$BENCH_UPSTREAM_ADDR"
+bench_start_otlp_sink
 
 declare -A RPS=() P50=() P99=() NON2XX=() SOCKERR=() BUSY=() OTHER=()
 FAILED=0
@@ -172,6 +175,11 @@ for ((run = 0; run < RUNS; run++)); do
 done
 
 bench_stop upstream
+SINK=""
+if [[ -n $UMBRA_TRACE_RATIO ]]; then
+	bench_stop otlpsink
+	SINK=$(grep -o '[0-9]* exports, [0-9]* bytes' "${BENCH_LOGS[otlpsink]}" || echo "no count")
+fi
 
 # --- report ----------------------------------------------------------------
 median_of() {
@@ -191,6 +199,11 @@ report() {
 	echo "- pinning: proxy on core $BENCH_PROXY_CORE (nginx 1 worker, HAProxy nbthread 1, Caddy and umbra GOMAXPROCS=1); upstream (GOMAXPROCS=1) and wrk share core $BENCH_LOADGEN_CORE"
 	local worst=0
 	for p in "${OTHER[@]}"; do ((p <= worst)) || worst=$p; done
+	if [[ -n $UMBRA_TRACE_RATIO ]]; then
+		echo "- umbra tracing on: sampler ratio $UMBRA_TRACE_RATIO (parent-based), OTLP/HTTP to bench/otlpsink on core $BENCH_LOADGEN_CORE ($SINK)"
+	else
+		echo "- umbra tracing off"
+	fi
 	echo "- other processes on the machine used at most ${worst}% of its CPU during the measured runs (a run over ${QUIET_MAX}% is measured again, up to $RETRIES times)"
 	echo "- versions:"
 	for p in "${PROXIES[@]}"; do

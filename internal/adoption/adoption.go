@@ -250,9 +250,11 @@ func (rt *Route) WantsBody() (maxBytes int, ok bool) {
 // body, or its first bytes when complete is false; pass nil when the
 // route wants no body (WantsBody) or the request has no JSON body. An
 // incomplete or invalid body is skipped and counted, never half-read.
-func (rt *Route) Observe(endpoint, caller string, body []byte, complete bool) {
+// It returns the fields the body used, bit i for the route's field i
+// (FieldNames names them).
+func (rt *Route) Observe(endpoint, caller string, body []byte, complete bool) (found uint64) {
 	if rt == nil {
-		return
+		return 0
 	}
 	t, st := rt.t, rt.st
 	now := t.now().UnixNano()
@@ -266,21 +268,21 @@ func (rt *Route) Observe(endpoint, caller string, body []byte, complete bool) {
 		return t.requests.WithLabelValues(st.name, ep.nameFor(st, endpoint), label)
 	}).hit(now)
 	if len(rt.fields) == 0 || body == nil {
-		return
+		return 0
 	}
 	if !complete || len(body) > rt.maxBody {
 		st.skipped[0].Add(1)
 		t.skipped.WithLabelValues(st.name, SkipTooLarge).Inc()
-		return
+		return 0
 	}
 	found, ok := scan(body, rt.fields)
 	if !ok {
 		st.skipped[1].Add(1)
 		t.skipped.WithLabelValues(st.name, SkipInvalid).Inc()
-		return
+		return 0
 	}
 	if found == 0 {
-		return
+		return 0
 	}
 	st.mu.RLock()
 	defer st.mu.RUnlock()
@@ -298,6 +300,18 @@ func (rt *Route) Observe(endpoint, caller string, body []byte, complete bool) {
 			return t.fields.WithLabelValues(st.name, f.name, label)
 		}).hit(now)
 	}
+	return found
+}
+
+// FieldNames names the fields whose bits are set in mask (from Observe).
+func (rt *Route) FieldNames(mask uint64) []string {
+	var names []string
+	for i, f := range rt.fields {
+		if mask&(1<<i) != 0 {
+			names = append(names, f.name)
+		}
+	}
+	return names
 }
 
 func (c *cell) hit(now int64) {

@@ -22,6 +22,7 @@ import (
 
 	"github.com/umbragw/umbra/internal/config"
 	"github.com/umbragw/umbra/internal/h1client"
+	"github.com/umbragw/umbra/internal/tracing"
 )
 
 // Defaults applied to zero values in config.Backend.
@@ -79,6 +80,7 @@ type Backend struct {
 	hostPolicy   string // HostKeep, HostEndpoint, or "" for a literal
 	literalHost  string
 	s            settings
+	tracer       *tracing.Tracer // nil when tracing is off
 
 	rr        atomic.Uint64 // round-robin position
 	ejected   atomic.Int64  // endpoints currently ejected; 0 keeps Pick off the clock
@@ -86,16 +88,25 @@ type Backend struct {
 	log       atomic.Pointer[slog.Logger]
 }
 
+// Option sets up a Backend beyond its configuration.
+type Option func(*Backend)
+
+// WithTracer makes a client span for every attempt (nil: tracing off).
+func WithTracer(t *tracing.Tracer) Option { return func(b *Backend) { b.tracer = t } }
+
 // New builds a Backend from its configuration. Zero values take the
 // package defaults. Endpoint URLs come from cfg.URLs (filled by config
 // validation) or, when that is empty, are parsed from cfg.Endpoints.
-func New(cfg *config.Backend) (*Backend, error) {
+func New(cfg *config.Backend, opts ...Option) (*Backend, error) {
 	if cfg == nil {
 		return nil, errors.New("backend: nil config")
 	}
 	b, err := build(cfg)
 	if err != nil {
 		return nil, fmt.Errorf("backend %q: %w", cfg.Name, err)
+	}
+	for _, o := range opts {
+		o(b)
 	}
 	return b, nil
 }
@@ -216,7 +227,7 @@ func (b *Backend) Exchange(ctx context.Context, req *http.Request, opts *h1clien
 	if e == nil {
 		return nil, ErrNoEndpoint
 	}
-	resp, err := b.send(ctx, e, req, opts)
+	resp, err := b.send(ctx, e, req, opts, 0)
 	if err == nil || !b.retryable(ctx, req, err) {
 		return resp, err
 	}
@@ -233,7 +244,7 @@ func (b *Backend) retry(ctx context.Context, req *http.Request, opts *h1client.E
 			return nil, err
 		}
 		var resp *http.Response
-		resp, err = b.send(ctx, e, req, opts)
+		resp, err = b.send(ctx, e, req, opts, len(tried))
 		if err == nil || !beforeResponse(err) || ctx.Err() != nil {
 			return resp, err
 		}
@@ -302,8 +313,31 @@ func (b *Backend) viaTransport(ctx context.Context, req *http.Request, opts *h1c
 	return resp, err
 }
 
-// send makes one attempt on endpoint e and records its outcome.
-func (b *Backend) send(ctx context.Context, e *endpoint, req *http.Request, opts *h1client.ExchangeOptions) (*http.Response, error) {
+// send makes one attempt on endpoint e and records its outcome; resend
+// counts the attempts before it.
+func (b *Backend) send(ctx context.Context, e *endpoint, req *http.Request, opts *h1client.ExchangeOptions, resend int) (*http.Response, error) {
+	if b.tracer != nil {
+		return b.sendTraced(ctx, e, req, opts, resend)
+	}
+	return b.sendOnce(ctx, e, req, opts)
+}
+
+// sendTraced is send inside a client span, whose traceparent the
+// upstream gets; the span ends when the answer's body is closed.
+func (b *Backend) sendTraced(ctx context.Context, e *endpoint, req *http.Request, opts *h1client.ExchangeOptions, resend int) (*http.Response, error) {
+	span := b.tracer.StartAttempt(ctx, b.name, e.url, req, resend)
+	resp, err := b.sendOnce(ctx, e, req, opts)
+	if err != nil {
+		tracing.EndAttempt(span, 0, ErrorKind(err))
+		return nil, err
+	}
+	tracing.EndAttemptWithBody(span, resp)
+	return resp, nil
+}
+
+// point aims req at endpoint e: its scheme and host, and the Host header
+// the backend's policy asks for.
+func (b *Backend) point(e *endpoint, req *http.Request) {
 	req.URL.Scheme = e.url.Scheme
 	req.URL.Host = e.url.Host
 	switch b.hostPolicy {
@@ -313,6 +347,11 @@ func (b *Backend) send(ctx context.Context, e *endpoint, req *http.Request, opts
 	default:
 		req.Host = b.literalHost
 	}
+}
+
+// sendOnce makes one attempt on endpoint e and records its outcome.
+func (b *Backend) sendOnce(ctx context.Context, e *endpoint, req *http.Request, opts *h1client.ExchangeOptions) (*http.Response, error) {
+	b.point(e, req)
 	e.begin()
 	var resp *http.Response
 	var err error

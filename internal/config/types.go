@@ -29,6 +29,7 @@ type Config struct {
 	Flags      *Flags              `yaml:"flags" json:"flags,omitempty"`   // feature flags, OFREP (flags.go)
 	Callers    Callers             `yaml:"callers" json:"callers"`         // caller identity for adoption (flags.go)
 	Egress     *Egress             `yaml:"egress" json:"egress,omitempty"` // egress sandbox (egress.go)
+	Tracing    Tracing             `yaml:"tracing" json:"tracing"`         // OpenTelemetry tracing (tracing.go)
 }
 
 // TLS enables HTTPS (and with it HTTP/2) on the main listener.

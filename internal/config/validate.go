@@ -106,6 +106,7 @@ func (p *parser) validateTop(c *Config) {
 		p.errorf(at("log", "level"), "log level %q: use debug, info, warn or error", c.Log.Level)
 	}
 	p.comparisonDefaults(&c.Comparison)
+	p.validateTracing(&c.Tracing)
 	s := &c.Server
 	setDefault(&s.ReadHeaderTimeout, DefaultReadHeaderTimeout)
 	setDefault(&s.IdleTimeout, DefaultIdleTimeout)

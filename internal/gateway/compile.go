@@ -19,6 +19,7 @@ import (
 	"github.com/umbragw/umbra/internal/router"
 	"github.com/umbragw/umbra/internal/shadow"
 	"github.com/umbragw/umbra/internal/split"
+	"github.com/umbragw/umbra/internal/tracing"
 )
 
 // liveBackend is a running backend and the config it was built from.
@@ -57,6 +58,10 @@ type deps struct {
 	rollouts *rollout.Manager
 	// adoption counts callers per route; it lives across reloads.
 	adoption *adoption.Tracker
+	// tracer makes the request path's spans; nil when tracing is off. It
+	// is built at start-up only: backends and shadow targets kept across
+	// reloads hold it.
+	tracer *tracing.Tracer
 }
 
 // compile turns a validated config into a runtime snapshot. Errors are a
@@ -78,7 +83,7 @@ func compile(cfg *config.Config, prev parts, d deps) (*compiled, error) {
 			c.parts.backends[name] = old
 			continue
 		}
-		b, err := backend.New(bc)
+		b, err := backend.New(bc, backend.WithTracer(d.tracer))
 		if err != nil {
 			fail(bc.Pos, "backend %q: %v", name, err)
 			continue
@@ -118,7 +123,7 @@ func compile(cfg *config.Config, prev parts, d deps) (*compiled, error) {
 	}
 	logger := newLogger(cfg.Log, d.logOut)
 	c.snap = &proxy.Snapshot{Config: cfg, Table: table, Log: logger, Access: cfg.Log.AccessEnabled(),
-		OFREP: ofrep, Callers: callers}
+		OFREP: ofrep, Callers: callers, Tracer: d.tracer}
 	if cfg.Flags != nil {
 		c.snap.Flags = fe
 	}
@@ -190,7 +195,7 @@ func (c *compiled) route(rc *config.Route, cfg *config.Config, prev parts, d dep
 	if err != nil {
 		return nil, err
 	}
-	route.Shadow = shadow.NewSet(rc, targets, spec)
+	route.Shadow = shadow.NewSet(rc, targets, spec, d.tracer)
 	return route, nil
 }
 
@@ -223,7 +228,7 @@ func (c *compiled) shadowTarget(rc *config.Route, sc *config.Shadow, backend str
 		t.SetLog(logger, cfg.Log.AccessEnabled())
 	} else {
 		var err error
-		if t, err = shadow.NewTarget(rc.Name, sc, bc, d.shadow, p, logger, cfg.Log.AccessEnabled()); err != nil {
+		if t, err = shadow.NewTarget(rc.Name, sc, bc, d.shadow, p, logger, cfg.Log.AccessEnabled(), d.tracer); err != nil {
 			return nil, fmt.Errorf("shadow %q: %w", backend, err)
 		}
 	}

@@ -29,6 +29,7 @@ import (
 	"github.com/umbragw/umbra/internal/rollout"
 	"github.com/umbragw/umbra/internal/shadow"
 	"github.com/umbragw/umbra/internal/store"
+	"github.com/umbragw/umbra/internal/tracing"
 	"github.com/umbragw/umbra/internal/ui"
 )
 
@@ -53,6 +54,7 @@ type Gateway struct {
 	// storeRecovered counts damaged store files moved aside.
 	storeRecovered prometheus.Counter
 	egress         *egress.Sandbox // nil without egress:
+	tracer         *tracing.Tracer // nil when tracing is off
 
 	egressSrv *h1server.Server
 	egressLn  net.Listener
@@ -123,17 +125,25 @@ func New(cfg *config.Config, opts Options) (*Gateway, error) {
 		}
 	}
 	logger := newLogger(cfg.Log, opts.LogOutput)
+	tr, err := tracing.New(context.Background(), &cfg.Tracing, opts.Version, os.Getenv, logger)
+	if err != nil {
+		return nil, err
+	}
+	g.tracer = tr
 	g.diffs = diffs.New(cfg.Comparison, g.metrics.Registry(), logger)
 	g.rollouts = rollout.NewManager(g, rollout.NewMetrics(g.metrics.Registry()), logger)
 	if err := g.ensureStore(cfg, logger); err != nil {
 		g.diffs.Close()
+		_ = tr.Shutdown(context.Background())
 		return nil, err
 	}
 	g.deps = deps{metrics: g.metrics, shadow: shadow.NewMetrics(g.metrics.Registry()), logOut: opts.LogOutput, sink: g.diffs.Submit,
-		rollouts: g.rollouts, adoption: adoption.New(adoption.Options{MaxCallers: cfg.Callers.MaxCallers, Registerer: g.metrics.Registry()})}
+		rollouts: g.rollouts, adoption: adoption.New(adoption.Options{MaxCallers: cfg.Callers.MaxCallers, Registerer: g.metrics.Registry()}),
+		tracer: tr}
 	c, err := compile(cfg, parts{}, g.deps)
 	if err != nil {
 		_ = g.closeStore()
+		_ = tr.Shutdown(context.Background())
 		return nil, err
 	}
 	g.parts = c.parts
@@ -205,6 +215,10 @@ func (g *Gateway) closeStore() error {
 // Rollouts is the rollout manager (for the demo and tests).
 func (g *Gateway) Rollouts() *rollout.Manager { return g.rollouts }
 
+// Tracer is the gateway's tracer, nil when tracing is off (for tests,
+// which flush it).
+func (g *Gateway) Tracer() *tracing.Tracer { return g.tracer }
+
 // Diffs is the comparison recorder (for the demo and tests).
 func (g *Gateway) Diffs() *diffs.Recorder { return g.diffs }
 
@@ -275,7 +289,7 @@ func (g *Gateway) Start() error {
 	go g.serve(g.adminSrv, g.admLn)
 	g.ready.Store(true)
 	g.Log().Info("umbra started", "listen", g.mainLn.Addr().String(), "admin", g.admLn.Addr().String(),
-		"routes", len(cfg.Routes), "backends", len(cfg.Backends), "tls", cfg.TLS != nil)
+		"routes", len(cfg.Routes), "backends", len(cfg.Backends), "tls", cfg.TLS != nil, "tracing", g.tracer != nil)
 	return nil
 }
 
@@ -341,6 +355,14 @@ func (g *Gateway) Shutdown() error {
 	g.mu.Unlock()
 	if serr := g.closeStore(); serr != nil {
 		g.Log().Error("saving comparison results failed", "err", serr)
+	}
+	// Last: the shadow copies' spans end when their targets close.
+	if g.tracer != nil {
+		tctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		if terr := g.tracer.Shutdown(tctx); terr != nil {
+			g.Log().Warn("tracing: exporting the last spans failed", "err", terr)
+		}
 	}
 	return err
 }

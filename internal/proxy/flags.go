@@ -3,6 +3,8 @@ package proxy
 import (
 	"io"
 	"net/http"
+	"slices"
+	"strings"
 	"sync"
 
 	"github.com/umbragw/umbra/internal/adoption"
@@ -48,17 +50,35 @@ func beginAdoption(snap *Snapshot, route *Route, r *http.Request) *usage {
 }
 
 // observe records the request; the body prefix counts only when the live
-// backend read the body to its end within the limit.
-func (u *usage) observe(route *Route, endpoint string) {
+// backend read the body to its end within the limit. It returns the
+// adoption fields the body used, as adoption.Route.Observe does.
+func (u *usage) observe(route *Route, endpoint string) uint64 {
 	if u == nil {
-		return
+		return 0
 	}
 	var body []byte
 	complete := false
 	if u.body != nil {
 		body, complete = u.body.claim()
 	}
-	route.Adoption.Observe(endpoint, u.caller, body, complete)
+	return route.Adoption.Observe(endpoint, u.caller, body, complete)
+}
+
+// flagEvaluations lists, as "key=variant", the flag the route matched on
+// and the flags forwarded upstream in X-Umbra-Flags, for the request's span.
+func flagEvaluations(route *Route, r *http.Request) []string {
+	var out []string
+	if f := route.Config.Match.Flag; f != nil {
+		out = append(out, f.Key+"="+f.Variant)
+	}
+	for _, v := range r.Header[flags.HeaderName] {
+		for e := range strings.SplitSeq(v, ",") {
+			if e = strings.TrimSpace(e); e != "" && !slices.Contains(out, e) {
+				out = append(out, e)
+			}
+		}
+	}
+	return out
 }
 
 // prefixReader keeps the first max bytes read through it. The live

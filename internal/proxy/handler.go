@@ -15,6 +15,9 @@ import (
 	"github.com/umbragw/umbra/internal/egress"
 	"github.com/umbragw/umbra/internal/metrics"
 	"github.com/umbragw/umbra/internal/shadow"
+	"github.com/umbragw/umbra/internal/tracing"
+
+	"go.opentelemetry.io/otel/trace"
 )
 
 // Headers umbra reads or sets.
@@ -56,15 +59,34 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		snap.OFREP.ServeHTTP(w, r)
 		return
 	}
+	if snap.Tracer != nil {
+		h.serveTraced(snap, w, r, start)
+		return
+	}
+	h.serve(snap, w, r, start, nil)
+}
+
+// serveTraced serves r inside its server span. A response aborted half
+// way (http.ErrAbortHandler) still ends the span, as an error.
+func (h *Handler) serveTraced(snap *Snapshot, w http.ResponseWriter, r *http.Request, start time.Time) {
+	r, span := snap.Tracer.StartServer(r)
+	status := 0
+	defer func() { tracing.EndServer(span, status) }()
+	status = h.serve(snap, w, r, start, span)
+}
+
+// serve routes and forwards r; span is its server span, nil when tracing
+// is off (then nothing of tracing runs). It returns the status sent.
+func (h *Handler) serve(snap *Snapshot, w http.ResponseWriter, r *http.Request, start time.Time, span trace.Span) int {
 	id := ensureRequestID(r)
 	m := snap.Table.Match(r)
 	if m == nil {
 		h.metrics.Unmatched(r.Method)
 		n := writeError(w, r, http.StatusNotFound, "no_route", "no route matches this request")
 		if snap.Access {
-			accessLog(snap.Log, r, "", "", "", http.StatusNotFound, n, start, id)
+			accessLog(snap.Log, r, "", "", "", http.StatusNotFound, n, start, id, span)
 		}
-		return
+		return http.StatusNotFound
 	}
 	route := snap.Routes[m.Index]
 	if proto := refusedUpgrade(route, r); proto != "" {
@@ -72,9 +94,9 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		n := writeError(w, r, http.StatusForbidden, "upgrade_not_allowed",
 			"route "+route.Config.Name+" does not allow upgrading to "+strconv.Quote(proto))
 		if snap.Access {
-			accessLog(snap.Log, r, route.Config.Name, "", "", http.StatusForbidden, n, start, id)
+			accessLog(snap.Log, r, route.Config.Name, "", "", http.StatusForbidden, n, start, id, span)
 		}
-		return
+		return http.StatusForbidden
 	}
 	forwardFlags(snap, route, r)
 	t := route.Live
@@ -101,22 +123,42 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		}
 	}
 	usage := beginAdoption(snap, route, r)
-	status := forward(snap, route, t, w, r, start, id, copies)
+	if span != nil {
+		traceMatched(span, snap, route, t, r, m.Endpoint, id, usage)
+	}
+	status := forward(snap, route, t, w, r, start, id, copies, span)
 	calls.End()
-	usage.observe(route, m.Endpoint)
+	fields := usage.observe(route, m.Endpoint)
+	if span != nil && fields != 0 {
+		tracing.Fields(span, route.Adoption.FieldNames(fields))
+	}
 	if route.Observer != nil {
 		route.Observer.Observe(t != route.Live, status, time.Since(start))
 	}
 	if copies != nil {
 		copies.Dispatch(r)
 	}
+	return status
+}
+
+// traceMatched records on the server span where the request goes, who
+// sent it and the flag evaluations that routed it.
+func traceMatched(span trace.Span, snap *Snapshot, route *Route, t *Target, r *http.Request, endpoint, id string, u *usage) {
+	tracing.Matched(span, r.Method, route.Config.Name, endpoint, t.Role, t.Backend.Name(), id)
+	switch {
+	case u != nil:
+		tracing.Caller(span, u.caller)
+	case snap.Callers != nil:
+		tracing.Caller(span, snap.Callers.Caller(r))
+	}
+	tracing.Flags(span, flagEvaluations(route, r))
 }
 
 // forward proxies r to t and records the outcome. The deferred finish also
 // runs when ReverseProxy aborts a response whose upstream body failed half
 // way (it panics with http.ErrAbortHandler), so gauges never leak and the
 // shadow copies of an aborted request are still counted.
-func forward(snap *Snapshot, route *Route, t *Target, w http.ResponseWriter, r *http.Request, start time.Time, id string, copies *shadow.Pending) (status int) {
+func forward(snap *Snapshot, route *Route, t *Target, w http.ResponseWriter, r *http.Request, start time.Time, id string, copies *shadow.Pending, span trace.Span) (status int) {
 	rec := newRecorder(w)
 	rec.capture = copies.LiveCapture()
 	t.Metrics.Start()
@@ -128,7 +170,7 @@ func forward(snap *Snapshot, route *Route, t *Target, w http.ResponseWriter, r *
 		status = rec.finalStatus()
 		t.Metrics.Done(r.Method, status, time.Since(start))
 		if snap.Access {
-			accessLog(snap.Log, r, route.Config.Name, t.Backend.Name(), t.Role, status, rec.bytes, start, id)
+			accessLog(snap.Log, r, route.Config.Name, t.Backend.Name(), t.Role, status, rec.bytes, start, id, span)
 		}
 		rec.release()
 		if p != nil {
@@ -207,7 +249,26 @@ func writeError(w http.ResponseWriter, r *http.Request, status int, code, msg st
 	return int64(n)
 }
 
-func accessLog(l *slog.Logger, r *http.Request, route, backend, role string, status int, bytes int64, start time.Time, id string) {
+// accessLog writes a request's access log line; with tracing on it names
+// the request's trace (trace_id), so a line leads to its trace.
+func accessLog(l *slog.Logger, r *http.Request, route, backend, role string, status int, bytes int64, start time.Time, id string, span trace.Span) {
+	if span != nil {
+		l.LogAttrs(context.Background(), slog.LevelInfo, "access",
+			slog.String("route", route),
+			slog.String("backend", backend),
+			slog.String("role", role),
+			slog.String("method", r.Method),
+			slog.String("host", r.Host),
+			slog.String("path", r.URL.Path),
+			slog.Int("status", status),
+			slog.Int64("bytes", bytes),
+			durationMS(time.Since(start)),
+			slog.String("request_id", id),
+			slog.String("trace_id", tracing.TraceID(span)),
+			slog.String("remote", r.RemoteAddr),
+		)
+		return
+	}
 	l.LogAttrs(context.Background(), slog.LevelInfo, "access",
 		slog.String("route", route),
 		slog.String("backend", backend),

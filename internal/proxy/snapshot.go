@@ -22,6 +22,7 @@ import (
 	"github.com/umbragw/umbra/internal/router"
 	"github.com/umbragw/umbra/internal/shadow"
 	"github.com/umbragw/umbra/internal/split"
+	"github.com/umbragw/umbra/internal/tracing"
 )
 
 // Snapshot is one immutable, compiled configuration. The gateway swaps whole
@@ -43,6 +44,9 @@ type Snapshot struct {
 	// Egress pairs live requests with their copies' outbound calls (nil
 	// without egress:). It outlives snapshots.
 	Egress *egress.Sandbox
+	// Tracer traces requests; nil when tracing is off, and then nothing
+	// but that nil check runs per request.
+	Tracer *tracing.Tracer
 }
 
 // Route is the runtime form of one configured route.

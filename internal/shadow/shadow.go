@@ -18,6 +18,7 @@ import (
 	"github.com/umbragw/umbra/internal/config"
 	"github.com/umbragw/umbra/internal/headers"
 	"github.com/umbragw/umbra/internal/metrics"
+	"github.com/umbragw/umbra/internal/tracing"
 )
 
 // Headers set on copies.
@@ -32,12 +33,13 @@ type Set struct {
 	route   string
 	key     config.KeySource
 	targets []*Target
-	compare *CompareSpec // nil when the route compares nothing
+	compare *CompareSpec    // nil when the route compares nothing
+	tracer  *tracing.Tracer // nil when tracing is off
 }
 
-// NewSet groups a route's targets; compare may be nil.
-func NewSet(route *config.Route, targets []*Target, compare *CompareSpec) *Set {
-	return &Set{route: route.Name, key: route.KeySource, targets: targets, compare: compare}
+// NewSet groups a route's targets; compare and tr may be nil.
+func NewSet(route *config.Route, targets []*Target, compare *CompareSpec, tr *tracing.Tracer) *Set {
+	return &Set{route: route.Name, key: route.KeySource, targets: targets, compare: compare, tracer: tr}
 }
 
 // Targets lists the set's targets.
@@ -94,6 +96,9 @@ func (s *Set) Begin(r *http.Request, endpoint string) *Pending {
 	for _, t := range s.targets {
 		if reason := t.skipReason(r, b); reason != "" {
 			t.count(reason)
+			if s.tracer != nil && reason != OutcomeNotSampled && reason != OutcomeNoMatch {
+				tracing.ShadowSkipped(r.Context(), t.Name, reason)
+			}
 			if reason == OutcomeQueueFull {
 				t.warn("shadow queue full; dropping copies", "queue_size", t.cfg.QueueSize)
 			}
@@ -120,7 +125,11 @@ func (s *Set) Begin(r *http.Request, endpoint string) *Pending {
 		p.tee = &tee{body: r.Body, copy: c, limit: limit, mu: &p.mu}
 		r.Body = p.tee
 	}
-	ensureTraceparent(r)
+	if s.tracer == nil {
+		// With tracing on, the live request's span context is the copies'
+		// parent instead (StartShadow), in the same trace.
+		ensureTraceparent(r)
+	}
 	return p
 }
 
@@ -314,12 +323,19 @@ func (p *Pending) dispatch(r *http.Request, body *bodyCopy) {
 	}
 	jobs := make([]*job, len(sendable))
 	for i, t := range sendable {
-		jobs[i] = &job{req: t.prepare(r, body), body: body}
+		j := &job{req: t.prepare(r, body), body: body}
 		if p.pairer != nil {
 			var tp string
-			tp, jobs[i].paired = p.pairer.PairCopy(t.Name, p.role(t))
-			jobs[i].req.Header.Set(HeaderTraceparent, tp)
+			tp, j.paired = p.pairer.PairCopy(t.Name, p.role(t))
+			j.req.Header.Set(HeaderTraceparent, tp)
 		}
+		if tr := p.set.tracer; tr != nil {
+			// The copy's span takes over its traceparent: the same trace
+			// id (the live request's, or the egress sandbox's for the
+			// copy), a span id of its own.
+			_, j.span = tr.StartShadow(r.Context(), p.set.route, t.Name, j.req.Header)
+		}
+		jobs[i] = j
 	}
 	p.attachCompare(r, sendable, jobs, body)
 	for i, t := range sendable {

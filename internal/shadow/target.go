@@ -13,6 +13,9 @@ import (
 	"github.com/umbragw/umbra/internal/backend"
 	"github.com/umbragw/umbra/internal/config"
 	"github.com/umbragw/umbra/internal/metrics"
+	"github.com/umbragw/umbra/internal/tracing"
+
+	"go.opentelemetry.io/otel/trace"
 )
 
 // maxDrain bounds how much of a shadow answer is read. Reading it lets the
@@ -54,8 +57,9 @@ func (t *Target) Totals() (sent, failed int64) { return t.sent.Load(), t.failed.
 // job is one prepared copy waiting for a sender.
 type job struct {
 	req  *http.Request
-	body *bodyCopy // nil for bodyless requests
-	cap  *capture  // non-nil when the answer is compared
+	body *bodyCopy  // nil for bodyless requests
+	cap  *capture   // non-nil when the answer is compared
+	span trace.Span // the copy's span; nil when tracing is off
 	// paired, when the egress sandbox pairs the copy, hears once how it ended.
 	paired func(ok bool)
 }
@@ -75,13 +79,14 @@ func (j *job) end(ok bool) {
 }
 
 // NewTarget starts a shadow target: cfg.MaxInFlight senders reading a
-// queue of cfg.QueueSize copies.
-func NewTarget(route string, cfg *config.Shadow, bcfg *config.Backend, mm *Metrics, path *metrics.Path, log *slog.Logger, access bool) (*Target, error) {
+// queue of cfg.QueueSize copies. tr, when not nil, traces each copy's
+// exchange.
+func NewTarget(route string, cfg *config.Shadow, bcfg *config.Backend, mm *Metrics, path *metrics.Path, log *slog.Logger, access bool, tr *tracing.Tracer) (*Target, error) {
 	bc := *bcfg
 	// A copy is sent once: retrying it elsewhere would only add load to a
 	// version that is not serving users.
 	bc.Retry.Disable = true
-	b, err := backend.New(&bc)
+	b, err := backend.New(&bc, backend.WithTracer(tr))
 	if err != nil {
 		return nil, err
 	}
@@ -140,8 +145,7 @@ func (t *Target) drain() {
 	for {
 		select {
 		case j := <-t.queue:
-			t.count(OutcomeShutdown)
-			j.drop(OutcomeShutdown)
+			t.drop(j, OutcomeShutdown)
 		default:
 			return
 		}
@@ -149,6 +153,21 @@ func (t *Target) drain() {
 }
 
 func (t *Target) count(outcome string) { t.m.outcome[outcome].Inc() }
+
+// settle counts a copy's final outcome and ends its span; status is the
+// answer's, 0 when there was none.
+func (t *Target) settle(j *job, outcome string, status int) {
+	t.count(outcome)
+	if j.span != nil {
+		tracing.EndShadow(j.span, outcome, status)
+	}
+}
+
+// drop settles a copy that is never sent and frees what it holds.
+func (t *Target) drop(j *job, outcome string) {
+	t.settle(j, outcome, 0)
+	j.drop(outcome)
+}
 
 // enqueue hands a copy to the senders without ever blocking.
 func (t *Target) enqueue(j *job) {
@@ -160,8 +179,7 @@ func (t *Target) enqueue(j *job) {
 			t.drain()
 		}
 	default:
-		t.count(OutcomeQueueFull)
-		j.drop(OutcomeQueueFull)
+		t.drop(j, OutcomeQueueFull)
 		t.warn("shadow queue full; dropping copies", "queue_size", t.cfg.QueueSize)
 	}
 }
@@ -178,8 +196,7 @@ func (t *Target) sender() {
 				// select picks at random among ready cases: a copy taken
 				// after Close began is dropped like the rest of the queue,
 				// not sent with a cancelled context.
-				t.count(OutcomeShutdown)
-				j.drop(OutcomeShutdown)
+				t.drop(j, OutcomeShutdown)
 				return
 			default:
 			}
@@ -192,12 +209,14 @@ func (t *Target) sender() {
 func (t *Target) send(j *job) {
 	now := time.Now()
 	if !t.brk.allow(now) {
-		t.count(OutcomeCircuitOpen)
-		j.drop(OutcomeCircuitOpen)
+		t.drop(j, OutcomeCircuitOpen)
 		return
 	}
 	ctx, cancel := context.WithTimeout(t.ctx, t.cfg.Timeout.D())
 	defer cancel()
+	if j.span != nil {
+		ctx = trace.ContextWithSpan(ctx, j.span) // the attempt's client span is its child
+	}
 	req := j.req.WithContext(ctx)
 	if j.body != nil {
 		req.Body = j.body.reader() // the transport closes it, which releases the copy
@@ -212,7 +231,7 @@ func (t *Target) send(j *job) {
 		// Cancelled because the target closed (reload or shutdown): says
 		// nothing about the target's health.
 		t.path.Failed("canceled")
-		t.count(OutcomeError + "canceled")
+		t.settle(j, OutcomeError+"canceled", 0)
 		return
 	}
 	ok := err == nil && status < 500
@@ -224,18 +243,18 @@ func (t *Target) send(j *job) {
 	case err != nil:
 		kind := backend.ErrorKind(err)
 		t.path.Failed(kind)
-		t.count(OutcomeError + errorOutcome(kind))
+		t.settle(j, OutcomeError+errorOutcome(kind), 0)
 		t.warn("shadow copy failed", "kind", kind, "err", err.Error())
 	case status >= 500:
 		t.path.Done(req.Method, status, elapsed)
-		t.count(OutcomeStatus5xx)
+		t.settle(j, OutcomeStatus5xx, status)
 	default:
 		t.path.Done(req.Method, status, elapsed)
-		t.count(OutcomeOK)
+		t.settle(j, OutcomeOK, status)
 	}
 	t.recordBreaker(ok)
 	if t.access.Load() {
-		t.accessLog(req, status, err, elapsed)
+		t.accessLog(req, status, err, elapsed, j.span)
 	}
 }
 
@@ -284,11 +303,14 @@ func (t *Target) recordBreaker(ok bool) {
 	}
 }
 
-func (t *Target) accessLog(req *http.Request, status int, err error, elapsed time.Duration) {
+func (t *Target) accessLog(req *http.Request, status int, err error, elapsed time.Duration, span trace.Span) {
 	attrs := []slog.Attr{
 		slog.String("route", t.Route), slog.String("backend", t.Name), slog.String("role", metrics.RoleShadow),
 		slog.String("method", req.Method), slog.String("path", req.URL.Path), slog.Int("status", status),
 		slog.Float64("duration_ms", float64(elapsed.Microseconds())/1000), slog.String("request_id", req.Header.Get("X-Request-Id")),
+	}
+	if span != nil {
+		attrs = append(attrs, slog.String("trace_id", tracing.TraceID(span)))
 	}
 	if err != nil {
 		attrs = append(attrs, slog.String("error", err.Error()))

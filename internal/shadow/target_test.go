@@ -59,7 +59,7 @@ func newTestTarget(t *testing.T, mm *Metrics, m *metrics.Metrics, url string, in
 		Timeout: config.Duration(10e9), MaxInFlight: inFlight, QueueSize: queue,
 		Breaker: config.Breaker{Failures: 5, OpenFor: config.Duration(10e9)}}
 	bc := &config.Backend{Name: "v2", Endpoints: []string{url}}
-	tg, err := NewTarget("r", cfg, bc, mm, m.Path("r", "v2", metrics.RoleShadow), slog.New(slog.NewTextHandler(io.Discard, nil)), false)
+	tg, err := NewTarget("r", cfg, bc, mm, m.Path("r", "v2", metrics.RoleShadow), slog.New(slog.NewTextHandler(io.Discard, nil)), false, nil)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -248,9 +248,9 @@ routes:
 	// The copy is dispatched after the live answer was written.
 	// Its outcome is dropped_shutdown: nothing takes it off the closed
 	// target's queue but the target itself.
-	m := g.waitShadow(t, "main", "v2", "dropped_shutdown", eq(1), "the late copy")
+	g.waitShadow(t, "main", "v2", "dropped_shutdown", eq(1), "the late copy")
 	time.Sleep(100 * time.Millisecond)
-	m = g.scrape(t)
+	m := g.scrape(t)
 	o := m.outcomes("main", "v2")
 	t.Logf("outcomes: %v, queue %v", o, m.gauge("umbra_shadow_queue_length", "main", "v2"))
 	if q := m.gauge("umbra_shadow_queue_length", "main", "v2"); q != 0 {
