@@ -123,13 +123,13 @@ func (h *Handler) serve(snap *Snapshot, w http.ResponseWriter, r *http.Request, 
 		}
 	}
 	usage := beginAdoption(snap, route, r)
-	if span != nil {
+	if span != nil && tracing.Recording(span) {
 		traceMatched(span, snap, route, t, r, m.Endpoint, id, usage)
 	}
 	status := forward(snap, route, t, w, r, start, id, copies, span)
 	calls.End()
 	fields := usage.observe(route, m.Endpoint)
-	if span != nil && fields != 0 {
+	if span != nil && fields != 0 && tracing.Recording(span) {
 		tracing.Fields(span, route.Adoption.FieldNames(fields))
 	}
 	if route.Observer != nil {

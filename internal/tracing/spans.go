@@ -54,17 +54,34 @@ const (
 // follows its sampled flag), else the root of a new trace. It returns the
 // request with the span in its context, which the upstream attempts and
 // the shadow copies find it in.
+//
+// Attributes are only built for spans that are recorded: at a low
+// sampling ratio most spans are not, and they should cost little more
+// than the context that carries their trace id.
 func (t *Tracer) StartServer(r *http.Request) (*http.Request, trace.Span) {
 	ctx := t.prop.Extract(r.Context(), propagation.HeaderCarrier(r.Header))
-	ctx, span := t.tracer.Start(ctx, r.Method, trace.WithSpanKind(trace.SpanKindServer),
-		trace.WithAttributes(
+	ctx, span := t.tracer.Start(ctx, r.Method, serverKind)
+	if span.IsRecording() {
+		span.SetAttributes(
 			attribute.String(attrMethod, r.Method),
 			attribute.String(attrURLPath, r.URL.Path),
 			attribute.String(attrServerAddress, r.Host),
 			attribute.String(attrClientAddress, clientAddress(r.RemoteAddr)),
-		))
+		)
+	}
 	return r.WithContext(ctx), span
 }
+
+// Span start options, made once.
+var (
+	serverKind   = trace.WithSpanKind(trace.SpanKindServer)
+	clientKind   = trace.WithSpanKind(trace.SpanKindClient)
+	producerKind = trace.WithSpanKind(trace.SpanKindProducer)
+)
+
+// Recording reports whether span is recorded (sampled): the proxy builds
+// what only a recorded span keeps (flag lists, field names) only then.
+func Recording(span trace.Span) bool { return span.IsRecording() }
 
 func clientAddress(remote string) string {
 	if host, _, err := net.SplitHostPort(remote); err == nil {
@@ -122,14 +139,20 @@ func Fields(span trace.Span, names []string) {
 // ShadowSkipped notes on the live request's span that a shadow target
 // took no copy, and why.
 func ShadowSkipped(ctx context.Context, target, reason string) {
-	trace.SpanFromContext(ctx).AddEvent(EventShadowSkip, trace.WithAttributes(
-		attribute.String(AttrShadowTarget, target), attribute.String(AttrShadowReason, reason)))
+	if span := trace.SpanFromContext(ctx); span.IsRecording() {
+		span.AddEvent(EventShadowSkip, trace.WithAttributes(
+			attribute.String(AttrShadowTarget, target), attribute.String(AttrShadowReason, reason)))
+	}
 }
 
 // EndServer ends a server span with the status sent to the client; 0
 // means the response was aborted half way. 5xx answers are errors, 4xx
 // are the client's business (the HTTP conventions for server spans).
 func EndServer(span trace.Span, status int) {
+	if !span.IsRecording() {
+		span.End()
+		return
+	}
 	if status == 0 {
 		span.SetStatus(codes.Error, "response aborted")
 	} else {
@@ -148,26 +171,32 @@ func TraceID(span trace.Span) string { return span.SpanContext().TraceID().Strin
 // of the span in ctx, and writes its traceparent into req's header so the
 // upstream continues the trace. resend is 0 for the first attempt.
 func (t *Tracer) StartAttempt(ctx context.Context, backend string, endpoint *url.URL, req *http.Request, resend int) trace.Span {
-	attrs := []attribute.KeyValue{
-		attribute.String(attrMethod, req.Method),
-		attribute.String(attrServerAddress, endpoint.Hostname()),
-		attribute.String(attrURLFull, endpoint.Scheme+"://"+endpoint.Host+req.URL.Path),
-		attribute.String(AttrBackend, backend),
+	ctx, span := t.tracer.Start(ctx, req.Method, clientKind)
+	if span.IsRecording() {
+		span.SetAttributes(
+			attribute.String(attrMethod, req.Method),
+			attribute.String(attrServerAddress, endpoint.Hostname()),
+			attribute.String(attrURLFull, endpoint.Scheme+"://"+endpoint.Host+req.URL.Path),
+			attribute.String(AttrBackend, backend),
+		)
+		if p, err := strconv.Atoi(endpoint.Port()); err == nil {
+			span.SetAttributes(attribute.Int(attrServerPort, p))
+		}
+		if resend > 0 {
+			span.SetAttributes(attribute.Int(attrResend, resend))
+		}
 	}
-	if p, err := strconv.Atoi(endpoint.Port()); err == nil {
-		attrs = append(attrs, attribute.Int(attrServerPort, p))
-	}
-	if resend > 0 {
-		attrs = append(attrs, attribute.Int(attrResend, resend))
-	}
-	ctx, span := t.tracer.Start(ctx, req.Method, trace.WithSpanKind(trace.SpanKindClient), trace.WithAttributes(attrs...))
-	t.inject(ctx, req.Header)
+	t.inject(ctx, req.Header) // recorded or not: the trace id travels on
 	return span
 }
 
 // EndAttempt ends an attempt span: with the answer's status, or with the
 // error kind (connect, timeout, ...) when there was none.
 func EndAttempt(span trace.Span, status int, errKind string) {
+	if !span.IsRecording() {
+		span.End()
+		return
+	}
 	if errKind != "" {
 		span.SetAttributes(attribute.String(attrErrorType, errKind))
 		span.SetStatus(codes.Error, errKind)
@@ -183,6 +212,10 @@ func EndAttempt(span trace.Span, status int, errKind string) {
 // EndAttemptWithBody ends an attempt span when resp's body is closed (its
 // whole answer read), or at once for a bodyless answer or an upgrade.
 func EndAttemptWithBody(span trace.Span, resp *http.Response) {
+	if !span.IsRecording() {
+		span.End()
+		return
+	}
 	if resp.Body == nil || resp.Body == http.NoBody || resp.StatusCode == http.StatusSwitchingProtocols {
 		EndAttempt(span, resp.StatusCode, "")
 		return
@@ -214,13 +247,15 @@ func (b *spanBody) Close() error {
 // ends with the copy's final outcome (EndShadow).
 func (t *Tracer) StartShadow(ctx context.Context, route, target string, h http.Header) (context.Context, trace.Span) {
 	live := trace.SpanContextFromContext(ctx)
-	ctx, span := t.tracer.Start(ctx, "shadow "+target, trace.WithSpanKind(trace.SpanKindProducer),
-		trace.WithLinks(trace.Link{SpanContext: live, Attributes: []attribute.KeyValue{attribute.String(AttrLink, "live_request")}}),
-		trace.WithAttributes(
+	ctx, span := t.tracer.Start(ctx, "shadow "+target, producerKind)
+	if span.IsRecording() {
+		span.AddLink(trace.Link{SpanContext: live, Attributes: []attribute.KeyValue{attribute.String(AttrLink, "live_request")}})
+		span.SetAttributes(
 			attribute.String(AttrRoute, route),
 			attribute.String(AttrRole, "shadow"),
 			attribute.String(AttrShadowTarget, target),
-		))
+		)
+	}
 	t.inject(ctx, h)
 	return ctx, span
 }
@@ -228,6 +263,10 @@ func (t *Tracer) StartShadow(ctx context.Context, route, target string, h http.H
 // EndShadow ends a shadow copy's span with its final outcome and, when it
 // was answered, the status.
 func EndShadow(span trace.Span, outcome string, status int) {
+	if !span.IsRecording() {
+		span.End()
+		return
+	}
 	span.SetAttributes(attribute.String(AttrShadowOutcome, outcome))
 	if status > 0 {
 		span.SetAttributes(attribute.Int(attrStatus, status))

@@ -45,8 +45,17 @@ func TestTracingOffAllocations(t *testing.T) {
 			for range 200 { // warm pools and connections
 				cl.get(t)
 			}
-			n := testing.AllocsPerRun(2000, func() { cl.get(t) })
+			// The least of a few rounds: what a loaded machine adds (a
+			// request outlasting 10 ms gets a goroutine watching its
+			// client, a pool emptied by a GC refills) is noise on top.
+			n := testing.AllocsPerRun(500, func() { cl.get(t) })
+			for range 4 {
+				n = min(n, testing.AllocsPerRun(500, func() { cl.get(t) }))
+			}
 			t.Logf("tracing %s: %v allocations per proxied request", tc.name, n)
+			if raceEnabled {
+				return // counts under -race are not the program's
+			}
 			if tc.max >= 0 && n > tc.max {
 				t.Errorf("tracing %s: %v allocations per request, want at most %v (no more than without tracing)", tc.name, n, tc.max)
 			}

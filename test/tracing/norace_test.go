@@ -1,0 +1,5 @@
+//go:build !race
+
+package tracingtest
+
+const raceEnabled = false
