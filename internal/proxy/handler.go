@@ -252,24 +252,7 @@ func writeError(w http.ResponseWriter, r *http.Request, status int, code, msg st
 // accessLog writes a request's access log line; with tracing on it names
 // the request's trace (trace_id), so a line leads to its trace.
 func accessLog(l *slog.Logger, r *http.Request, route, backend, role string, status int, bytes int64, start time.Time, id string, span trace.Span) {
-	if span != nil {
-		l.LogAttrs(context.Background(), slog.LevelInfo, "access",
-			slog.String("route", route),
-			slog.String("backend", backend),
-			slog.String("role", role),
-			slog.String("method", r.Method),
-			slog.String("host", r.Host),
-			slog.String("path", r.URL.Path),
-			slog.Int("status", status),
-			slog.Int64("bytes", bytes),
-			durationMS(time.Since(start)),
-			slog.String("request_id", id),
-			slog.String("trace_id", tracing.TraceID(span)),
-			slog.String("remote", r.RemoteAddr),
-		)
-		return
-	}
-	l.LogAttrs(context.Background(), slog.LevelInfo, "access",
+	attrs := [...]slog.Attr{
 		slog.String("route", route),
 		slog.String("backend", backend),
 		slog.String("role", role),
@@ -281,7 +264,14 @@ func accessLog(l *slog.Logger, r *http.Request, route, backend, role string, sta
 		durationMS(time.Since(start)),
 		slog.String("request_id", id),
 		slog.String("remote", r.RemoteAddr),
-	)
+		{}, // trace_id
+	}
+	n := len(attrs) - 1
+	if span != nil {
+		attrs[n] = slog.String("trace_id", tracing.TraceID(span))
+		n++
+	}
+	l.LogAttrs(context.Background(), slog.LevelInfo, "access", attrs[:n]...)
 }
 
 // durationMS is a log attribute with the unit in its name: a duration in
