@@ -166,6 +166,17 @@ func (s *Sandbox) BeginLive(r *http.Request, route string, canary, shadowed bool
 	return &Live{s: s, e: e, shadowed: shadowed}
 }
 
+// DropShadowTrace removes from r a traceparent that carries a shadow
+// copy's trace id, which BeginLive would replace. With tracing on the
+// proxy calls it before the request's span continues the caller's trace,
+// so that the span's trace id is the one BeginLive registers.
+func (s *Sandbox) DropShadowTrace(r *http.Request) {
+	if id, ok := parseTraceparent(r.Header.Get(headerTraceparent)); ok && s.minter.isShadow(id) {
+		delete(r.Header, headerTraceparent)
+		delete(r.Header, "Tracestate")
+	}
+}
+
 func newTraceID() traceID {
 	var id traceID
 	for id == (traceID{}) {

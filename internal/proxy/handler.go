@@ -69,7 +69,17 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 // serveTraced serves r inside its server span. A response aborted half
 // way (http.ErrAbortHandler) still ends the span, as an error.
 func (h *Handler) serveTraced(snap *Snapshot, w http.ResponseWriter, r *http.Request, start time.Time) {
+	if snap.Egress != nil {
+		// The egress sandbox and the span must agree on the live trace
+		// id: a client's traceparent carrying a copy's trace id is dropped
+		// before the span could continue it, and the span's trace id is
+		// the one the sandbox registers.
+		snap.Egress.DropShadowTrace(r)
+	}
 	r, span := snap.Tracer.StartServer(r)
+	if snap.Egress != nil {
+		snap.Tracer.InjectRequest(r)
+	}
 	status := 0
 	defer func() { tracing.EndServer(span, status) }()
 	status = h.serve(snap, w, r, start, span)

@@ -333,7 +333,7 @@ func (p *Pending) dispatch(r *http.Request, body *bodyCopy) {
 			// The copy's span takes over its traceparent: the same trace
 			// id (the live request's, or the egress sandbox's for the
 			// copy), a span id of its own.
-			_, j.span = tr.StartShadow(r.Context(), p.set.route, t.Name, j.req.Header)
+			_, j.span = tr.StartShadow(r.Context(), p.set.route, t.Name, j.req.Header, p.pairer != nil)
 		}
 		jobs[i] = j
 	}

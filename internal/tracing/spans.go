@@ -164,6 +164,11 @@ func EndServer(span trace.Span, status int) {
 	span.End()
 }
 
+// InjectRequest writes the traceparent of the span in r's context into
+// r's own header, for code that reads the live request's trace id from it
+// (the egress sandbox registers live requests by it).
+func (t *Tracer) InjectRequest(r *http.Request) { t.inject(r.Context(), r.Header) }
+
 // TraceID is the span's trace id in hex, for the access log.
 func TraceID(span trace.Span) string { return span.SpanContext().TraceID().String() }
 
@@ -239,14 +244,23 @@ func (b *spanBody) Close() error {
 	return err
 }
 
-// StartShadow starts the span of one shadow copy: in the live request's
-// trace (the copy's traceparent keeps the live trace id, which the egress
-// sandbox pairs copies with), a child of the live server span in ctx and
-// linked to it, so trace views show the copy both under the request and
-// as a link from it. It writes the copy's traceparent into h. The span
+// StartShadow starts the span of one shadow copy, linked to the live
+// server span in ctx, and writes the copy's traceparent into h. The span
 // ends with the copy's final outcome (EndShadow).
-func (t *Tracer) StartShadow(ctx context.Context, route, target string, h http.Header) (context.Context, trace.Span) {
+//
+// Without the egress sandbox the copy stays in the live request's trace
+// (its traceparent keeps the live trace id, as without tracing), as a
+// child of the live server span. With it (ownTrace), the copy's
+// traceparent in h already holds the trace id the sandbox minted for the
+// copy and maps to the live request: the span starts in that trace, so
+// the copy's outbound calls still carry it, with the live request's
+// sampling decision, and the link leads to the live request.
+func (t *Tracer) StartShadow(ctx context.Context, route, target string, h http.Header, ownTrace bool) (context.Context, trace.Span) {
 	live := trace.SpanContextFromContext(ctx)
+	if ownTrace {
+		own := trace.SpanContextFromContext(t.prop.Extract(context.Background(), propagation.HeaderCarrier(h)))
+		ctx = trace.ContextWithRemoteSpanContext(ctx, own.WithTraceFlags(live.TraceFlags()))
+	}
 	ctx, span := t.tracer.Start(ctx, "shadow "+target, producerKind)
 	if span.IsRecording() {
 		span.AddLink(trace.Link{SpanContext: live, Attributes: []attribute.KeyValue{attribute.String(AttrLink, "live_request")}})

@@ -238,6 +238,8 @@ type options struct {
 	service string
 	// v2Service, when set, is the name v2 calls instead.
 	v2Service string
+	// top is added to the config's top level (a tracing block).
+	top string
 }
 
 const shadowRoute = `    shadow:
@@ -262,7 +264,7 @@ func start(t *testing.T, o options) *setup {
 		"data_dir: " + strconv.Quote(filepath.Join(dir, "data")) + "\n" +
 		"log: {level: info, access: false}\n" +
 		"server: {shutdown_grace: 5s}\n" +
-		"comparison: {queue_size: 100000, workers: 2}\n" +
+		"comparison: {queue_size: 100000, workers: 2}\n" + o.top +
 		"backends:\n" +
 		"  v1: {endpoints: [\"" + s.v1.URL + "\"]}\n" +
 		"  v1b: {endpoints: [\"" + s.v1b.URL + "\"]}\n" +
