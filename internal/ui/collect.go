@@ -50,11 +50,17 @@ type PathTotals struct {
 type ShadowTotals struct {
 	Route, Target string
 	Outcomes      map[string]float64 // umbra_shadow_requests_total's outcome label
+	Queued        float64            // umbra_shadow_queue_length: copies with no outcome yet
 }
 
-// Group sums the outcomes of one group: sent, skipped (by any reason),
-// dropped, failed (5xx or error).
+// Group sums the outcomes of one group: ok, failed (5xx or error), sent
+// (both: every copy that went out ends ok or failed), skipped (by any
+// reason), dropped. Each request has one final outcome, so the groups do
+// not overlap, sent aside.
 func (s *ShadowTotals) Group(g string) float64 {
+	if g == "sent" {
+		return s.Group("ok") + s.Group("failed")
+	}
 	var n float64
 	for o, v := range s.Outcomes {
 		if outcomeGroup(o) == g {
@@ -84,8 +90,6 @@ type Count struct {
 
 func outcomeGroup(o string) string {
 	switch {
-	case o == "sent":
-		return "sent"
 	case o == "ok":
 		return "ok"
 	case o == "status_5xx" || strings.HasPrefix(o, "error_"):
@@ -95,7 +99,7 @@ func outcomeGroup(o string) string {
 	case strings.HasPrefix(o, "dropped_"):
 		return "dropped"
 	}
-	return "" // not_sampled, queued
+	return "" // not_sampled
 }
 
 // histogram is a cumulative bucket set (upper bounds in seconds).
@@ -227,6 +231,15 @@ func (s *Sampler) shadows(fams []*dto.MetricFamily, snap Snapshot, vals map[Key]
 					snap.Shadows[k] = st
 				}
 				st.Outcomes[l["outcome"]] = m.GetCounter().GetValue()
+			}
+		case "umbra_shadow_queue_length":
+			for _, m := range f.GetMetric() {
+				l := labels(m)
+				k := [2]string{l["route"], l["target"]}
+				if snap.Shadows[k] == nil {
+					snap.Shadows[k] = &ShadowTotals{Route: k[0], Target: k[1], Outcomes: map[string]float64{}}
+				}
+				snap.Shadows[k].Queued = m.GetGauge().GetValue()
 			}
 		case "umbra_shadow_circuit_open":
 			for _, m := range f.GetMetric() {

@@ -129,7 +129,7 @@ func (d *Dashboard) overview(*http.Request) (any, error) {
 	for k, st := range snap.Shadows {
 		sv := shadowView{ShadowTotals: st, Percent: percent[k], Sent: st.Group("sent"), OK: st.Group("ok"),
 			Failed: st.Group("failed"), Skipped: st.Group("skipped"), Dropped: st.Group("dropped"),
-			Queued: st.Outcomes["queued"], Reasons: st.Skipped(), BreakerOpen: snap.Breakers[k]}
+			Queued: st.Queued, Reasons: st.Skipped(), BreakerOpen: snap.Breakers[k]}
 		var lines []Line
 		for _, g := range []string{"sent", "failed", "dropped", "skipped"} {
 			lines = append(lines, Line{Label: g, Class: g, Points: d.hist.Series(Key{Metric: "shadow", Route: k[0], A: k[1], B: g})})

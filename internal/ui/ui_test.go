@@ -81,7 +81,9 @@ func TestSamplerRatesFromTheRegistry(t *testing.T) {
 		reqs.WithLabelValues("r", "v1", "live", "GET", "503").Inc()
 		dur.WithLabelValues("r", "v1", "live").Observe(0.05)
 	}
-	shadow.WithLabelValues("r", "v2", "sent").Add(40)
+	shadow.WithLabelValues("r", "v2", "ok").Add(36)
+	shadow.WithLabelValues("r", "v2", "status_5xx").Add(3)
+	shadow.WithLabelValues("r", "v2", "error_timeout").Add(1)
 	shadow.WithLabelValues("r", "v2", "dropped_queue_full").Add(4)
 	shadow.WithLabelValues("r", "v2", "skipped_unsafe_method").Add(6)
 	s.Sample(t0.Add(2 * time.Second))
