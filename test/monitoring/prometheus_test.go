@@ -118,9 +118,25 @@ scrape_configs:
 	if err := os.WriteFile(cfgFile, []byte(cfg), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	addr := freeAddr(t)
+	// The free port may be taken by a parallel test before Prometheus
+	// binds it: then try another.
+	for attempt := 1; ; attempt++ {
+		p, err := launchPrometheus(t, bin, cfgFile, filepath.Join(dir, "data"), freeAddr(t))
+		if err == nil {
+			return p
+		}
+		if attempt == 3 || !strings.Contains(err.Error(), "address already in use") {
+			t.Fatal(err)
+		}
+	}
+}
+
+// launchPrometheus starts Prometheus on addr and waits until it is ready;
+// the test's cleanup stops it.
+func launchPrometheus(t *testing.T, bin, cfgFile, data, addr string) (*prometheus, error) {
+	t.Helper()
 	p := &prometheus{url: "http://" + addr, client: testkit.NewClient(t, 4, 10*time.Second), log: &testkit.LogBuffer{}}
-	cmd := exec.Command(bin, "--config.file="+cfgFile, "--storage.tsdb.path="+filepath.Join(dir, "data"),
+	cmd := exec.Command(bin, "--config.file="+cfgFile, "--storage.tsdb.path="+data,
 		"--web.listen-address="+addr, "--log.level=warn")
 	cmd.Stdout, cmd.Stderr = p.log, p.log
 	if err := cmd.Start(); err != nil {
@@ -141,14 +157,15 @@ scrape_configs:
 	for {
 		select {
 		case err := <-exited:
-			t.Fatalf("prometheus exited: %v\n%s", err, p.log.String())
+			exited <- err // for the cleanup
+			return nil, fmt.Errorf("prometheus exited: %v\n%s", err, p.log.String())
 		default:
 		}
 		if r, err := testkit.Send(p.client, "GET", p.url+"/-/ready", nil); err == nil && r.Status == http.StatusOK {
-			return p
+			return p, nil
 		}
 		if time.Now().After(deadline) {
-			t.Fatalf("prometheus not ready after 60s:\n%s", p.log.String())
+			return nil, fmt.Errorf("prometheus not ready after 60s:\n%s", p.log.String())
 		}
 		time.Sleep(100 * time.Millisecond)
 	}
