@@ -7,8 +7,10 @@ package admin
 import (
 	"crypto/subtle"
 	"encoding/json"
+	"net"
 	"net/http"
 	"net/http/pprof"
+	"net/netip"
 	"strings"
 )
 
@@ -23,12 +25,18 @@ type Source interface {
 type Server struct {
 	mux   *http.ServeMux
 	token string
+	// csrf refuses state-changing requests that a browser sends from
+	// another origin: without it, any web page an operator visits could
+	// POST /api/v1/rollouts/{route}/abort to a token-less loopback admin
+	// listener with a plain form. The CLI sends no Origin or Sec-Fetch-Site
+	// and the dashboard is same-origin, so both pass.
+	csrf *http.CrossOriginProtection
 }
 
 // New builds the admin handler. An empty token disables authentication,
 // which config validation allows only on loopback.
 func New(src Source, metrics http.Handler, token string) *Server {
-	s := &Server{mux: http.NewServeMux(), token: token}
+	s := &Server{mux: http.NewServeMux(), token: token, csrf: http.NewCrossOriginProtection()}
 	s.mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) {
 		writeText(w, http.StatusOK, "ok\n")
 	})
@@ -71,7 +79,34 @@ func (s *Server) Authorized(r *http.Request) bool {
 	return subtle.ConstantTimeCompare(got, []byte("Bearer "+s.token)) == 1
 }
 
-func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) { s.mux.ServeHTTP(w, r) }
+func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	if s.token == "" && !loopbackHost(r.Host) {
+		// Without a token the listener is loopback-only; a browser led
+		// there by DNS rebinding still names the attacker's host.
+		WriteError(w, http.StatusMisdirectedRequest, "misdirected_request",
+			"the admin listener without a token answers only loopback host names, not "+r.Host)
+		return
+	}
+	if err := s.csrf.Check(r); err != nil {
+		WriteError(w, http.StatusForbidden, "cross_origin", "cross-origin "+r.Method+" refused")
+		return
+	}
+	s.mux.ServeHTTP(w, r)
+}
+
+// loopbackHost reports whether a Host header names this machine's loopback
+// interface: localhost or a loopback IP, with or without a port.
+func loopbackHost(host string) bool {
+	if h, _, err := net.SplitHostPort(host); err == nil {
+		host = h
+	}
+	host = strings.TrimSuffix(strings.TrimPrefix(host, "["), "]")
+	if strings.EqualFold(host, "localhost") || strings.HasSuffix(strings.ToLower(host), ".localhost") {
+		return true
+	}
+	ip, err := netip.ParseAddr(host)
+	return err == nil && ip.Unmap().IsLoopback()
+}
 
 func (s *Server) auth(next http.Handler) http.Handler {
 	if s.token == "" {
