@@ -207,11 +207,13 @@ func (p *proc) output() string {
 }
 
 // waitLine waits for an output line after the previous match that
-// matches re and returns its submatches.
+// matches re and returns its submatches. It waits up to a minute: the
+// demo drives its whole tour (shadow, checkout, flags) before it prints
+// its addresses, which takes a while on a loaded machine.
 func (p *proc) waitLine(t *testing.T, re *regexp.Regexp) []string {
 	t.Helper()
 	var m []string
-	poll.Until(t, "an output line matching "+re.String(), func() (bool, string) {
+	testkit.Poll{Timeout: time.Minute, Interval: 10 * time.Millisecond}.Until(t, "an output line matching "+re.String(), func() (bool, string) {
 		p.mu.Lock()
 		defer p.mu.Unlock()
 		for ; p.next < len(p.lines); p.next++ {
@@ -330,7 +332,7 @@ func TestCLIServeBadConfig(t *testing.T) {
 // from the tour and calls the demo route.
 func TestCLIDemo(t *testing.T) {
 	t.Parallel()
-	p := start(t, "demo", "--listen", "127.0.0.1:0", "--admin", "127.0.0.1:0")
+	p := start(t, "demo", "--listen", "127.0.0.1:0", "--admin", "127.0.0.1:0", "--egress", "127.0.0.1:0")
 	gwURL := p.waitLine(t, regexp.MustCompile(`^\s*gateway\s+(http://\S+)`))[1]
 	admURL := p.waitLine(t, regexp.MustCompile(`^\s*admin API\s+(http://\S+)`))[1]
 	for _, u := range []string{gwURL, admURL} {
