@@ -133,7 +133,7 @@ func demoCmd() *cobra.Command {
 	}
 	cmd.Flags().StringVar(&o.Listen, "listen", "127.0.0.1:8080", "gateway address")
 	cmd.Flags().StringVar(&o.Admin, "admin", "127.0.0.1:9901", "admin address")
-	cmd.Flags().StringVar(&o.Egress, "egress", "127.0.0.1:9902", "egress listener address (the demo's payment calls)")
+	cmd.Flags().StringVar(&o.Egress, "egress", "", "egress listener address for the demo's payment calls (default 127.0.0.1:9902, or an ephemeral port when --listen's is 0)")
 	cmd.Flags().IntVar(&o.Traffic, "traffic", 200, "requests the demo sends itself before the tour (0: none)")
 	cmd.Flags().BoolVar(&o.Rollout, "rollout", false, "run an accelerated automated rollout of v2 and print each decision")
 	return cmd

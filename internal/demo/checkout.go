@@ -174,8 +174,8 @@ func printCheckoutReport(ctx context.Context, w io.Writer, g *gateway.Gateway, p
 	var rep diffs.Report
 	for i := 0; i < 40 && ctx.Err() == nil; i++ {
 		rep = g.Diffs().Report("checkout")
-		if e := egressEndpoints(rep); len(e) >= 3 && e[0].Compared > 0 {
-			break
+		if done := egressEndpoints(rep); len(done) == 2 && done[0].Compared >= int64(n) && done[1].Compared >= int64(n) {
+			break // both endpoints (charges, risk) compared for every checkout
 		}
 		time.Sleep(100 * time.Millisecond)
 	}

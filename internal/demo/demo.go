@@ -6,6 +6,7 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"strings"
 	"text/template"
 
 	"github.com/umbragw/umbra/internal/config"
@@ -152,7 +153,7 @@ func Run(ctx context.Context, o Options) error {
 		waitForCopies(ctx, g, v2)
 		printShadowReport(o.Out, g, o.Traffic, v1, v2)
 		printDiffReport(ctx, o.Out, g)
-		checkouts := max(o.Traffic/2, 20)
+		checkouts := min(max(o.Traffic/4, 20), 100)
 		if err := driveCheckouts(ctx, "http://"+g.Addr(), checkouts); err != nil {
 			return err
 		}
@@ -169,6 +170,9 @@ func demoConfig(o Options, dataDir string, prov *provider, v1, v1b, v2 *service)
 	egress := o.Egress
 	if egress == "" {
 		egress = "127.0.0.1:9902"
+		if strings.HasSuffix(o.Listen, ":0") {
+			egress = "127.0.0.1:0" // ephemeral ports asked for: this one too
+		}
 	}
 	err := configTemplate.Execute(&buf, map[string]any{"Listen": o.Listen, "Admin": o.Admin, "DataDir": dataDir,
 		"Egress": egress, "Provider": prov.URL(),
