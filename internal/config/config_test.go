@@ -302,6 +302,7 @@ func TestTopLevelErrors(t *testing.T) {
 			[]string{`2:24 invalid duration "10"`, `3:17 duration "-1m" must not be negative`, `4:19 invalid duration "later"`}},
 		{"server size", "server: {max_header_bytes: 1MB5}\n", []string{`1:28 invalid size "1MB5"`}},
 		{"server size unit only", "server: {max_header_bytes: KiB}\n", []string{`1:28 invalid size "KiB"`}},
+		{"server header count", "server: {max_header_count: -1}\n", []string{`1:28 max_header_count must be positive`}},
 		{"data_dir a map", "data_dir: {a: b}\n", []string{"1:11 cannot unmarshal !!map into string"}},
 		{"backends a list", "backends: [a]\n", []string{"1:11 cannot unmarshal !!seq into map[string]*config.Backend"}},
 	})
@@ -470,6 +471,7 @@ func TestDefaults(t *testing.T) {
 	check("server.read_header_timeout", cfg.Server.ReadHeaderTimeout, DefaultReadHeaderTimeout)
 	check("server.idle_timeout", cfg.Server.IdleTimeout, DefaultIdleTimeout)
 	check("server.max_header_bytes", cfg.Server.MaxHeaderBytes, DefaultMaxHeaderBytes)
+	check("server.max_header_count", cfg.Server.MaxHeaderCount, DefaultMaxHeaderCount)
 	check("server.shutdown_grace", cfg.Server.ShutdownGrace, DefaultShutdownGrace)
 	// The documented values of the constants (docs/config.md).
 	check("DefaultReadHeaderTimeout", DefaultReadHeaderTimeout.D(), 10*time.Second)
@@ -571,7 +573,7 @@ func TestExplicitValuesKept(t *testing.T) {
 	if cfg.Log != (Log{Format: "json", Level: "debug", Access: cfg.Log.Access}) || cfg.Log.AccessEnabled() {
 		t.Errorf("log = %+v", cfg.Log)
 	}
-	wantServer := Server{ReadHeaderTimeout: Duration(5 * time.Second), IdleTimeout: Duration(time.Minute), MaxHeaderBytes: 64 << 10, ShutdownGrace: Duration(30 * time.Second)}
+	wantServer := Server{ReadHeaderTimeout: Duration(5 * time.Second), IdleTimeout: Duration(time.Minute), MaxHeaderBytes: 64 << 10, MaxHeaderCount: 50, ShutdownGrace: Duration(30 * time.Second)}
 	if cfg.Server != wantServer {
 		t.Errorf("server = %+v", cfg.Server)
 	}

@@ -222,6 +222,7 @@ func TestDocsDefaultsMatchCode(t *testing.T) {
 		"server.read_header_timeout":           DefaultReadHeaderTimeout,
 		"server.idle_timeout":                  DefaultIdleTimeout,
 		"server.max_header_bytes":              DefaultMaxHeaderBytes,
+		"server.max_header_count":              DefaultMaxHeaderCount,
 		"server.shutdown_grace":                DefaultShutdownGrace,
 		"routes[].shadow[].max_body":           DefaultShadowMaxBody,
 		"routes[].shadow[].timeout":            DefaultShadowTimeout,

@@ -68,6 +68,8 @@ type Server struct {
 	ReadHeaderTimeout Duration `yaml:"read_header_timeout" json:"read_header_timeout"`
 	IdleTimeout       Duration `yaml:"idle_timeout" json:"idle_timeout"`
 	MaxHeaderBytes    ByteSize `yaml:"max_header_bytes" json:"max_header_bytes"`
+	// MaxHeaderCount caps the field lines of a request head (plain listener).
+	MaxHeaderCount int `yaml:"max_header_count" json:"max_header_count"`
 	// ShutdownGrace bounds how long SIGTERM waits for in-flight requests.
 	ShutdownGrace Duration `yaml:"shutdown_grace" json:"shutdown_grace"`
 }

@@ -24,6 +24,7 @@ const (
 	DefaultReadHeaderTimeout = Duration(10 * time.Second)
 	DefaultIdleTimeout       = Duration(120 * time.Second)
 	DefaultMaxHeaderBytes    = ByteSize(1 << 20)
+	DefaultMaxHeaderCount    = 100
 	DefaultShutdownGrace     = Duration(15 * time.Second)
 	DefaultStoreOnCorruption = "recover"
 	DefaultStoreCheckTimeout = Duration(30 * time.Second)
@@ -113,6 +114,12 @@ func (p *parser) validateTop(c *Config) {
 	setDefault(&s.ShutdownGrace, DefaultShutdownGrace)
 	if s.MaxHeaderBytes == 0 {
 		s.MaxHeaderBytes = DefaultMaxHeaderBytes
+	}
+	switch {
+	case s.MaxHeaderCount == 0:
+		s.MaxHeaderCount = DefaultMaxHeaderCount
+	case s.MaxHeaderCount < 0:
+		p.errorf(at("server", "max_header_count"), "max_header_count must be positive")
 	}
 }
 

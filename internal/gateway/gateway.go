@@ -258,6 +258,7 @@ func (g *Gateway) Start() error {
 			ReadHeaderTimeout: cfg.Server.ReadHeaderTimeout.D(),
 			IdleTimeout:       cfg.Server.IdleTimeout.D(),
 			MaxHeaderBytes:    int(cfg.Server.MaxHeaderBytes),
+			MaxHeaderCount:    cfg.Server.MaxHeaderCount,
 			Log:               g.Log(),
 		}
 		go g.serve(g.main, g.mainLn)

@@ -8,6 +8,7 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"os"
 	"runtime/debug"
 	"strings"
 	"sync"
@@ -42,6 +43,10 @@ type conn struct {
 	hijacked          bool
 	// stopBaseHook unhooks a hijacked request's context from BaseContext.
 	stopBaseHook func() bool
+	// handedOff: the connection idled past idleHold and its wait goes on
+	// in a new goroutine until waitUntil (zero: no limit).
+	handedOff bool
+	waitUntil time.Time
 	// simple is the request parseSimple fills; serveRequest hands the
 	// handler a copy with the request's context.
 	simple http.Request
@@ -62,33 +67,111 @@ func (s *Server) newConn(nc net.Conn) *conn {
 	c := &conn{srv: s, rwc: nc, remote: nc.RemoteAddr().String(), accepted: time.Now()}
 	c.state.Store(stateNew)
 	c.cr.nc = nc
-	c.br = readers.Get().(*bufio.Reader)
-	c.br.Reset(&c.cr)
-	c.bw = writers.Get().(*bufio.Writer)
-	c.bw.Reset(nc)
+	c.cr.avail.init(nc)
+	// No buffers yet: a connection holds them only while it reads or
+	// answers a request, and for idleHold after (see awaitRequest).
 	c.cond.L = &c.mu
 	return c
 }
 
-// serve reads and answers requests until the connection ends.
+// idleHold is how long a keep-alive connection waits for its next request
+// with its read and write buffers (8 KiB); after that it gives them back
+// to the pools and waits on a one-byte read, as nginx frees an idle
+// connection's buffers: ten thousand idle clients then cost their
+// connection state and goroutine, not 80 MB of buffers. A busy client's
+// next request comes well within it and is read as before.
+const idleHold = time.Second
+
+// takeBuffers gives the connection its read and write buffers.
+func (c *conn) takeBuffers() {
+	c.br = readers.Get().(*bufio.Reader)
+	c.br.Reset(&c.cr)
+	c.bw = writers.Get().(*bufio.Writer)
+	c.bw.Reset(c.rwc)
+	c.srv.buffered.Add(1)
+}
+
+// forgetRequest drops what the last request left reachable from the
+// connection (the request and its copy, header maps, the request id, the
+// upstream's field block) and the watch's timer: an idle connection keeps
+// only its own state. The next request makes them anew.
+func (c *conn) forgetRequest() {
+	c.simple = http.Request{}
+	c.res = response{}
+	c.mu.Lock()
+	if c.timer != nil {
+		c.timer.Stop()
+		c.timer = nil
+	}
+	c.mu.Unlock()
+}
+
+// releaseBuffers gives the buffers back to the pools; both are empty.
+func (c *conn) releaseBuffers() {
+	if c.br == nil {
+		return
+	}
+	c.br.Reset(nil)
+	readers.Put(c.br)
+	c.bw.Reset(nil)
+	writers.Put(c.bw)
+	c.br, c.bw = nil, nil
+	c.srv.buffered.Add(-1)
+}
+
+// serve reads and answers requests until the connection ends, or until
+// it idles past idleHold: then a new goroutine waits for the next request
+// and this one ends. Its stack grew with the handler's calls (to 8 KiB
+// and more through the proxy) and would stay that size, and resident,
+// while the connection idles; a new goroutine starts small.
 func (c *conn) serve() {
-	defer c.end()
-	for {
-		req, err := c.readRequest()
-		if err != nil {
-			c.reject(err)
+	handOff := false
+	defer func() {
+		p := recover()
+		if handOff && p == nil {
+			go c.resume()
 			return
 		}
+		c.end(p)
+	}()
+	handOff = c.loop()
+}
+
+// resume is the goroutine of a new connection, or of one handed off: it
+// waits for the first byte of a request, then serves. The wait is the
+// first thing it does, with no frame of serve's below it, so the stack
+// an idle connection keeps is small (a garbage collection shrinks it to
+// the 2 KiB minimum).
+func (c *conn) resume() {
+	if err := c.awaitFirstByte(); err != nil {
+		c.end(nil) // gone, silent or shut down: nothing to answer
+		return
+	}
+	c.serve()
+}
+
+// loop serves requests; it reports true when the connection went idle
+// and is handed to a new goroutine, false when it ended.
+func (c *conn) loop() bool {
+	for {
+		req, err := c.readRequest()
+		if err == errHandOff {
+			return true
+		}
+		if err != nil {
+			c.reject(err)
+			return false
+		}
 		if !c.serveRequest(req) {
-			return
+			return false
 		}
 	}
 }
 
-// end runs when serve returns or a handler panics: the connection is
-// closed (unless hijacked) and forgotten.
-func (c *conn) end() {
-	if p := recover(); p != nil && p != http.ErrAbortHandler {
+// end runs when serve returns or a handler panics (p, recovered): the
+// connection is closed (unless hijacked) and forgotten.
+func (c *conn) end(p any) {
+	if p != nil && p != http.ErrAbortHandler {
 		c.srv.log().Error("http handler panicked", "remote", c.remote, "panic", fmt.Sprint(p), "stack", string(debug.Stack()))
 	}
 	c.stopWatch()
@@ -101,16 +184,17 @@ func (c *conn) end() {
 	if !c.hijacked {
 		c.state.Store(stateClosed)
 		c.rwc.Close()
-		c.br.Reset(nil)
-		readers.Put(c.br)
-		c.bw.Reset(nil)
-		writers.Put(c.bw)
+		c.releaseBuffers()
 	}
 	c.srv.remove(c)
 }
 
 // errClosed: Shutdown closed the connection while it waited.
 var errClosed = errors.New("h1server: connection closed by shutdown")
+
+// errHandOff: the connection idled past idleHold and gave its buffers
+// back; a new goroutine goes on waiting (see serve).
+var errHandOff = errors.New("h1server: idle connection handed to a new goroutine")
 
 // readRequest waits for the next request and reads its head.
 func (c *conn) readRequest() (*http.Request, error) {
@@ -119,19 +203,7 @@ func (c *conn) readRequest() (*http.Request, error) {
 		if !c.state.CompareAndSwap(stateActive, stateIdle) && c.state.Load() == stateClosed {
 			return nil, errClosed
 		}
-		// At most one deadline change per request: the idle limit (or
-		// none). The header limit below is needed only when the head came
-		// in pieces.
-		idle := s.IdleTimeout
-		if idle <= 0 {
-			idle = s.ReadHeaderTimeout // as documented, and as net/http
-		}
-		if idle > 0 {
-			c.armReadDeadline(idle)
-		} else if !c.readDeadlineKnown || !c.readDeadline.IsZero() {
-			c.setReadDeadline(time.Time{})
-		}
-		if _, err := c.br.Peek(1); err != nil {
+		if err := c.awaitRequest(); err != nil {
 			return nil, err
 		}
 		if !c.state.CompareAndSwap(stateIdle, stateActive) && !c.state.CompareAndSwap(stateNew, stateActive) {
@@ -142,6 +214,9 @@ func (c *conn) readRequest() (*http.Request, error) {
 	// read by parseSimple, the rest by http.ReadRequest.
 	if n := headLength(c.br); n > 0 {
 		head, _ := c.br.Peek(n)
+		if headers.FieldLines(head) > s.maxHeaderCount() {
+			return nil, errTooManyFields
+		}
 		if parseSimple(head, &c.simple) {
 			c.br.Discard(n)
 			req := &c.simple
@@ -178,6 +253,9 @@ func (c *conn) readRequest() (*http.Request, error) {
 	if err := validate(req); err != nil {
 		return nil, err
 	}
+	if fieldCount(req) > s.maxHeaderCount() {
+		return nil, errTooManyFields
+	}
 	// RFC 9112, section 3.2: an HTTP/1.1 request without a Host field is
 	// refused, whatever its target says (net/http's server does too).
 	if req.URL.Host != "" && req.ProtoAtLeast(1, 1) && req.Method != http.MethodConnect && !hasHostField(head) {
@@ -187,6 +265,82 @@ func (c *conn) readRequest() (*http.Request, error) {
 		c.setReadDeadline(time.Time{}) // the body may take its time
 	}
 	return req, nil
+}
+
+// waitLimit is how long a connection waits for the first byte of a
+// request: ReadHeaderTimeout on a new connection (its request is due from
+// the accept on, as with net/http: a client that connects and says nothing
+// is not given the idle timeout), IdleTimeout between requests; either
+// falls back to the other, both 0 is no limit. The header limit of the
+// rest of the head is set by readRequest, only when it came in pieces.
+func (c *conn) waitLimit() time.Duration {
+	s := c.srv
+	limit, other := s.IdleTimeout, s.ReadHeaderTimeout
+	if c.state.Load() == stateNew {
+		limit, other = other, limit
+	}
+	if limit <= 0 {
+		limit = other
+	}
+	return limit
+}
+
+// awaitRequest waits for the next request on a connection that has its
+// buffers, reading into them, for up to idleHold (or the wait limit),
+// with at most one deadline change per request (a lazy one, see
+// armReadDeadline). After idleHold it gives the buffers back, forgets the
+// last request and returns errHandOff: a new goroutine waits on (see
+// serve and awaitFirstByte) until the wait limit.
+func (c *conn) awaitRequest() error {
+	limit := c.waitLimit()
+	hold := idleHold
+	if limit > 0 {
+		hold = min(hold, limit)
+	}
+	c.armReadDeadline(hold)
+	_, err := c.br.Peek(1)
+	if err == nil || limit > 0 && limit <= hold || !errors.Is(err, os.ErrDeadlineExceeded) {
+		return err
+	}
+	c.releaseBuffers()
+	c.forgetRequest()
+	c.waitUntil = time.Time{}
+	if limit > 0 {
+		c.waitUntil = time.Now().Add(limit - hold)
+	}
+	c.handedOff = true
+	return errHandOff
+}
+
+// awaitFirstByte waits, with no buffers, for the first byte of the next
+// request of a new connection or of one handed off, then takes the
+// buffers, with the byte (and whatever came with it, connReader.avail) in
+// the read buffer. It runs first thing in its goroutine: the stack that
+// stays resident while a connection idles is only this shallow wait.
+func (c *conn) awaitFirstByte() error {
+	switch limit := c.waitLimit(); {
+	case c.handedOff:
+		c.handedOff = false
+		c.setReadDeadline(c.waitUntil)
+	case limit > 0:
+		c.setReadDeadline(time.Now().Add(limit))
+	default:
+		c.setReadDeadline(time.Time{})
+	}
+	n, err := c.rwc.Read(c.cr.oneByte[:])
+	if n == 0 {
+		if err == nil {
+			err = io.ErrNoProgress
+		}
+		return err
+	}
+	if !c.state.CompareAndSwap(stateIdle, stateActive) && !c.state.CompareAndSwap(stateNew, stateActive) {
+		return errClosed
+	}
+	c.cr.hasByte, c.cr.withRest = true, true
+	c.takeBuffers()
+	_, err = c.br.Peek(1) // the byte, into the buffer
+	return err
 }
 
 // setReadDeadline sets the connection's read deadline and remembers it.
@@ -212,10 +366,11 @@ func (c *conn) setReadDeadlineErr(t time.Time) error {
 // not once per request.
 func (c *conn) armReadDeadline(d time.Duration) {
 	want := time.Now().Add(d)
-	if c.readDeadlineKnown && !c.readDeadline.Before(want) {
+	late := want.Add(lazyDelay(d))
+	if c.readDeadlineKnown && !c.readDeadline.Before(want) && !c.readDeadline.After(late) {
 		return
 	}
-	c.setReadDeadline(want.Add(lazyDelay(d)))
+	c.setReadDeadline(late)
 }
 
 // lazyDelay is how much later than asked a timeout of d may fire: nginx's
@@ -227,6 +382,22 @@ func lazyDelay(d time.Duration) time.Duration { return min(d/16, 300*time.Millis
 func headLength(br *bufio.Reader) int {
 	b, _ := br.Peek(br.Buffered())
 	return headers.HeadLength(b)
+}
+
+// errTooManyFields refuses a head with more fields than MaxHeaderCount.
+var errTooManyFields = statusError{http.StatusRequestHeaderFieldsTooLarge, "too many header fields"}
+
+// fieldCount is the number of field lines http.ReadRequest read (Host,
+// which it moved out of the header, included).
+func fieldCount(req *http.Request) int {
+	n := 0
+	for _, vs := range req.Header {
+		n += len(vs)
+	}
+	if req.Host != "" {
+		n++
+	}
+	return n
 }
 
 // originForm reports whether the request the buffer begins with has a
@@ -313,6 +484,9 @@ func (c *conn) reject(err error) {
 		se = statusError{http.StatusNotImplemented, "unsupported transfer encoding"}
 	default:
 		se = statusError{http.StatusBadRequest, ""}
+	}
+	if c.bw == nil {
+		c.takeBuffers()
 	}
 	text := fmt.Sprintf("%d %s", se.code, http.StatusText(se.code))
 	if se.reason != "" {
@@ -423,6 +597,10 @@ type connReader struct {
 	hitLimit bool
 	hasByte  bool
 	oneByte  [1]byte
+	// withRest: the byte is an idle connection's first (awaitFirstByte);
+	// avail reads with it what came after it (see availReader).
+	withRest bool
+	avail    availReader
 	// capture, while capturing, collects what is read (see startCapture).
 	capturing bool
 	capture   []byte
@@ -461,11 +639,16 @@ func (r *connReader) Read(p []byte) (int, error) {
 	if r.hasByte {
 		r.hasByte = false
 		p[0] = r.oneByte[0]
-		r.remain--
-		if r.capturing {
-			r.capture = append(r.capture, p[0])
+		n := 1
+		if r.withRest {
+			r.withRest = false
+			n += r.avail.readAvailable(p[1:])
 		}
-		return 1, nil
+		r.remain -= int64(n)
+		if r.capturing {
+			r.capture = append(r.capture, p[:n]...)
+		}
+		return n, nil
 	}
 	n, err := r.nc.Read(p)
 	r.remain -= int64(n)

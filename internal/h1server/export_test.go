@@ -45,3 +45,9 @@ func ActiveConns(s *Server) int {
 	}
 	return n
 }
+
+// BufferedConns is how many connections of s hold read and write buffers.
+func BufferedConns(s *Server) int64 { return s.buffered.Load() }
+
+// IdleHold is how long an idle connection keeps its buffers.
+const IdleHold = idleHold

@@ -406,3 +406,85 @@ func TestNoGoroutineLeak(t *testing.T) {
 		time.Sleep(5 * time.Millisecond)
 	}
 }
+
+// TestSilentConnectionReadHeaderTimeout proves that a new connection on
+// which no byte ever comes is closed after ReadHeaderTimeout, as with
+// net/http, not kept for the far longer IdleTimeout: the first request is
+// due from the accept on.
+func TestSilentConnectionReadHeaderTimeout(t *testing.T) {
+	ts := start(t, &h1server.Server{Handler: http.HandlerFunc(framingHandler),
+		ReadHeaderTimeout: 200 * time.Millisecond, IdleTimeout: time.Minute})
+	start := time.Now()
+	dial(t, ts).expectClosed()
+	if d := time.Since(start); d > 5*time.Second {
+		t.Fatalf("closed after %v, want about ReadHeaderTimeout", d)
+	}
+	// A keep-alive connection gets IdleTimeout after its request.
+	c := dial(t, ts)
+	resp, _ := c.roundTrip("GET /length HTTP/1.1\r\nHost: x\r\n\r\n")
+	wantStatus(t, resp, 200)
+	time.Sleep(time.Second)
+	resp, body := c.roundTrip("GET /length HTTP/1.1\r\nHost: x\r\n\r\n")
+	wantStatus(t, resp, 200)
+	wantBody(t, body, "hello")
+}
+
+// TestIdleConnectionReleasesBuffers proves that a keep-alive connection
+// idle for longer than the hold gives its read and write buffers back
+// (and a new connection has none until its first byte), and that it then
+// serves its next requests as before: one alone, several pipelined, one
+// whose head comes in pieces.
+func TestIdleConnectionReleasesBuffers(t *testing.T) {
+	ts := start(t, &h1server.Server{Handler: http.HandlerFunc(framingHandler), IdleTimeout: time.Minute})
+	const n = 20
+	conns := make([]*rawConn, n)
+	for i := range conns {
+		conns[i] = dial(t, ts)
+	}
+	waitFor(t, "all connections accepted", func() bool { return h1server.Conns(ts.Server) == n })
+	if b := h1server.BufferedConns(ts.Server); b != 0 {
+		t.Fatalf("%d silent new connections hold buffers, want 0", b)
+	}
+	for _, c := range conns {
+		resp, body := c.roundTrip("GET /length HTTP/1.1\r\nHost: x\r\n\r\n")
+		wantStatus(t, resp, 200)
+		wantBody(t, body, "hello")
+	}
+	if b := h1server.BufferedConns(ts.Server); b != n {
+		t.Fatalf("%d connections hold buffers right after a request, want %d", b, n)
+	}
+	waitFor(t, "idle connections to give their buffers back", func() bool { return h1server.BufferedConns(ts.Server) == 0 })
+	for i, c := range conns {
+		switch i % 3 {
+		case 0:
+			resp, body := c.roundTrip("GET /length HTTP/1.1\r\nHost: x\r\n\r\n")
+			wantStatus(t, resp, 200)
+			wantBody(t, body, "hello")
+		case 1:
+			c.send("GET /length HTTP/1.1\r\nHost: x\r\n\r\nGET /length HTTP/1.1\r\nHost: x\r\n\r\n")
+			for range 2 {
+				resp, body := c.read("GET")
+				wantStatus(t, resp, 200)
+				wantBody(t, body, "hello")
+			}
+		case 2:
+			c.send("G")
+			time.Sleep(20 * time.Millisecond)
+			c.send("ET /length HTTP/1.1\r\nHost: x\r\n\r\n")
+			resp, body := c.read("GET")
+			wantStatus(t, resp, 200)
+			wantBody(t, body, "hello")
+		}
+	}
+	time.Sleep(h1server.IdleHold / 2)
+	if b := h1server.BufferedConns(ts.Server); b != n {
+		t.Fatalf("%d connections hold buffers after their next request, want %d", b, n)
+	}
+	for _, c := range conns {
+		c.Close()
+	}
+	waitFor(t, "the connections to end", func() bool { return h1server.Conns(ts.Server) == 0 })
+	if b := h1server.BufferedConns(ts.Server); b != 0 {
+		t.Fatalf("%d buffers not given back after the connections ended", b)
+	}
+}

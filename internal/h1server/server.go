@@ -43,15 +43,22 @@ type Server struct {
 	// cancels them all. Nil: context.Background().
 	BaseContext context.Context
 	// ReadHeaderTimeout bounds reading a request's head once its first
-	// byte arrived. 0: no limit.
+	// byte arrived, and a new connection's wait for that byte. 0: no
+	// limit.
 	ReadHeaderTimeout time.Duration
 	// IdleTimeout bounds the wait for the next request on a keep-alive
-	// connection, and for the first one. 0: ReadHeaderTimeout; both 0: no
-	// limit.
+	// connection. 0: ReadHeaderTimeout; both 0: no limit. The first
+	// request of a connection is due within ReadHeaderTimeout (IdleTimeout
+	// when that is 0), as with net/http.
 	IdleTimeout time.Duration
 	// MaxHeaderBytes caps a request head; a bigger one gets 431. 0:
 	// http.DefaultMaxHeaderBytes.
 	MaxHeaderBytes int
+	// MaxHeaderCount caps the field lines of a request head; more get 431.
+	// Within MaxHeaderBytes a client could otherwise send a hundred
+	// thousand tiny fields, each a map entry and a string to the gateway.
+	// 0: DefaultMaxHeaderCount; negative: no limit.
+	MaxHeaderCount int
 	// WatchAfter is how long a request runs before its connection is
 	// watched for the client hanging up, which cancels the request's
 	// context: from its start for a request without a body, from the end
@@ -65,6 +72,8 @@ type Server struct {
 	listeners map[net.Listener]struct{}
 	conns     map[*conn]struct{}
 	closing   atomic.Bool // Shutdown or Close called: no new requests
+	// buffered counts the connections holding read and write buffers.
+	buffered atomic.Int64
 
 	// Requests' contexts (internal/reqctx) take their values from values,
 	// BaseContext without its cancellation; BaseContext ending cancels
@@ -72,6 +81,21 @@ type Server struct {
 	baseOnce  sync.Once
 	values    context.Context
 	baseEnded atomic.Bool
+}
+
+// DefaultMaxHeaderCount is the field limit of a request head when
+// MaxHeaderCount is 0: Envoy's and Apache's default (HAProxy's is 101);
+// browsers send a few dozen.
+const DefaultMaxHeaderCount = 100
+
+func (s *Server) maxHeaderCount() int {
+	switch {
+	case s.MaxHeaderCount == 0:
+		return DefaultMaxHeaderCount
+	case s.MaxHeaderCount < 0:
+		return int(^uint(0) >> 1)
+	}
+	return s.MaxHeaderCount
 }
 
 // Connection states, for Shutdown: idle connections are closed at once,
@@ -125,7 +149,7 @@ func (s *Server) Serve(l net.Listener) error {
 			nc.Close()
 			return ErrServerClosed
 		}
-		go c.serve()
+		go c.resume()
 	}
 }
 
