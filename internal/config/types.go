@@ -70,6 +70,9 @@ type Server struct {
 	MaxHeaderBytes    ByteSize `yaml:"max_header_bytes" json:"max_header_bytes"`
 	// MaxHeaderCount caps the field lines of a request head (plain listener).
 	MaxHeaderCount int `yaml:"max_header_count" json:"max_header_count"`
+	// MaxConnections caps the main listener's open client connections;
+	// more wait in the kernel's accept queue. 0: no limit.
+	MaxConnections int `yaml:"max_connections" json:"max_connections"`
 	// ShutdownGrace bounds how long SIGTERM waits for in-flight requests.
 	ShutdownGrace Duration `yaml:"shutdown_grace" json:"shutdown_grace"`
 }

@@ -121,6 +121,9 @@ func (p *parser) validateTop(c *Config) {
 	case s.MaxHeaderCount < 0:
 		p.errorf(at("server", "max_header_count"), "max_header_count must be positive")
 	}
+	if s.MaxConnections < 0 {
+		p.errorf(at("server", "max_connections"), "max_connections must be 0 (no limit) or positive")
+	}
 }
 
 func (p *parser) validateTLS(t *TLS) {

@@ -7,6 +7,7 @@ import (
 	"crypto/tls"
 	"errors"
 	"fmt"
+	"golang.org/x/net/netutil"
 	"io"
 	"log/slog"
 	"net"
@@ -240,6 +241,12 @@ func (g *Gateway) Start() error {
 	var err error
 	if g.mainLn, err = net.Listen("tcp", cfg.Listen); err != nil {
 		return fmt.Errorf("listen %s: %w", cfg.Listen, err)
+	}
+	if n := cfg.Server.MaxConnections; n > 0 {
+		// Past the limit, Accept waits for a connection to close: new
+		// clients queue in the kernel's backlog (HAProxy's maxconn) instead
+		// of being accepted into goroutines and buffers without bound.
+		g.mainLn = netutil.LimitListener(g.mainLn, n)
 	}
 	if g.admLn, err = net.Listen("tcp", cfg.Admin.Listen); err != nil {
 		g.mainLn.Close()
