@@ -26,10 +26,11 @@ type Config struct {
 	Comparison Comparison          `yaml:"comparison" json:"comparison"`
 	Backends   map[string]*Backend `yaml:"backends" json:"backends"`
 	Routes     []*Route            `yaml:"routes" json:"routes"`
-	Flags      *Flags              `yaml:"flags" json:"flags,omitempty"`   // feature flags, OFREP (flags.go)
-	Callers    Callers             `yaml:"callers" json:"callers"`         // caller identity for adoption (flags.go)
-	Egress     *Egress             `yaml:"egress" json:"egress,omitempty"` // egress sandbox (egress.go)
-	Tracing    Tracing             `yaml:"tracing" json:"tracing"`         // OpenTelemetry tracing (tracing.go)
+	Flags      *Flags              `yaml:"flags" json:"flags,omitempty"`     // feature flags, OFREP (flags.go)
+	Callers    Callers             `yaml:"callers" json:"callers"`           // caller identity for adoption (flags.go)
+	Egress     *Egress             `yaml:"egress" json:"egress,omitempty"`   // egress sandbox (egress.go)
+	Tracing    Tracing             `yaml:"tracing" json:"tracing"`           // OpenTelemetry tracing (tracing.go)
+	Cluster    *Cluster            `yaml:"cluster" json:"cluster,omitempty"` // fleet mode on etcd (cluster.go)
 }
 
 // TLS enables HTTPS (and with it HTTP/2) on the main listener.

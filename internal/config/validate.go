@@ -48,6 +48,7 @@ func (p *parser) validate(c *Config) {
 	p.validateBackends(c)
 	p.validateFlagsAndCallers(c) // flags.go
 	p.validateEgress(c)          // egress.go
+	p.validateCluster(c)         // cluster.go
 	names := map[string]int{}
 	for i, r := range c.Routes {
 		path := at("routes", i)

@@ -1,6 +1,7 @@
 package rollout
 
 import (
+	"context"
 	"errors"
 	"net/http"
 
@@ -35,7 +36,7 @@ func (m *Manager) handleCommand(w http.ResponseWriter, r *http.Request) {
 		admin.WriteError(w, http.StatusNotFound, "not_found", "route "+r.PathValue("route")+" has no rollout plan")
 		return
 	}
-	if err := c.Command(r.PathValue("command")); err != nil {
+	if err := m.command(r.Context(), c, r.PathValue("command")); err != nil {
 		status := http.StatusBadRequest
 		if errors.Is(err, errNotAllowed) {
 			status = http.StatusConflict
@@ -44,4 +45,16 @@ func (m *Manager) handleCommand(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	admin.WriteJSON(w, http.StatusOK, c.Status())
+}
+
+// command runs an operator command here, or on the route's leader in a
+// fleet (returning once this replica applied the leader's new state).
+func (m *Manager) command(ctx context.Context, c *Controller, cmd string) error {
+	m.mu.Lock()
+	member := m.member
+	m.mu.Unlock()
+	if member == nil || member.Leading(c.route) {
+		return c.Command(cmd)
+	}
+	return member.Forward(ctx, c.route, cmd)
 }

@@ -39,15 +39,19 @@ const maxDecisions = 200
 
 // State is a rollout's persisted state.
 type State struct {
-	Route         string     `json:"route"`
-	Phase         string     `json:"phase"`
-	Step          int        `json:"step"` // index into the plan's steps
-	StepKind      string     `json:"step_kind,omitempty"`
-	Weight        float64    `json:"weight"`
-	StartedAt     time.Time  `json:"started_at,omitzero"`
-	StepStartedAt time.Time  `json:"step_started_at,omitzero"`
-	Base          Baseline   `json:"baseline"`
-	Decisions     []Decision `json:"decisions"`
+	Route         string    `json:"route"`
+	Phase         string    `json:"phase"`
+	Step          int       `json:"step"` // index into the plan's steps
+	StepKind      string    `json:"step_kind,omitempty"`
+	Weight        float64   `json:"weight"`
+	StartedAt     time.Time `json:"started_at,omitzero"`
+	StepStartedAt time.Time `json:"step_started_at,omitzero"`
+	// Window counts the observation windows the rollout began (each step,
+	// each resume): the epoch a fleet's replicas publish their windows
+	// under, so the leader merges only the same step's observations.
+	Window    uint64     `json:"window,omitempty"`
+	Base      Baseline   `json:"baseline"`
+	Decisions []Decision `json:"decisions"`
 	// HeldReason says why a held rollout is held.
 	HeldReason string `json:"held_reason,omitempty"`
 }
@@ -87,6 +91,7 @@ type Controller struct {
 	route   string
 	store   *store.Store
 	sources Sources
+	fleet   Fleet // nil: this replica judges alone
 	hooks   *webhooks
 	metrics *Metrics
 	log     *slog.Logger
@@ -108,9 +113,9 @@ type Controller struct {
 	done         chan struct{}
 }
 
-func newController(route string, st *store.Store, src Sources, m *Metrics, log *slog.Logger) *Controller {
+func newController(route string, st *store.Store, src Sources, fl Fleet, m *Metrics, log *slog.Logger) *Controller {
 	return &Controller{
-		route: route, store: st, sources: src, metrics: m, log: log,
+		route: route, store: st, sources: src, fleet: fl, metrics: m, log: log,
 		state: State{Route: route, Phase: Idle},
 		kick:  make(chan struct{}, 1), stop: make(chan struct{}), done: make(chan struct{}),
 	}
@@ -141,7 +146,7 @@ func (c *Controller) configure(plan *config.Rollout, sp *split.Split) {
 		}
 	case Idle:
 		c.state.Weight = sp.Weight()
-		if newPlan && plan.Start == "auto" {
+		if newPlan && plan.Start == "auto" && c.fleet == nil { // a fleet's leader starts it (Lead)
 			c.startLocked("started automatically (start: auto)")
 		}
 	default:
@@ -179,6 +184,9 @@ func (c *Controller) Observe(canary bool, status int, d time.Duration) {
 	}
 	if o.win.observe(canary, status >= 500, d, o.rule) {
 		o.split.SetWeight(0) // stop sending users to the canary before anything else
+		if c.fleet != nil {
+			c.fleet.Burst(c.route)
+		}
 		select {
 		case c.kick <- struct{}{}:
 		default:
@@ -215,7 +223,7 @@ func (c *Controller) close() {
 func (c *Controller) evaluate() {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	if c.state.Phase != Running {
+	if c.state.Phase != Running || (c.fleet != nil && !c.fleet.Leading(c.route)) {
 		return
 	}
 	step := c.plan.Steps[c.state.Step]
@@ -249,6 +257,13 @@ func (c *Controller) shadowResult(step *config.ShadowStep) Result {
 
 func (c *Controller) canaryResult(step *config.CanaryStep) Result {
 	counts := c.win.snapshot()
+	if c.fleet != nil {
+		peers, err := c.fleet.Peers(c.route, c.state.Window)
+		if err != nil {
+			return Result{Wait, "no decision without the fleet's data: " + err.Error(), nil}
+		}
+		counts = merge(counts, peers, c.plan.Analysis.Samples)
+	}
 	if counts.burst {
 		return c.burstResult(counts)
 	}
@@ -357,6 +372,7 @@ func (c *Controller) rollbackLocked(r Result) {
 func (c *Controller) enterStepLocked(i int) {
 	step := c.plan.Steps[i]
 	c.state.Step, c.state.StepKind, c.state.StepStartedAt = i, step.Kind(), time.Now()
+	c.state.Window++
 	c.win = newWindow(c.plan.Analysis.Samples, c.plan.Analysis.Burst.Window)
 	switch {
 	case step.Canary != nil:
@@ -403,6 +419,11 @@ func (c *Controller) decide(action, reason string, inputs map[string]float64) {
 	c.metrics.decided(c.route, action, c.state)
 	c.publish()
 	c.persist()
+	if c.fleet != nil {
+		st := c.state
+		st.Decisions = append([]Decision(nil), c.state.Decisions...)
+		c.fleet.Save(c.route, st)
+	}
 }
 
 func (c *Controller) persist() {

@@ -78,7 +78,7 @@ func newUnit(t *testing.T, rolloutYAML string, st *store.Store) *unit {
 	r := parsePlan(t, rolloutYAML)
 	reg := prometheus.NewRegistry()
 	src := &fakeSources{}
-	c := newController("svc", st, src, NewMetrics(reg), discardLog())
+	c := newController("svc", st, src, nil, NewMetrics(reg), discardLog())
 	sp := split.New(r)
 	c.configure(r.Rollout, sp)
 	return &unit{c: c, split: sp, reg: reg, src: src}

@@ -20,6 +20,9 @@ type Manager struct {
 	sources Sources
 	metrics *Metrics
 	log     *slog.Logger
+	fleet   Fleet  // nil: each replica alone (SetFleet)
+	joiner  Joiner // the fleet's side of SetFleet, told which routes have a plan
+	member  FleetMember
 
 	mu    sync.Mutex
 	store *store.Store
@@ -46,8 +49,12 @@ func (m *Manager) Controller(route string) *Controller {
 	if c := m.ctrls[route]; c != nil {
 		return c
 	}
-	c := newController(route, m.store, m.sources, m.metrics, m.log)
-	if m.store != nil {
+	st := m.store
+	if m.fleet != nil {
+		st = nil // the fleet's state is the truth
+	}
+	c := newController(route, st, m.sources, m.fleet, m.metrics, m.log)
+	if st != nil {
 		m.load(c)
 	}
 	m.ctrls[route] = c
@@ -103,6 +110,9 @@ func (m *Manager) Configure(plans map[string]Plan) {
 		if !ok {
 			if c.plan != nil {
 				c.close()
+				if m.joiner != nil {
+					m.joiner.Leave(route)
+				}
 			}
 			delete(m.ctrls, route)
 			m.metrics.forget(route)
@@ -112,6 +122,9 @@ func (m *Manager) Configure(plans map[string]Plan) {
 		c.configure(p.Rollout, p.Split)
 		if !started {
 			go c.run()
+			if m.joiner != nil {
+				m.joiner.Join(c)
+			}
 		}
 	}
 }
@@ -133,6 +146,9 @@ type Status struct {
 	State
 	Steps    []*config.RolloutStep `json:"steps"`
 	Analysis config.Analysis       `json:"analysis"`
+	// Fleet is the fleet's view (leader, members, their windows) in
+	// fleet mode.
+	Fleet any `json:"fleet,omitempty"`
 }
 
 // Statuses lists every rollout.
@@ -164,10 +180,14 @@ func (m *Manager) Get(route string) (*Controller, bool) {
 // Status is the controller's current state.
 func (c *Controller) Status() Status {
 	c.mu.Lock()
-	defer c.mu.Unlock()
+	defer c.mu.Unlock() // Describe takes only the fleet's own locks
 	st := c.state
 	st.Decisions = append([]Decision(nil), c.state.Decisions...)
-	return Status{State: st, Steps: c.plan.Steps, Analysis: c.plan.Analysis}
+	out := Status{State: st, Steps: c.plan.Steps, Analysis: c.plan.Analysis}
+	if d, ok := c.fleet.(interface{ Describe(string) any }); ok {
+		out.Fleet = d.Describe(c.route)
+	}
+	return out
 }
 
 // Command errors.
@@ -195,6 +215,7 @@ func (c *Controller) Command(cmd string) error {
 			return fmt.Errorf("resume: the rollout is %s: %w", p, errNotAllowed)
 		}
 		c.state.Phase = Running
+		c.state.Window++
 		c.win = newWindow(c.plan.Analysis.Samples, c.plan.Analysis.Burst.Window)
 		c.decide("resume", "resumed by operator; the step's window starts again", nil)
 	case "promote":

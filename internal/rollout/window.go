@@ -102,6 +102,8 @@ type counts struct {
 	elapsed                            time.Duration
 	canaryRecentRate, liveRecentRate   float64
 	burst                              bool
+	// the recent outcomes behind the rates, which a fleet adds up
+	liveRecentN, liveRecentErr, canaryRecentN, canaryRecentErr int
 }
 
 func (w *window) snapshot() counts {
@@ -112,6 +114,25 @@ func (w *window) snapshot() counts {
 		liveMs: w.live.latency.Snapshot(), canaryMs: w.canary.latency.Snapshot(),
 		elapsed:          time.Since(w.started),
 		canaryRecentRate: w.canary.recentRate(), liveRecentRate: w.live.recentRate(),
-		burst: w.burst,
+		burst:       w.burst,
+		liveRecentN: len(w.live.recent), liveRecentErr: w.live.recentErr,
+		canaryRecentN: len(w.canary.recent), canaryRecentErr: w.canary.recentErr,
 	}
+}
+
+// markBurst records a burst another replica saw in the same step, so this
+// replica keeps the canary at 0 and does not leave the step but by a
+// rollback.
+func (w *window) markBurst() {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if !w.sealed {
+		w.burst = true
+	}
+}
+
+func (w *window) sawBurst() bool {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return w.burst
 }

@@ -1,0 +1,143 @@
+package config
+
+import (
+	"crypto/tls"
+	"crypto/x509"
+	"fmt"
+	"net/url"
+	"os"
+	"strings"
+	"time"
+)
+
+// Defaults of fleet mode (docs/config.md, "Cluster").
+const (
+	DefaultClusterPrefix          = "/umbra/"
+	DefaultClusterDialTimeout     = Duration(5 * time.Second)
+	DefaultClusterRequestTimeout  = Duration(2 * time.Second)
+	DefaultClusterPublishInterval = Duration(time.Second)
+	DefaultClusterLeaseTTL        = Duration(5 * time.Second)
+)
+
+// Cluster turns on fleet mode: replicas share rollout state through etcd
+// (docs/fleet.md). Without it a replica works alone on its embedded store.
+type Cluster struct {
+	// Node names this replica in the fleet; default the host name.
+	Node string      `yaml:"node" json:"node"`
+	Etcd ClusterEtcd `yaml:"etcd" json:"etcd"`
+	// PublishInterval is how often a replica publishes its rollout
+	// windows (counts and latency samples) for the leader to merge.
+	PublishInterval Duration `yaml:"publish_interval" json:"publish_interval"`
+	// LeaseTTL bounds how long a dead replica keeps its leadership and
+	// its published windows: a survivor takes over within it.
+	LeaseTTL Duration `yaml:"lease_ttl" json:"lease_ttl"`
+	Pos      Pos      `yaml:"-" json:"-"`
+}
+
+// ClusterEtcd is how to reach the etcd cluster.
+type ClusterEtcd struct {
+	Endpoints []string `yaml:"endpoints" json:"endpoints"`
+	// Prefix is put before every key umbra writes, so several fleets (or
+	// other programs) can share one etcd; it always ends with '/'.
+	Prefix         string   `yaml:"prefix" json:"prefix"`
+	DialTimeout    Duration `yaml:"dial_timeout" json:"dial_timeout"`
+	RequestTimeout Duration `yaml:"request_timeout" json:"request_timeout"`
+	Username       string   `yaml:"username" json:"username,omitempty"`
+	// PasswordFile holds the password of Username (whitespace trimmed).
+	PasswordFile string      `yaml:"password_file" json:"password_file,omitempty"`
+	TLS          *ClusterTLS `yaml:"tls" json:"tls,omitempty"`
+}
+
+// ClusterTLS secures the connections to etcd.
+type ClusterTLS struct {
+	CAFile   string `yaml:"ca_file" json:"ca_file,omitempty"`
+	CertFile string `yaml:"cert_file" json:"cert_file,omitempty"`
+	KeyFile  string `yaml:"key_file" json:"key_file,omitempty"`
+}
+
+// ClientConfig loads the TLS files into a client configuration.
+func (t *ClusterTLS) ClientConfig() (*tls.Config, error) {
+	cfg := &tls.Config{MinVersion: tls.VersionTLS12}
+	if t.CAFile != "" {
+		pem, err := os.ReadFile(t.CAFile)
+		if err != nil {
+			return nil, err
+		}
+		pool := x509.NewCertPool()
+		if !pool.AppendCertsFromPEM(pem) {
+			return nil, fmt.Errorf("%s holds no PEM certificate", t.CAFile)
+		}
+		cfg.RootCAs = pool
+	}
+	if t.CertFile != "" || t.KeyFile != "" {
+		pair, err := tls.LoadX509KeyPair(t.CertFile, t.KeyFile)
+		if err != nil {
+			return nil, fmt.Errorf("cannot load TLS key pair: %w", err)
+		}
+		cfg.Certificates = []tls.Certificate{pair}
+	}
+	return cfg, nil
+}
+
+func (p *parser) validateCluster(c *Config) {
+	cl := c.Cluster
+	if cl == nil {
+		return
+	}
+	path := at("cluster")
+	cl.Pos = p.pos(path...)
+	if cl.Node == "" {
+		host, err := os.Hostname()
+		if err != nil || host == "" {
+			p.errorf(path, "cluster.node is not set and the host name is unknown (%v): name this replica", err)
+		} else {
+			cl.Node = host
+		}
+	} else if !nameRe.MatchString(cl.Node) {
+		p.errorf(join(path, "node"), "node name %q: use letters, digits, '.', '_' and '-'", cl.Node)
+	}
+	setDefault(&cl.PublishInterval, DefaultClusterPublishInterval)
+	setDefault(&cl.LeaseTTL, DefaultClusterLeaseTTL)
+	if d := cl.PublishInterval.D(); d < 10*time.Millisecond {
+		p.errorf(join(path, "publish_interval"), "publish_interval %v: use at least 10ms", d)
+	}
+	if d := cl.LeaseTTL.D(); d < 2*time.Second || d%time.Second != 0 {
+		p.errorf(join(path, "lease_ttl"), "lease_ttl %v: etcd leases count whole seconds; use 2s or more", d)
+	}
+	p.validateEtcd(&cl.Etcd, join(path, "etcd"))
+}
+
+func (p *parser) validateEtcd(e *ClusterEtcd, path []any) {
+	if len(e.Endpoints) == 0 {
+		p.errorf(path, "cluster.etcd needs endpoints, for example [\"http://127.0.0.1:2379\"]")
+	}
+	for i, ep := range e.Endpoints {
+		u, err := url.Parse(ep)
+		if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" || (u.Path != "" && u.Path != "/") {
+			p.errorf(join(path, "endpoints", i), "etcd endpoint %q: use http://host:port or https://host:port", ep)
+		}
+	}
+	if e.Prefix == "" {
+		e.Prefix = DefaultClusterPrefix
+	}
+	if !strings.HasSuffix(e.Prefix, "/") {
+		e.Prefix += "/"
+	}
+	setDefault(&e.DialTimeout, DefaultClusterDialTimeout)
+	setDefault(&e.RequestTimeout, DefaultClusterRequestTimeout)
+	if (e.Username == "") != (e.PasswordFile == "") {
+		p.errorf(path, "cluster.etcd: username and password_file go together")
+	}
+	if e.PasswordFile != "" {
+		if _, err := ReadToken(e.PasswordFile); err != nil {
+			p.errorf(join(path, "password_file"), "%v", err)
+		}
+	}
+	if e.TLS != nil {
+		if (e.TLS.CertFile == "") != (e.TLS.KeyFile == "") {
+			p.errorf(join(path, "tls"), "cluster.etcd.tls: cert_file and key_file go together")
+		} else if _, err := e.TLS.ClientConfig(); err != nil {
+			p.errorf(join(path, "tls"), "%v", err)
+		}
+	}
+}
