@@ -21,6 +21,7 @@ import (
 
 	"github.com/umbragw/umbra/internal/admin"
 	"github.com/umbragw/umbra/internal/adoption"
+	"github.com/umbragw/umbra/internal/cluster"
 	"github.com/umbragw/umbra/internal/config"
 	"github.com/umbragw/umbra/internal/diffs"
 	"github.com/umbragw/umbra/internal/egress"
@@ -62,6 +63,7 @@ type Gateway struct {
 	// dashboard is the web UI at /ui/; stopDashboard ends its sampler.
 	dashboard     *ui.Dashboard
 	stopDashboard context.CancelFunc
+	cluster       *cluster.Node // nil without a cluster block
 
 	mu    sync.Mutex // serialises reloads
 	parts parts      // what the running snapshot uses
@@ -133,9 +135,19 @@ func New(cfg *config.Config, opts Options) (*Gateway, error) {
 	g.tracer = tr
 	g.diffs = diffs.New(cfg.Comparison, g.metrics.Registry(), logger)
 	g.rollouts = rollout.NewManager(g, rollout.NewMetrics(g.metrics.Registry()), logger)
+	if cfg.Cluster != nil {
+		node, err := cluster.New(cfg.Cluster, logger, g.metrics.Registry())
+		if err != nil {
+			g.diffs.Close()
+			return nil, err
+		}
+		g.cluster = node
+		g.rollouts.SetFleet(node)
+	}
 	if err := g.ensureStore(cfg, logger); err != nil {
 		g.diffs.Close()
 		_ = tr.Shutdown(context.Background())
+		g.closeCluster()
 		return nil, err
 	}
 	g.deps = deps{metrics: g.metrics, shadow: shadow.NewMetrics(g.metrics.Registry()), logOut: opts.LogOutput, sink: g.diffs.Submit,
@@ -145,12 +157,18 @@ func New(cfg *config.Config, opts Options) (*Gateway, error) {
 	if err != nil {
 		_ = g.closeStore()
 		_ = tr.Shutdown(context.Background())
+		g.closeCluster()
 		return nil, err
 	}
 	g.parts = c.parts
 	g.diffs.Configure(c.compares)
 	g.handler = proxy.NewHandler(g.metrics, c.snap)
 	g.rollouts.Configure(c.plans)
+	if g.cluster != nil {
+		// Before anything listens: a replica that joins late serves the
+		// fleet's current weights from its first request.
+		g.cluster.Start()
+	}
 	g.metrics.Reloaded(true, len(cfg.Routes))
 	g.admin = admin.New(g, g.metrics.Handler(), token)
 	g.admin.Handle("GET /api/v1/adoption", g.deps.adoption.Handler().ServeHTTP)
@@ -202,6 +220,13 @@ func needsStore(cfg *config.Config) bool {
 		}
 	}
 	return false
+}
+
+// closeCluster leaves the fleet (the node logs what goes wrong).
+func (g *Gateway) closeCluster() {
+	if g.cluster != nil {
+		_ = g.cluster.Close()
+	}
 }
 
 // closeStore saves the comparison results and closes the store.
@@ -351,6 +376,7 @@ func (g *Gateway) Shutdown() error {
 	}
 	g.adminSrv.Close()
 	g.stopDashboard()
+	g.closeCluster() // resigns its leaderships: a survivor takes over at once
 	g.rollouts.Close()
 	g.mu.Lock()
 	g.stopFlagWatch()

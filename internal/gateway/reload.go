@@ -84,6 +84,9 @@ func warnRestartOnly(old, cfg *config.Config, log interface{ Warn(string, ...any
 		old.DataDir != cfg.DataDir || old.Comparison != cfg.Comparison || !sameTracing(old.Tracing, cfg.Tracing) {
 		log.Warn("listen, tls, admin, server, data_dir, comparison and tracing settings changed; they apply at the next restart")
 	}
+	if clusterChanged(old.Cluster, cfg.Cluster) {
+		log.Warn("cluster settings changed; they apply at the next restart")
+	}
 }
 
 // sameTracing compares tracing settings, ignoring where they were written.
@@ -166,4 +169,13 @@ func (g *Gateway) Routes() any {
 		out = append(out, info)
 	}
 	return out
+}
+
+func clusterChanged(a, b *config.Cluster) bool {
+	if a == nil || b == nil {
+		return a != b
+	}
+	x, y := *a, *b
+	x.Pos, y.Pos = config.Pos{}, config.Pos{}
+	return !reflect.DeepEqual(x, y)
 }

@@ -257,21 +257,29 @@ func (c *Controller) shadowResult(step *config.ShadowStep) Result {
 
 func (c *Controller) canaryResult(step *config.CanaryStep) Result {
 	counts := c.win.snapshot()
+	replicas := 0
 	if c.fleet != nil {
 		peers, err := c.fleet.Peers(c.route, c.state.Window)
 		if err != nil {
 			return Result{Wait, "no decision without the fleet's data: " + err.Error(), nil}
 		}
 		counts = merge(counts, peers, c.plan.Analysis.Samples)
+		replicas = 1 + len(peers)
 	}
+	var r Result
 	if counts.burst {
-		return c.burstResult(counts)
+		r = c.burstResult(counts)
+	} else {
+		// min_duration runs from when the step began, across restarts and
+		// resumes (docs/rollouts.md, "State and restarts"); the window, which
+		// starts again then, only bounds what is counted.
+		counts.elapsed = time.Since(c.state.StepStartedAt)
+		r = analyzeCanary(counts, step, &c.plan.Analysis)
 	}
-	// min_duration runs from when the step began, across restarts and
-	// resumes (docs/rollouts.md, "State and restarts"); the window, which
-	// starts again then, only bounds what is counted.
-	counts.elapsed = time.Since(c.state.StepStartedAt)
-	return analyzeCanary(counts, step, &c.plan.Analysis)
+	if replicas > 0 && r.Inputs != nil {
+		r.Inputs["replicas"] = float64(replicas) // whose windows were merged
+	}
+	return r
 }
 
 func (c *Controller) burstResult(counts counts) Result {

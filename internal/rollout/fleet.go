@@ -179,6 +179,17 @@ func allComplete(sets []sideSet) bool {
 	return true
 }
 
+// Samples is the latency sample size of the plan: the most a published
+// window may carry per version.
+func (c *Controller) Samples() int {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.plan == nil {
+		return 0
+	}
+	return c.plan.Analysis.Samples
+}
+
 // Route names the controller's route.
 func (c *Controller) Route() string { return c.route }
 

@@ -180,10 +180,10 @@ func (m *Manager) Get(route string) (*Controller, bool) {
 // Status is the controller's current state.
 func (c *Controller) Status() Status {
 	c.mu.Lock()
-	defer c.mu.Unlock() // Describe takes only the fleet's own locks
 	st := c.state
 	st.Decisions = append([]Decision(nil), c.state.Decisions...)
 	out := Status{State: st, Steps: c.plan.Steps, Analysis: c.plan.Analysis}
+	c.mu.Unlock() // the fleet's Describe reads this controller's window
 	if d, ok := c.fleet.(interface{ Describe(string) any }); ok {
 		out.Fleet = d.Describe(c.route)
 	}

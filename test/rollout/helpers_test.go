@@ -218,13 +218,21 @@ type traffic struct {
 	once    sync.Once
 	sent    atomic.Int64
 	errs    atomic.Int64
-	byName  sync.Map // backend name -> *atomic.Int64
+	failed  atomic.Int64 // answers with a 5xx status
+	byName  sync.Map     // backend name -> *atomic.Int64
 	lastErr atomic.Value
 }
 
 // startTraffic runs workers sending GET url as users prefix-0 ...
 // prefix-(pool-1), round robin. It stops at cleanup at the latest.
 func startTraffic(t *testing.T, url, prefix string, workers, pool int) *traffic {
+	t.Helper()
+	return startTrafficAll(t, []string{url}, prefix, workers, pool)
+}
+
+// startTrafficAll is startTraffic over several gateways (a fleet's
+// replicas behind a load balancer): request i goes to urls[i%len(urls)].
+func startTrafficAll(t *testing.T, urls []string, prefix string, workers, pool int) *traffic {
 	t.Helper()
 	c := testkit.NewClient(t, 64, waitFor)
 	tr := &traffic{stop: make(chan struct{})}
@@ -238,7 +246,9 @@ func startTraffic(t *testing.T, url, prefix string, workers, pool int) *traffic 
 				default:
 				}
 				i := seq.Add(1)
-				_, by, err := get(c, url, prefix+strconv.FormatInt(i%int64(pool), 10))
+				// Blocks of 5 requests per gateway: a user's requests land on
+				// every gateway in turn.
+				code, by, err := get(c, urls[(i/5)%int64(len(urls))], prefix+strconv.FormatInt(i%int64(pool), 10))
 				if err != nil {
 					tr.errs.Add(1)
 					tr.lastErr.Store(err)
@@ -250,6 +260,9 @@ func startTraffic(t *testing.T, url, prefix string, workers, pool int) *traffic 
 					continue
 				}
 				tr.sent.Add(1)
+				if code >= 500 {
+					tr.failed.Add(1)
+				}
 				v, _ := tr.byName.LoadOrStore(by, new(atomic.Int64))
 				v.(*atomic.Int64).Add(1)
 			}
