@@ -32,16 +32,16 @@ const formatVersion = 1
 
 type keys struct{ prefix string }
 
-func (k keys) member(node string) string  { return k.prefix + membersDir + node }
+func (k keys) member(node string) string   { return k.prefix + membersDir + node }
 func (k keys) rollout(route string) string { return k.prefix + rolloutsDir + route + "/" }
 func (k keys) state(route string) string   { return k.rollout(route) + "state" }
 func (k keys) election(route string) string {
 	return k.rollout(route) + "leader/"
 }
-func (k keys) window(route, node string) string  { return k.rollout(route) + "windows/" + node }
-func (k keys) command(route, id string) string   { return k.rollout(route) + "commands/" + id }
-func (k keys) commands(route string) string      { return k.rollout(route) + "commands/" }
-func (k keys) result(id string) string           { return k.prefix + resultsDir + id }
+func (k keys) window(route, node string) string { return k.rollout(route) + "windows/" + node }
+func (k keys) command(route, id string) string  { return k.rollout(route) + "commands/" + id }
+func (k keys) commands(route string) string     { return k.rollout(route) + "commands/" }
+func (k keys) result(id string) string          { return k.prefix + resultsDir + id }
 
 // parsed is a key of the layout, taken apart.
 type parsed struct {

@@ -33,6 +33,10 @@ type route struct {
 	peers      map[string]rollout.WindowSummary
 	candidates map[string]candidate
 
+	// applyMu orders the application of states read by the watch and by
+	// readState, so an older state never follows a newer one.
+	applyMu sync.Mutex
+
 	mu        sync.Mutex
 	applied   int64          // mod revision of the last state applied
 	saved     int64          // revision of the last state this leader wrote

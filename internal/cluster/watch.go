@@ -169,9 +169,20 @@ func (n *Node) handleState(routeName string, kv *mvccpb.KeyValue) {
 	if r == nil {
 		return // a route this replica has no plan for (yet): sync reads it when it has
 	}
+	r.applyMu.Lock()
+	defer r.applyMu.Unlock()
 	r.mu.Lock()
 	if kv.ModRevision <= r.applied {
 		r.mu.Unlock()
+		return
+	}
+	if v.Node == n.name && r.leading.Load() {
+		// The leader's own write coming back: its controller is already
+		// there or further on (the watch may deliver a write before the
+		// writer sees its answer, and the state moved since).
+		r.applied = kv.ModRevision
+		r.mu.Unlock()
+		r.appliedCond()
 		return
 	}
 	r.mu.Unlock()

@@ -6,6 +6,10 @@ import (
 	"net/http"
 	"strings"
 	"testing"
+	"time"
+
+	clientv3 "go.etcd.io/etcd/client/v3"
+	"go.uber.org/zap"
 
 	"github.com/umbragw/umbra/internal/cluster"
 	"github.com/umbragw/umbra/internal/rollout"
@@ -142,4 +146,16 @@ func stepsYAML(steps ...string) string {
 		b.WriteString("        - " + s + "\n")
 	}
 	return strings.TrimRight(b.String(), "\n")
+}
+
+// etcdClient is a client of the test's etcd, for writing what umbra did
+// not.
+func etcdClient(t *testing.T, e *testkit.Etcd) *clientv3.Client {
+	t.Helper()
+	c, err := clientv3.New(clientv3.Config{Endpoints: []string{e.URL}, DialTimeout: 5 * time.Second, Logger: zap.NewNop()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { c.Close() })
+	return c
 }
