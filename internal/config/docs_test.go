@@ -64,6 +64,7 @@ func writeExampleFiles(t *testing.T, dir string) {
 	writeCert(t, filepath.Join(dir, "tls", "internal-ca.pem"), filepath.Join(dir, "tls", "internal-ca.key"))
 	writeFlagFiles(t, dir) // flags_test.go
 	writeFile(t, filepath.Join(dir, "payments.hoverfly.json"), `{"data":{"pairs":[]},"meta":{"schemaVersion":"v5"}}`)
+	writeFile(t, filepath.Join(dir, "etcd.password"), "s3cret\n")
 }
 
 // The complete example must load: only /etc/umbra/ is replaced by a
@@ -246,6 +247,11 @@ func TestDocsDefaultsMatchCode(t *testing.T) {
 		"routes[].shadow[].unsafe":             "skip",
 		"routes[].canary.cookie":               DefaultCanaryCookie,
 		"routes[].canary.weight":               Percent(0),
+		"cluster.etcd.prefix":                  DefaultClusterPrefix,
+		"cluster.etcd.dial_timeout":            DefaultClusterDialTimeout,
+		"cluster.etcd.request_timeout":         DefaultClusterRequestTimeout,
+		"cluster.publish_interval":             DefaultClusterPublishInterval,
+		"cluster.lease_ttl":                    DefaultClusterLeaseTTL,
 	}
 	keys := make([]string, 0, len(defaults))
 	for k := range defaults {

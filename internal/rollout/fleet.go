@@ -302,3 +302,10 @@ func (m *Manager) SetFleet(f FleetMember) {
 // ErrNotAllowed marks a command refused in the rollout's phase (409 in
 // the admin API); a fleet wraps it around a leader's refusal.
 var ErrNotAllowed = errNotAllowed
+
+// Weight is the canary weight of the rollout's state.
+func (c *Controller) Weight() float64 {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.state.Weight
+}

@@ -46,6 +46,9 @@ func EtcdBinary() string {
 func StartEtcd(t testing.TB) *Etcd {
 	t.Helper()
 	if EtcdBinary() == "" {
+		if os.Getenv("UMBRA_REQUIRE_ETCD") != "" {
+			t.Fatal("UMBRA_REQUIRE_ETCD is set but no etcd binary is installed (Debian: etcd-server)")
+		}
 		t.Skip("no etcd binary: install Debian's etcd-server (as .ci/run does) or set UMBRA_TEST_ETCD")
 	}
 	e := &Etcd{
