@@ -128,7 +128,7 @@ func (n *Node) runCommand(r *route, id string, c commandValue) {
 	} else {
 		// Answer once the state the command made is in etcd.
 		wctx, wcancel := context.WithTimeout(n.ctx, commandTimeout)
-		err := r.waitFor(wctx, func() bool { return r.pending == nil })
+		err := n.Flush(wctx, r.name)
 		wcancel()
 		if err != nil {
 			res.Error = "the leader ran the command but could not write its state: " + err.Error()
@@ -172,4 +172,16 @@ func (n *Node) handleResult(id string, kv *mvccpb.KeyValue) {
 		defer cancel()
 		_, _ = n.client.Delete(ctx, n.keys.result(id))
 	}()
+}
+
+// Flush implements rollout.FleetMember: it waits until the leader's newest
+// state is written (or the leader lost the leadership, which drops it).
+func (n *Node) Flush(ctx context.Context, name string) error {
+	r := n.route(name)
+	if r == nil {
+		return fmt.Errorf("route %q is not in the fleet", name)
+	}
+	ctx, cancel := context.WithTimeout(ctx, n.cfg.Etcd.RequestTimeout.D()*2)
+	defer cancel()
+	return r.waitFor(ctx, func() bool { return r.pending == nil })
 }

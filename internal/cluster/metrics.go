@@ -44,5 +44,13 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 		}),
 	}
 	reg.MustRegister(m.up, m.members, m.leader, m.errors, m.badValues, m.resyncs, m.published, m.propagation)
+	// Every series exists from the start, so rate() and alerts see the
+	// first error.
+	for _, op := range []string{"session", "campaign", "save", "publish", "watch", "sync", "command"} {
+		m.errors.WithLabelValues(op)
+	}
+	for _, kind := range []string{"state", "window", "member", "command", "result"} {
+		m.badValues.WithLabelValues(kind)
+	}
 	return m
 }

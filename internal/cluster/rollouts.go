@@ -9,6 +9,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"go.etcd.io/etcd/api/v3/v3rpc/rpctypes"
 	clientv3 "go.etcd.io/etcd/client/v3"
 	"go.etcd.io/etcd/client/v3/concurrency"
 
@@ -80,6 +81,7 @@ func (n *Node) Join(c *rollout.Controller) {
 		old.cancel()
 	}
 	n.routes[r.name] = r
+	n.metrics.leader.WithLabelValues(r.name).Set(0)
 	if n.running {
 		// A route added by a reload: read its state first, as at start.
 		r.done.Add(1)
@@ -152,7 +154,12 @@ func (r *route) campaign() {
 		if err != nil {
 			stopWatch()
 			cancel()
-			if r.ctx.Err() == nil && s.Ctx().Err() == nil {
+			switch {
+			case r.ctx.Err() != nil || s.Ctx().Err() != nil:
+			case errors.Is(err, rpctypes.ErrCompacted):
+				// The wait for the leader key's deletion resumed after a
+				// compaction: not etcd trouble, campaign again.
+			default:
 				n.fail("campaign", err)
 				n.sleep(300 * time.Millisecond)
 			}
@@ -230,6 +237,7 @@ func (r *route) writer() {
 					r.pending = nil
 				}
 				r.mu.Unlock()
+				r.appliedCond()
 				n.log.Warn("a decision was not written: this replica no longer leads the rollout", "route", r.name)
 				break
 			}

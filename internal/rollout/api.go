@@ -3,6 +3,7 @@ package rollout
 import (
 	"context"
 	"errors"
+	"fmt"
 	"net/http"
 
 	"github.com/umbragw/umbra/internal/admin"
@@ -41,6 +42,9 @@ func (m *Manager) handleCommand(w http.ResponseWriter, r *http.Request) {
 		if errors.Is(err, errNotAllowed) {
 			status = http.StatusConflict
 		}
+		if errors.Is(err, errNotShared) {
+			status = http.StatusServiceUnavailable
+		}
 		admin.WriteError(w, status, "rejected", err.Error())
 		return
 	}
@@ -53,8 +57,20 @@ func (m *Manager) command(ctx context.Context, c *Controller, cmd string) error 
 	m.mu.Lock()
 	member := m.member
 	m.mu.Unlock()
-	if member == nil || member.Leading(c.route) {
+	if member == nil {
 		return c.Command(cmd)
 	}
-	return member.Forward(ctx, c.route, cmd)
+	if !member.Leading(c.route) {
+		return member.Forward(ctx, c.route, cmd)
+	}
+	if err := c.Command(cmd); err != nil {
+		return err
+	}
+	if err := member.Flush(ctx, c.route); err != nil {
+		return fmt.Errorf("%s: done on this replica (the leader), but not yet written for the others (it will be once etcd answers): %w", cmd, errNotShared)
+	}
+	return nil
 }
+
+// errNotShared: a leader's command took effect but etcd has not got it yet.
+var errNotShared = errors.New("etcd unreachable")

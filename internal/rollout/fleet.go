@@ -201,7 +201,7 @@ func (c *Controller) Route() string { return c.route }
 func (c *Controller) Apply(st State) error {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	if st.Route != c.route || !validPhase(st.Phase) || st.Weight < 0 || st.Weight > 100 || math.IsNaN(st.Weight) {
+	if st.Route != c.route || !knownPhase(st.Phase) || st.Weight < 0 || st.Weight > 100 || math.IsNaN(st.Weight) {
 		return fmt.Errorf("state of route %q: phase %q weight %v is not a rollout state", st.Route, st.Phase, st.Weight)
 	}
 	if c.plan != nil && st.Phase != Idle && (st.Step < 0 || st.Step >= len(c.plan.Steps)) {
@@ -224,15 +224,6 @@ func (c *Controller) Apply(st State) error {
 	c.metrics.set(c.route, st)
 	c.publish()
 	return nil
-}
-
-func validPhase(p string) bool {
-	for _, q := range phases {
-		if p == q {
-			return true
-		}
-	}
-	return false
 }
 
 // Lead is called when this replica becomes the route's leader: it starts
@@ -284,6 +275,9 @@ type FleetMember interface {
 	// Forward runs an operator command on the route's leader and returns
 	// once the leader has answered.
 	Forward(ctx context.Context, route, cmd string) error
+	// Flush waits until the leader's newest state is written, so a
+	// command's answer means every replica can see it.
+	Flush(ctx context.Context, route string) error
 	// Describe is the fleet's view of a route for the status: leader,
 	// members and their windows.
 	Describe(route string) any

@@ -7,6 +7,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"testing"
 	"time"
@@ -514,5 +515,54 @@ func TestFleetWatchSurvivesCompaction(t *testing.T) {
 	}
 	if v, _ := scrape(t, b).Sum("umbra_cluster_bad_values_total", nil); v != 0 {
 		t.Errorf("%v values ignored", v)
+	}
+}
+
+// TestFleetMetricsDocumented: every umbra_cluster_* family a replica
+// exports is in docs/fleet.md's metrics table with its labels, and every
+// family documented there is exported.
+func TestFleetMetricsDocumented(t *testing.T) {
+	e := testkit.StartEtcd(t)
+	v1, v2 := newBackend(t, "v1"), newBackend(t, "v2")
+	gws := startFleet(t, e, 2, fleetPlan(v1, v2, stepsYAML("canary: {weight: 10, min_requests: 1000000}", "promote: {}")))
+	leader(t, admins(gws), "checkout")
+	b, err := os.ReadFile("../../docs/fleet.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	row := regexp.MustCompile("(?m)^\\| `(umbra_cluster_[a-z_]+)(\\{([a-z, ]+)\\})?` \\|")
+	docs := map[string]string{}
+	for _, m := range row.FindAllStringSubmatch(string(b), -1) {
+		docs[m[1]] = strings.ReplaceAll(m[3], " ", "")
+	}
+	if len(docs) < 8 {
+		t.Fatalf("docs/fleet.md lists %d umbra_cluster_* metrics", len(docs))
+	}
+	exported := map[string]string{}
+	code, body := adminDo(t, http.MethodGet, gws[1].AdminURL+"/metrics")
+	if code != http.StatusOK {
+		t.Fatalf("metrics: %d", code)
+	}
+	series := regexp.MustCompile(`(?m)^(umbra_cluster_[a-z_]+?)(_bucket|_sum|_count)?(\{([^}]*)\})? `)
+	for _, m := range series.FindAllStringSubmatch(string(body), -1) {
+		var labels []string
+		for _, kv := range strings.Split(m[4], ",") {
+			if k, _, ok := strings.Cut(kv, "="); ok && k != "le" {
+				labels = append(labels, k)
+			}
+		}
+		exported[m[1]] = strings.Join(labels, ",")
+	}
+	for name, labels := range exported {
+		if want, ok := docs[name]; !ok {
+			t.Errorf("%s is exported but not in docs/fleet.md", name)
+		} else if want != labels {
+			t.Errorf("%s has labels %q, docs/fleet.md says %q", name, labels, want)
+		}
+	}
+	for name := range docs {
+		if _, ok := exported[name]; !ok {
+			t.Errorf("docs/fleet.md lists %s, which a replica does not export", name)
+		}
 	}
 }

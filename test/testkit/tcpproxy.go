@@ -55,6 +55,12 @@ func (p *TCPProxy) accept() {
 			continue
 		}
 		p.mu.Lock()
+		if p.cut { // cut while dialling
+			p.mu.Unlock()
+			c.Close()
+			up.Close()
+			continue
+		}
 		p.conns[c], p.conns[up] = struct{}{}, struct{}{}
 		p.mu.Unlock()
 		go p.pipe(c, up)
