@@ -128,13 +128,7 @@ func (n *Node) Start() {
 // Close resigns every leadership (a survivor takes over at once instead
 // of after the lease TTL), revokes the lease and disconnects.
 func (n *Node) Close() error {
-	n.mu.Lock()
-	routes := make([]*route, 0, len(n.routes))
-	for _, r := range n.routes {
-		routes = append(routes, r)
-	}
-	n.mu.Unlock()
-	for _, r := range routes {
+	for _, r := range n.routeList() {
 		r.stop()
 	}
 	n.cancel()

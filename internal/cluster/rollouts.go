@@ -110,6 +110,17 @@ func (r *route) stop() {
 	r.done.Wait()
 }
 
+// routeList is a copy of the routes, to act on without n.mu.
+func (n *Node) routeList() []*route {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	out := make([]*route, 0, len(n.routes))
+	for _, r := range n.routes {
+		out = append(out, r)
+	}
+	return out
+}
+
 func (n *Node) route(name string) *route {
 	n.mu.Lock()
 	defer n.mu.Unlock()
@@ -376,13 +387,7 @@ func (n *Node) publisher() {
 		if s == nil {
 			continue
 		}
-		n.mu.Lock()
-		routes := make([]*route, 0, len(n.routes))
-		for _, r := range n.routes {
-			routes = append(routes, r)
-		}
-		n.mu.Unlock()
-		for _, r := range routes {
+		for _, r := range n.routeList() {
 			r.publishWindow(s)
 		}
 	}

@@ -159,3 +159,19 @@ func etcdClient(t *testing.T, e *testkit.Etcd) *clientv3.Client {
 	t.Cleanup(func() { c.Close() })
 	return c
 }
+
+// heldFleet starts n replicas whose rollout holds at its first canary
+// step, at weight w (its min_requests is never reached), and waits until
+// every replica serves that weight.
+func heldFleet(t *testing.T, e *testkit.Etcd, n, w int, v1, v2 *backend) []*testkit.Gateway {
+	t.Helper()
+	gws := startFleet(t, e, n, fleetPlan(v1, v2, stepsYAML(
+		fmt.Sprintf("canary: {weight: %d, min_requests: 100000000}", w), "promote: {}")))
+	for _, g := range gws {
+		poll.UntilTrue(t, fmt.Sprintf("the replica at weight %d", w), func() bool {
+			st := status(t, g, "checkout")
+			return st.Phase == rollout.Running && st.Weight == float64(w)
+		})
+	}
+	return gws
+}

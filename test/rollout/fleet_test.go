@@ -94,15 +94,7 @@ func TestFleetRollsBackOnEveryReplica(t *testing.T) {
 func TestFleetUserKeepsVersionOnEveryReplica(t *testing.T) {
 	e := testkit.StartEtcd(t)
 	v1, v2 := newBackend(t, "v1"), newBackend(t, "v2")
-	gws := startFleet(t, e, 3, fleetPlan(v1, v2, stepsYAML(
-		"canary: {weight: 30, min_requests: 100000}",
-		"promote: {}")))
-	for _, g := range gws {
-		poll.UntilTrue(t, "the replica at weight 30", func() bool {
-			st := status(t, g, "checkout")
-			return st.Phase == rollout.Running && st.Weight == 30
-		})
-	}
+	gws := heldFleet(t, e, 3, 30, v1, v2)
 	us := users("sticky-", 400)
 	first := assign(t, testkit.NewClient(t, 16, waitFor), gws[0].URL+"/checkout/cart", us, 4)
 	canary := 0
@@ -248,12 +240,7 @@ func TestFleetEtcdRestartUnderLoad(t *testing.T) {
 func TestFleetIgnoresGarbage(t *testing.T) {
 	e := testkit.StartEtcd(t)
 	v1, v2 := newBackend(t, "v1"), newBackend(t, "v2")
-	gws := startFleet(t, e, 2, fleetPlan(v1, v2, stepsYAML(
-		"canary: {weight: 25, min_requests: 100000}",
-		"promote: {}")))
-	for _, g := range gws {
-		poll.UntilTrue(t, "weight 25", func() bool { return status(t, g, "checkout").Weight == 25 })
-	}
+	gws := heldFleet(t, e, 2, 25, v1, v2)
 	c := etcdClient(t, e)
 	p := "/" + t.Name() + "/rollouts/checkout/"
 	for _, kv := range [][2]string{
@@ -295,12 +282,7 @@ func TestFleetIgnoresGarbage(t *testing.T) {
 func TestFleetNoEtcdCallPerRequest(t *testing.T) {
 	e := testkit.StartEtcd(t)
 	v1, v2 := newBackend(t, "v1"), newBackend(t, "v2")
-	gws := startFleet(t, e, 3, fleetPlan(v1, v2, stepsYAML(
-		"canary: {weight: 30, min_requests: 1000000}",
-		"promote: {}")))
-	for _, g := range gws {
-		poll.UntilTrue(t, "weight 30", func() bool { return status(t, g, "checkout").Weight == 30 })
-	}
+	gws := heldFleet(t, e, 3, 30, v1, v2)
 	calls := func() float64 { return e.Metric("grpc_server_started_total", "grpc_type", "unary") }
 	before, start := calls(), time.Now()
 	us := users("load-", 1500)
@@ -524,7 +506,7 @@ func TestFleetWatchSurvivesCompaction(t *testing.T) {
 func TestFleetMetricsDocumented(t *testing.T) {
 	e := testkit.StartEtcd(t)
 	v1, v2 := newBackend(t, "v1"), newBackend(t, "v2")
-	gws := startFleet(t, e, 2, fleetPlan(v1, v2, stepsYAML("canary: {weight: 10, min_requests: 1000000}", "promote: {}")))
+	gws := heldFleet(t, e, 2, 10, v1, v2)
 	leader(t, admins(gws), "checkout")
 	b, err := os.ReadFile("../../docs/fleet.md")
 	if err != nil {
