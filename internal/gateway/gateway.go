@@ -139,6 +139,7 @@ func New(cfg *config.Config, opts Options) (*Gateway, error) {
 		node, err := cluster.New(cfg.Cluster, logger, g.metrics.Registry())
 		if err != nil {
 			g.diffs.Close()
+			_ = tr.Shutdown(context.Background())
 			return nil, err
 		}
 		g.cluster = node
