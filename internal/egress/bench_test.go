@@ -7,6 +7,7 @@ import (
 	"net/http/httptest"
 	"path/filepath"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"testing"
 
@@ -191,4 +192,40 @@ func TestUnknownPolicyAndReload(t *testing.T) {
 		t.Errorf("live call under deny: %d, hits %d", w.Code, hits.Load())
 	}
 	l2.End()
+}
+
+// Live requests that arrive at once with the same incoming trace id (a
+// client reusing its traceparent) are ambiguous: their copies are never
+// replayed a recording, and the flag is set and read under each
+// episode's lock (the race detector checks it).
+func TestSharedTraceIDConcurrently(t *testing.T) {
+	var hits atomic.Int64
+	s := newSandbox(t, chargeProvider(t, &hits).URL, "")
+	const shared = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"
+	const n = 16
+	var wg sync.WaitGroup
+	start := make(chan struct{})
+	lives := make(chan *Live, n)
+	for range n {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			<-start
+			r := httptest.NewRequest("POST", "http://shop/checkout", nil)
+			r.Header.Set("Traceparent", shared)
+			l := s.BeginLive(r, "r", false, true)
+			_ = charge(s, r.Header.Get("Traceparent"))
+			tp, done := l.PairCopy("v2", shadow.CopyPlain)
+			_ = charge(s, tp) // replayed or refused, never forwarded
+			done(true)
+			l.End()
+			lives <- l
+		}()
+	}
+	close(start)
+	wg.Wait()
+	close(lives)
+	if got := hits.Load(); got > n {
+		t.Errorf("the provider saw %d calls for %d live requests: a copy's call was forwarded", got, n)
+	}
 }

@@ -177,7 +177,10 @@ func (t *table) putLive(e *episode) {
 	old.mu.Lock()
 	if old.live == nil && old.role != RoleShadow && old.open {
 		old.ambiguous = true
+		// e is already published: its copies read the flag under e.mu.
+		e.mu.Lock()
 		e.ambiguous = true
+		e.mu.Unlock()
 	}
 	// The old episode stays reachable from its copies; its bytes are
 	// returned now, since the sweeper will not find it any more.
