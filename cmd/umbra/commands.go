@@ -60,17 +60,20 @@ func serveCmd() *cobra.Command {
 
 // serve runs g until SIGINT or SIGTERM, reloading on SIGHUP.
 func serve(g *gateway.Gateway) error {
-	if err := g.Start(); err != nil {
-		return &exitError{1, err}
-	}
+	// Signals are caught before Start logs "umbra started": a SIGHUP sent
+	// as soon as that line shows would otherwise kill the process (its
+	// default action), and a SIGTERM would skip the drain.
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
 	defer stop()
-	if err := g.Watch(ctx); err != nil {
-		g.Log().Warn("config file watch unavailable; reload with SIGHUP", "err", err)
-	}
 	hup := make(chan os.Signal, 1)
 	signal.Notify(hup, syscall.SIGHUP)
 	defer signal.Stop(hup)
+	if err := g.Start(); err != nil {
+		return &exitError{1, err}
+	}
+	if err := g.Watch(ctx); err != nil {
+		g.Log().Warn("config file watch unavailable; reload with SIGHUP", "err", err)
+	}
 	for {
 		select {
 		case <-hup:

@@ -352,3 +352,28 @@ func TestCLIDemo(t *testing.T) {
 		t.Errorf("demo exit code after SIGTERM: %d, want 0", code)
 	}
 }
+
+// TestCLIServeSignalAtStart sends SIGHUP the moment `umbra serve` says it
+// started: the signal is caught (a reload), not its default action, which
+// would kill the gateway.
+func TestCLIServeSignalAtStart(t *testing.T) {
+	t.Parallel()
+	a := newUpstream(t, "a", nil)
+	dir := t.TempDir()
+	path := filepath.Join(dir, "umbra.yaml")
+	writeFile(t, path, fmt.Sprintf("data_dir: %q\n", filepath.Join(dir, "data"))+oneRoute(a))
+	for i := range 5 {
+		p := start(t, "serve", "-c", path)
+		m := p.waitLine(t, regexp.MustCompile(`msg="umbra started" listen=(\S+) admin=(\S+)`))
+		if err := p.cmd.Process.Signal(syscall.SIGHUP); err != nil {
+			t.Fatal(err)
+		}
+		g := &gw{Gateway: &testkit.Gateway{URL: "http://" + m[1], AdminURL: "http://" + m[2]}}
+		if got := servedBy(t, newClient(t), g); got != "a" {
+			t.Fatalf("start %d: served by %q after an early SIGHUP", i, got)
+		}
+		if code := p.stop(t); code != 0 {
+			t.Fatalf("start %d: exit code %d after SIGTERM, want 0", i, code)
+		}
+	}
+}
