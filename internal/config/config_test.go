@@ -573,7 +573,7 @@ func TestExplicitValuesKept(t *testing.T) {
 	if cfg.Log != (Log{Format: "json", Level: "debug", Access: cfg.Log.Access}) || cfg.Log.AccessEnabled() {
 		t.Errorf("log = %+v", cfg.Log)
 	}
-	wantServer := Server{ReadHeaderTimeout: Duration(5 * time.Second), IdleTimeout: Duration(time.Minute), MaxHeaderBytes: 64 << 10, MaxHeaderCount: 50, ShutdownGrace: Duration(30 * time.Second)}
+	wantServer := Server{ReadHeaderTimeout: Duration(5 * time.Second), IdleTimeout: Duration(time.Minute), BodyReadTimeout: Duration(20 * time.Second), MaxHeaderBytes: 64 << 10, MaxHeaderCount: 50, ShutdownGrace: Duration(30 * time.Second)}
 	if cfg.Server != wantServer {
 		t.Errorf("server = %+v", cfg.Server)
 	}

@@ -68,7 +68,9 @@ func (l Log) AccessEnabled() bool { return l.Access == nil || *l.Access }
 type Server struct {
 	ReadHeaderTimeout Duration `yaml:"read_header_timeout" json:"read_header_timeout"`
 	IdleTimeout       Duration `yaml:"idle_timeout" json:"idle_timeout"`
-	MaxHeaderBytes    ByteSize `yaml:"max_header_bytes" json:"max_header_bytes"`
+	// BodyReadTimeout bounds each wait for more of a request body (plain listener).
+	BodyReadTimeout Duration `yaml:"body_read_timeout" json:"body_read_timeout"`
+	MaxHeaderBytes  ByteSize `yaml:"max_header_bytes" json:"max_header_bytes"`
 	// MaxHeaderCount caps the field lines of a request head (plain listener).
 	MaxHeaderCount int `yaml:"max_header_count" json:"max_header_count"`
 	// MaxConnections caps the main listener's open client connections;

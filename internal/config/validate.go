@@ -22,6 +22,8 @@ const (
 	DefaultAdminListen       = "127.0.0.1:9901"
 	DefaultDataDir           = "./umbra-data"
 	DefaultReadHeaderTimeout = Duration(10 * time.Second)
+	// DefaultBodyReadTimeout is nginx's client_body_timeout.
+	DefaultBodyReadTimeout   = Duration(60 * time.Second)
 	DefaultIdleTimeout       = Duration(120 * time.Second)
 	DefaultMaxHeaderBytes    = ByteSize(1 << 20)
 	DefaultMaxHeaderCount    = 100
@@ -112,6 +114,7 @@ func (p *parser) validateTop(c *Config) {
 	s := &c.Server
 	setDefault(&s.ReadHeaderTimeout, DefaultReadHeaderTimeout)
 	setDefault(&s.IdleTimeout, DefaultIdleTimeout)
+	setDefault(&s.BodyReadTimeout, DefaultBodyReadTimeout)
 	setDefault(&s.ShutdownGrace, DefaultShutdownGrace)
 	if s.MaxHeaderBytes == 0 {
 		s.MaxHeaderBytes = DefaultMaxHeaderBytes

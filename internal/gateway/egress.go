@@ -64,6 +64,7 @@ func (g *Gateway) listenEgress(cfg *config.Config, base context.Context) error {
 		BaseContext:       base,
 		ReadHeaderTimeout: cfg.Server.ReadHeaderTimeout.D(),
 		IdleTimeout:       cfg.Server.IdleTimeout.D(),
+		BodyReadTimeout:   cfg.Server.BodyReadTimeout.D(),
 		MaxHeaderBytes:    int(cfg.Server.MaxHeaderBytes),
 		Log:               g.Log(),
 	}

@@ -290,6 +290,7 @@ func (g *Gateway) Start() error {
 			BaseContext:       baseCtx,
 			ReadHeaderTimeout: cfg.Server.ReadHeaderTimeout.D(),
 			IdleTimeout:       cfg.Server.IdleTimeout.D(),
+			BodyReadTimeout:   cfg.Server.BodyReadTimeout.D(),
 			MaxHeaderBytes:    int(cfg.Server.MaxHeaderBytes),
 			MaxHeaderCount:    cfg.Server.MaxHeaderCount,
 			Log:               g.Log(),

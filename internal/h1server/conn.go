@@ -565,6 +565,11 @@ func (c *conn) serveRequest(req *http.Request) bool {
 	}
 	if rb != nil {
 		rb.closed.Store(true) // reads by goroutines the handler left fail
+		if d := c.srv.BodyReadTimeout; d > 0 {
+			// The body's reads set deadlines the connection does not
+			// remember; this one bounds the drain below too.
+			c.setReadDeadline(time.Now().Add(d))
+		}
 		if keep && (w.unsentContinue() || !drained(body, req.ContentLength-rb.n.Load())) {
 			// Part of the body is left unread: closing now would send a
 			// reset, which can destroy the response on its way (net/http
@@ -679,6 +684,13 @@ func (r *requestBody) Read(p []byte) (int, error) {
 	}
 	if r.w != nil {
 		r.w.sendContinue()
+	}
+	if d := r.c.srv.BodyReadTimeout; d > 0 {
+		// Straight on the socket: this may run on another goroutine than
+		// the connection's (http.Transport writing the body upstream), so
+		// the deadline the connection remembers is forgotten after the
+		// request instead (serveRequest).
+		r.c.rwc.SetReadDeadline(time.Now().Add(d))
 	}
 	n, err := r.body.Read(p)
 	r.n.Add(int64(n))

@@ -51,6 +51,11 @@ type Server struct {
 	// request of a connection is due within ReadHeaderTimeout (IdleTimeout
 	// when that is 0), as with net/http.
 	IdleTimeout time.Duration
+	// BodyReadTimeout bounds each wait for more of a request body (the
+	// time between reads, as nginx's client_body_timeout, not the whole
+	// upload): a client that stops sending halfway no longer holds a
+	// handler, an upstream exchange and its buffers forever. 0: no limit.
+	BodyReadTimeout time.Duration
 	// MaxHeaderBytes caps a request head; a bigger one gets 431. 0:
 	// http.DefaultMaxHeaderBytes.
 	MaxHeaderBytes int
