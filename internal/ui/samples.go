@@ -7,8 +7,10 @@ import (
 	"fmt"
 	"html/template"
 	"io"
+	"maps"
 	"net/http"
 	"net/url"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -118,11 +120,7 @@ func markAgainst(mark string, differs bool) string {
 }
 
 func headers(h http.Header, marked map[string]bool, mark string) []headerView {
-	names := make([]string, 0, len(h))
-	for k := range h {
-		names = append(names, k)
-	}
-	sort.Strings(names)
+	names := slices.Sorted(maps.Keys(h))
 	out := make([]headerView, 0, len(names))
 	for _, k := range names {
 		hv := headerView{Name: k, Value: strings.Join(h[k], ", ")}
