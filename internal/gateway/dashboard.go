@@ -2,10 +2,7 @@ package gateway
 
 import (
 	"context"
-	"encoding/json"
-	"net/http"
 
-	"github.com/umbragw/umbra/internal/admin"
 	"github.com/umbragw/umbra/internal/flags"
 	"github.com/umbragw/umbra/internal/ui"
 )
@@ -57,33 +54,4 @@ func (g *Gateway) dashboardRoutes() []ui.Route {
 		out = append(out, v)
 	}
 	return out
-}
-
-// flagsEvaluate evaluates every flag for a context
-// (POST /api/v1/flags/evaluate), as OFREP's bulk evaluation does on the
-// main listener, for operators on the admin listener.
-func (g *Gateway) flagsEvaluate(w http.ResponseWriter, r *http.Request) {
-	snap := g.handler.Snapshot()
-	if snap.Flags == nil {
-		admin.WriteError(w, http.StatusNotFound, "not_found", "no flags.file is configured")
-		return
-	}
-	var body struct {
-		Context map[string]any `json:"context"`
-	}
-	dec := json.NewDecoder(http.MaxBytesReader(w, r.Body, 1<<16))
-	dec.DisallowUnknownFields()
-	if err := dec.Decode(&body); err != nil {
-		admin.WriteError(w, http.StatusBadRequest, "bad_request", `want {"context": {"targetingKey": "alice", ...}}: `+err.Error())
-		return
-	}
-	if body.Context == nil {
-		body.Context = map[string]any{}
-	}
-	results, metadata := snap.Flags.EvaluateAll(body.Context)
-	out := map[string]any{"flags": results}
-	if len(metadata) > 0 {
-		out["metadata"] = metadata
-	}
-	admin.WriteJSON(w, http.StatusOK, out)
 }

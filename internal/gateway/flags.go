@@ -3,10 +3,8 @@ package gateway
 import (
 	"context"
 	"log/slog"
-	"net/http"
 	"strings"
 
-	"github.com/umbragw/umbra/internal/admin"
 	"github.com/umbragw/umbra/internal/flags"
 )
 
@@ -58,14 +56,4 @@ func (g *Gateway) stopFlagWatch() {
 		g.flagWatch()
 		g.flagWatch = nil
 	}
-}
-
-// flagsAdmin lists the running flags (GET /api/v1/flags).
-func (g *Gateway) flagsAdmin(w http.ResponseWriter, r *http.Request) {
-	snap := g.handler.Snapshot()
-	if snap.Flags == nil {
-		admin.WriteError(w, http.StatusNotFound, "not_found", "no flags.file is configured")
-		return
-	}
-	snap.Flags.AdminHandler().ServeHTTP(w, r)
 }

@@ -428,6 +428,3 @@ func (g *Gateway) waitIdle(limit time.Duration) {
 
 // Ready reports whether the gateway is serving (admin.Source).
 func (g *Gateway) Ready() bool { return g.ready.Load() }
-
-// Config returns the running configuration (admin.Source).
-func (g *Gateway) Config() any { return g.handler.Snapshot().Config }

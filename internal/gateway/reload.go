@@ -136,41 +136,6 @@ func (g *Gateway) watchLoop(ctx context.Context, w *fsnotify.Watcher, file strin
 	}
 }
 
-// RouteInfo is one route as the admin API shows it.
-type RouteInfo struct {
-	Name     string       `json:"name"`
-	Endpoint string       `json:"endpoint"`
-	Match    config.Match `json:"match"`
-	Backend  string       `json:"backend"`
-	Health   any          `json:"backend_endpoints"`
-	Shadow   []ShadowInfo `json:"shadow,omitempty"`
-}
-
-// ShadowInfo is one shadow target as the admin API shows it.
-type ShadowInfo struct {
-	Backend string  `json:"backend"`
-	Percent float64 `json:"percent"`
-	Unsafe  string  `json:"unsafe"`
-}
-
-// Routes lists the running routes (admin.Source).
-func (g *Gateway) Routes() any {
-	snap := g.handler.Snapshot()
-	out := make([]RouteInfo, 0, len(snap.Routes))
-	for i, r := range snap.Routes {
-		info := RouteInfo{Name: r.Config.Name, Match: r.Config.Match, Backend: r.Config.Backend,
-			Health: r.Live.Backend.Status()}
-		if rs := snap.Table.Routes(); i < len(rs) {
-			info.Endpoint = rs[i].Endpoint
-		}
-		for _, s := range r.Config.Shadow {
-			info.Shadow = append(info.Shadow, ShadowInfo{Backend: s.Backend, Percent: float64(s.Percent), Unsafe: s.Unsafe})
-		}
-		out = append(out, info)
-	}
-	return out
-}
-
 func clusterChanged(a, b *config.Cluster) bool {
 	if a == nil || b == nil {
 		return a != b
