@@ -7,7 +7,6 @@ package config
 
 import (
 	"net/url"
-	"regexp"
 )
 
 // Config is one loaded, validated configuration file. It is immutable once
@@ -156,34 +155,25 @@ type Route struct {
 
 // Match selects requests. All given conditions must hold.
 type Match struct {
-	Host       string        `yaml:"host" json:"host,omitempty"`
-	Path       string        `yaml:"path" json:"path,omitempty"` // exact, or a template with {name} segments
-	PathPrefix string        `yaml:"path_prefix" json:"path_prefix,omitempty"`
-	Methods    []string      `yaml:"methods" json:"methods,omitempty"`
-	Headers    []HeaderMatch `yaml:"headers" json:"headers,omitempty"`
-	Query      []QueryMatch  `yaml:"query" json:"query,omitempty"`
-	Flag       *FlagMatch    `yaml:"flag" json:"flag,omitempty"` // flags.go
+	Host       string       `yaml:"host" json:"host,omitempty"`
+	Path       string       `yaml:"path" json:"path,omitempty"` // exact, or a template with {name} segments
+	PathPrefix string       `yaml:"path_prefix" json:"path_prefix,omitempty"`
+	Methods    []string     `yaml:"methods" json:"methods,omitempty"`
+	Headers    []ValueMatch `yaml:"headers" json:"headers,omitempty"`
+	Query      []ValueMatch `yaml:"query" json:"query,omitempty"`
+	Flag       *FlagMatch   `yaml:"flag" json:"flag,omitempty"` // flags.go
 	// PathPos is where path is written, for errors found when compiling it.
 	PathPos Pos `yaml:"-" json:"-"`
 }
 
-// HeaderMatch matches one request header by exact value, regular
-// expression, or presence (neither value nor regex given).
-type HeaderMatch struct {
-	Name    string         `yaml:"name" json:"name"`
-	Value   string         `yaml:"value" json:"value,omitempty"`
-	Regex   string         `yaml:"regex" json:"regex,omitempty"`
-	Present *bool          `yaml:"present" json:"present,omitempty"`
-	Re      *regexp.Regexp `yaml:"-" json:"-"`
-}
-
-// QueryMatch matches one query parameter like HeaderMatch.
-type QueryMatch struct {
-	Name    string         `yaml:"name" json:"name"`
-	Value   string         `yaml:"value" json:"value,omitempty"`
-	Regex   string         `yaml:"regex" json:"regex,omitempty"`
-	Present *bool          `yaml:"present" json:"present,omitempty"`
-	Re      *regexp.Regexp `yaml:"-" json:"-"`
+// ValueMatch matches one request header or query parameter by exact
+// value, regular expression, or presence (neither value nor regex given).
+// internal/match compiles it, for routes and shadow targets alike.
+type ValueMatch struct {
+	Name    string `yaml:"name" json:"name"`
+	Value   string `yaml:"value" json:"value,omitempty"`
+	Regex   string `yaml:"regex" json:"regex,omitempty"`
+	Present *bool  `yaml:"present" json:"present,omitempty"`
 }
 
 // Shadow copies a share of a route's requests to another backend.
@@ -206,9 +196,9 @@ type Shadow struct {
 
 // ShadowMatch narrows which of the route's requests a shadow target gets.
 type ShadowMatch struct {
-	Methods    []string      `yaml:"methods" json:"methods,omitempty"`
-	PathPrefix string        `yaml:"path_prefix" json:"path_prefix,omitempty"`
-	Headers    []HeaderMatch `yaml:"headers" json:"headers,omitempty"`
+	Methods    []string     `yaml:"methods" json:"methods,omitempty"`
+	PathPrefix string       `yaml:"path_prefix" json:"path_prefix,omitempty"`
+	Headers    []ValueMatch `yaml:"headers" json:"headers,omitempty"`
 }
 
 // HeaderRules edit the headers of a copy.

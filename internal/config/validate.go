@@ -389,10 +389,10 @@ func (p *parser) validateMatch(m *Match, path []any) {
 	}
 	p.normalizeMethods(m.Methods, join(path, "methods"))
 	for i := range m.Headers {
-		p.validateValueMatch(&m.Headers[i].Name, m.Headers[i].Value, m.Headers[i].Regex, m.Headers[i].Present, &m.Headers[i].Re, join(path, "headers", i), true)
+		p.validateValueMatch(&m.Headers[i], join(path, "headers", i), true)
 	}
 	for i := range m.Query {
-		p.validateValueMatch(&m.Query[i].Name, m.Query[i].Value, m.Query[i].Regex, m.Query[i].Present, &m.Query[i].Re, join(path, "query", i), false)
+		p.validateValueMatch(&m.Query[i], join(path, "query", i), false)
 	}
 }
 
@@ -405,25 +405,25 @@ func (p *parser) normalizeMethods(methods []string, path []any) {
 	}
 }
 
-func (p *parser) validateValueMatch(name *string, value, re string, present *bool, compiled **regexp.Regexp, path []any, header bool) {
+// validateValueMatch checks a header (header: true) or query condition;
+// internal/match compiles it again where it is used.
+func (p *parser) validateValueMatch(m *ValueMatch, path []any, header bool) {
 	switch {
-	case *name == "":
+	case m.Name == "":
 		p.errorf(path, "match needs a name")
-	case header && !headerRe.MatchString(*name):
-		p.errorf(join(path, "name"), "invalid header name %q", *name)
+	case header && !headerRe.MatchString(m.Name):
+		p.errorf(join(path, "name"), "invalid header name %q", m.Name)
 	}
-	if value != "" && re != "" {
+	if m.Value != "" && m.Regex != "" {
 		p.errorf(join(path, "regex"), "use either value or regex, not both")
 	}
-	if present != nil && !*present && (value != "" || re != "") {
+	if m.Present != nil && !*m.Present && (m.Value != "" || m.Regex != "") {
 		p.errorf(join(path, "present"), "present: false means the %s must be absent; it cannot also have a value or regex", map[bool]string{true: "header", false: "parameter"}[header])
 	}
-	if re != "" {
-		r, err := regexp.Compile(re)
-		if err != nil {
+	if m.Regex != "" {
+		if _, err := regexp.Compile(m.Regex); err != nil {
 			p.errorf(join(path, "regex"), "invalid regex: %v", err)
 		}
-		*compiled = r
 	}
 }
 
@@ -470,8 +470,7 @@ func (p *parser) validateShadow(c *Config, r *Route, s *Shadow, path []any) {
 	setDefault(&s.Breaker.OpenFor, DefaultBreakerOpenFor)
 	p.normalizeMethods(s.Match.Methods, join(path, "match", "methods"))
 	for i := range s.Match.Headers {
-		h := &s.Match.Headers[i]
-		p.validateValueMatch(&h.Name, h.Value, h.Regex, h.Present, &h.Re, join(path, "match", "headers", i), true)
+		p.validateValueMatch(&s.Match.Headers[i], join(path, "match", "headers", i), true)
 	}
 	for i, h := range s.Headers.Remove {
 		if !headerRe.MatchString(h) {

@@ -10,6 +10,7 @@ import (
 
 	"github.com/umbragw/umbra/internal/h1client"
 	"github.com/umbragw/umbra/internal/headers"
+	"github.com/umbragw/umbra/internal/match"
 	"github.com/umbragw/umbra/internal/shadow"
 )
 
@@ -150,27 +151,11 @@ func (o *outgoing) build(r *http.Request) *http.Request {
 // escape) by re-encoding the parsable ones, as ReverseProxy does, so the
 // backend and umbra agree on what the query says.
 func cleanQuery(q string) string {
-	for i := 0; i < len(q); i++ {
-		switch q[i] {
-		case ';':
-			return reencodeQuery(q)
-		case '%':
-			if i+2 >= len(q) || !isHex(q[i+1]) || !isHex(q[i+2]) {
-				return reencodeQuery(q)
-			}
-			i += 2
-		}
+	if match.ParsableQuery(q) {
+		return q
 	}
-	return q
-}
-
-func reencodeQuery(q string) string {
 	v, _ := url.ParseQuery(q)
 	return v.Encode()
-}
-
-func isHex(c byte) bool {
-	return '0' <= c && c <= '9' || 'a' <= c && c <= 'f' || 'A' <= c && c <= 'F'
 }
 
 // noUserAgent is shared, never modified: header values are not written

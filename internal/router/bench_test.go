@@ -3,7 +3,6 @@ package router
 import (
 	"fmt"
 	"net/http"
-	"regexp"
 	"testing"
 
 	"github.com/umbragw/umbra/internal/config"
@@ -18,7 +17,7 @@ func routes10k() []*config.Route {
 	add := func(m config.Match) {
 		rs = append(rs, &config.Route{Name: fmt.Sprintf("r%d", len(rs)), Match: m})
 	}
-	canary := []config.HeaderMatch{{Name: "X-Canary", Regex: "^(1|true)$", Re: regexp.MustCompile("^(1|true)$")}}
+	canary := []config.ValueMatch{{Name: "X-Canary", Regex: "^(1|true)$"}}
 	for h := range 100 {
 		host := fmt.Sprintf("svc%02d.example.com", h)
 		for i := range 30 {

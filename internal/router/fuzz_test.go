@@ -85,12 +85,12 @@ func refEval(m *config.Match, r *http.Request) (refKey, bool) {
 				vals = []string{r.Host}
 			}
 		}
-		if !refValues(vals, h.Value, h.Re, h.Present) {
+		if !refValues(vals, h.Value, compileRe(h.Regex), h.Present) {
 			return k, false
 		}
 	}
 	for _, c := range m.Query {
-		if !refValues(r.URL.Query()[c.Name], c.Value, c.Re, c.Present) {
+		if !refValues(r.URL.Query()[c.Name], c.Value, compileRe(c.Regex), c.Present) {
 			return k, false
 		}
 	}

@@ -8,6 +8,7 @@ import (
 	"strings"
 
 	"github.com/umbragw/umbra/internal/config"
+	"github.com/umbragw/umbra/internal/match"
 )
 
 // Route is one compiled route.
@@ -22,8 +23,8 @@ type Route struct {
 	Dark bool
 
 	methods []string
-	headers []cond
-	query   []cond
+	headers []match.Cond
+	query   []match.Cond
 	flag    *flagCond // routes[].match.flag; nil without one
 	tmpl    []tseg    // the parsed template; nil unless path is one
 	// plain is true when the route has no method, header, query or flag
@@ -150,10 +151,10 @@ func compileRoute(i int, cr *config.Route, opts Options) (*Route, error) {
 		return fail("path", fmt.Errorf("%q must start with '/'", m.Path))
 	}
 	var err error
-	if rt.headers, err = headerConds(m.Headers); err != nil {
+	if rt.headers, err = match.Headers(m.Headers); err != nil {
 		return fail("headers", err)
 	}
-	if rt.query, err = queryConds(m.Query); err != nil {
+	if rt.query, err = match.Query(m.Query); err != nil {
 		return fail("query", err)
 	}
 	switch f := m.Flag; {
@@ -352,27 +353,7 @@ func (rt *Route) conditionsHold(r *http.Request) bool {
 	if len(rt.methods) > 0 && !methodOK(rt.methods, r.Method) {
 		return false
 	}
-	for i := range rt.headers {
-		if !rt.headers[i].header(r) {
-			return false
-		}
-	}
-	if len(rt.query) == 0 {
-		return true
-	}
-	raw := ""
-	if r.URL != nil {
-		raw = r.URL.RawQuery
-	}
-	if !queryWithinMax(raw) {
-		raw = ""
-	}
-	for i := range rt.query {
-		if !rt.query[i].query(raw) {
-			return false
-		}
-	}
-	return true
+	return match.HeadersHold(rt.headers, r) && match.QueryHolds(rt.query, r)
 }
 
 func methodOK(methods []string, m string) bool {

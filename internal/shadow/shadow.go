@@ -17,6 +17,7 @@ import (
 	"github.com/umbragw/umbra/internal/bucket"
 	"github.com/umbragw/umbra/internal/config"
 	"github.com/umbragw/umbra/internal/headers"
+	"github.com/umbragw/umbra/internal/match"
 	"github.com/umbragw/umbra/internal/metrics"
 	"github.com/umbragw/umbra/internal/tracing"
 )
@@ -174,29 +175,7 @@ func (t *Target) matches(r *http.Request) bool {
 	if m.PathPrefix != "" && !strings.HasPrefix(r.URL.Path, m.PathPrefix) {
 		return false
 	}
-	for i := range m.Headers {
-		if !headerMatches(&m.Headers[i], r.Header) {
-			return false
-		}
-	}
-	return true
-}
-
-func headerMatches(h *config.HeaderMatch, hdr http.Header) bool {
-	vals, present := hdr[http.CanonicalHeaderKey(h.Name)]
-	if h.Present != nil && !*h.Present {
-		return !present
-	}
-	if !present {
-		return false
-	}
-	for _, v := range vals {
-		switch {
-		case h.Re != nil && h.Re.MatchString(v), h.Value != "" && v == h.Value, h.Re == nil && h.Value == "":
-			return true
-		}
-	}
-	return false
+	return match.HeadersHold(t.headers, r)
 }
 
 func contains(list []string, s string) bool {

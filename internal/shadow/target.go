@@ -12,6 +12,7 @@ import (
 
 	"github.com/umbragw/umbra/internal/backend"
 	"github.com/umbragw/umbra/internal/config"
+	"github.com/umbragw/umbra/internal/match"
 	"github.com/umbragw/umbra/internal/metrics"
 	"github.com/umbragw/umbra/internal/tracing"
 
@@ -30,6 +31,7 @@ type Target struct {
 	Route, Name string
 	cfg         config.Shadow
 	backendCfg  config.Backend
+	headers     []match.Cond // cfg.Match.Headers compiled
 
 	backend *backend.Backend
 	m       *bound
@@ -82,6 +84,10 @@ func (j *job) end(ok bool) {
 // queue of cfg.QueueSize copies. tr, when not nil, traces each copy's
 // exchange.
 func NewTarget(route string, cfg *config.Shadow, bcfg *config.Backend, mm *Metrics, path *metrics.Path, log *slog.Logger, access bool, tr *tracing.Tracer) (*Target, error) {
+	conds, err := match.Headers(cfg.Match.Headers)
+	if err != nil {
+		return nil, err
+	}
 	bc := *bcfg
 	// A copy is sent once: retrying it elsewhere would only add load to a
 	// version that is not serving users.
@@ -91,7 +97,7 @@ func NewTarget(route string, cfg *config.Shadow, bcfg *config.Backend, mm *Metri
 		return nil, err
 	}
 	t := &Target{
-		Route: route, Name: cfg.Backend, cfg: *cfg, backendCfg: *bcfg,
+		Route: route, Name: cfg.Backend, cfg: *cfg, backendCfg: *bcfg, headers: conds,
 		backend: b, metrics: mm, path: path,
 		brk:     breaker{failures: cfg.Breaker.Failures, openFor: cfg.Breaker.OpenFor.D()},
 		queue:   make(chan *job, cfg.QueueSize),

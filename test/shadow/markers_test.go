@@ -5,6 +5,7 @@ import (
 	"io"
 	"net/http"
 	"regexp"
+	"slices"
 	"strings"
 	"testing"
 
@@ -251,6 +252,62 @@ routes:
 		}
 		if got := s.Header.Values("X-Request-Id"); len(got) != 1 || got[0] != id {
 			t.Errorf("%s with Connection: %s: the copy got X-Request-Id %q, the client %q", tc.method, tc.connection, got, id)
+		}
+	}
+}
+
+// TestHostHeaderMatch: a shadow target's match.headers condition on Host
+// behaves as the same condition on a route (docs/config.md): by value,
+// regex, presence and absence. The server keeps Host apart from the
+// other header fields (r.Host), so a condition that reads only r.Header
+// never saw it.
+func TestHostHeaderMatch(t *testing.T) {
+	live := newUpstream(t, "live", nil)
+	ups := map[string]*upstream{}
+	yaml := fmt.Sprintf("backends:\n  live: {endpoints: [%q]}\n", live.URL)
+	for _, n := range []string{"beta", "re", "present", "absent"} {
+		ups[n] = newUpstream(t, n, nil)
+		yaml += fmt.Sprintf("  %s: {endpoints: [%q]}\n", n, ups[n].URL)
+	}
+	g := startGW(t, yaml+`routes:
+  - name: byhost
+    backend: live
+    match: {headers: [{name: host, regex: "^(beta|api)\\.example\\.com(:[0-9]+)?$"}]}
+    shadow:
+      - {backend: beta, percent: 100, match: {headers: [{name: Host, value: beta.example.com}]}}
+      - {backend: re, percent: 100, match: {headers: [{name: host, regex: "^api\\."}]}}
+      - {backend: present, percent: 100, match: {headers: [{name: Host}]}}
+      - {backend: absent, percent: 100, match: {headers: [{name: Host, present: false}]}}
+`)
+	c := testkit.NewClient(t, 1, waitFor)
+	reqs := []struct {
+		host string
+		want []string
+	}{
+		{"beta.example.com", []string{"beta", "present"}},
+		{"api.example.com", []string{"re", "present"}},
+		{"api.example.com:8080", []string{"re", "present"}},
+	}
+	wantN := map[string]int{}
+	for i, rq := range reqs {
+		if r := testkit.Do(t, c, "GET", g.URL+"/x", nil, "Host", rq.host, "X-Seq", fmt.Sprint(i)); r.Status != http.StatusOK {
+			t.Fatalf("GET with Host %s: %d (the route's own Host condition must match)", rq.host, r.Status)
+		}
+		for _, w := range rq.want {
+			wantN[w]++
+		}
+	}
+	for name, u := range ups {
+		m := g.settled(t, "byhost", name)
+		o := m.outcomes("byhost", name)
+		if o["ok"] != float64(wantN[name]) || o["skipped_no_match"] != float64(len(reqs)-wantN[name]) {
+			t.Errorf("%s outcomes %v, want %d ok and %d skipped_no_match", name, o, wantN[name], len(reqs)-wantN[name])
+		}
+		for i, rq := range reqs {
+			in := slices.Contains(rq.want, name)
+			if got := len(u.byHeader("X-Seq", fmt.Sprint(i))); got != map[bool]int{true: 1, false: 0}[in] {
+				t.Errorf("%s got %d copies of the request with Host %s, want match = %v", name, got, rq.host, in)
+			}
 		}
 	}
 }

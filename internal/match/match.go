@@ -1,4 +1,9 @@
-package router
+// Package match compiles the header and query conditions of routes and
+// shadow targets (config.ValueMatch) into one form that both evaluate, so
+// a condition means the same wherever it is written: a condition on Host
+// reads r.Host, where servers keep it, for a route and a shadow target
+// alike.
+package match
 
 import (
 	"errors"
@@ -12,81 +17,112 @@ import (
 	"github.com/umbragw/umbra/internal/config"
 )
 
-type condOp uint8
+type op uint8
 
 const (
-	opPresent condOp = iota
+	opPresent op = iota
 	opAbsent
 	opEqual
 	opRegex
 )
 
-// cond is one compiled header or query condition.
-type cond struct {
+// Cond is one compiled header or query condition.
+type Cond struct {
 	name  string // canonical header key, or decoded query parameter name
-	op    condOp
+	op    op
 	value string
 	re    *regexp.Regexp
 	host  bool // a header condition on Host, which net/http keeps in r.Host
 }
 
-func headerConds(hs []config.HeaderMatch) ([]cond, error) {
-	var cs []cond
-	for _, h := range hs {
-		c, err := newCond(h.Name, h.Value, h.Regex, h.Present, h.Re)
+// Headers compiles header conditions.
+func Headers(ms []config.ValueMatch) ([]Cond, error) {
+	var cs []Cond
+	for _, m := range ms {
+		c, err := compile(m)
 		if err != nil {
-			return nil, fmt.Errorf("header %q: %w", h.Name, err)
+			return nil, fmt.Errorf("header %q: %w", m.Name, err)
 		}
-		c.name = textproto.CanonicalMIMEHeaderKey(h.Name)
+		c.name = textproto.CanonicalMIMEHeaderKey(m.Name)
 		c.host = c.name == "Host"
 		cs = append(cs, c)
 	}
 	return cs, nil
 }
 
-func queryConds(qs []config.QueryMatch) ([]cond, error) {
-	var cs []cond
-	for _, q := range qs {
-		c, err := newCond(q.Name, q.Value, q.Regex, q.Present, q.Re)
+// Query compiles query parameter conditions.
+func Query(ms []config.ValueMatch) ([]Cond, error) {
+	var cs []Cond
+	for _, m := range ms {
+		c, err := compile(m)
 		if err != nil {
-			return nil, fmt.Errorf("query parameter %q: %w", q.Name, err)
+			return nil, fmt.Errorf("query parameter %q: %w", m.Name, err)
 		}
 		cs = append(cs, c)
 	}
 	return cs, nil
 }
 
-// newCond compiles one condition. The regex is compiled here only when
-// config validation has not done it (tests, programmatic configs).
-func newCond(name, value, regex string, present *bool, re *regexp.Regexp) (cond, error) {
-	c := cond{name: name}
+// compile checks one condition as config validation does (for configs
+// built without it: tests, programmatic configs) and compiles its regex.
+func compile(m config.ValueMatch) (Cond, error) {
+	c := Cond{name: m.Name}
 	switch {
-	case name == "":
+	case m.Name == "":
 		return c, errors.New("needs a name")
-	case value != "" && regex != "":
+	case m.Value != "" && m.Regex != "":
 		return c, errors.New("use either value or regex, not both")
-	case present != nil && !*present && (value != "" || regex != ""):
+	case m.Present != nil && !*m.Present && (m.Value != "" || m.Regex != ""):
 		return c, errors.New("present: false cannot be combined with value or regex")
-	case present != nil && !*present:
+	case m.Present != nil && !*m.Present:
 		c.op = opAbsent
-	case regex != "" && re == nil:
-		var err error
-		if re, err = regexp.Compile(regex); err != nil {
+	case m.Regex != "":
+		re, err := regexp.Compile(m.Regex)
+		if err != nil {
 			return c, fmt.Errorf("invalid regex: %w", err)
 		}
-		fallthrough
-	case regex != "":
 		c.op, c.re = opRegex, re
-	case value != "":
-		c.op, c.value = opEqual, value
+	case m.Value != "":
+		c.op, c.value = opEqual, m.Value
 	}
 	return c, nil
+}
+
+// HeadersHold reports whether every header condition in cs holds for r.
+func HeadersHold(cs []Cond, r *http.Request) bool {
+	for i := range cs {
+		if !cs[i].header(r) {
+			return false
+		}
+	}
+	return true
+}
+
+// QueryHolds reports whether every query condition in cs holds for r's
+// query, read as url.ParseQuery would read it.
+func QueryHolds(cs []Cond, r *http.Request) bool {
+	if len(cs) == 0 {
+		return true
+	}
+	raw := ""
+	if r.URL != nil {
+		raw = r.URL.RawQuery
+	}
+	if !withinMax(raw) {
+		raw = ""
+	}
+	for i := range cs {
+		if !cs[i].query(raw) {
+			return false
+		}
+	}
+	return true
 }
 
 // header reports whether the condition holds for r's headers. Each field
 // line is one value: commas are not split, since a comma can be part of a
 // value (dates, quoted strings).
-func (c *cond) header(r *http.Request) bool {
+func (c *Cond) header(r *http.Request) bool {
 	if c.host {
 		return c.hostHeader(r.Host)
 	}
@@ -105,7 +141,7 @@ func (c *cond) header(r *http.Request) bool {
 	return false
 }
 
-func (c *cond) hostHeader(host string) bool {
+func (c *Cond) hostHeader(host string) bool {
 	switch c.op {
 	case opPresent:
 		return host != ""
@@ -115,7 +151,7 @@ func (c *cond) hostHeader(host string) bool {
 	return host != "" && c.valueOK(host)
 }
 
-func (c *cond) valueOK(v string) bool {
+func (c *Cond) valueOK(v string) bool {
 	if c.op == opEqual {
 		return v == c.value
 	}
@@ -125,15 +161,15 @@ func (c *cond) valueOK(v string) bool {
 // query reports whether the condition holds for raw, a RawQuery. It walks
 // the pairs as url.ParseQuery would but compares names and values still
 // encoded, so that only a regex on a %-encoded value allocates.
-func (c *cond) query(raw string) bool {
+func (c *Cond) query(raw string) bool {
 	for raw != "" {
 		var pair string
 		pair, raw, _ = strings.Cut(raw, "&")
-		if pair == "" || strings.IndexByte(pair, ';') >= 0 {
-			continue // ParseQuery rejects ';' separators
+		if pair == "" || !ParsableQuery(pair) {
+			continue
 		}
 		k, v, _ := strings.Cut(pair, "=")
-		if !validEscapes(k) || !validEscapes(v) || !decodedEqual(k, c.name) {
+		if !decodedEqual(k, c.name) {
 			continue
 		}
 		switch c.op {
@@ -149,12 +185,12 @@ func (c *cond) query(raw string) bool {
 	return c.op == opAbsent
 }
 
-func (c *cond) queryValueOK(v string) bool {
+func (c *Cond) queryValueOK(v string) bool {
 	if c.op == opEqual {
 		return decodedEqual(v, c.value)
 	}
 	if strings.ContainsAny(v, "%+") {
-		v, _ = url.QueryUnescape(v) // validEscapes has checked it
+		v, _ = url.QueryUnescape(v) // ParsableQuery has checked it
 	}
 	return c.re.MatchString(v)
 }
@@ -164,21 +200,25 @@ func (c *cond) queryValueOK(v string) bool {
 // backend-facing code sees through r.URL.Query.
 const maxQueryParams = 10000
 
-func queryWithinMax(raw string) bool {
+func withinMax(raw string) bool {
 	return raw == "" || strings.Count(raw, "&") < maxQueryParams
 }
 
-// validEscapes reports whether every '%' in s starts a %XX escape, the
-// only way url.QueryUnescape fails.
-func validEscapes(s string) bool {
-	for i := 0; i < len(s); i++ {
-		if s[i] != '%' {
-			continue
-		}
-		if i+2 >= len(s) || !isHex(s[i+1]) || !isHex(s[i+2]) {
+// ParsableQuery reports whether url.ParseQuery keeps every pair of q: no
+// ';' separator and every '%' starting a %XX escape. Routing skips the
+// pairs it would drop, and the proxy re-encodes a query holding any, so
+// both agree with what the backend is sent.
+func ParsableQuery(q string) bool {
+	for i := 0; i < len(q); i++ {
+		switch q[i] {
+		case ';':
 			return false
+		case '%':
+			if i+2 >= len(q) || !isHex(q[i+1]) || !isHex(q[i+2]) {
+				return false
+			}
+			i += 2
 		}
-		i += 2
 	}
 	return true
 }
