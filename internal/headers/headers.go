@@ -8,11 +8,12 @@ package headers
 import (
 	"net"
 	"net/http"
+	"net/textproto"
 	"strings"
 )
 
-// HopByHop lists the hop-by-hop headers in canonical form.
-var HopByHop = []string{"Connection", "Proxy-Connection", "Keep-Alive", "Proxy-Authenticate",
+// hopByHop lists the hop-by-hop headers in canonical form.
+var hopByHop = []string{"Connection", "Proxy-Connection", "Keep-Alive", "Proxy-Authenticate",
 	"Proxy-Authorization", "Te", "Trailer", "Transfer-Encoding", "Upgrade"}
 
 // IsHopByHop reports whether the canonical header name k is hop-by-hop.
@@ -35,11 +36,33 @@ func IsHopByHop(k string) bool {
 // back and the logs are joined on.
 var Owned = []string{"X-Request-Id", "X-Umbra-Flags"}
 
-// IsOwned reports whether the canonical header name k is in Owned.
-func IsOwned(k string) bool {
+// isOwned reports whether the canonical header name k is in Owned.
+func isOwned(k string) bool {
 	switch k {
 	case "X-Request-Id", "X-Umbra-Flags":
 		return true
+	}
+	return false
+}
+
+// EndToEnd reports whether the request field k (canonical) goes on to the
+// next hop: it is not hop-by-hop, and connection (the values of the
+// request's Connection field) does not name it, unless it is one of the
+// gateway's own (Owned), which no client can make hop-by-hop. The live
+// request and its shadow copies are filtered by this one rule.
+func EndToEnd(k string, connection []string) bool {
+	return !IsHopByHop(k) && (connection == nil || isOwned(k) || !Named(connection, k))
+}
+
+// Named reports whether the values of a Connection field name the field
+// k (canonical), which makes it hop-by-hop for that message.
+func Named(connection []string, k string) bool {
+	for _, v := range connection {
+		for tok := range strings.SplitSeq(v, ",") {
+			if tok = textproto.TrimString(tok); tok != "" && textproto.CanonicalMIMEHeaderKey(tok) == k {
+				return true
+			}
+		}
 	}
 	return false
 }

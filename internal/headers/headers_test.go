@@ -8,9 +8,9 @@ import (
 )
 
 func TestIsHopByHopMatchesList(t *testing.T) {
-	for _, k := range HopByHop {
+	for _, k := range hopByHop {
 		if !IsHopByHop(k) {
-			t.Errorf("IsHopByHop(%q) = false, but it is in HopByHop", k)
+			t.Errorf("IsHopByHop(%q) = false, but it is in hopByHop", k)
 		}
 	}
 	for _, k := range []string{"Content-Type", "X-Forwarded-For", "Te-Extra", "connection", ""} {
@@ -56,17 +56,35 @@ func TestSetForwarded(t *testing.T) {
 	}
 }
 
-// TestOwned: IsOwned (a switch, for the request path) and Owned (the
-// list the copies restore) name the same fields, in canonical form.
+// TestOwned: isOwned (a switch, for the request path) and Owned (the
+// list ReverseProxy's requests restore) name the same fields, in
+// canonical form.
 func TestOwned(t *testing.T) {
 	for _, k := range Owned {
-		if !IsOwned(k) || http.CanonicalHeaderKey(k) != k {
-			t.Errorf("Owned lists %q: IsOwned %v, canonical %q", k, IsOwned(k), http.CanonicalHeaderKey(k))
+		if !isOwned(k) || http.CanonicalHeaderKey(k) != k {
+			t.Errorf("Owned lists %q: isOwned %v, canonical %q", k, isOwned(k), http.CanonicalHeaderKey(k))
 		}
 	}
 	for _, k := range []string{"X-Request-Id", "X-Umbra-Flags", "X-Request-ID", "Connection", "X-Umbra-Shadow"} {
-		if IsOwned(k) != slices.Contains(Owned, k) {
-			t.Errorf("IsOwned(%q) = %v, Owned disagrees", k, IsOwned(k))
+		if isOwned(k) != slices.Contains(Owned, k) {
+			t.Errorf("isOwned(%q) = %v, Owned disagrees", k, isOwned(k))
 		}
+	}
+}
+
+// TestEndToEnd: hop-by-hop fields and the ones Connection names stay
+// behind, except the gateway's own.
+func TestEndToEnd(t *testing.T) {
+	conn := []string{"keep-alive, x-custom", " X-Request-Id ,,x-umbra-flags"}
+	for k, want := range map[string]bool{
+		"Keep-Alive": false, "Te": false, "Connection": false, "X-Custom": false,
+		"X-Request-Id": true, "X-Umbra-Flags": true, "Accept": true,
+	} {
+		if got := EndToEnd(k, conn); got != want {
+			t.Errorf("EndToEnd(%q) = %v, want %v", k, got, want)
+		}
+	}
+	if !EndToEnd("X-Custom", nil) || EndToEnd("Upgrade", nil) {
+		t.Error("without a Connection field only hop-by-hop fields stay behind")
 	}
 }

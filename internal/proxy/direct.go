@@ -169,7 +169,7 @@ func copyRequestHeader(out http.Header, r *http.Request) {
 	in := r.Header
 	named := in["Connection"]
 	for k, v := range in {
-		if headers.IsHopByHop(k) || forwardingHeader(k) || (named != nil && !headers.IsOwned(k) && listed(named, k)) {
+		if !headers.EndToEnd(k, named) || forwardingHeader(k) {
 			continue
 		}
 		out[k] = v
@@ -197,18 +197,6 @@ func forwardingHeader(k string) bool {
 	return false
 }
 
-// listed reports whether the Connection header values name header k.
-func listed(connection []string, k string) bool {
-	for _, v := range connection {
-		for tok := range strings.SplitSeq(v, ",") {
-			if tok = textproto.TrimString(tok); tok != "" && textproto.CanonicalMIMEHeaderKey(tok) == k {
-				return true
-			}
-		}
-	}
-	return false
-}
-
 func containsToken(values []string, token string) bool {
 	for _, v := range values {
 		for tok := range strings.SplitSeq(v, ",") {
@@ -226,7 +214,7 @@ func containsToken(values []string, token string) bool {
 func copyResponseHeader(dst http.Header, resp *http.Response) int {
 	named := resp.Header["Connection"]
 	for k, v := range resp.Header {
-		if headers.IsHopByHop(k) || (named != nil && listed(named, k)) {
+		if headers.IsHopByHop(k) || (named != nil && headers.Named(named, k)) {
 			continue
 		}
 		if prior := dst[k]; prior != nil {

@@ -370,19 +370,10 @@ func (p *Pending) attachCompare(r *http.Request, targets []*Target, jobs []*job,
 // until the handler returns.
 func (t *Target) prepare(r *http.Request, body *bodyCopy) *http.Request {
 	h := r.Header.Clone()
-	for _, f := range h["Connection"] {
-		for _, name := range strings.Split(f, ",") {
-			h.Del(strings.TrimSpace(name))
-		}
-	}
-	for _, name := range headers.HopByHop {
-		delete(h, name) // already canonical: skip Del's canonicalisation
-	}
-	// The request id and X-Umbra-Flags are umbra's own (the proxy set
-	// them): a client's Connection header naming them must not drop them.
-	for _, k := range headers.Owned {
-		if v, ok := r.Header[k]; ok {
-			h[k] = append([]string(nil), v...)
+	named := h["Connection"]
+	for k := range h {
+		if !headers.EndToEnd(k, named) {
+			delete(h, k)
 		}
 	}
 	headers.SetForwarded(h, r)
