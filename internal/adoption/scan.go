@@ -1,6 +1,6 @@
 package adoption
 
-import "unicode/utf8"
+import "github.com/umbragw/umbra/internal/jsonpath"
 
 // scan reports which of fields are present in the JSON document body, as
 // a bit set (bit i for fields[i]), walking the document once without
@@ -197,13 +197,8 @@ func (s *scanner) str() (start, end int, ok bool) {
 			case '"', '\\', '/', 'b', 'f', 'n', 'r', 't':
 				s.pos += 2
 			case 'u':
-				if s.pos+6 > len(s.data) {
+				if jsonpath.Hex4(s.data, s.pos+2) < 0 {
 					return 0, 0, false
-				}
-				for _, h := range s.data[s.pos+2 : s.pos+6] {
-					if !isHex(h) {
-						return 0, 0, false
-					}
 				}
 				s.pos += 6
 			default:
@@ -270,73 +265,15 @@ func (s *scanner) number() bool {
 
 func isDigit(c byte) bool { return c >= '0' && c <= '9' }
 
-func isHex(c byte) bool {
-	return isDigit(c) || 'a' <= c && c <= 'f' || 'A' <= c && c <= 'F'
-}
-
 // keyEqual compares a raw (still escaped) JSON key with a name. Keys
 // without escapes, nearly all of them, compare byte for byte.
 func keyEqual(raw []byte, name string) bool {
 	for _, c := range raw {
 		if c == '\\' {
-			return unescapedEqual(raw, name)
+			var buf [256]byte
+			return string(jsonpath.AppendUnquoted(buf[:0], raw)) == name
 		}
 	}
 	return string(raw) == name
 }
 
-// unescapedEqual decodes raw's escapes while comparing with name.
-func unescapedEqual(raw []byte, name string) bool {
-	var buf [256]byte
-	out := buf[:0]
-	for i := 0; i < len(raw); i++ {
-		c := raw[i]
-		if c != '\\' {
-			out = append(out, c)
-			continue
-		}
-		i++
-		switch raw[i] {
-		case 'b':
-			out = append(out, '\b')
-		case 'f':
-			out = append(out, '\f')
-		case 'n':
-			out = append(out, '\n')
-		case 'r':
-			out = append(out, '\r')
-		case 't':
-			out = append(out, '\t')
-		case 'u':
-			r := rune(0)
-			for _, h := range raw[i+1 : i+5] {
-				r = r<<4 | rune(unhex(h))
-			}
-			i += 4
-			if r >= 0xD800 && r < 0xDC00 && i+6 < len(raw) && raw[i+1] == '\\' && raw[i+2] == 'u' {
-				lo := rune(0)
-				for _, h := range raw[i+3 : i+7] {
-					lo = lo<<4 | rune(unhex(h))
-				}
-				if lo >= 0xDC00 && lo < 0xE000 {
-					r = (r-0xD800)<<10 | (lo - 0xDC00) + 0x10000
-					i += 6
-				}
-			}
-			out = utf8.AppendRune(out, r)
-		default: // '"', '\\', '/'
-			out = append(out, raw[i])
-		}
-	}
-	return string(out) == name
-}
-
-func unhex(c byte) byte {
-	switch {
-	case c <= '9':
-		return c - '0'
-	case c <= 'F':
-		return c - 'A' + 10
-	}
-	return c - 'a' + 10
-}

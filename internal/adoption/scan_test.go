@@ -194,4 +194,14 @@ func TestScanAllocs(t *testing.T) {
 	if n := testing.AllocsPerRun(100, func() { scan(benchBody, fs) }); n != 0 {
 		t.Errorf("%v allocations per scan", n)
 	}
+	// Escaped keys, non-ASCII and longer than a small string conversion's
+	// stack buffer, are decoded without allocating either.
+	escaped := []byte(`{"e\u006dail": 1, "na\"me": 2, "a-k\u00e9y-longer-than-thirty-two-bytes-\u00fc\ud83d\ude00": 3}`)
+	fs = fieldsOf(t, "$.email", `$['na"me']`, "$['a-kéy-longer-than-thirty-two-bytes-ü😀']")
+	if got, ok := scan(escaped, fs); !ok || got != 7 {
+		t.Fatalf("scan = %b, %v; want all three fields", got, ok)
+	}
+	if n := testing.AllocsPerRun(100, func() { scan(escaped, fs) }); n != 0 {
+		t.Errorf("%v allocations per scan of escaped keys", n)
+	}
 }

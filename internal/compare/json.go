@@ -2,9 +2,9 @@ package compare
 
 import (
 	"slices"
-	"unicode"
-	"unicode/utf16"
 	"unicode/utf8"
+
+	"github.com/umbragw/umbra/internal/jsonpath"
 )
 
 // A small JSON parser building a compact tree. It accepts exactly what
@@ -251,7 +251,7 @@ func (p *parser) string() (string, bool) {
 			if !escaped && (!high || utf8.ValidString(raw)) {
 				return raw, true
 			}
-			return unquote(raw), true
+			return string(jsonpath.AppendUnquoted(make([]byte, 0, len(raw)+8), raw)), true
 		case c == '\\':
 			escaped = true
 			if i+1 >= len(s) {
@@ -261,7 +261,7 @@ func (p *parser) string() (string, bool) {
 			case '"', '\\', '/', 'b', 'f', 'n', 'r', 't':
 				i += 2
 			case 'u':
-				if getu4(s, i+2) < 0 {
+				if jsonpath.Hex4(s, i+2) < 0 {
 					return "", false
 				}
 				i += 6
@@ -275,78 +275,6 @@ func (p *parser) string() (string, bool) {
 			i++
 		}
 	}
-}
-
-// getu4 decodes four hex digits at s[i:], or returns -1.
-func getu4(s string, i int) rune {
-	if i+4 > len(s) {
-		return -1
-	}
-	var r rune
-	for _, c := range []byte(s[i : i+4]) {
-		switch {
-		case '0' <= c && c <= '9':
-			c -= '0'
-		case 'a' <= c && c <= 'f':
-			c = c - 'a' + 10
-		case 'A' <= c && c <= 'F':
-			c = c - 'A' + 10
-		default:
-			return -1
-		}
-		r = r*16 + rune(c)
-	}
-	return r
-}
-
-// unquote decodes a validated string body with escapes or non-UTF-8 bytes
-// the way encoding/json does.
-func unquote(raw string) string {
-	b := make([]byte, 0, len(raw)+8)
-	for i := 0; i < len(raw); {
-		c := raw[i]
-		switch {
-		case c == '\\':
-			e := raw[i+1]
-			i += 2
-			switch e {
-			case 'b':
-				b = append(b, '\b')
-			case 'f':
-				b = append(b, '\f')
-			case 'n':
-				b = append(b, '\n')
-			case 'r':
-				b = append(b, '\r')
-			case 't':
-				b = append(b, '\t')
-			case 'u':
-				r := getu4(raw, i)
-				i += 4
-				if utf16.IsSurrogate(r) {
-					if i+1 < len(raw) && raw[i] == '\\' && raw[i+1] == 'u' {
-						if dec := utf16.DecodeRune(r, getu4(raw, i+2)); dec != unicode.ReplacementChar {
-							i += 6
-							b = utf8.AppendRune(b, dec)
-							break
-						}
-					}
-					r = unicode.ReplacementChar
-				}
-				b = utf8.AppendRune(b, r)
-			default: // '"', '\\', '/'
-				b = append(b, e)
-			}
-		case c < utf8.RuneSelf:
-			b = append(b, c)
-			i++
-		default:
-			r, size := utf8.DecodeRuneInString(raw[i:])
-			b = utf8.AppendRune(b, r)
-			i += size
-		}
-	}
-	return string(b)
 }
 
 func (p *parser) array() (value, bool) {

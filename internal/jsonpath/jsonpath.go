@@ -10,6 +10,9 @@
 //	quoted = "'" or '"' delimited, \ escaping only \ ' and "
 //
 // "..name" matches at any depth below ("recursive descent").
+//
+// A document's keys are JSON strings: AppendUnquoted and Hex4 decode them
+// for the readers that walk documents without encoding/json.
 package jsonpath
 
 import (
