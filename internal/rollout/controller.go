@@ -306,16 +306,7 @@ func (c *Controller) advanceLocked(r Result) {
 		c.promoteLocked(r)
 		return
 	}
-	ok, why, valid := c.askUnlocked(c.hooks.beforeStep, c.event("before_step", next))
-	if !valid {
-		return
-	}
-	if !ok {
-		c.webhookRefused(why, r)
-		return
-	}
-	if br, burst := c.burstBeforeLeaving(); burst {
-		c.rollbackLocked(br)
+	if !c.mayLeaveLocked(c.hooks.beforeStep, "before_step", next, r) {
 		return
 	}
 	c.enterStepLocked(next)
@@ -324,16 +315,7 @@ func (c *Controller) advanceLocked(r Result) {
 
 // promoteLocked sends everyone to the canary, once confirm_promotion agrees.
 func (c *Controller) promoteLocked(r Result) {
-	ok, why, valid := c.askUnlocked(c.hooks.confirmPromotion, c.event("confirm_promotion", len(c.plan.Steps)-1))
-	if !valid {
-		return
-	}
-	if !ok {
-		c.webhookRefused(why, r)
-		return
-	}
-	if br, burst := c.burstBeforeLeaving(); burst {
-		c.rollbackLocked(br)
+	if !c.mayLeaveLocked(c.hooks.confirmPromotion, "confirm_promotion", len(c.plan.Steps)-1, r) {
 		return
 	}
 	c.state.Step = len(c.plan.Steps) - 1
@@ -341,6 +323,26 @@ func (c *Controller) promoteLocked(r Result) {
 	c.setWeight(100)
 	c.state.Phase = Promoted
 	c.decide("complete", r.Reason+"; the canary now serves everyone (see docs/rollouts.md to make it the live backend)", r.Inputs)
+}
+
+// mayLeaveLocked asks the webhook hook (event, about step) whether the
+// rollout, judged r, may leave its step, then checks for a burst since
+// the step was judged. It returns false when the rollout stays (refused,
+// or superseded meanwhile) or has rolled back.
+func (c *Controller) mayLeaveLocked(hook, event string, step int, r Result) bool {
+	ok, why, valid := c.askUnlocked(hook, c.event(event, step))
+	if !valid {
+		return false
+	}
+	if !ok {
+		c.webhookRefused(why, r)
+		return false
+	}
+	if br, burst := c.burstBeforeLeaving(); burst {
+		c.rollbackLocked(br)
+		return false
+	}
+	return true
 }
 
 // askUnlocked calls a webhook without holding c.mu: a webhook may take its
