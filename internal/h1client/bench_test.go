@@ -9,7 +9,8 @@ import (
 
 // BenchmarkReuseCheck is what taking a pooled connection costs beyond
 // the pool's lock: the check that nothing unread waits on it (buffer and
-// socket). It must stay a small part of BenchmarkExchange.
+// socket) when it runs on its own (a request larger than the write
+// buffer); the common request gets the same peek inside sendLast.
 func BenchmarkReuseCheck(b *testing.B) {
 	srv := newCountingHTTPServer(b, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		io.WriteString(w, "ok")

@@ -27,8 +27,13 @@ type conn struct {
 	br        *bufio.Reader
 	bw        *bufio.Writer
 	idleSince time.Time
-	reused    bool  // taken from the pool for the current request
-	nread     int64 // bytes read during the current request
+	reused    bool // taken from the pool for the current request
+	// unchecked: taken from the pool and not yet probed; the probe runs
+	// just before the request's first byte is written (see write).
+	unchecked bool
+	// flushing: the request's last bytes are being written (sendLast).
+	flushing bool
+	nread    int64 // bytes read during the current request
 	// headerLimit, while the response head is read, is the nread past
 	// which reading fails: a upstream sending endless headers must not
 	// grow the gateway's memory (http.Transport caps them too). 0: no cap.
@@ -72,6 +77,42 @@ func (c *conn) clearReadDeadline() {
 // server. A connection that cannot be probed is never quiet.
 func (c *conn) quiet() bool {
 	return c.br.Buffered() == 0 && c.probe()
+}
+
+// errStale: a connection taken from the pool turned out to hold unread
+// bytes or to be closed by the server before anything was written on it;
+// the request goes on another connection (see Pool.Exchange).
+var errStale = errors.New("h1client: pooled connection not quiet")
+
+// connWriter is what the connection's write buffer writes to.
+type connWriter struct{ c *conn }
+
+func (w connWriter) Write(p []byte) (int, error) { return w.c.write(p) }
+
+// write sends bytes of a request. The first bytes written on a connection
+// taken from the pool are preceded by the probe, however short the idle
+// time: bytes that arrived while it was idle are a response nobody asked
+// for (a body after HEAD, 204 or 304, more than the Content-Length), and
+// this request would read it as its answer, leaving the connection, and
+// each later caller on it, one answer behind. A server's close is caught
+// the same way. The request's last bytes go through sendLast, which does
+// the probe, the write and the wait for the answer in one go.
+func (c *conn) write(p []byte) (int, error) {
+	if c.flushing {
+		return c.sendLast(p)
+	}
+	return c.sendPlain(p)
+}
+
+// sendPlain writes p after the probe a pooled connection still needs.
+func (c *conn) sendPlain(p []byte) (int, error) {
+	if c.unchecked {
+		c.unchecked = false
+		if !c.probe() {
+			return 0, errStale
+		}
+	}
+	return c.nc.Write(p)
 }
 
 // abort wakes up whatever blocks on the connection, for good.
@@ -143,6 +184,9 @@ func (c *conn) roundTrip(ctx context.Context, req *http.Request, opts *ExchangeO
 	c.headerLimit = 0
 	if err != nil {
 		c.unwatch()
+		if errors.Is(err, errStale) {
+			return nil, err
+		}
 		return nil, c.explain(ctx, err)
 	}
 	// A body still to come from the network may take its time: the
@@ -185,7 +229,10 @@ func (c *conn) exchange(ctx context.Context, req *http.Request, opts *ExchangeOp
 	if err := writeRequest(c.bw, req); err != nil {
 		return nil, err
 	}
-	if err := c.bw.Flush(); err != nil {
+	c.flushing = true
+	err := c.bw.Flush()
+	c.flushing = false
+	if err != nil {
 		return nil, err
 	}
 	var got1xx Got1xx

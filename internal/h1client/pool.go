@@ -135,14 +135,11 @@ func (p *Pool) get(ctx context.Context) (*conn, error) {
 		p.idle[n-1] = nil
 		p.idle = p.idle[:n-1]
 		p.mu.Unlock()
-		// Every reuse is checked, however short the idle time: bytes that
-		// arrived while the connection was idle are a response nobody
-		// asked for (a body after HEAD, 204 or 304, more than the
-		// Content-Length), and the next request would read it as its
-		// answer, leaving the connection, and each later caller on it,
-		// one answer behind. A server's close is caught the same way.
-		if now.Sub(c.idleSince) < p.opts.IdleTimeout && c.quiet() {
-			c.reused = true
+		// Whatever the idle time, the connection is probed before its
+		// request is written (see conn.write); one that cannot be probed
+		// is never reused.
+		if now.Sub(c.idleSince) < p.opts.IdleTimeout && c.br.Buffered() == 0 && c.probeable() {
+			c.reused, c.unchecked = true, true
 			return c, nil
 		}
 		c.nc.Close()
@@ -257,7 +254,7 @@ type Fields struct {
 // the outgoing request from pooled parts is spared the request copy
 // WithContext makes and a context value per request.
 func (p *Pool) Exchange(ctx context.Context, req *http.Request, opts *ExchangeOptions) (*http.Response, error) {
-	for attempt := 0; ; attempt++ {
+	for attempt := 0; ; {
 		if err := ctx.Err(); err != nil {
 			return nil, err
 		}
@@ -270,6 +267,9 @@ func (p *Pool) Exchange(ctx context.Context, req *http.Request, opts *ExchangeOp
 			return resp, nil
 		}
 		c.nc.Close()
+		if errors.Is(err, errStale) {
+			continue // nothing was sent: the next idle connection, or a new one
+		}
 		// A deadline error (HeaderTimeout) means the server got the
 		// request and did not answer in time, not that it had closed
 		// the connection: resending would double both the wait and the
@@ -283,6 +283,7 @@ func (p *Pool) Exchange(ctx context.Context, req *http.Request, opts *ExchangeOp
 		}
 		// A fresh connection is dialed next: idle ones may be as stale.
 		p.dropIdle()
+		attempt++
 	}
 }
 
@@ -315,7 +316,7 @@ func replayable(req *http.Request) bool {
 func newConn(p *Pool, nc net.Conn) *conn {
 	c := &conn{pool: p, nc: nc}
 	c.br = bufio.NewReaderSize(countingReader{c}, bufferSize)
-	c.bw = bufio.NewWriterSize(nc, bufferSize)
+	c.bw = bufio.NewWriterSize(connWriter{c}, bufferSize)
 	c.initProbe()
 	return c
 }
