@@ -7,6 +7,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/umbragw/umbra/test/testkit"
 )
 
 // TestAccessLogUnits: the access log line's duration carries its unit in
@@ -14,7 +16,7 @@ import (
 // never slog's bare-nanoseconds (JSON) or unit-suffixed text forms.
 func TestAccessLogUnits(t *testing.T) {
 	t.Parallel()
-	up := newUpstream(t, "slowish", func(w http.ResponseWriter, r *http.Request) {
+	up := testkit.NewStreamUpstream(t, "slowish", func(w http.ResponseWriter, r *http.Request) {
 		time.Sleep(20 * time.Millisecond)
 	})
 	g := startGW(t, fmt.Sprintf(`listen: 127.0.0.1:0
@@ -31,7 +33,7 @@ routes:
 		t.Fatalf("status %d", r.Status)
 	}
 	var line map[string]any
-	poll.UntilTrue(t, "an access log line", func() bool {
+	testkit.Wait.UntilTrue(t, "an access log line", func() bool {
 		for _, l := range strings.Split(g.Log.String(), "\n") {
 			if strings.Contains(l, `"msg":"access"`) {
 				return json.Unmarshal([]byte(l), &line) == nil

@@ -17,7 +17,7 @@ import (
 
 func TestAdminEndpoints(t *testing.T) {
 	t.Parallel()
-	up := newUpstream(t, "api", nil)
+	up := testkit.NewUpstream(t, "api", nil)
 	g := startGW(t, base+fmt.Sprintf(`
 backends:
   api: {endpoints: [%q], timeout: 3s}
@@ -32,7 +32,7 @@ routes:
 		}
 	}
 
-	m := scrape(t, g)
+	m := g.ScrapeText(t)
 	if v, ok := metric(t, m, "umbra_build_info", testkit.Labels("version", "itest", "goversion", runtime.Version())); !ok || v != 1 {
 		t.Errorf("umbra_build_info{version=itest,goversion=%s} = %v (%v)", runtime.Version(), v, ok)
 	}
@@ -114,8 +114,8 @@ func TestAdminToken(t *testing.T) {
 	t.Parallel()
 	const token = "s3cret-T0ken"
 	tokenFile := filepath.Join(t.TempDir(), "admin.token")
-	writeFile(t, tokenFile, token+"\n")
-	up := newUpstream(t, "api", nil)
+	testkit.WriteFile(t, tokenFile, token+"\n")
+	up := testkit.NewUpstream(t, "api", nil)
 	g := startGW(t, fmt.Sprintf(`listen: 127.0.0.1:0
 admin: {listen: "0.0.0.0:0", token_file: %q}
 backends:

@@ -13,7 +13,7 @@ import (
 // TestRoundRobin: sequential requests cycle over three endpoints.
 func TestRoundRobin(t *testing.T) {
 	t.Parallel()
-	a, b, c := newUpstream(t, "a", nil), newUpstream(t, "b", nil), newUpstream(t, "c", nil)
+	a, b, c := testkit.NewUpstream(t, "a", nil), testkit.NewUpstream(t, "b", nil), testkit.NewUpstream(t, "c", nil)
 	g := startGW(t, base+fmt.Sprintf(`
 backends:
   rr: {endpoints: [%q, %q, %q]}
@@ -34,9 +34,9 @@ routes:
 			t.Fatalf("sequence %v is not a round-robin cycle", seq)
 		}
 	}
-	for _, u := range []*upstream{a, b, c} {
-		if n := u.hits.Load(); n != 3 {
-			t.Errorf("endpoint %s got %d requests, want 3", u.name, n)
+	for _, u := range []*testkit.Upstream{a, b, c} {
+		if n := u.Hits.Load(); n != 3 {
+			t.Errorf("endpoint %s got %d requests, want 3", u.Name, n)
 		}
 	}
 }
@@ -58,7 +58,7 @@ func TestPassiveHealthEjection(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()
-			a, b := newUpstream(t, "a", nil), newUpstream(t, "b", nil)
+			a, b := testkit.NewUpstream(t, "a", nil), testkit.NewUpstream(t, "b", nil)
 			dead := "http://" + testkit.DeadAddr(t)
 			g := startGW(t, base+fmt.Sprintf(`
 backends:
@@ -86,7 +86,7 @@ routes:
 			if failures != tc.wantFailures {
 				t.Errorf("%d requests failed before ejection, want %d", failures, tc.wantFailures)
 			}
-			aBefore, bBefore := a.hits.Load(), b.hits.Load()
+			aBefore, bBefore := a.Hits.Load(), b.Hits.Load()
 			for i := range 30 {
 				if r := do(t, c, "GET", g.URL+"/", nil); r.Status != http.StatusOK {
 					t.Fatalf("request %d after ejection: %d %s", i, r.Status, r.Body)
@@ -96,7 +96,7 @@ routes:
 			if after.Requests != st.Requests {
 				t.Errorf("ejected endpoint got %d attempts after ejection", after.Requests-st.Requests)
 			}
-			if got := a.hits.Load() - aBefore + b.hits.Load() - bBefore; got != 30 {
+			if got := a.Hits.Load() - aBefore + b.Hits.Load() - bBefore; got != 30 {
 				t.Errorf("live endpoints got %d of 30 requests", got)
 			}
 		})
@@ -111,7 +111,7 @@ routes:
 // one survivor takes all their shares.
 func TestEjectedShareSpreadEvenly(t *testing.T) {
 	t.Parallel()
-	a, b := newUpstream(t, "a", nil), newUpstream(t, "b", nil)
+	a, b := testkit.NewUpstream(t, "a", nil), testkit.NewUpstream(t, "b", nil)
 	dead := "http://" + testkit.DeadAddr(t)
 	g := startGW(t, base+fmt.Sprintf(`
 backends:
@@ -126,13 +126,13 @@ routes:
 		}
 		do(t, c, "GET", g.URL+"/", nil)
 	}
-	aBefore, bBefore := a.hits.Load(), b.hits.Load()
+	aBefore, bBefore := a.Hits.Load(), b.Hits.Load()
 	for range 30 {
 		if r := do(t, c, "GET", g.URL+"/", nil); r.Status != http.StatusOK {
 			t.Fatalf("%d %s", r.Status, r.Body)
 		}
 	}
-	da, db := a.hits.Load()-aBefore, b.hits.Load()-bBefore
+	da, db := a.Hits.Load()-aBefore, b.Hits.Load()-bBefore
 	if da < 14 || db < 14 {
 		t.Errorf("after ejection the two live endpoints got a=%d b=%d of 30 sequential requests, want 15 each: "+
 			"round robin gives the ejected endpoint's turn to its successor in the ring (internal/backend/balance.go pickRoundRobin)", da, db)
@@ -143,7 +143,7 @@ routes:
 // retried on another endpoint and succeeds.
 func TestRetryOnConnectionRefused(t *testing.T) {
 	t.Parallel()
-	live := newUpstream(t, "live", nil)
+	live := testkit.NewUpstream(t, "live", nil)
 	dead := "http://" + testkit.DeadAddr(t)
 	g := startGW(t, base+fmt.Sprintf(`
 backends:
@@ -161,7 +161,7 @@ routes:
 	if st := endpointOf(t, routes(t, g)["pair"], dead); st.Requests == 0 {
 		t.Fatalf("the dead endpoint was never tried, so nothing was retried: %+v", st)
 	}
-	if n := live.hits.Load(); n != 4 {
+	if n := live.Hits.Load(); n != 4 {
 		t.Errorf("live endpoint got %d requests, want 4", n)
 	}
 }
@@ -171,7 +171,7 @@ routes:
 // never sees that request.
 func TestNoRetryForPOSTWithBody(t *testing.T) {
 	t.Parallel()
-	live := newUpstream(t, "live", nil)
+	live := testkit.NewUpstream(t, "live", nil)
 	dead := "http://" + testkit.DeadAddr(t)
 	g := startGW(t, base+fmt.Sprintf(`
 backends:
@@ -193,8 +193,8 @@ routes:
 	if statuses[200] != 2 || statuses[502] != 2 {
 		t.Errorf("statuses %v, want two 200 (live endpoint) and two 502 (dead endpoint, not retried)", statuses)
 	}
-	if n := live.hits.Load(); n != 2 {
+	if n := live.Hits.Load(); n != 2 {
 		t.Errorf("live endpoint got %d POSTs, want 2 (a POST with a body must not be retried there)", n)
 	}
-	waitMetric(t, g, "umbra_upstream_errors_total", testkit.Labels("route", "pair", "kind", "connect"), 2)
+	g.WaitMetric(t, "umbra_upstream_errors_total", testkit.Labels("route", "pair", "kind", "connect"), 2)
 }

@@ -1,20 +1,13 @@
 package integration
 
 import (
-	"bufio"
-	"bytes"
-	"context"
-	"errors"
 	"fmt"
-	"io"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"regexp"
 	"runtime"
 	"strconv"
 	"strings"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -26,22 +19,7 @@ import (
 // exit code.
 func run(t *testing.T, args ...string) (stdout, stderr string, code int) {
 	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), waitFor)
-	defer cancel()
-	cmd := exec.CommandContext(ctx, umbraPath(t), args...)
-	cmd.Dir = t.TempDir()
-	var o, e bytes.Buffer
-	cmd.Stdout, cmd.Stderr = &o, &e
-	err := cmd.Run()
-	var ee *exec.ExitError
-	switch {
-	case err == nil:
-	case errors.As(err, &ee):
-		code = ee.ExitCode()
-	default:
-		t.Fatalf("umbra %v: %v", args, err)
-	}
-	return o.String(), e.String(), code
+	return testkit.Run(t, umbraPath(t), args...)
 }
 
 func TestCLIValidate(t *testing.T) {
@@ -49,7 +27,7 @@ func TestCLIValidate(t *testing.T) {
 	dir := t.TempDir()
 
 	bad := filepath.Join(dir, "bad.yaml")
-	writeFile(t, bad, `listen: 127.0.0.1:0
+	testkit.WriteFile(t, bad, `listen: 127.0.0.1:0
 admin: {listen: 127.0.0.1:0}
 bogus_key: 1
 backends:
@@ -79,7 +57,7 @@ routes:
 	}
 
 	syntax := filepath.Join(dir, "syntax.yaml")
-	writeFile(t, syntax, "listen: 127.0.0.1:0\nroutes: [\n  {name: a\n")
+	testkit.WriteFile(t, syntax, "listen: 127.0.0.1:0\nroutes: [\n  {name: a\n")
 	_, stderr, code = run(t, "validate", "-c", syntax)
 	if code != 2 || !regexp.MustCompile(`(?m)^`+regexp.QuoteMeta(syntax)+`:\d+:\d+: `).MatchString(stderr) {
 		t.Errorf("validate syntax.yaml: exit %d, stderr %q; want 2 and FILE:LINE:COL", code, stderr)
@@ -91,7 +69,7 @@ routes:
 	}
 
 	good := filepath.Join(dir, "good.yaml")
-	writeFile(t, good, `listen: 127.0.0.1:0
+	testkit.WriteFile(t, good, `listen: 127.0.0.1:0
 admin: {listen: 127.0.0.1:0}
 data_dir: `+strconv.Quote(filepath.Join(dir, "data"))+`
 backends:
@@ -118,21 +96,21 @@ func TestCLIValidateFlagWarnings(t *testing.T) {
 	dir := t.TempDir()
 	flags := filepath.Join(dir, "flags.json")
 	cfg := filepath.Join(dir, "umbra.yaml")
-	writeFile(t, cfg, `listen: 127.0.0.1:0
+	testkit.WriteFile(t, cfg, `listen: 127.0.0.1:0
 admin: {listen: 127.0.0.1:0}
 data_dir: `+strconv.Quote(filepath.Join(dir, "data"))+`
 backends: {a: {endpoints: ["http://127.0.0.1:1"]}}
 routes: [{name: r, backend: a}]
 flags: {file: `+strconv.Quote(flags)+`}
 `)
-	writeFile(t, flags, `{"flags": {"app": {"state": "ENABLED", "variants": {"new": "new", "old": "old"}, "defaultVariant": "old",
+	testkit.WriteFile(t, flags, `{"flags": {"app": {"state": "ENABLED", "variants": {"new": "new", "old": "old"}, "defaultVariant": "old",
   "targeting": {"if": [{"sem_ver": [{"var": "version"}, ">=", "v2"]}, "new", null]}}}}`)
 	stdout, stderr, code := run(t, "validate", "-c", cfg)
 	want := `warning: ` + flags + `:1:12: flag "app" at /targeting/if/0/sem_ver/2: "v2" does not match the schema's pattern (flagd schema)`
 	if code != 0 || !strings.Contains(stdout, "ok: 1 routes") || strings.TrimSpace(stderr) != want {
 		t.Errorf("validate with a flagd schema warning: exit %d\nstdout %q\nstderr %q\nwant stderr %q", code, stdout, stderr, want)
 	}
-	writeFile(t, flags, `{"flags": {"app": {"state": "ENABLED", "variants": {"new": "new"}, "defaultVariant": "old"}}}`)
+	testkit.WriteFile(t, flags, `{"flags": {"app": {"state": "ENABLED", "variants": {"new": "new"}, "defaultVariant": "old"}}}`)
 	if _, stderr, code := run(t, "validate", "-c", cfg); code != 2 || !strings.Contains(stderr, `flags.json:1:12: flag "app": defaultVariant "old" is not one of its variants`) {
 		t.Errorf("validate with a defaultVariant naming no variant: exit %d, stderr %q; want 2 and the reason", code, stderr)
 	}
@@ -149,114 +127,22 @@ func TestCLIVersion(t *testing.T) {
 	}
 }
 
-// proc is a running umbra process whose output (stdout and stderr
-// interleaved) is collected line by line.
-type proc struct {
-	cmd  *exec.Cmd
-	done chan error
-
-	mu    sync.Mutex
-	lines []string
-	next  int // waitLine's cursor
-}
-
-func start(t *testing.T, args ...string) *proc {
+// start runs umbra with args, collecting its output.
+func start(t *testing.T, args ...string) *testkit.Proc {
 	t.Helper()
-	cmd := exec.Command(umbraPath(t), args...)
-	cmd.Dir = t.TempDir()
-	pr, pw := io.Pipe()
-	cmd.Stdout, cmd.Stderr = pw, pw
-	p := &proc{cmd: cmd, done: make(chan error, 1)}
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	go func() {
-		sc := bufio.NewScanner(pr)
-		sc.Buffer(make([]byte, 64<<10), 1<<20)
-		for sc.Scan() {
-			p.mu.Lock()
-			p.lines = append(p.lines, sc.Text())
-			p.mu.Unlock()
-		}
-		io.Copy(io.Discard, pr)
-	}()
-	go func() {
-		err := cmd.Wait()
-		pw.Close()
-		p.done <- err
-	}()
-	t.Cleanup(func() {
-		select {
-		case err := <-p.done:
-			p.done <- err
-		default:
-			cmd.Process.Kill()
-			<-p.done
-		}
-		if t.Failed() {
-			t.Logf("umbra output (last lines):\n%s", testkit.Tail(p.output(), 40))
-		}
-	})
-	return p
+	return testkit.StartProc(t, umbraPath(t), args...)
 }
 
-func (p *proc) output() string {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	return strings.Join(p.lines, "\n")
-}
-
-// waitLine waits for an output line after the previous match that
-// matches re and returns its submatches. It waits up to a minute: the
-// demo drives its whole tour (shadow, checkout, flags) before it prints
-// its addresses, which takes a while on a loaded machine.
-func (p *proc) waitLine(t *testing.T, re *regexp.Regexp) []string {
-	t.Helper()
-	var m []string
-	testkit.Poll{Timeout: time.Minute, Interval: 10 * time.Millisecond}.Until(t, "an output line matching "+re.String(), func() (bool, string) {
-		p.mu.Lock()
-		defer p.mu.Unlock()
-		for ; p.next < len(p.lines); p.next++ {
-			if m = re.FindStringSubmatch(p.lines[p.next]); m != nil {
-				p.next++
-				return true, ""
-			}
-		}
-		return false, fmt.Sprintf("%d lines", len(p.lines))
-	})
-	return m
-}
-
-// stop sends SIGTERM and returns the exit code.
-func (p *proc) stop(t *testing.T) int {
-	t.Helper()
-	if err := p.cmd.Process.Signal(syscall.SIGTERM); err != nil {
-		t.Fatal(err)
-	}
-	select {
-	case err := <-p.done:
-		p.done <- err // for cleanup
-		var ee *exec.ExitError
-		if errors.As(err, &ee) {
-			return ee.ExitCode()
-		}
-		if err != nil {
-			t.Fatal(err)
-		}
-		return 0
-	case <-time.After(waitFor):
-		t.Fatal("umbra did not exit after SIGTERM")
-		return -1
-	}
-}
+// umbraStarted is the log line of a started gateway, with its addresses.
+var umbraStarted = regexp.MustCompile(`msg="umbra started" listen=(\S+) admin=(\S+)`)
 
 // TestCLIServe runs `umbra serve`, reloads with SIGHUP and by editing the
 // file, and stops with SIGTERM (exit 0).
 func TestCLIServe(t *testing.T) {
 	t.Parallel()
-	a, b := newUpstream(t, "a", nil), newUpstream(t, "b", nil)
+	a, b := testkit.NewUpstream(t, "a", nil), testkit.NewUpstream(t, "b", nil)
 	dir := t.TempDir()
-	cfgFor := func(u *upstream) string {
+	cfgFor := func(u *testkit.Upstream) string {
 		return fmt.Sprintf("data_dir: %q\n", filepath.Join(dir, "data")) + oneRoute(u)
 	}
 	// The config path is a symlink into another directory: the watcher
@@ -269,47 +155,47 @@ func TestCLIServe(t *testing.T) {
 		}
 	}
 	target, path := filepath.Join(realDir, "umbra.yaml"), filepath.Join(linkDir, "umbra.yaml")
-	writeFile(t, target, cfgFor(a))
+	testkit.WriteFile(t, target, cfgFor(a))
 	if err := os.Symlink(target, path); err != nil {
 		t.Fatal(err)
 	}
 
 	p := start(t, "serve", "-c", path)
-	m := p.waitLine(t, regexp.MustCompile(`msg="umbra started" listen=(\S+) admin=(\S+)`))
-	g := &gw{Gateway: &testkit.Gateway{URL: "http://" + m[1], AdminURL: "http://" + m[2]}}
+	m := p.WaitLine(t, time.Minute, umbraStarted)
+	g := testkit.Remote(t, "http://"+m[1], "http://"+m[2])
 	c := newClient(t)
 	if got := servedBy(t, c, g); got != "a" {
 		t.Fatalf("served by %s", got)
 	}
 
-	writeAtomic(t, target, cfgFor(b))
-	if err := p.cmd.Process.Signal(syscall.SIGHUP); err != nil {
+	testkit.WriteAtomic(t, target, cfgFor(b))
+	if err := p.Cmd.Process.Signal(syscall.SIGHUP); err != nil {
 		t.Fatal(err)
 	}
-	poll.Until(t, "SIGHUP to apply the new config", func() (bool, string) {
+	testkit.Wait.Until(t, "SIGHUP to apply the new config", func() (bool, string) {
 		got := servedBy(t, c, g)
 		return got == "b", "served by " + got
 	})
 
-	writeAtomic(t, path, cfgFor(a)) // replaces the link by a file: the watcher sees it
-	poll.Until(t, "the file watcher to apply the edit", func() (bool, string) {
+	testkit.WriteAtomic(t, path, cfgFor(a)) // replaces the link by a file: the watcher sees it
+	testkit.Wait.Until(t, "the file watcher to apply the edit", func() (bool, string) {
 		got := servedBy(t, c, g)
 		return got == "a", "served by " + got
 	})
 
-	writeAtomic(t, path, "routes: [\n")
-	if err := p.cmd.Process.Signal(syscall.SIGHUP); err != nil {
+	testkit.WriteAtomic(t, path, "routes: [\n")
+	if err := p.Cmd.Process.Signal(syscall.SIGHUP); err != nil {
 		t.Fatal(err)
 	}
-	p.waitLine(t, regexp.MustCompile(`config reload rejected`))
+	p.WaitLine(t, time.Minute, regexp.MustCompile(`config reload rejected`))
 	if got := servedBy(t, c, g); got != "a" {
 		t.Errorf("after a rejected reload: served by %s", got)
 	}
 
-	if code := p.stop(t); code != 0 {
+	if code := p.Stop(t); code != 0 {
 		t.Errorf("exit code after SIGTERM: %d, want 0", code)
 	}
-	if !strings.Contains(p.output(), "draining") {
+	if !strings.Contains(p.Output(), "draining") {
 		t.Errorf("no drain logged on SIGTERM")
 	}
 	if ok, msg := refused(strings.TrimPrefix(g.URL, "http://")); !ok {
@@ -321,7 +207,7 @@ func TestCLIServe(t *testing.T) {
 func TestCLIServeBadConfig(t *testing.T) {
 	t.Parallel()
 	path := filepath.Join(t.TempDir(), "bad.yaml")
-	writeFile(t, path, "listen: 127.0.0.1:0\nroutes:\n  - {name: r, backend: nope}\n")
+	testkit.WriteFile(t, path, "listen: 127.0.0.1:0\nroutes:\n  - {name: r, backend: nope}\n")
 	_, stderr, code := run(t, "serve", "-c", path)
 	if code != 2 || !strings.Contains(stderr, path+":3:") {
 		t.Errorf("serve bad.yaml: exit %d, stderr %q; want 2 and %s:3:COL", code, stderr, path)
@@ -333,8 +219,8 @@ func TestCLIServeBadConfig(t *testing.T) {
 func TestCLIDemo(t *testing.T) {
 	t.Parallel()
 	p := start(t, "demo", "--listen", "127.0.0.1:0", "--admin", "127.0.0.1:0", "--egress", "127.0.0.1:0")
-	gwURL := p.waitLine(t, regexp.MustCompile(`^\s*gateway\s+(http://\S+)`))[1]
-	admURL := p.waitLine(t, regexp.MustCompile(`^\s*admin API\s+(http://\S+)`))[1]
+	gwURL := p.WaitLine(t, time.Minute, regexp.MustCompile(`^\s*gateway\s+(http://\S+)`))[1]
+	admURL := p.WaitLine(t, time.Minute, regexp.MustCompile(`^\s*admin API\s+(http://\S+)`))[1]
 	for _, u := range []string{gwURL, admURL} {
 		if strings.HasSuffix(u, ":0") {
 			t.Fatalf("demo printed %s: the address before port 0 was resolved", u)
@@ -348,7 +234,7 @@ func TestCLIDemo(t *testing.T) {
 	if r := do(t, c, "GET", admURL+"/readyz", nil); r.Status != 200 {
 		t.Errorf("demo readyz: %d", r.Status)
 	}
-	if code := p.stop(t); code != 0 {
+	if code := p.Stop(t); code != 0 {
 		t.Errorf("demo exit code after SIGTERM: %d, want 0", code)
 	}
 }
@@ -358,21 +244,21 @@ func TestCLIDemo(t *testing.T) {
 // would kill the gateway.
 func TestCLIServeSignalAtStart(t *testing.T) {
 	t.Parallel()
-	a := newUpstream(t, "a", nil)
+	a := testkit.NewUpstream(t, "a", nil)
 	dir := t.TempDir()
 	path := filepath.Join(dir, "umbra.yaml")
-	writeFile(t, path, fmt.Sprintf("data_dir: %q\n", filepath.Join(dir, "data"))+oneRoute(a))
+	testkit.WriteFile(t, path, fmt.Sprintf("data_dir: %q\n", filepath.Join(dir, "data"))+oneRoute(a))
 	for i := range 5 {
 		p := start(t, "serve", "-c", path)
-		m := p.waitLine(t, regexp.MustCompile(`msg="umbra started" listen=(\S+) admin=(\S+)`))
-		if err := p.cmd.Process.Signal(syscall.SIGHUP); err != nil {
+		m := p.WaitLine(t, time.Minute, umbraStarted)
+		if err := p.Cmd.Process.Signal(syscall.SIGHUP); err != nil {
 			t.Fatal(err)
 		}
-		g := &gw{Gateway: &testkit.Gateway{URL: "http://" + m[1], AdminURL: "http://" + m[2]}}
+		g := testkit.Remote(t, "http://"+m[1], "http://"+m[2])
 		if got := servedBy(t, newClient(t), g); got != "a" {
 			t.Fatalf("start %d: served by %q after an early SIGHUP", i, got)
 		}
-		if code := p.stop(t); code != 0 {
+		if code := p.Stop(t); code != 0 {
 			t.Fatalf("start %d: exit code %d after SIGTERM, want 0", i, code)
 		}
 	}

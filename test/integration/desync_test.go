@@ -7,6 +7,8 @@ import (
 	"net/http"
 	"testing"
 	"time"
+
+	"github.com/umbragw/umbra/test/testkit"
 )
 
 // TestUpstreamExtraResponseNeverReachesAnotherClient: an upstream sends a
@@ -58,7 +60,7 @@ func TestUpstreamExtraResponseNeverReachesAnotherClient(t *testing.T) {
 					// read the whole answer, so these bytes come later.
 					select {
 					case <-sendExtra:
-					case <-time.After(waitFor):
+					case <-time.After(testkit.Wait.Timeout):
 						return
 					}
 					stale := "stale answer to " + id
@@ -75,7 +77,7 @@ routes:
 			for i := range clients {
 				id := fmt.Sprint(i)
 				// Each client on its own connection, as different users are.
-				c := &http.Client{Transport: &http.Transport{DisableKeepAlives: true}, Timeout: waitFor}
+				c := &http.Client{Transport: &http.Transport{DisableKeepAlives: true}, Timeout: testkit.Wait.Timeout}
 				r, err := try(c, tc.method, g.URL+"/?id="+id, nil)
 				switch {
 				case err != nil:
@@ -93,7 +95,7 @@ routes:
 				// while the connection is idle.
 				select {
 				case sendExtra <- struct{}{}:
-					recv(t, extraSent, "the extra response to be written")
+					testkit.Recv(t, extraSent, "the extra response to be written")
 				case <-time.After(time.Second):
 					// The upstream was not waiting (this connection failed).
 				}

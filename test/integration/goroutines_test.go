@@ -23,8 +23,8 @@ func TestNoGoroutineLeak(t *testing.T) {
 	baseline := runtime.NumGoroutine()
 
 	func() {
-		up := newUpstream(t, "up", nil)
-		shadow := newUpstream(t, "shadow", nil)
+		up := testkit.NewUpstream(t, "up", nil)
+		shadow := testkit.NewUpstream(t, "shadow", nil)
 		dead := testkit.DeadAddr(t)
 		g := startGW(t, base+fmt.Sprintf(`
 backends:
@@ -50,10 +50,10 @@ routes:
 		do(t, c, "GET", g.URL+"/dead", nil)
 		do(t, c, "GET", g.URL+"/none", nil)
 		do(t, c, "GET", g.AdminURL+"/metrics", nil)
-		poll.Until(t, "the shadow copies", func() (bool, string) {
-			return shadow.hits.Load() >= 10, fmt.Sprint(shadow.hits.Load())
+		testkit.Wait.Until(t, "the shadow copies", func() (bool, string) {
+			return shadow.Hits.Load() >= 10, fmt.Sprint(shadow.Hits.Load())
 		})
-		g.rewrite(t, oneRoute(up))
+		g.Rewrite(t, oneRoute(up))
 		if err := g.Reload(); err != nil {
 			t.Fatal(err)
 		}
@@ -68,7 +68,7 @@ routes:
 		shadow.Close()
 	}()
 
-	deadline := time.Now().Add(waitFor)
+	deadline := time.Now().Add(testkit.Wait.Timeout)
 	for {
 		n := runtime.NumGoroutine()
 		if n <= baseline+1 {
@@ -77,7 +77,7 @@ routes:
 		if time.Now().After(deadline) {
 			var sb strings.Builder
 			pprof.Lookup("goroutine").WriteTo(&sb, 1)
-			t.Fatalf("%d goroutines %v after Shutdown, baseline %d:\n%s", n, waitFor, baseline, sb.String())
+			t.Fatalf("%d goroutines %v after Shutdown, baseline %d:\n%s", n, testkit.Wait.Timeout, baseline, sb.String())
 		}
 		time.Sleep(10 * time.Millisecond)
 	}

@@ -17,7 +17,7 @@ import (
 // the reload keeps.
 func TestHealthEventsUseTheGatewayLog(t *testing.T) {
 	t.Parallel()
-	live := newUpstream(t, "live", nil)
+	live := testkit.NewUpstream(t, "live", nil)
 	dead := "http://" + testkit.DeadAddr(t)
 	cfg := func(log string) string {
 		return fmt.Sprintf(`listen: 127.0.0.1:0
@@ -67,11 +67,11 @@ routes:
 
 	// The reload keeps the backends (unchanged) and switches to text at
 	// info: the next events are text lines, readmission included.
-	g.rewrite(t, cfg("{format: text, level: info, access: false}"))
+	g.Rewrite(t, cfg("{format: text, level: info, access: false}"))
 	if err := g.Reload(); err != nil {
 		t.Fatal(err)
 	}
-	poll.UntilTrue(t, "readmitted and ejected again, in text", func() bool {
+	testkit.Wait.UntilTrue(t, "readmitted and ejected again, in text", func() bool {
 		do(t, cl, "GET", g.URL+"/mixed", nil)
 		return len(g.Log.Lines("level=INFO", `msg="backend endpoint readmitted"`, "backend=mixed")) > 0 &&
 			len(g.Log.Lines("level=WARN", `msg="backend endpoint ejected"`, "backend=mixed")) > 0

@@ -3,120 +3,33 @@ package integration
 import (
 	"bufio"
 	"context"
-	"crypto/ecdsa"
-	"crypto/elliptic"
-	"crypto/rand"
-	"crypto/x509"
-	"crypto/x509/pkix"
 	"encoding/json"
-	"encoding/pem"
-	"fmt"
 	"io"
-	"math/big"
 	"net"
 	"net/http"
-	"net/http/httptest"
-	"os"
-	"path/filepath"
-	"strconv"
 	"strings"
-	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/umbragw/umbra/test/testkit"
 )
 
-// base is the top of every test config: ephemeral loopback ports, access
-// logs on (they run on the request path, so the race detector sees them)
-// and a shutdown grace short enough that a test bug cannot hang cleanup.
-const base = `listen: 127.0.0.1:0
-admin: {listen: 127.0.0.1:0}
-log: {level: info, access: true}
-server: {shutdown_grace: 5s}
-`
+// base is the top of every test config, access logs on: they run on the
+// request path, so the race detector sees them. startGW adds a data_dir.
+var base = testkit.Top{Access: true}.YAML()
 
-// waitFor is the deadline of every poll; generous for a loaded CI machine
-// with the race detector, never reached when things work.
-const waitFor = 10 * time.Second
-
-// poll waits up to waitFor for a condition, checking every 10 ms.
-var poll = testkit.Poll{Timeout: waitFor, Interval: 10 * time.Millisecond}
-
-// gw is a started gateway with its addresses and log.
-type gw struct {
-	*testkit.Gateway
-	dataDir string // the data_dir line startGW added, kept on rewrites
-}
-
-// startGW writes yaml to a file in a temp dir and starts a gateway on it
+// startGW starts a gateway on yaml (a whole config, usually base+...)
 // through the real config parser. Cleanup shuts it down.
-func startGW(t *testing.T, yaml string) *gw {
+func startGW(t *testing.T, yaml string) *testkit.Gateway {
 	t.Helper()
-	dir := t.TempDir()
-	dataDir := ""
-	if !strings.Contains(yaml, "data_dir:") {
-		// The default ./umbra-data would be shared (and locked) by every
-		// gateway of the run.
-		dataDir = "data_dir: " + strconv.Quote(filepath.Join(dir, "data")) + "\n"
-	}
-	g := testkit.Start(t, "itest", filepath.Join(dir, "umbra.yaml"), dataDir+yaml)
-	return &gw{Gateway: g, dataDir: dataDir}
-}
-
-// rewrite replaces the config file atomically (the caller then reloads or
-// lets the watcher notice).
-func (g *gw) rewrite(t *testing.T, yaml string) {
-	t.Helper()
-	writeAtomic(t, g.Path, g.dataDir+yaml)
-}
-
-// echo is what the default upstream handler answers: what it received.
-type echo struct {
-	Backend  string      `json:"backend"`
-	Method   string      `json:"method"`
-	Host     string      `json:"host"`
-	Path     string      `json:"path"`
-	RawQuery string      `json:"raw_query"`
-	Header   http.Header `json:"header"`
-	Body     string      `json:"body"`
-	TLS      bool        `json:"tls"`
-}
-
-// upstream is an httptest server standing for one backend endpoint.
-type upstream struct {
-	*httptest.Server
-	name string
-	hits atomic.Int64
-}
-
-// newUpstream starts an upstream. With a nil handler it echoes the request
-// as JSON (type echo) with an X-Backend header naming it.
-func newUpstream(t *testing.T, name string, h http.HandlerFunc) *upstream {
-	t.Helper()
-	u := &upstream{name: name}
-	if h == nil {
-		h = func(w http.ResponseWriter, r *http.Request) {
-			body, _ := io.ReadAll(r.Body)
-			w.Header().Set("Content-Type", "application/json")
-			w.Header().Set("X-Backend", name)
-			_ = json.NewEncoder(w).Encode(echo{Backend: name, Method: r.Method, Host: r.Host, Path: r.URL.Path,
-				RawQuery: r.URL.RawQuery, Header: r.Header, Body: string(body), TLS: r.TLS != nil})
-		}
-	}
-	u.Server = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		u.hits.Add(1)
-		h(w, r)
-	}))
-	t.Cleanup(u.Close)
-	return u
+	return testkit.LaunchText(t, "itest", yaml)
 }
 
 // newClient returns a client with its own connection pool that does not
 // follow redirects, closed at cleanup.
 func newClient(t *testing.T) *http.Client {
 	t.Helper()
-	c := testkit.NewClient(t, 32, waitFor)
+	c := testkit.NewClient(t, 32, testkit.Wait.Timeout)
 	c.CheckRedirect = func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }
 	return c
 }
@@ -145,9 +58,9 @@ func try(c *http.Client, method, url string, body io.Reader, hdr ...string) (res
 }
 
 // echoOf decodes an echo answer.
-func echoOf(t *testing.T, r result) echo {
+func echoOf(t *testing.T, r result) testkit.Echo {
 	t.Helper()
-	var e echo
+	var e testkit.Echo
 	if r.Status != http.StatusOK {
 		t.Fatalf("status %d, want 200; body %s", r.Status, r.Body)
 	}
@@ -187,77 +100,13 @@ func wantJSONError(t *testing.T, r result, status int, code string) jsonError {
 	return e
 }
 
-// recv waits for a value on ch, failing the test after the deadline.
-func recv[T any](t *testing.T, ch <-chan T, what string) T {
-	t.Helper()
-	select {
-	case v := <-ch:
-		return v
-	case <-time.After(waitFor):
-		t.Fatalf("timed out waiting for %s", what)
-		panic("unreachable")
-	}
-}
-
-func writeFile(t *testing.T, path, text string) {
-	t.Helper()
-	if err := os.WriteFile(path, []byte(text), 0o600); err != nil {
-		t.Fatal(err)
-	}
-}
-
-// writeAtomic replaces path by renaming a temp file over it, as editors
-// and config-management tools do.
-func writeAtomic(t *testing.T, path, text string) {
-	t.Helper()
-	f, err := os.CreateTemp(filepath.Dir(path), ".tmp-*")
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, err := f.WriteString(text); err != nil {
-		t.Fatal(err)
-	}
-	if err := f.Close(); err != nil {
-		t.Fatal(err)
-	}
-	if err := os.Rename(f.Name(), path); err != nil {
-		t.Fatal(err)
-	}
-}
-
 // ---- metrics ----
-
-// scrape fetches the admin /metrics text.
-func scrape(t *testing.T, g *gw) string {
-	t.Helper()
-	r := do(t, newClient(t), "GET", g.AdminURL+"/metrics", nil)
-	if r.Status != http.StatusOK {
-		t.Fatalf("/metrics: status %d: %s", r.Status, r.Body)
-	}
-	return r.Body
-}
 
 // metric sums the samples of name in a /metrics text whose labels include
 // want. ok is false when no sample matched.
 func metric(t *testing.T, text, name string, want map[string]string) (sum float64, ok bool) {
 	t.Helper()
 	return testkit.MustParseMetrics(t, text).Sum(name, want)
-}
-
-// waitMetric polls /metrics until name{labels} equals want. Metrics are
-// recorded after the response is written, so a client may see its answer
-// a moment before the counter moves.
-func waitMetric(t *testing.T, g *gw, name string, labels map[string]string, want float64) {
-	t.Helper()
-	c := newClient(t)
-	poll.Until(t, fmt.Sprintf("%s%v == %v", name, labels, want), func() (bool, string) {
-		m, err := testkit.TryScrape(c, g.AdminURL)
-		if err != nil {
-			return false, err.Error()
-		}
-		got, _ := m.Sum(name, labels)
-		return got == want, fmt.Sprintf("%v", got)
-	})
 }
 
 // ---- admin API ----
@@ -279,16 +128,10 @@ type routeInfo struct {
 }
 
 // routes reads /api/v1/routes.
-func routes(t *testing.T, g *gw) map[string]routeInfo {
+func routes(t *testing.T, g *testkit.Gateway) map[string]routeInfo {
 	t.Helper()
-	r := do(t, newClient(t), "GET", g.AdminURL+"/api/v1/routes", nil)
-	if r.Status != http.StatusOK {
-		t.Fatalf("/api/v1/routes: %d %s", r.Status, r.Body)
-	}
 	var list []routeInfo
-	if err := json.Unmarshal([]byte(r.Body), &list); err != nil {
-		t.Fatalf("/api/v1/routes: %v: %s", err, r.Body)
-	}
+	g.GetJSON(t, "/api/v1/routes", &list)
 	out := map[string]routeInfo{}
 	for _, ri := range list {
 		out[ri.Name] = ri
@@ -306,41 +149,6 @@ func endpointOf(t *testing.T, ri routeInfo, url string) endpointStatus {
 	}
 	t.Fatalf("route %s has no endpoint %s: %+v", ri.Name, url, ri.Endpoints)
 	return endpointStatus{}
-}
-
-// ---- TLS ----
-
-// selfSigned writes a fresh self-signed certificate for 127.0.0.1 and
-// localhost into dir and returns the cert and key paths.
-func selfSigned(t *testing.T, dir string) (certFile, keyFile string) {
-	t.Helper()
-	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	if err != nil {
-		t.Fatal(err)
-	}
-	tmpl := &x509.Certificate{
-		SerialNumber:          big.NewInt(time.Now().UnixNano()),
-		Subject:               pkix.Name{CommonName: "umbra-itest"},
-		NotBefore:             time.Now().Add(-time.Hour),
-		NotAfter:              time.Now().Add(24 * time.Hour),
-		KeyUsage:              x509.KeyUsageDigitalSignature,
-		ExtKeyUsage:           []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
-		BasicConstraintsValid: true,
-		DNSNames:              []string{"localhost"},
-		IPAddresses:           []net.IP{net.IPv4(127, 0, 0, 1)},
-	}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
-	if err != nil {
-		t.Fatal(err)
-	}
-	kb, err := x509.MarshalPKCS8PrivateKey(key)
-	if err != nil {
-		t.Fatal(err)
-	}
-	certFile, keyFile = filepath.Join(dir, "cert.pem"), filepath.Join(dir, "key.pem")
-	writeFile(t, certFile, string(pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der})))
-	writeFile(t, keyFile, string(pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: kb})))
-	return certFile, keyFile
 }
 
 // ---- raw connections ----
@@ -392,18 +200,18 @@ func headLines(head string) map[string][]string {
 // dial opens a raw connection with a deadline for the whole exchange.
 func dial(t *testing.T, addr string) net.Conn {
 	t.Helper()
-	c, err := net.DialTimeout("tcp", addr, waitFor)
+	c, err := net.DialTimeout("tcp", addr, testkit.Wait.Timeout)
 	if err != nil {
 		t.Fatal(err)
 	}
-	_ = c.SetDeadline(time.Now().Add(waitFor))
+	_ = c.SetDeadline(time.Now().Add(testkit.Wait.Timeout))
 	t.Cleanup(func() { c.Close() })
 	return c
 }
 
 // ctxTimeout is a context cancelled at the poll deadline or at cleanup.
 func ctxTimeout(t *testing.T) context.Context {
-	ctx, cancel := context.WithTimeout(context.Background(), waitFor)
+	ctx, cancel := context.WithTimeout(context.Background(), testkit.Wait.Timeout)
 	t.Cleanup(cancel)
 	return ctx
 }

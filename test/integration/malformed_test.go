@@ -9,6 +9,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/umbragw/umbra/test/testkit"
 )
 
 // TestMalformedRequests: a request the gateway cannot read gets the right
@@ -16,7 +18,7 @@ import (
 // gateway goes on serving.
 func TestMalformedRequests(t *testing.T) {
 	t.Parallel()
-	up := newUpstream(t, "api", nil)
+	up := testkit.NewUpstream(t, "api", nil)
 	g := startGW(t, `listen: 127.0.0.1:0
 admin: {listen: 127.0.0.1:0}
 log: {level: info, access: true}
@@ -64,7 +66,7 @@ routes:
 			t.Errorf("%s: connection not closed after the answer: %v", tc.name, err)
 		}
 	}
-	if n := up.hits.Load(); n != 0 {
+	if n := up.Hits.Load(); n != 0 {
 		t.Errorf("the upstream got %d malformed requests", n)
 	}
 	if r := do(t, newClient(t), "GET", g.URL+"/after", nil); r.Status != 200 {
@@ -77,7 +79,7 @@ routes:
 // while other clients are served.
 func TestSlowHeaderClientCut(t *testing.T) {
 	t.Parallel()
-	up := newUpstream(t, "api", nil)
+	up := testkit.NewUpstream(t, "api", nil)
 	g := startGW(t, `listen: 127.0.0.1:0
 admin: {listen: 127.0.0.1:0}
 server: {shutdown_grace: 5s, read_header_timeout: 300ms}
@@ -101,7 +103,7 @@ routes:
 	if d := time.Since(start); d > 5*time.Second {
 		t.Errorf("closed after %v; read_header_timeout is 300ms", d)
 	}
-	if up.hits.Load() != 1 {
-		t.Errorf("upstream hits %d, want 1", up.hits.Load())
+	if up.Hits.Load() != 1 {
+		t.Errorf("upstream hits %d, want 1", up.Hits.Load())
 	}
 }

@@ -8,6 +8,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/umbragw/umbra/test/testkit"
 )
 
 // TestMaxConnections: with server.max_connections: 2, two open keep-alive
@@ -15,7 +17,7 @@ import (
 // accept queue, unanswered, until one of them closes, and is then served.
 func TestMaxConnections(t *testing.T) {
 	t.Parallel()
-	up := newUpstream(t, "api", nil)
+	up := testkit.NewUpstream(t, "api", nil)
 	g := startGW(t, `listen: 127.0.0.1:0
 admin: {listen: 127.0.0.1:0}
 log: {level: warn, access: false}
@@ -61,7 +63,7 @@ routes:
 	}
 	// A slot frees: the waiting connection is accepted and answered.
 	a.Close()
-	_ = third.SetReadDeadline(time.Now().Add(waitFor))
+	_ = third.SetReadDeadline(time.Now().Add(testkit.Wait.Timeout))
 	resp, err := http.ReadResponse(br, nil)
 	if err != nil {
 		t.Fatalf("after a slot freed: %v", err)

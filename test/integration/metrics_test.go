@@ -16,7 +16,7 @@ import (
 // latency and in-flight series, then lints the exposition with promtool.
 func TestMetricsCounts(t *testing.T) {
 	t.Parallel()
-	up := newUpstream(t, "mb", func(w http.ResponseWriter, r *http.Request) {
+	up := testkit.NewStreamUpstream(t, "mb", func(w http.ResponseWriter, r *http.Request) {
 		code := 200
 		if s := r.URL.Query().Get("code"); s != "" {
 			code, _ = strconv.Atoi(s)
@@ -61,21 +61,21 @@ routes:
 	live := func(route, backend, method, code string) map[string]string {
 		return testkit.Labels("route", route, "backend", backend, "role", "live", "method", method, "code", code)
 	}
-	waitMetric(t, g, "umbra_requests_total", live("m", "mb", "GET", "200"), 3)
-	waitMetric(t, g, "umbra_requests_total", live("m", "mb", "POST", "201"), 2)
-	waitMetric(t, g, "umbra_requests_total", live("m", "mb", "DELETE", "404"), 1)
-	waitMetric(t, g, "umbra_requests_total", live("m", "mb", "OTHER", "200"), 2)
-	waitMetric(t, g, "umbra_requests_total", live("m", "mb", "OTHER", "418"), 1)
-	waitMetric(t, g, "umbra_requests_total", testkit.Labels("route", "m"), 9)
-	waitMetric(t, g, "umbra_requests_total", live("down", "dead", "GET", "502"), 2)
-	waitMetric(t, g, "umbra_upstream_errors_total", testkit.Labels("route", "down", "backend", "dead", "role", "live", "kind", "connect"), 2)
-	waitMetric(t, g, "umbra_upstream_errors_total", testkit.Labels("route", "m"), 0)
-	waitMetric(t, g, "umbra_unmatched_requests_total", testkit.Labels("method", "GET"), 1)
-	waitMetric(t, g, "umbra_request_duration_seconds_count", testkit.Labels("route", "m", "backend", "mb", "role", "live"), 9)
-	waitMetric(t, g, "umbra_requests_in_flight", testkit.Labels("route", "m"), 0)
-	waitMetric(t, g, "umbra_requests_in_flight", testkit.Labels("route", "down"), 0)
+	g.WaitMetric(t, "umbra_requests_total", live("m", "mb", "GET", "200"), 3)
+	g.WaitMetric(t, "umbra_requests_total", live("m", "mb", "POST", "201"), 2)
+	g.WaitMetric(t, "umbra_requests_total", live("m", "mb", "DELETE", "404"), 1)
+	g.WaitMetric(t, "umbra_requests_total", live("m", "mb", "OTHER", "200"), 2)
+	g.WaitMetric(t, "umbra_requests_total", live("m", "mb", "OTHER", "418"), 1)
+	g.WaitMetric(t, "umbra_requests_total", testkit.Labels("route", "m"), 9)
+	g.WaitMetric(t, "umbra_requests_total", live("down", "dead", "GET", "502"), 2)
+	g.WaitMetric(t, "umbra_upstream_errors_total", testkit.Labels("route", "down", "backend", "dead", "role", "live", "kind", "connect"), 2)
+	g.WaitMetric(t, "umbra_upstream_errors_total", testkit.Labels("route", "m"), 0)
+	g.WaitMetric(t, "umbra_unmatched_requests_total", testkit.Labels("method", "GET"), 1)
+	g.WaitMetric(t, "umbra_request_duration_seconds_count", testkit.Labels("route", "m", "backend", "mb", "role", "live"), 9)
+	g.WaitMetric(t, "umbra_requests_in_flight", testkit.Labels("route", "m"), 0)
+	g.WaitMetric(t, "umbra_requests_in_flight", testkit.Labels("route", "down"), 0)
 
-	text := scrape(t, g)
+	text := g.ScrapeText(t)
 	for _, s := range testkit.MustParseMetrics(t, text) {
 		if s.Name == "umbra_requests_total" {
 			switch s.Labels["method"] {

@@ -102,7 +102,7 @@ routes:
 	body, _ := io.ReadAll(resp.Body)
 	resp.Body.Close()
 
-	s := recv(t, got, "the upstream request")
+	s := testkit.Recv(t, got, "the upstream request")
 	if s.err != nil {
 		t.Fatalf("upstream: %v\n%s", s.err, s.head)
 	}
@@ -156,7 +156,7 @@ routes:
 // and a client's Forwarded header is not passed on.
 func TestForwardedHeaders(t *testing.T) {
 	t.Parallel()
-	up := newUpstream(t, "fwd", nil)
+	up := testkit.NewUpstream(t, "fwd", nil)
 	g := startGW(t, base+fmt.Sprintf(`
 backends:
   fwd: {endpoints: [%q]}
@@ -195,7 +195,7 @@ var hex32 = regexp.MustCompile(`^[0-9a-f]{32}$`)
 // bodies.
 func TestRequestID(t *testing.T) {
 	t.Parallel()
-	up := newUpstream(t, "rid", func(w http.ResponseWriter, r *http.Request) {
+	up := testkit.NewStreamUpstream(t, "rid", func(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("X-Seen-Request-Id", r.Header.Get("X-Request-Id"))
 		w.Header().Set("X-Request-Id", "upstream-made-this-up")
 	})
@@ -267,7 +267,7 @@ routes:
 // and a literal.
 func TestHostHeader(t *testing.T) {
 	t.Parallel()
-	up := newUpstream(t, "host", nil)
+	up := testkit.NewUpstream(t, "host", nil)
 	g := startGW(t, base+fmt.Sprintf(`
 backends:
   keep: {endpoints: [%[1]q]}
@@ -297,7 +297,7 @@ routes:
 func TestRequestBodyStreamed(t *testing.T) {
 	t.Parallel()
 	firstSeen := make(chan string, 1)
-	up := newUpstream(t, "sink", func(w http.ResponseWriter, r *http.Request) {
+	up := testkit.NewStreamUpstream(t, "sink", func(w http.ResponseWriter, r *http.Request) {
 		first := make([]byte, 5)
 		if _, err := io.ReadFull(r.Body, first); err != nil {
 			firstSeen <- "error: " + err.Error()
@@ -328,14 +328,14 @@ routes:
 	if _, err := pw.Write([]byte("first")); err != nil {
 		t.Fatal(err)
 	}
-	if got := recv(t, firstSeen, "upstream to receive the first chunk before the client sends the second"); got != "first" {
+	if got := testkit.Recv(t, firstSeen, "upstream to receive the first chunk before the client sends the second"); got != "first" {
 		t.Fatalf("upstream read %q", got)
 	}
 	if _, err := pw.Write([]byte("second")); err != nil {
 		t.Fatal(err)
 	}
 	pw.Close()
-	r := recv(t, done, "the response")
+	r := testkit.Recv(t, done, "the response")
 	if r.err != nil {
 		t.Fatal(r.err)
 	}
@@ -349,7 +349,7 @@ routes:
 func TestResponseStreamed(t *testing.T) {
 	t.Parallel()
 	next := make(chan struct{})
-	up := newUpstream(t, "stream", func(w http.ResponseWriter, r *http.Request) {
+	up := testkit.NewStreamUpstream(t, "stream", func(w http.ResponseWriter, r *http.Request) {
 		io.WriteString(w, "part1")
 		http.NewResponseController(w).Flush()
 		select {
@@ -390,7 +390,7 @@ routes:
 func TestServerSentEvents(t *testing.T) {
 	t.Parallel()
 	ack := make(chan struct{})
-	up := newUpstream(t, "sse", func(w http.ResponseWriter, r *http.Request) {
+	up := testkit.NewStreamUpstream(t, "sse", func(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Content-Type", "text/event-stream")
 		w.Header().Set("Cache-Control", "no-cache")
 		rc := http.NewResponseController(w)
@@ -602,19 +602,19 @@ routes:
 	if op, _, _, err := wsRead(br); err != nil || op != 0x8 {
 		t.Fatalf("close frame: op %d %v", op, err)
 	}
-	if err := recv(t, upErr, "the upstream to finish"); err != nil {
+	if err := testkit.Recv(t, upErr, "the upstream to finish"); err != nil {
 		t.Fatal(err)
 	}
 	// The proxied exchange ends when both sides have closed (ReverseProxy
 	// waits for both copy directions), and only then is it counted.
 	c.Close()
-	waitMetric(t, g, "umbra_requests_total", testkit.Labels("route", "ws", "code", "101"), 1)
+	g.WaitMetric(t, "umbra_requests_total", testkit.Labels("route", "ws", "code", "101"), 1)
 }
 
 // TestTrailers checks response trailers, announced and not, reach the client.
 func TestTrailers(t *testing.T) {
 	t.Parallel()
-	up := newUpstream(t, "tr", func(w http.ResponseWriter, r *http.Request) {
+	up := testkit.NewStreamUpstream(t, "tr", func(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Trailer", "X-Checksum")
 		w.WriteHeader(200)
 		io.WriteString(w, "payload")
@@ -653,7 +653,7 @@ routes:
 // the final response, with its own headers only, on both forwarding paths.
 func TestEarlyHints(t *testing.T) {
 	t.Parallel()
-	up := newUpstream(t, "hints", func(w http.ResponseWriter, r *http.Request) {
+	up := testkit.NewStreamUpstream(t, "hints", func(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Link", "</style.css>; rel=preload")
 		w.WriteHeader(http.StatusEarlyHints)
 		w.Header().Del("Link")
@@ -703,10 +703,10 @@ routes:
 // each a JSON body with "error" and "request_id".
 func TestUpstreamErrors(t *testing.T) {
 	t.Parallel()
-	slow := newUpstream(t, "slow", func(w http.ResponseWriter, r *http.Request) {
+	slow := testkit.NewStreamUpstream(t, "slow", func(w http.ResponseWriter, r *http.Request) {
 		select {
 		case <-r.Context().Done():
-		case <-time.After(waitFor):
+		case <-time.After(testkit.Wait.Timeout):
 		}
 	})
 	g := startGW(t, base+fmt.Sprintf(`
@@ -733,7 +733,7 @@ routes:
 		start := time.Now()
 		r := do(t, c, "GET", g.URL+"/slow", nil)
 		wantJSONError(t, r, http.StatusGatewayTimeout, "upstream_timeout")
-		if d := time.Since(start); d > waitFor/2 {
+		if d := time.Since(start); d > testkit.Wait.Timeout/2 {
 			t.Errorf("504 after %v; the backend timeout is 150ms", d)
 		}
 	})
@@ -745,12 +745,12 @@ func TestClientGoneCancelsUpstream(t *testing.T) {
 	t.Parallel()
 	started := make(chan struct{}, 1)
 	cancelled := make(chan struct{}, 1)
-	up := newUpstream(t, "hang", func(w http.ResponseWriter, r *http.Request) {
+	up := testkit.NewStreamUpstream(t, "hang", func(w http.ResponseWriter, r *http.Request) {
 		started <- struct{}{}
 		select {
 		case <-r.Context().Done():
 			cancelled <- struct{}{}
-		case <-time.After(waitFor):
+		case <-time.After(testkit.Wait.Timeout):
 		}
 	})
 	g := startGW(t, base+fmt.Sprintf(`
@@ -770,21 +770,21 @@ routes:
 		}
 		errc <- err
 	}()
-	recv(t, started, "the upstream to get the request")
+	testkit.Recv(t, started, "the upstream to get the request")
 	cancel()
-	if err := recv(t, errc, "the client to give up"); !errors.Is(err, context.Canceled) {
+	if err := testkit.Recv(t, errc, "the client to give up"); !errors.Is(err, context.Canceled) {
 		t.Errorf("client error %v, want context.Canceled", err)
 	}
-	recv(t, cancelled, "the upstream request's context to be cancelled")
-	waitMetric(t, g, "umbra_requests_total", testkit.Labels("route", "hang", "code", "499"), 1)
-	waitMetric(t, g, "umbra_upstream_errors_total", testkit.Labels("route", "hang", "kind", "canceled"), 1)
-	waitMetric(t, g, "umbra_requests_in_flight", testkit.Labels("route", "hang"), 0)
+	testkit.Recv(t, cancelled, "the upstream request's context to be cancelled")
+	g.WaitMetric(t, "umbra_requests_total", testkit.Labels("route", "hang", "code", "499"), 1)
+	g.WaitMetric(t, "umbra_upstream_errors_total", testkit.Labels("route", "hang", "kind", "canceled"), 1)
+	g.WaitMetric(t, "umbra_requests_in_flight", testkit.Labels("route", "hang"), 0)
 }
 
 // TestNoRoute: a request no route matches gets a 404 JSON error.
 func TestNoRoute(t *testing.T) {
 	t.Parallel()
-	up := newUpstream(t, "api", nil)
+	up := testkit.NewUpstream(t, "api", nil)
 	g := startGW(t, base+fmt.Sprintf(`
 backends:
   api: {endpoints: [%q]}
@@ -797,19 +797,19 @@ routes:
 	if r.Status != http.StatusNotFound || r.Body != "" {
 		t.Errorf("HEAD: %d %q", r.Status, r.Body)
 	}
-	if up.hits.Load() != 0 {
-		t.Errorf("upstream got %d requests", up.hits.Load())
+	if up.Hits.Load() != 0 {
+		t.Errorf("upstream got %d requests", up.Hits.Load())
 	}
-	waitMetric(t, g, "umbra_unmatched_requests_total", testkit.Labels("method", "GET"), 1)
-	waitMetric(t, g, "umbra_unmatched_requests_total", testkit.Labels("method", "HEAD"), 1)
+	g.WaitMetric(t, "umbra_unmatched_requests_total", testkit.Labels("method", "GET"), 1)
+	g.WaitMetric(t, "umbra_unmatched_requests_total", testkit.Labels("method", "HEAD"), 1)
 }
 
 // TestHTTP2OverTLS: with tls configured, clients that offer h2 get HTTP/2,
 // others HTTP/1.1, and upstream sees X-Forwarded-Proto: https.
 func TestHTTP2OverTLS(t *testing.T) {
 	t.Parallel()
-	up := newUpstream(t, "h2", nil)
-	cert, key := selfSigned(t, t.TempDir())
+	up := testkit.NewUpstream(t, "h2", nil)
+	cert, key := testkit.SelfSigned(t, t.TempDir())
 	g := startGW(t, fmt.Sprintf(`listen: 127.0.0.1:0
 admin: {listen: 127.0.0.1:0}
 tls: {cert_file: %q, key_file: %q}
@@ -831,7 +831,7 @@ routes:
 		tr    *http.Transport
 		major int
 	}{{"h2", h2, 2}, {"http/1.1", h1, 1}} {
-		c := &http.Client{Transport: tc.tr, Timeout: waitFor}
+		c := &http.Client{Transport: tc.tr, Timeout: testkit.Wait.Timeout}
 		resp, err := c.Post(g.URL+"/p", "text/plain", strings.NewReader("over tls"))
 		if err != nil {
 			t.Fatalf("%s: %v", tc.name, err)

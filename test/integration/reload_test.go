@@ -16,43 +16,43 @@ import (
 
 // oneRoute is a config whose single route "app" goes to a backend named
 // after its one endpoint's upstream.
-func oneRoute(u *upstream) string {
+func oneRoute(u *testkit.Upstream) string {
 	return base + fmt.Sprintf(`
 backends:
   %s: {endpoints: [%q]}
 routes:
   - {name: app, backend: %s}
-`, u.name, u.URL, u.name)
+`, u.Name, u.URL, u.Name)
 }
 
 // servedBy asks the gateway which backend answers now.
-func servedBy(t *testing.T, c *http.Client, g *gw) string {
+func servedBy(t *testing.T, c *http.Client, g *testkit.Gateway) string {
 	t.Helper()
 	return echoOf(t, do(t, c, "GET", g.URL+"/which", nil)).Backend
 }
 
 func TestReload(t *testing.T) {
 	t.Parallel()
-	a, b := newUpstream(t, "a", nil), newUpstream(t, "b", nil)
+	a, b := testkit.NewUpstream(t, "a", nil), testkit.NewUpstream(t, "b", nil)
 	g := startGW(t, oneRoute(a))
 	c := newClient(t)
 	if got := servedBy(t, c, g); got != "a" {
 		t.Fatalf("before reload: %s", got)
 	}
-	g.rewrite(t, oneRoute(b))
+	g.Rewrite(t, oneRoute(b))
 	if err := g.Reload(); err != nil {
 		t.Fatalf("Reload: %v", err)
 	}
 	if got := servedBy(t, c, g); got != "b" {
 		t.Fatalf("after Reload: served by %s, want b", got)
 	}
-	waitMetric(t, g, "umbra_config_reloads_total", testkit.Labels("result", "success"), 2) // New counts as one
-	waitMetric(t, g, "umbra_config_reloads_total", testkit.Labels("result", "failure"), 0)
+	g.WaitMetric(t, "umbra_config_reloads_total", testkit.Labels("result", "success"), 2) // New counts as one
+	g.WaitMetric(t, "umbra_config_reloads_total", testkit.Labels("result", "failure"), 0)
 }
 
 func TestReloadByFileWatch(t *testing.T) {
 	t.Parallel()
-	a, b := newUpstream(t, "a", nil), newUpstream(t, "b", nil)
+	a, b := testkit.NewUpstream(t, "a", nil), testkit.NewUpstream(t, "b", nil)
 	g := startGW(t, oneRoute(a))
 	ctx, cancel := context.WithCancel(context.Background())
 	t.Cleanup(cancel)
@@ -63,14 +63,14 @@ func TestReloadByFileWatch(t *testing.T) {
 	if got := servedBy(t, c, g); got != "a" {
 		t.Fatalf("before: %s", got)
 	}
-	g.rewrite(t, oneRoute(b)) // atomic rename, as editors do
-	poll.Until(t, "the watcher to apply the new file", func() (bool, string) {
+	g.Rewrite(t, oneRoute(b)) // atomic rename, as editors do
+	testkit.Wait.Until(t, "the watcher to apply the new file", func() (bool, string) {
 		got := servedBy(t, c, g)
 		return got == "b", "served by " + got
 	})
 	// And a second change: the watch survives the file being replaced.
-	g.rewrite(t, oneRoute(a))
-	poll.Until(t, "the watcher to apply the second change", func() (bool, string) {
+	g.Rewrite(t, oneRoute(a))
+	testkit.Wait.Until(t, "the watcher to apply the second change", func() (bool, string) {
 		got := servedBy(t, c, g)
 		return got == "a", "served by " + got
 	})
@@ -80,7 +80,7 @@ func TestReloadByFileWatch(t *testing.T) {
 // positioned errors, the running routing stays, and the failure is counted.
 func TestReloadRejected(t *testing.T) {
 	t.Parallel()
-	a, b := newUpstream(t, "a", nil), newUpstream(t, "b", nil)
+	a, b := testkit.NewUpstream(t, "a", nil), testkit.NewUpstream(t, "b", nil)
 	g := startGW(t, oneRoute(a))
 	c := newClient(t)
 	for i, tc := range []struct {
@@ -90,7 +90,7 @@ func TestReloadRejected(t *testing.T) {
 		{"undefined backend", base + fmt.Sprintf("backends:\n  b: {endpoints: [%q]}\nroutes:\n  - {name: app, backend: nope}\n", b.URL), `undefined backend "nope"`},
 		{"bad path template", base + fmt.Sprintf("backends:\n  b: {endpoints: [%q]}\nroutes:\n  - {name: app, match: {path: \"/users/{id\"}, backend: b}\n", b.URL), "umbra.yaml:"},
 	} {
-		g.rewrite(t, tc.yaml)
+		g.Rewrite(t, tc.yaml)
 		err := g.Reload()
 		if err == nil {
 			t.Fatalf("%s: Reload accepted:\n%s", tc.name, tc.yaml)
@@ -101,13 +101,13 @@ func TestReloadRejected(t *testing.T) {
 		if got := servedBy(t, c, g); got != "a" {
 			t.Fatalf("%s: after a rejected reload the route goes to %s, want a", tc.name, got)
 		}
-		waitMetric(t, g, "umbra_config_reloads_total", testkit.Labels("result", "failure"), float64(i+1))
+		g.WaitMetric(t, "umbra_config_reloads_total", testkit.Labels("result", "failure"), float64(i+1))
 	}
-	if b.hits.Load() != 0 {
-		t.Errorf("backend b of the rejected files got %d requests", b.hits.Load())
+	if b.Hits.Load() != 0 {
+		t.Errorf("backend b of the rejected files got %d requests", b.Hits.Load())
 	}
-	waitMetric(t, g, "umbra_config_reloads_total", testkit.Labels("result", "success"), 1)
-	waitMetric(t, g, "umbra_config_routes", nil, 1)
+	g.WaitMetric(t, "umbra_config_reloads_total", testkit.Labels("result", "success"), 1)
+	g.WaitMetric(t, "umbra_config_routes", nil, 1)
 }
 
 // TestReloadUnderLoad: 8 clients send requests without pause while the
@@ -115,7 +115,7 @@ func TestReloadRejected(t *testing.T) {
 // differs (so each reload also retires a backend). No request may fail.
 func TestReloadUnderLoad(t *testing.T) {
 	t.Parallel()
-	a, b := newUpstream(t, "a", nil), newUpstream(t, "b", nil)
+	a, b := testkit.NewUpstream(t, "a", nil), testkit.NewUpstream(t, "b", nil)
 	cfgs := []string{oneRoute(a), oneRoute(b)}
 	g := startGW(t, cfgs[0])
 	c := newClient(t)
@@ -157,7 +157,7 @@ func TestReloadUnderLoad(t *testing.T) {
 	defer tick.Stop()
 	for i := 1; i <= 20; i++ {
 		<-tick.C
-		g.rewrite(t, cfgs[i%2])
+		g.Rewrite(t, cfgs[i%2])
 		if err := g.Reload(); err != nil {
 			stop.Store(true)
 			wg.Wait()
@@ -182,8 +182,8 @@ func TestReloadUnderLoad(t *testing.T) {
 	if got := servedBy(t, c, g); got != "a" {
 		t.Errorf("after the last reload: served by %s, want a", got)
 	}
-	waitMetric(t, g, "umbra_config_reloads_total", testkit.Labels("result", "success"), 21)
-	waitMetric(t, g, "umbra_requests_in_flight", nil, 0)
+	g.WaitMetric(t, "umbra_config_reloads_total", testkit.Labels("result", "success"), 21)
+	g.WaitMetric(t, "umbra_requests_in_flight", nil, 0)
 	t.Logf("%d requests, 20 reloads, 0 failures", total.Load())
 }
 
@@ -193,7 +193,7 @@ func TestReloadUnderLoad(t *testing.T) {
 func TestInFlightRequestSurvivesReload(t *testing.T) {
 	t.Parallel()
 	started, release := make(chan struct{}, 1), make(chan struct{})
-	a := newUpstream(t, "a", func(w http.ResponseWriter, r *http.Request) {
+	a := testkit.NewStreamUpstream(t, "a", func(w http.ResponseWriter, r *http.Request) {
 		started <- struct{}{}
 		select {
 		case <-release:
@@ -202,7 +202,7 @@ func TestInFlightRequestSurvivesReload(t *testing.T) {
 		case <-r.Context().Done():
 		}
 	})
-	b := newUpstream(t, "b", nil)
+	b := testkit.NewUpstream(t, "b", nil)
 	g := startGW(t, oneRoute(a))
 	c := newClient(t)
 	type res struct {
@@ -214,8 +214,8 @@ func TestInFlightRequestSurvivesReload(t *testing.T) {
 		r, err := try(c, "GET", g.URL+"/slow", nil)
 		done <- res{r, err}
 	}()
-	recv(t, started, "the request to reach backend a")
-	g.rewrite(t, oneRoute(b))
+	testkit.Recv(t, started, "the request to reach backend a")
+	g.Rewrite(t, oneRoute(b))
 	if err := g.Reload(); err != nil {
 		t.Fatal(err)
 	}
@@ -223,7 +223,7 @@ func TestInFlightRequestSurvivesReload(t *testing.T) {
 		t.Fatalf("new request after reload served by %s", got)
 	}
 	close(release)
-	r := recv(t, done, "the in-flight request")
+	r := testkit.Recv(t, done, "the in-flight request")
 	if r.err != nil {
 		t.Fatalf("in-flight request failed: %v", r.err)
 	}
@@ -239,40 +239,40 @@ func TestInFlightRequestSurvivesReload(t *testing.T) {
 // so it clears the flags gauge too.
 func TestReloadFailureMetrics(t *testing.T) {
 	t.Parallel()
-	a := newUpstream(t, "a", nil)
+	a := testkit.NewUpstream(t, "a", nil)
 	dir := t.TempDir()
 	flagsFile := filepath.Join(dir, "flags.json")
 	const goodFlags = `{"flags": {"beta": {"state": "ENABLED", "variants": {"on": true, "off": false}, "defaultVariant": "off"}}}`
-	writeFile(t, flagsFile, goodFlags)
+	testkit.WriteFile(t, flagsFile, goodFlags)
 	good := oneRoute(a) + fmt.Sprintf("flags: {file: %q}\n", flagsFile)
 	g := startGW(t, good)
-	waitMetric(t, g, "umbra_config_last_reload_successful", nil, 1)
-	waitMetric(t, g, "umbra_flags_last_reload_successful", nil, 1)
+	g.WaitMetric(t, "umbra_config_last_reload_successful", nil, 1)
+	g.WaitMetric(t, "umbra_flags_last_reload_successful", nil, 1)
 
-	writeAtomic(t, flagsFile, `{"flags": {"beta": `)
-	waitMetric(t, g, "umbra_flags_reloads_total", testkit.Labels("result", "failure"), 1)
-	waitMetric(t, g, "umbra_flags_last_reload_successful", nil, 0)
+	testkit.WriteAtomic(t, flagsFile, `{"flags": {"beta": `)
+	g.WaitMetric(t, "umbra_flags_reloads_total", testkit.Labels("result", "failure"), 1)
+	g.WaitMetric(t, "umbra_flags_last_reload_successful", nil, 0)
 	// Put back as it runs: no reload counted, the failure cleared.
-	writeAtomic(t, flagsFile, goodFlags)
-	waitMetric(t, g, "umbra_flags_last_reload_successful", nil, 1)
-	waitMetric(t, g, "umbra_flags_reloads_total", testkit.Labels("result", "success"), 0)
-	writeAtomic(t, flagsFile, strings.Replace(goodFlags, `"defaultVariant": "off"`, `"defaultVariant": "on"`, 1))
-	waitMetric(t, g, "umbra_flags_reloads_total", testkit.Labels("result", "success"), 1)
+	testkit.WriteAtomic(t, flagsFile, goodFlags)
+	g.WaitMetric(t, "umbra_flags_last_reload_successful", nil, 1)
+	g.WaitMetric(t, "umbra_flags_reloads_total", testkit.Labels("result", "success"), 0)
+	testkit.WriteAtomic(t, flagsFile, strings.Replace(goodFlags, `"defaultVariant": "off"`, `"defaultVariant": "on"`, 1))
+	g.WaitMetric(t, "umbra_flags_reloads_total", testkit.Labels("result", "success"), 1)
 
-	g.rewrite(t, good+"bogus_key: 1\n")
+	g.Rewrite(t, good+"bogus_key: 1\n")
 	if err := g.Reload(); err == nil {
 		t.Fatal("a config with an unknown key was applied")
 	}
-	waitMetric(t, g, "umbra_config_last_reload_successful", nil, 0)
-	waitMetric(t, g, "umbra_config_reloads_total", testkit.Labels("result", "failure"), 1)
+	g.WaitMetric(t, "umbra_config_last_reload_successful", nil, 0)
+	g.WaitMetric(t, "umbra_config_reloads_total", testkit.Labels("result", "failure"), 1)
 
-	writeAtomic(t, flagsFile, `{"flags": {"beta": `)
-	waitMetric(t, g, "umbra_flags_last_reload_successful", nil, 0)
-	writeAtomic(t, flagsFile, goodFlags)
-	g.rewrite(t, good)
+	testkit.WriteAtomic(t, flagsFile, `{"flags": {"beta": `)
+	g.WaitMetric(t, "umbra_flags_last_reload_successful", nil, 0)
+	testkit.WriteAtomic(t, flagsFile, goodFlags)
+	g.Rewrite(t, good)
 	if err := g.Reload(); err != nil {
 		t.Fatal(err)
 	}
-	waitMetric(t, g, "umbra_config_last_reload_successful", nil, 1)
-	waitMetric(t, g, "umbra_flags_last_reload_successful", nil, 1)
+	g.WaitMetric(t, "umbra_config_last_reload_successful", nil, 1)
+	g.WaitMetric(t, "umbra_flags_last_reload_successful", nil, 1)
 }

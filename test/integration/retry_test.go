@@ -7,6 +7,8 @@ import (
 	"net/http"
 	"sync/atomic"
 	"testing"
+
+	"github.com/umbragw/umbra/test/testkit"
 )
 
 // TestGETRetriedWhenEndpointDiesBeforeAnswering: an endpoint that reads
@@ -22,7 +24,7 @@ func TestGETRetriedWhenEndpointDiesBeforeAnswering(t *testing.T) {
 		}
 		c.Close()
 	})
-	live := newUpstream(t, "live", nil)
+	live := testkit.NewUpstream(t, "live", nil)
 	g := startGW(t, base+fmt.Sprintf(`
 backends:
   pair: {endpoints: [%q, %q], health: {max_fails: 1000}}

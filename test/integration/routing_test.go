@@ -16,7 +16,7 @@ func TestRoutingEndToEnd(t *testing.T) {
 	names := []string{"host-api", "tmpl", "prefix", "post", "beta", "q2", "fallback"}
 	var backends strings.Builder
 	for _, n := range names {
-		fmt.Fprintf(&backends, "  %s: {endpoints: [%q]}\n", n, newUpstream(t, n, nil).URL)
+		fmt.Fprintf(&backends, "  %s: {endpoints: [%q]}\n", n, testkit.NewUpstream(t, n, nil).URL)
 	}
 	g := startGW(t, base+"backends:\n"+backends.String()+`
 routes:
@@ -62,7 +62,7 @@ routes:
 		}
 	}
 	// Route names and endpoints label the metrics.
-	waitMetric(t, g, "umbra_requests_total", testkit.Labels("route", "orders", "backend", "tmpl", "code", "200"), 1)
+	g.WaitMetric(t, "umbra_requests_total", testkit.Labels("route", "orders", "backend", "tmpl", "code", "200"), 1)
 	if ri := routes(t, g)["orders"]; ri.Endpoint != "/users/{id}/orders" || ri.Backend != "tmpl" {
 		t.Errorf("/api/v1/routes orders = %+v", ri)
 	}

@@ -9,6 +9,8 @@ import (
 	"net/http"
 	"testing"
 	"time"
+
+	"github.com/umbragw/umbra/test/testkit"
 )
 
 // refused reports whether a new TCP connection to addr is refused.
@@ -26,7 +28,7 @@ func refused(addr string) (bool, string) {
 func TestShutdownDrains(t *testing.T) {
 	t.Parallel()
 	started, release := make(chan struct{}, 1), make(chan struct{})
-	up := newUpstream(t, "slow", func(w http.ResponseWriter, r *http.Request) {
+	up := testkit.NewStreamUpstream(t, "slow", func(w http.ResponseWriter, r *http.Request) {
 		started <- struct{}{}
 		select {
 		case <-release:
@@ -54,20 +56,20 @@ routes:
 		r, err := try(newClient(t), "GET", g.URL+"/slow", nil)
 		done <- res{r, err}
 	}()
-	recv(t, started, "the request to reach the upstream")
+	testkit.Recv(t, started, "the request to reach the upstream")
 
 	shut := make(chan error, 1)
 	go func() { shut <- g.Stop() }()
 
 	adm := newClient(t)
-	poll.Until(t, "readyz to report 503 while draining", func() (bool, string) {
+	testkit.Wait.Until(t, "readyz to report 503 while draining", func() (bool, string) {
 		r, err := try(adm, "GET", g.AdminURL+"/readyz", nil)
 		if err != nil {
 			return false, err.Error()
 		}
 		return r.Status == http.StatusServiceUnavailable, fmt.Sprint(r.Status, " ", r.Body)
 	})
-	poll.Until(t, "new connections to be refused while draining", func() (bool, string) { return refused(g.Addr()) })
+	testkit.Wait.Until(t, "new connections to be refused while draining", func() (bool, string) { return refused(g.Addr()) })
 	select {
 	case err := <-shut:
 		t.Fatalf("Shutdown returned (%v) while a request was in flight", err)
@@ -75,11 +77,11 @@ routes:
 	}
 
 	close(release)
-	r := recv(t, done, "the in-flight request")
+	r := testkit.Recv(t, done, "the in-flight request")
 	if r.err != nil || r.r.Status != 200 || r.r.Body != "finished" {
 		t.Fatalf("in-flight request: %+v %v", r.r, r.err)
 	}
-	if err := recv(t, shut, "Shutdown to return"); err != nil {
+	if err := testkit.Recv(t, shut, "Shutdown to return"); err != nil {
 		t.Errorf("Shutdown: %v", err)
 	}
 	if ok, msg := refused(g.Addr()); !ok {
@@ -96,12 +98,12 @@ routes:
 func TestShutdownGraceBound(t *testing.T) {
 	t.Parallel()
 	started, cancelled := make(chan struct{}, 1), make(chan struct{}, 1)
-	up := newUpstream(t, "hang", func(w http.ResponseWriter, r *http.Request) {
+	up := testkit.NewStreamUpstream(t, "hang", func(w http.ResponseWriter, r *http.Request) {
 		started <- struct{}{}
 		select {
 		case <-r.Context().Done():
 			cancelled <- struct{}{}
-		case <-time.After(waitFor):
+		case <-time.After(testkit.Wait.Timeout):
 		}
 	})
 	g := startGW(t, fmt.Sprintf(`listen: 127.0.0.1:0
@@ -124,7 +126,7 @@ routes:
 		}
 		errc <- err
 	}()
-	recv(t, started, "the request to reach the upstream")
+	testkit.Recv(t, started, "the request to reach the upstream")
 	start := time.Now()
 	err := g.Stop()
 	took := time.Since(start)
@@ -134,10 +136,10 @@ routes:
 	if took < 150*time.Millisecond || took > 3*time.Second {
 		t.Errorf("Shutdown took %v with shutdown_grace 200ms", took)
 	}
-	if err := recv(t, errc, "the hanging client to be disconnected"); err == nil {
+	if err := testkit.Recv(t, errc, "the hanging client to be disconnected"); err == nil {
 		t.Errorf("client: no error")
 	}
-	recv(t, cancelled, "the upstream request to be cancelled")
+	testkit.Recv(t, cancelled, "the upstream request to be cancelled")
 }
 
 // TestShutdownClosesUpgradedConnections: an upgraded (WebSocket)
