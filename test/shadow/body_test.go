@@ -63,7 +63,7 @@ routes:
     shadow:
       - {backend: small, percent: 100, unsafe: allow, max_body: 64KiB}
 `, live.URL, big.URL, small.URL, m1.URL, m2.URL, m3.URL))
-	c := testkit.NewClient(t, 2, waitFor)
+	c := testkit.NewClient(t, 2, testkit.Wait.Timeout)
 	const okBody = "answer from live\n"
 
 	// Targets with different max_body on one route share one copy of the
@@ -79,17 +79,17 @@ routes:
 			t.Fatalf("mixed: %d", res.Status)
 		}
 		g.waitShadow(t, "mixed", "m3", "skipped_body_too_large", eq(float64(i+1)), "")
-		for _, u := range []*upstream{m1, m2} {
-			g.waitShadow(t, "mixed", u.name, "ok", eq(float64(i+1)), "")
-			if s := u.byHeader("X-Request-Id", id); len(s) != 1 || s[0].SHA != sum {
-				t.Errorf("mixed (chunked %v): %s did not get the body intact", chunked, u.name)
+		for _, u := range []*testkit.Upstream{m1, m2} {
+			g.waitShadow(t, "mixed", u.Name, "ok", eq(float64(i+1)), "")
+			if s := u.ByHeader("X-Request-Id", id); len(s) != 1 || s[0].SHA != sum {
+				t.Errorf("mixed (chunked %v): %s did not get the body intact", chunked, u.Name)
 			}
 		}
-		if l := live.byHeader("X-Request-Id", id); len(l) != 1 || l[0].SHA != sum {
+		if l := live.ByHeader("X-Request-Id", id); len(l) != 1 || l[0].SHA != sum {
 			t.Errorf("mixed (chunked %v): live did not get the body intact", chunked)
 		}
 	}
-	if n := m3.hits.Load(); n != 0 {
+	if n := m3.Hits.Load(); n != 0 {
 		t.Errorf("m3 (64KiB) got %d copies of 100 KiB bodies", n)
 	}
 
@@ -105,7 +105,7 @@ routes:
 			t.Fatalf("upload (chunked %v): %d %q", chunked, res.Status, res.Body)
 		}
 		g.waitShadow(t, "upload", "big", "ok", eq(float64(map[bool]int{false: 1, true: 2}[chunked])), "")
-		l, s := live.byHeader("X-Request-Id", id), big.byHeader("X-Request-Id", id)
+		l, s := live.ByHeader("X-Request-Id", id), big.ByHeader("X-Request-Id", id)
 		if len(l) != 1 || l[0].SHA != sum || l[0].Size != len(body) {
 			t.Errorf("chunked %v: live got %+v, want the 100 KiB body intact", chunked, l)
 		}
@@ -128,10 +128,10 @@ routes:
 			t.Fatalf("over limit (chunked %v): %d %q", chunked, res.Status, res.Body)
 		}
 		m := g.waitShadow(t, "limited", "small", "skipped_body_too_large", eq(float64(i+1)), "")
-		if l := live.byHeader("X-Request-Id", id); len(l) != 1 || l[0].SHA != sum {
+		if l := live.ByHeader("X-Request-Id", id); len(l) != 1 || l[0].SHA != sum {
 			t.Errorf("over limit (chunked %v): live did not get the body intact", chunked)
 		}
-		if n := small.hits.Load(); n != 0 {
+		if n := small.Hits.Load(); n != 0 {
 			t.Errorf("over limit (chunked %v): shadow got %d requests, want none (never truncated)", chunked, n)
 		}
 		if o := m.outcomes("limited", "small"); sent(o) != 0 || total(o) != float64(i+1) {
@@ -142,7 +142,7 @@ routes:
 	body, sum := randBody(64 << 10)
 	testkit.Do(t, c, "POST", g.URL+"/limited", hideLength{bytes.NewReader(body)}, "X-Request-Id", "at-limit")
 	g.waitShadow(t, "limited", "small", "ok", eq(1), "the copy of a body exactly at max_body")
-	if s := small.byHeader("X-Request-Id", "at-limit"); len(s) != 1 || s[0].SHA != sum {
+	if s := small.ByHeader("X-Request-Id", "at-limit"); len(s) != 1 || s[0].SHA != sum {
 		t.Errorf("body at max_body not copied intact")
 	}
 
@@ -155,7 +155,7 @@ routes:
 	time.Sleep(50 * time.Millisecond)
 	conn.Close()
 	g.waitShadow(t, "upload", "big", "skipped_body_incomplete", eq(1), "the broken upload")
-	if n := big.hits.Load(); n != 2 {
+	if n := big.Hits.Load(); n != 2 {
 		t.Errorf("big target got %d copies, want only the 2 complete uploads", n)
 	}
 
@@ -197,7 +197,7 @@ routes:
 		err error
 	}
 	done := make(chan res, 1)
-	c := testkit.NewClient(t, 1, waitFor)
+	c := testkit.NewClient(t, 1, testkit.Wait.Timeout)
 	go func() {
 		r, err := testkit.Send(c, "POST", g.URL+"/upload", pr)
 		done <- res{r, err}
@@ -210,7 +210,7 @@ routes:
 		if got != "first" {
 			t.Fatalf("live read %q", got)
 		}
-	case <-time.After(waitFor):
+	case <-time.After(testkit.Wait.Timeout):
 		t.Fatal("live backend did not get the first chunk before the client sent the rest: the upload is buffered")
 	}
 	if _, err := pw.Write([]byte("second")); err != nil {
@@ -220,7 +220,7 @@ routes:
 	var r res
 	select {
 	case r = <-done:
-	case <-time.After(waitFor):
+	case <-time.After(testkit.Wait.Timeout):
 		t.Fatal("no response")
 	}
 	if r.err != nil || r.r.Status != 200 || string(r.r.Body) != "first|second" {
@@ -228,7 +228,7 @@ routes:
 	}
 	g.waitShadow(t, "up", "v2", "ok", eq(1), "")
 	sum := sha256.Sum256([]byte("firstsecond"))
-	if s := v2.seen(); len(s) != 1 || s[0].SHA != hex.EncodeToString(sum[:]) {
+	if s := v2.Seen(); len(s) != 1 || s[0].SHA != hex.EncodeToString(sum[:]) {
 		t.Fatalf("shadow got %+v, want the whole streamed body", s)
 	}
 }

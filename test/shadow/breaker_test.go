@@ -16,7 +16,7 @@ import (
 // target; after open_for one probe goes through: a failed probe opens it
 // again, a successful one closes it and copies flow again.
 func TestCircuitBreaker(t *testing.T) {
-	base := goroutines()
+	base := testkit.Goroutines()
 	var healthy atomic.Bool
 	target := newUpstream(t, "flaky", func(w http.ResponseWriter, r *http.Request) {
 		_, _ = io.Copy(io.Discard, r.Body)
@@ -39,7 +39,7 @@ routes:
         breaker: {failures: 3, open_for: 500ms}
 `, live.URL, target.URL))
 	began := time.Now()
-	c := testkit.NewClient(t, 2, waitFor)
+	c := testkit.NewClient(t, 2, testkit.Wait.Timeout)
 	const route, tgt = "r", "flaky"
 	get := func(i int) {
 		t.Helper()
@@ -73,7 +73,7 @@ routes:
 		if o := m.outcomes(route, tgt); o["skipped_circuit_open"] != 5 || sent(o) != 3 || m.gauge("umbra_shadow_queue_length", route, tgt) != 0 {
 			t.Errorf("outcomes %v while open: want 5 skipped_circuit_open and nothing more sent or queued", o)
 		}
-		if n := target.hits.Load(); n != 3 {
+		if n := target.Hits.Load(); n != 3 {
 			t.Errorf("target got %d copies while its breaker was open, want 3", n)
 		}
 	} else {
@@ -83,14 +83,14 @@ routes:
 	// Half-open with the target still failing: one probe, it fails, the
 	// breaker opens again.
 	time.Sleep(time.Until(after.Add(550 * time.Millisecond)))
-	hitsBefore := target.hits.Load()
+	hitsBefore := target.Hits.Load()
 	skipped := g.scrape(t).shadow(route, tgt, "skipped_circuit_open")
 	before = time.Now()
 	get(200)
 	get(201) // while the probe runs or after it failed: skipped either way
 	g.waitShadow(t, route, tgt, "status_5xx", eq(4), "the failed probe")
 	m = g.waitShadow(t, route, tgt, "skipped_circuit_open", eq(skipped+1), "the copy after the probe skipped")
-	if n := target.hits.Load(); n != hitsBefore+1 {
+	if n := target.Hits.Load(); n != hitsBefore+1 {
 		t.Errorf("half-open let %d copies through, want exactly the probe", n-hitsBefore)
 	}
 	if circuit(m) != 1 {
@@ -99,7 +99,7 @@ routes:
 
 	// The target recovers: a later probe succeeds and closes the breaker.
 	healthy.Store(true)
-	deadline := time.Now().Add(waitFor)
+	deadline := time.Now().Add(testkit.Wait.Timeout)
 	for g.scrape(t).shadow(route, tgt, "ok") == 0 {
 		if time.Now().After(deadline) {
 			t.Fatal("no successful probe after the target recovered")
@@ -135,10 +135,10 @@ routes:
 	// Close the client's idle connections first: a pooled connection
 	// that never carried a request holds Shutdown for 5 s.
 	c.CloseIdleConnections()
-	if err := g.shutdown(); err != nil {
+	if err := g.Stop(); err != nil {
 		t.Error(err)
 	}
 	live.Close()
 	target.Close()
-	waitGoroutines(t, base, "after shutdown")
+	testkit.WaitGoroutines(t, base, "after shutdown")
 }

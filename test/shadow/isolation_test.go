@@ -48,7 +48,7 @@ routes:
 // measure sends isolationRequests GETs to /base and to /s, interleaved so
 // both see the same machine, checks every answer against the live
 // backend's, and returns the latencies.
-func measure(t *testing.T, g *gw, c *http.Client, want []byte) (base, shadowed latency) {
+func measure(t *testing.T, g *gw, c *http.Client, want []byte) (base, shadowed testkit.Latency) {
 	t.Helper()
 	var db, ds []time.Duration
 	for i := 0; i < isolationRequests; i++ {
@@ -66,7 +66,7 @@ func measure(t *testing.T, g *gw, c *http.Client, want []byte) (base, shadowed l
 			}
 		}
 	}
-	return summarize(db), summarize(ds)
+	return testkit.Summarize(db), testkit.Summarize(ds)
 }
 
 // assertNotDegraded measures, and measures again (at most four times in
@@ -81,7 +81,7 @@ func assertNotDegraded(t *testing.T, name string, g *gw, c *http.Client, want []
 		msg := fmt.Sprintf("%-9s attempt %d: no shadow %v | with shadow %v", name, attempt, b, s)
 		t.Log(msg)
 		msgs = append(msgs, msg)
-		if s.p99 < b.p99+slackP99 && s.median < b.median+slackMedian {
+		if s.P99 < b.P99+slackP99 && s.Median < b.Median+slackMedian {
 			return
 		}
 	}
@@ -222,13 +222,13 @@ func TestIsolation(t *testing.T) {
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
-			base := goroutines()
+			base := testkit.Goroutines()
 			live := newUpstream(t, "live", nil)
 			want := []byte("answer from live\n")
 			target, stop := tc.start(t)
 			began := time.Now()
 			g := startGW(t, isolationConfig(live.URL, target, tc.extra))
-			c := testkit.NewClient(t, 4, waitFor)
+			c := testkit.NewClient(t, 4, testkit.Wait.Timeout)
 			// Warm the client's and the live backend's connections on the
 			// baseline route only: the shadow's first copies are measured.
 			for i := 0; i < 20; i++ {
@@ -240,12 +240,12 @@ func TestIsolation(t *testing.T) {
 			// Close the client's idle connections first: a pooled connection
 			// that never carried a request holds Shutdown for 5 s.
 			c.CloseIdleConnections()
-			if err := g.shutdown(); err != nil {
+			if err := g.Stop(); err != nil {
 				t.Errorf("shutdown: %v", err)
 			}
 			live.Close()
 			stop()
-			waitGoroutines(t, base, "after shutdown")
+			testkit.WaitGoroutines(t, base, "after shutdown")
 		})
 	}
 

@@ -15,11 +15,11 @@ import (
 var traceparentRe = regexp.MustCompile(`^00-([0-9a-f]{32})-([0-9a-f]{16})-([0-9a-f]{2})$`)
 
 // one returns the single request u received with X-Seq: seq.
-func one(t *testing.T, u *upstream, seq string) seen {
+func one(t *testing.T, u *testkit.Upstream, seq string) testkit.Seen {
 	t.Helper()
-	s := u.byHeader("X-Seq", seq)
+	s := u.ByHeader("X-Seq", seq)
 	if len(s) != 1 {
-		t.Fatalf("%s got %d requests with X-Seq %s, want 1", u.name, len(s), seq)
+		t.Fatalf("%s got %d requests with X-Seq %s, want 1", u.Name, len(s), seq)
 	}
 	return s[0]
 }
@@ -44,7 +44,7 @@ routes:
           remove: [Authorization, Cookie]
           set: {X-Env: shadow, X-Tenant: dark}
 `, live.URL, v2.URL))
-	c := testkit.NewClient(t, 1, waitFor)
+	c := testkit.NewClient(t, 1, testkit.Wait.Timeout)
 	const tp = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"
 
 	// 1: a client with a request id, a traceparent, credentials and
@@ -65,12 +65,12 @@ routes:
 	l2, s2 := one(t, live, "2"), one(t, v2, "2")
 
 	// Markers: on copies only.
-	for i, s := range []seen{s1, s2} {
+	for i, s := range []testkit.Seen{s1, s2} {
 		if v := s.Header.Values("X-Umbra-Shadow"); len(v) != 1 || v[0] != "1" {
 			t.Errorf("copy %d: X-Umbra-Shadow %q, want \"1\"", i+1, v)
 		}
 	}
-	for i, l := range []seen{l1, l2} {
+	for i, l := range []testkit.Seen{l1, l2} {
 		if l.Header.Get("X-Umbra-Shadow") != "" {
 			t.Errorf("live %d carries X-Umbra-Shadow", i+1)
 		}
@@ -84,7 +84,7 @@ routes:
 		t.Errorf("generated request id: client %q live %q copy %q, want one id", id2, l2.Header.Get("X-Request-Id"), s2.Header.Get("X-Request-Id"))
 	}
 	// Trace: the live trace id, a span of the copy's own.
-	for i, pair := range [][2]seen{{l1, s1}, {l2, s2}} {
+	for i, pair := range [][2]testkit.Seen{{l1, s1}, {l2, s2}} {
 		lt := traceparentRe.FindStringSubmatch(pair[0].Header.Get("Traceparent"))
 		st := traceparentRe.FindStringSubmatch(pair[1].Header.Get("Traceparent"))
 		if lt == nil || st == nil {
@@ -141,7 +141,7 @@ routes:
 // skipped_no_match.
 func TestPerTargetMatch(t *testing.T) {
 	live := newUpstream(t, "live", nil)
-	ups := map[string]*upstream{}
+	ups := map[string]*testkit.Upstream{}
 	yaml := fmt.Sprintf("backends:\n  live: {endpoints: [%q]}\n", live.URL)
 	for _, n := range []string{"posts", "api", "beta", "all"} {
 		ups[n] = newUpstream(t, n, nil)
@@ -161,7 +161,7 @@ func TestPerTargetMatch(t *testing.T) {
           path_prefix: /sel/api
           headers: [{name: x-beta, regex: "^y"}]
 `)
-	c := testkit.NewClient(t, 1, waitFor)
+	c := testkit.NewClient(t, 1, testkit.Wait.Timeout)
 	reqs := []struct {
 		method, path, beta string
 		want               []string
@@ -198,7 +198,7 @@ func TestPerTargetMatch(t *testing.T) {
 			for _, w := range rq.want {
 				in = in || w == name
 			}
-			if got := len(u.byHeader("X-Seq", fmt.Sprint(i))); got != map[bool]int{true: 1, false: 0}[in] {
+			if got := len(u.ByHeader("X-Seq", fmt.Sprint(i))); got != map[bool]int{true: 1, false: 0}[in] {
 				t.Errorf("%s got %d copies of %s %s (X-Beta %q), want match = %v", name, got, rq.method, rq.path, rq.beta, in)
 			}
 		}
@@ -221,7 +221,7 @@ routes:
     backend: live
     shadow: [{backend: v2, percent: 100, unsafe: allow}]
 `, live.URL, v2.URL))
-	c := testkit.NewClient(t, 1, waitFor)
+	c := testkit.NewClient(t, 1, testkit.Wait.Timeout)
 	cases := []struct {
 		method, body, connection, clientID string
 	}{

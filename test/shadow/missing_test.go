@@ -16,7 +16,7 @@ import (
 // starts with such a file, and a running gateway asked to reload it keeps
 // serving live traffic exactly as before.
 func testMissingShadowBackend(t *testing.T) {
-	base := goroutines()
+	base := testkit.Goroutines()
 	live := newUpstream(t, "live", nil)
 	want := []byte("answer from live\n")
 	good := fmt.Sprintf(`backends:
@@ -57,11 +57,11 @@ routes:
 
 	// A running gateway asked to load it keeps its routing.
 	g := startGW(t, good)
-	c := testkit.NewClient(t, 4, waitFor)
+	c := testkit.NewClient(t, 4, testkit.Wait.Timeout)
 	for i := 0; i < 20; i++ {
 		testkit.Do(t, c, "GET", g.URL+"/base/warm", nil)
 	}
-	g.rewrite(t, bad)
+	g.Rewrite(t, bad)
 	if err := g.Reload(); err == nil {
 		t.Fatal("reload of a config with a missing shadow backend succeeded")
 	} else if !strings.Contains(err.Error(), fmt.Sprintf(":%d:", line)) {
@@ -75,15 +75,15 @@ routes:
 	if _, ok := m.Sum("umbra_shadow_requests_total", nil); ok {
 		t.Error("shadow series exist although no shadow was ever configured")
 	}
-	if got := live.hits.Load(); got != 20+2*isolationRequests && got%(2*isolationRequests) != 20 {
+	if got := live.Hits.Load(); got != 20+2*isolationRequests && got%(2*isolationRequests) != 20 {
 		t.Errorf("live backend got %d requests", got)
 	}
 	// Close the client's idle connections first: a pooled connection
 	// that never carried a request holds Shutdown for 5 s.
 	c.CloseIdleConnections()
-	if err := g.shutdown(); err != nil {
+	if err := g.Stop(); err != nil {
 		t.Errorf("shutdown: %v", err)
 	}
 	live.Close()
-	waitGoroutines(t, base, "after shutdown")
+	testkit.WaitGoroutines(t, base, "after shutdown")
 }

@@ -59,7 +59,7 @@ routes:
       - {backend: healthy, percent: 50, max_body: 1KiB, unsafe: allow, match: {path_prefix: /api}}
       - {backend: dead, percent: 100, timeout: 1s}
 `, live.URL, blocked.URL, broken.URL, healthy.URL, "http://"+testkit.DeadAddr(t)))
-	c := testkit.NewClient(t, 8, waitFor)
+	c := testkit.NewClient(t, 8, testkit.Wait.Timeout)
 	type req struct {
 		method, path string
 		body         string

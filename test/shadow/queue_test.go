@@ -17,7 +17,7 @@ import (
 // the rest are dropped and counted; the queue gauge never passes 4; once
 // the target is released everything drains and no goroutine is left.
 func TestQueueBound(t *testing.T) {
-	base := goroutines()
+	base := testkit.Goroutines()
 	release := make(chan struct{})
 	var releaseOnce sync.Once
 	unblock := func() { releaseOnce.Do(func() { close(release) }) }
@@ -51,7 +51,8 @@ routes:
 	go func() {
 		defer close(watched)
 		for {
-			if m, err := g.tryScrape(); err == nil {
+			if tm, err := g.TryScrape(); err == nil {
+				m := metrics{tm}
 				maxQueue = max(maxQueue, m.gauge("umbra_shadow_queue_length", route, tgt))
 				maxInFlight = max(maxInFlight, m.gauge("umbra_shadow_in_flight", route, tgt))
 			}
@@ -63,7 +64,7 @@ routes:
 		}
 	}()
 
-	c := testkit.NewClient(t, n, waitFor)
+	c := testkit.NewClient(t, n, testkit.Wait.Timeout)
 	start := make(chan struct{})
 	var wg sync.WaitGroup
 	errs := make(chan string, n)
@@ -114,7 +115,7 @@ routes:
 	if maxInFlight > 2 {
 		t.Errorf("umbra_shadow_in_flight reached %v, want at most max_in_flight 2", maxInFlight)
 	}
-	if got := target.hits.Load(); got != 2 {
+	if got := target.Hits.Load(); got != 2 {
 		t.Errorf("blocked target holds %d copies, want max_in_flight 2", got)
 	}
 	warns := g.Log.Lines("level=WARN", "target=blocked")
@@ -128,17 +129,17 @@ routes:
 	if o := m.outcomes(route, tgt); o["ok"] != 6 || total(o) != n {
 		t.Errorf("after release: %v, want 6 ok and 94 dropped_queue_full", o)
 	}
-	if got := target.hits.Load(); got != 6 {
+	if got := target.Hits.Load(); got != 6 {
 		t.Errorf("target got %d copies, want 6", got)
 	}
 
 	// Close the client's idle connections first: a pooled connection
 	// that never carried a request holds Shutdown for 5 s.
 	c.CloseIdleConnections()
-	if err := g.shutdown(); err != nil {
+	if err := g.Stop(); err != nil {
 		t.Error(err)
 	}
 	live.Close()
 	target.Close()
-	waitGoroutines(t, base, "after shutdown")
+	testkit.WaitGoroutines(t, base, "after shutdown")
 }

@@ -42,7 +42,7 @@ routes:
 // reload that changes the target replaces it with a fresh one whose
 // metrics are visible; twenty replacing reloads leak no goroutine.
 func TestReloadKeepsUnchangedTarget(t *testing.T) {
-	base := goroutines()
+	base := testkit.Goroutines()
 	var healthy atomic.Bool
 	v2 := newUpstream(t, "v2", func(w http.ResponseWriter, r *http.Request) {
 		if !healthy.Load() {
@@ -53,7 +53,7 @@ func TestReloadKeepsUnchangedTarget(t *testing.T) {
 	})
 	live := newUpstream(t, "live", nil)
 	g := startGW(t, reloadConfig(live.URL, v2.URL, "/other", "5s"))
-	c := testkit.NewClient(t, 2, waitFor)
+	c := testkit.NewClient(t, 2, testkit.Wait.Timeout)
 	get := func() {
 		t.Helper()
 		if r := testkit.Do(t, c, "GET", g.URL+"/main/x", nil, "X-Shadow-Me", "yes"); r.Status != 200 {
@@ -72,13 +72,13 @@ func TestReloadKeepsUnchangedTarget(t *testing.T) {
 	healthy.Store(true)
 
 	// Reload changing only the other route: same target, still open.
-	g.apply(t, reloadConfig(live.URL, v2.URL, "/other2", "5s"))
+	g.Reconfigure(t, reloadConfig(live.URL, v2.URL, "/other2", "5s"))
 	if r := testkit.Do(t, c, "GET", g.URL+"/other2/x", nil); r.Status != 200 {
 		t.Fatalf("the reload did not apply: /other2 answered %d", r.Status)
 	}
 	get()
 	m := g.waitShadow(t, "main", "v2", "skipped_circuit_open", eq(1), "breaker still open after the reload")
-	if n := v2.hits.Load(); n != 2 {
+	if n := v2.Hits.Load(); n != 2 {
 		t.Errorf("v2 got %d copies; its open breaker was lost in the reload", n)
 	}
 	if v := m.gauge("umbra_shadow_circuit_open", "main", "v2"); v != 1 {
@@ -89,7 +89,7 @@ func TestReloadKeepsUnchangedTarget(t *testing.T) {
 	}
 
 	// A reload changing the target replaces it: a fresh breaker, closed.
-	g.apply(t, reloadConfig(live.URL, v2.URL, "/other2", "4s"))
+	g.Reconfigure(t, reloadConfig(live.URL, v2.URL, "/other2", "4s"))
 	// Wait for the old target to be gone before looking at metrics.
 	time.Sleep(100 * time.Millisecond)
 	get()
@@ -100,30 +100,30 @@ func TestReloadKeepsUnchangedTarget(t *testing.T) {
 	}
 
 	// Twenty replacing reloads with traffic in between leak nothing.
-	steady := goroutines()
+	steady := testkit.Goroutines()
 	for i := 0; i < 20; i++ {
-		g.apply(t, reloadConfig(live.URL, v2.URL, "/other2", fmt.Sprintf("%ds", 10+i)))
+		g.Reconfigure(t, reloadConfig(live.URL, v2.URL, "/other2", fmt.Sprintf("%ds", 10+i)))
 		get()
 		waitHits(t, v2, int64(4+i))
 	}
 	c.CloseIdleConnections()
-	waitGoroutines(t, steady, "after 20 replacing reloads")
+	testkit.WaitGoroutines(t, steady, "after 20 replacing reloads")
 	g.settled(t, "main", "v2")
 
-	if err := g.shutdown(); err != nil {
+	if err := g.Stop(); err != nil {
 		t.Error(err)
 	}
 	live.Close()
 	v2.Close()
-	waitGoroutines(t, base, "after shutdown")
+	testkit.WaitGoroutines(t, base, "after shutdown")
 }
 
-func waitHits(t *testing.T, u *upstream, n int64) {
+func waitHits(t *testing.T, u *testkit.Upstream, n int64) {
 	t.Helper()
-	deadline := time.Now().Add(waitFor)
-	for u.hits.Load() < n {
+	deadline := time.Now().Add(testkit.Wait.Timeout)
+	for u.Hits.Load() < n {
 		if time.Now().After(deadline) {
-			t.Fatalf("%s got %d requests, want %d", u.name, u.hits.Load(), n)
+			t.Fatalf("%s got %d requests, want %d", u.Name, u.Hits.Load(), n)
 		}
 		time.Sleep(5 * time.Millisecond)
 	}
@@ -133,7 +133,7 @@ func waitHits(t *testing.T, u *upstream, n int64) {
 // queued drops them (dropped_shutdown), cancels the one in flight, and
 // the queue gauge does not keep counting the dropped copies.
 func TestReloadDropsQueuedCopies(t *testing.T) {
-	base := goroutines()
+	base := testkit.Goroutines()
 	release := make(chan struct{})
 	var once sync.Once
 	unblock := func() { once.Do(func() { close(release) }) }
@@ -157,7 +157,7 @@ routes:
 `, live.URL, v2.URL, timeout)
 	}
 	g := startGW(t, cfg("30s"))
-	c := testkit.NewClient(t, 2, waitFor)
+	c := testkit.NewClient(t, 2, testkit.Wait.Timeout)
 	for i := 0; i < 4; i++ {
 		testkit.Do(t, c, "GET", g.URL+"/x", nil)
 	}
@@ -165,7 +165,7 @@ routes:
 		q, f := m.gauge("umbra_shadow_queue_length", "main", "v2"), m.gauge("umbra_shadow_in_flight", "main", "v2")
 		return q == 3 && f == 1, fmt.Sprintf("queue %v in flight %v", q, f)
 	})
-	g.apply(t, cfg("29s"))
+	g.Reconfigure(t, cfg("29s"))
 	g.waitShadow(t, "main", "v2", "dropped_shutdown", eq(3), "the queued copies of the replaced target")
 	m := g.waitMetrics(t, "gauges back to 0", func(m metrics) (bool, string) {
 		q, f := m.gauge("umbra_shadow_queue_length", "main", "v2"), m.gauge("umbra_shadow_in_flight", "main", "v2")
@@ -187,12 +187,12 @@ routes:
 	// Close the client's idle connections first: a pooled connection
 	// that never carried a request holds Shutdown for 5 s.
 	c.CloseIdleConnections()
-	if err := g.shutdown(); err != nil {
+	if err := g.Stop(); err != nil {
 		t.Error(err)
 	}
 	live.Close()
 	v2.Close()
-	waitGoroutines(t, base, "after shutdown")
+	testkit.WaitGoroutines(t, base, "after shutdown")
 }
 
 // TestReloadDuringLiveRequest: a live request still running on the old
@@ -223,7 +223,7 @@ routes:
 `, live.URL, v2.URL, timeout)
 	}
 	g := startGW(t, cfg("5s"))
-	c := testkit.NewClient(t, 2, waitFor)
+	c := testkit.NewClient(t, 2, testkit.Wait.Timeout)
 	done := make(chan testkit.Response, 1)
 	go func() {
 		r, _ := testkit.Send(c, "GET", g.URL+"/slow", nil)
@@ -231,16 +231,16 @@ routes:
 	}()
 	select {
 	case <-entered:
-	case <-time.After(waitFor):
+	case <-time.After(testkit.Wait.Timeout):
 		t.Fatal("live request did not arrive")
 	}
 	// A request running for more than 10 ms has a goroutine watching for
 	// the client hanging up (h1server.Server.WatchAfter): it belongs to the
 	// baseline.
 	time.Sleep(50 * time.Millisecond)
-	steady := goroutines()
-	g.apply(t, cfg("4s"))                          // replaces the target; the old one closes
-	waitGoroutines(t, steady, "old target closed") // its senders are gone
+	steady := testkit.Goroutines()
+	g.Reconfigure(t, cfg("4s"))                            // replaces the target; the old one closes
+	testkit.WaitGoroutines(t, steady, "old target closed") // its senders are gone
 	close(finish)
 	if r := <-done; r.Status != 200 {
 		t.Fatalf("live request across the reload: %d", r.Status)
@@ -259,7 +259,7 @@ routes:
 	if total(o) != m.liveRequests("main") {
 		t.Errorf("BUG: outcomes %v: a copy got no final outcome", o)
 	}
-	if n := v2.hits.Load(); n != 0 {
+	if n := v2.Hits.Load(); n != 0 {
 		t.Errorf("the closed target sent %d copies", n)
 	}
 	// The new target serves the next request.

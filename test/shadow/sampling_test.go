@@ -5,33 +5,12 @@ import (
 	"math"
 	"net/http"
 	"strconv"
-	"sync"
 	"testing"
 
 	"github.com/umbragw/umbra/internal/bucket"
 
 	"github.com/umbragw/umbra/test/testkit"
 )
-
-// parallel runs fn(i) for i in [0, n) on a few workers.
-func parallel(n, workers int, fn func(i int)) {
-	var wg sync.WaitGroup
-	next := make(chan int)
-	for w := 0; w < workers; w++ {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			for i := range next {
-				fn(i)
-			}
-		}()
-	}
-	for i := 0; i < n; i++ {
-		next <- i
-	}
-	close(next)
-	wg.Wait()
-}
 
 // sampledBy predicts the documented decision: unsalted FNV-1a + fmix64
 // bucket of the key, mod 1e6, below percent * 1e4.
@@ -52,9 +31,9 @@ func within4Sigma(t *testing.T, what string, got, n int, p float64) {
 
 // keysAt returns the values of header name in the requests u received,
 // with their counts.
-func keysAt(u *upstream, name string) map[string]int {
+func keysAt(u *testkit.Upstream, name string) map[string]int {
 	out := map[string]int{}
-	for _, s := range u.seen() {
+	for _, s := range u.Seen() {
 		out[s.Header.Get(name)]++
 	}
 	return out
@@ -74,7 +53,7 @@ func subset(a, b map[string]int) (string, bool) {
 // 5% ⊆ 10% and 0.5% ⊆ 5%, between targets of one route and between
 // routes; random (but still nested) without a key.
 func TestSampling(t *testing.T) {
-	base := goroutines()
+	base := testkit.Goroutines()
 	live := newUpstream(t, "live", func(w http.ResponseWriter, r *http.Request) {})
 	quiet := func(w http.ResponseWriter, r *http.Request) {}
 	p10 := newUpstream(t, "p10", quiet)
@@ -106,9 +85,9 @@ routes:
     shadow:
       - {backend: other, percent: 5}
 `, live.URL, p10.URL, p5.URL, p05.URL, p0.URL, other.URL))
-	c := testkit.NewClient(t, 8, waitFor)
+	c := testkit.NewClient(t, 8, testkit.Wait.Timeout)
 	const keys = 10000
-	parallel(keys, 6, func(i int) {
+	testkit.Parallel(keys, 6, func(i int) {
 		r, err := testkit.Send(c, "GET", g.URL+"/u/"+strconv.Itoa(i), nil, "X-User-ID", key(i))
 		if err != nil || r.Status != 200 {
 			t.Errorf("request %d: %v %d", i, err, r.Status)
@@ -139,13 +118,13 @@ routes:
 	if k, ok := subset(sets["p05"], sets["p5"]); !ok {
 		t.Errorf("key %q sampled at 0.5%% but not at 5%%", k)
 	}
-	if n := p0.hits.Load(); n != 0 || m.shadow("users", "p0", "not_sampled") != keys {
+	if n := p0.Hits.Load(); n != 0 || m.shadow("users", "p0", "not_sampled") != keys {
 		t.Errorf("percent 0: %d copies, not_sampled %v", n, m.shadow("users", "p0", "not_sampled"))
 	}
 
 	// Determinism over repeated requests: 50 keys, 4 times each.
-	p10.reset()
-	parallel(200, 4, func(i int) {
+	p10.Reset()
+	testkit.Parallel(200, 4, func(i int) {
 		testkit.Do(t, c, "GET", g.URL+"/u/again", nil, "X-User-ID", key(i%50))
 	})
 	g.settled(t, "users", "p10")
@@ -158,12 +137,12 @@ routes:
 	// Unsalted: the same caller is sampled alike on another route (another
 	// key kind, 5%), and that route's 5% is inside this one's 10%.
 	const callers = 1000
-	parallel(callers, 4, func(i int) {
+	testkit.Parallel(callers, 4, func(i int) {
 		testkit.Do(t, c, "GET", g.URL+"/second", nil, "Cookie", "uid="+key(i))
 	})
 	g.settled(t, "second", "other")
 	onSecond := map[string]int{}
-	for _, s := range other.seen() {
+	for _, s := range other.Seen() {
 		ck, _ := (&http.Request{Header: s.Header}).Cookie("uid")
 		onSecond[ck.Value]++
 	}
@@ -184,11 +163,11 @@ routes:
 	}
 
 	// Without a key: random, at the share, and still nested per request.
-	for _, u := range []*upstream{p10, p5, p05} {
-		u.reset()
+	for _, u := range []*testkit.Upstream{p10, p5, p05} {
+		u.Reset()
 	}
 	const anon = 2000
-	parallel(anon, 6, func(i int) {
+	testkit.Parallel(anon, 6, func(i int) {
 		testkit.Do(t, c, "GET", g.URL+"/u/anon", nil, "X-Seq", strconv.Itoa(i))
 	})
 	for _, tg := range []string{"p10", "p5", "p05"} {
@@ -204,13 +183,13 @@ routes:
 	// Close the client's idle connections first: a pooled connection
 	// that never carried a request holds Shutdown for 5 s.
 	c.CloseIdleConnections()
-	if err := g.shutdown(); err != nil {
+	if err := g.Stop(); err != nil {
 		t.Error(err)
 	}
-	for _, u := range []*upstream{live, p10, p5, p05, p0, other} {
+	for _, u := range []*testkit.Upstream{live, p10, p5, p05, p0, other} {
 		u.Close()
 	}
-	waitGoroutines(t, base, "after shutdown")
+	testkit.WaitGoroutines(t, base, "after shutdown")
 }
 
 // TestSamplingKeyKinds: header, cookie, query and client_ip keys each
@@ -221,7 +200,7 @@ func TestSamplingKeyKinds(t *testing.T) {
 	kinds := []struct{ name, key string }{
 		{"header", "header:X-Caller"}, {"cookie", "cookie:session"}, {"query", "query:user"},
 	}
-	ups := map[string]*upstream{}
+	ups := map[string]*testkit.Upstream{}
 	yaml := fmt.Sprintf(noAccessLog+"backends:\n  live: {endpoints: [%q]}\n", live.URL)
 	for _, k := range kinds {
 		ups[k.name] = newUpstream(t, k.name, quiet)
@@ -239,10 +218,10 @@ func TestSamplingKeyKinds(t *testing.T) {
 	yaml += fmt.Sprintf("  - name: ip\n    match: {path_prefix: /ip}\n    backend: live\n    key: client_ip\n    shadow:\n      - {backend: ipin, percent: %.5f}\n      - {backend: ipout, percent: %.5f}\n",
 		(b+0.5)/1e4, max(0, (b-0.5)/1e4))
 	g := startGW(t, yaml)
-	c := testkit.NewClient(t, 8, waitFor)
+	c := testkit.NewClient(t, 8, testkit.Wait.Timeout)
 
 	const n = 100
-	parallel(2*n, 4, func(i int) {
+	testkit.Parallel(2*n, 4, func(i int) {
 		k := "caller-" + strconv.Itoa(i%n) + "/é"
 		testkit.Do(t, c, "GET", g.URL+"/header", nil, "X-Caller", k, "X-Key", k)
 		testkit.Do(t, c, "GET", g.URL+"/cookie", nil, "Cookie", "session="+strconv.Itoa(i%n)+"abc", "X-Key", strconv.Itoa(i%n)+"abc")
@@ -277,7 +256,7 @@ func TestSamplingKeyKinds(t *testing.T) {
 		}
 	}
 	g.settled(t, "ip", "ipin")
-	if in, out := ipIn.hits.Load(), ipOut.hits.Load(); in != 2*n || out != 0 {
+	if in, out := ipIn.Hits.Load(), ipOut.Hits.Load(); in != 2*n || out != 0 {
 		t.Errorf("client_ip (bucket %v): target just above got %d of %d, target just below got %d; want all and none", b, in, 2*n, out)
 	}
 	m := g.scrape(t)

@@ -30,7 +30,7 @@ routes:
       - {backend: mark, percent: 100, unsafe: mark}
       - {backend: allow, percent: 100, unsafe: allow}
 `, live.URL, skip.URL, mark.URL, allow.URL))
-	c := testkit.NewClient(t, 2, waitFor)
+	c := testkit.NewClient(t, 2, testkit.Wait.Timeout)
 	safe := []string{"GET", "HEAD", "OPTIONS"}
 	unsafe := []string{"POST", "PUT", "PATCH", "DELETE"}
 	body := `{"order": 42}`
@@ -59,16 +59,16 @@ routes:
 			t.Errorf("unsafe: %s outcomes %v, want all %v copied", tg, o, n)
 		}
 	}
-	got := func(u *upstream) map[string]seen {
-		out := map[string]seen{}
-		for _, s := range u.seen() {
+	got := func(u *testkit.Upstream) map[string]testkit.Seen {
+		out := map[string]testkit.Seen{}
+		for _, s := range u.Seen() {
 			out[s.Method] = s
 		}
 		return out
 	}
 	sk, mk, al := got(skip), got(mark), got(allow)
 	for _, meth := range safe {
-		for name, set := range map[string]map[string]seen{"skip": sk, "mark": mk, "allow": al} {
+		for name, set := range map[string]map[string]testkit.Seen{"skip": sk, "mark": mk, "allow": al} {
 			s, ok := set[meth]
 			if !ok {
 				t.Errorf("%s: no %s copy", name, meth)
@@ -94,7 +94,7 @@ routes:
 			t.Errorf("allow: %s copy body differs", meth)
 		}
 	}
-	for _, s := range live.seen() {
+	for _, s := range live.Seen() {
 		if s.Header.Get("X-Umbra-Shadow") != "" || s.Header.Get("X-Umbra-Sandbox") != "" {
 			t.Errorf("live %s request carries a shadow marker: %v", s.Method, s.Header)
 		}
@@ -117,17 +117,17 @@ routes:
     shadow:
       - {backend: v2, percent: 100, unsafe: mark}
 `, live.URL, v2.URL))
-	c := testkit.NewClient(t, 1, waitFor)
+	c := testkit.NewClient(t, 1, testkit.Wait.Timeout)
 	testkit.Do(t, c, "GET", g.URL+"/pay", nil, "X-Umbra-Sandbox", "1", "X-Umbra-Shadow", "1")
 	g.settled(t, "api", "v2")
-	l := live.seen()[0]
+	l := live.Seen()[0]
 	if v := l.Header.Values("X-Umbra-Sandbox"); v != nil {
 		t.Errorf("BUG: live request carries the client's X-Umbra-Sandbox %q", v)
 	}
 	if v := l.Header.Values("X-Umbra-Shadow"); v != nil {
 		t.Errorf("BUG: live request carries the client's X-Umbra-Shadow %q", v)
 	}
-	s := v2.seen()[0]
+	s := v2.Seen()[0]
 	if v := s.Header.Values("X-Umbra-Sandbox"); v != nil {
 		t.Errorf("BUG: GET copy carries X-Umbra-Sandbox %q (from the client)", v)
 	}
