@@ -1,81 +1,28 @@
 package comparetest
 
 import (
-	"bytes"
-	"context"
 	"encoding/json"
-	"errors"
 	"net"
-	"os"
-	"os/exec"
-	"path/filepath"
 	"strings"
-	"sync"
 	"testing"
 
 	"github.com/umbragw/umbra/internal/diffs"
-)
-
-var (
-	buildOnce sync.Once
-	umbraBin  string
-	buildErr  error
+	"github.com/umbragw/umbra/test/testkit"
 )
 
 // umbra builds cmd/umbra once per test binary (plain build: the CLI is a
 // client of the gateway under test, not the code under test for races).
 func umbra(t *testing.T) string {
 	t.Helper()
-	buildOnce.Do(func() {
-		gomod, err := exec.Command("go", "env", "GOMOD").Output()
-		if err != nil {
-			buildErr = err
-			return
-		}
-		dir, err := os.MkdirTemp("", "umbra-comparetest-")
-		if err != nil {
-			buildErr = err
-			return
-		}
-		umbraBin = filepath.Join(dir, "umbra")
-		cmd := exec.Command("go", "build", "-o", umbraBin, "./cmd/umbra")
-		cmd.Dir = filepath.Dir(strings.TrimSpace(string(gomod)))
-		if out, err := cmd.CombinedOutput(); err != nil {
-			buildErr = errors.New("go build ./cmd/umbra: " + err.Error() + "\n" + string(out))
-		}
-	})
-	if buildErr != nil {
-		t.Fatal(buildErr)
-	}
-	return umbraBin
+	return testkit.Umbra(t, testkit.Build{})
 }
 
-func TestMain(m *testing.M) {
-	code := m.Run()
-	if umbraBin != "" {
-		os.RemoveAll(filepath.Dir(umbraBin))
-	}
-	os.Exit(code)
-}
+func TestMain(m *testing.M) { testkit.Main(m) }
 
 // run runs the CLI and returns stdout, stderr and the exit code.
 func run(t *testing.T, args ...string) (string, string, int) {
 	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), waitFor)
-	defer cancel()
-	cmd := exec.CommandContext(ctx, umbra(t), args...)
-	var o, e bytes.Buffer
-	cmd.Stdout, cmd.Stderr = &o, &e
-	err := cmd.Run()
-	var ee *exec.ExitError
-	switch {
-	case err == nil:
-		return o.String(), e.String(), 0
-	case errors.As(err, &ee):
-		return o.String(), e.String(), ee.ExitCode()
-	}
-	t.Fatalf("umbra %v: %v", args, err)
-	return "", "", 0
+	return testkit.Run(t, umbra(t), args...)
 }
 
 // 13. `umbra diff` prints the report as a table or JSON, and says clearly

@@ -18,9 +18,10 @@ import (
 
 	"github.com/umbragw/umbra/internal/compare"
 	"github.com/umbragw/umbra/internal/diffs"
+	"github.com/umbragw/umbra/test/testkit"
 )
 
-type handler = func(w http.ResponseWriter, r *http.Request, body []byte)
+type handler = testkit.BodyHandler
 
 func itemJSON(id, price string) string {
 	return `{"id":"` + id + `","name":"widget","price":` + price + `,"tags":["a","b","c"]}`
@@ -144,8 +145,8 @@ func TestChangedFieldIsRegressionWithSamples(t *testing.T) {
 	}
 
 	// 404s name what is missing.
-	g.admin(t, "GET", samplesPath("items", getEP, "$.nope"), nil, http.StatusNotFound, nil)
-	g.admin(t, "GET", "/api/v1/diffs/items/fields", nil, http.StatusNotFound, nil)
+	g.Admin(t, "GET", samplesPath("items", getEP, "$.nope"), nil, http.StatusNotFound, nil)
+	g.Admin(t, "GET", "/api/v1/diffs/items/fields", nil, http.StatusNotFound, nil)
 
 	// No secret ever reaches the API or the store on disk.
 	all := g.rawReport(t) + string(raw)
@@ -393,20 +394,20 @@ func TestGzipAnswers(t *testing.T) {
 		t.Errorf("gzip vs plain, same JSON: compared %d differing %d noise_compared %d, want 5 0 5; fields %v",
 			e.Compared, e.Differing, e.NoiseCompared, names(e.Regressions))
 	}
-	for _, u := range []*upstream{tr.v1, tr.v1b, tr.v2} {
+	for _, u := range []*testkit.Upstream{tr.v1, tr.v1b, tr.v2} {
 		got := 0
-		for _, s := range u.seen() {
+		for _, s := range u.Seen() {
 			got++
 			v, present := s.Header["Accept-Encoding"]
 			switch {
 			case strings.HasPrefix(s.Path, "/z/gz") && !slices.Equal(v, []string{ae}):
-				t.Errorf("%s got Accept-Encoding %q for %s, want %q as the client sent it", u.name, v, s.Path, ae)
+				t.Errorf("%s got Accept-Encoding %q for %s, want %q as the client sent it", u.Name, v, s.Path, ae)
 			case strings.HasPrefix(s.Path, "/z/plain") && present:
-				t.Errorf("%s got Accept-Encoding %q for %s, but the client sent none", u.name, v, s.Path)
+				t.Errorf("%s got Accept-Encoding %q for %s, but the client sent none", u.Name, v, s.Path)
 			}
 		}
 		if got != 5 {
-			t.Errorf("%s saw %d requests, want 5", u.name, got)
+			t.Errorf("%s saw %d requests, want 5", u.Name, got)
 		}
 	}
 

@@ -4,6 +4,7 @@ import (
 	"testing"
 
 	"github.com/umbragw/umbra/internal/diffs"
+	"github.com/umbragw/umbra/test/testkit"
 )
 
 // TestCompareMetricEndpointsBounded: invented methods share the OTHER label,
@@ -20,9 +21,9 @@ func TestCompareMetricEndpointsBounded(t *testing.T) {
 	for _, m := range []string{"GET", "M1", "M2", "M3", "M4", "M5"} {
 		g.do(t, m, "/v1/items/1", nil)
 	}
-	poll.UntilTrue(t, "6 counted", func() bool { return g.compareTotal(t, "items", "", "") == 6 })
+	testkit.Wait.UntilTrue(t, "6 counted", func() bool { return g.compareTotal(t, "items", "", "") == 6 })
 	eps := map[string]bool{}
-	for _, s := range g.scrape(t, "umbra_compare_total") {
+	for _, s := range g.Scrape(t).Named("umbra_compare_total") {
 		eps[s.Labels["endpoint"]] = true
 	}
 	if len(eps) != 2 || !eps["GET /v1/items/{id}"] || !eps["OTHER /v1/items/{id}"] {
@@ -48,7 +49,7 @@ func TestLiveFailureIsNotBlamedOnTheCandidate(t *testing.T) {
 			t.Fatalf("live down (%s): status %d, want 502", dead, r.Status)
 		}
 	}
-	poll.UntilTrue(t, "3 live_error", func() bool { return g.compareTotal(t, "items", "", diffs.ResultLiveError) == 3 })
+	testkit.Wait.UntilTrue(t, "3 live_error", func() bool { return g.compareTotal(t, "items", "", diffs.ResultLiveError) == 3 })
 	if n := g.compareTotal(t, "items", "", diffs.ResultDifferent); n != 0 {
 		t.Errorf("%v exchanges with a failed live answer were compared as different", n)
 	}

@@ -111,7 +111,7 @@ func TestNoiseMarkPersists(t *testing.T) {
 	checkUnmarked(g, "after unmarking and a restart")
 
 	// A mark without an endpoint holds for every endpoint of the route.
-	g.admin(t, "POST", "/api/v1/diffs/items/noise", map[string]any{"field": "$.price"}, http.StatusOK, nil)
+	g.Admin(t, "POST", "/api/v1/diffs/items/noise", map[string]any{"field": "$.price"}, http.StatusOK, nil)
 	for _, ep := range []string{getEP, postEP} {
 		if e, _ := g.endpoint(t, "items", ep); len(e.Regressions) != 0 || len(e.Noise) != 1 || !e.Noise[0].MarkedNoise {
 			t.Errorf("route-wide mark: %s regressions %v noise %+v", ep, names(e.Regressions), e.Noise)
@@ -119,7 +119,7 @@ func TestNoiseMarkPersists(t *testing.T) {
 	}
 	// Bad requests are refused.
 	for _, bad := range []any{map[string]any{"endpoint": getEP}, map[string]any{"field": "$.x", "color": "red"}, "text"} {
-		g.admin(t, "POST", "/api/v1/diffs/items/noise", bad, http.StatusBadRequest, nil)
+		g.Admin(t, "POST", "/api/v1/diffs/items/noise", bad, http.StatusBadRequest, nil)
 	}
 }
 
@@ -157,7 +157,7 @@ func TestResetRouteKeepsMarks(t *testing.T) {
 	if _, ok := g.endpoint(t, "a", epA); ok {
 		t.Errorf("route a still has results after its reset")
 	}
-	g.admin(t, "GET", samplesPath("a", epA, "$.price"), nil, http.StatusNotFound, nil)
+	g.Admin(t, "GET", samplesPath("a", epA, "$.price"), nil, http.StatusNotFound, nil)
 	if ab, _ := g.endpoint(t, "ab", epAB); !reflect.DeepEqual(ab, abBefore) {
 		t.Errorf("resetting route a changed route ab:\n%+v\nwant\n%+v", ab, abBefore)
 	}
