@@ -55,7 +55,7 @@ func TestAdoptionByCallerAndField(t *testing.T) {
 		if r.Status != 200 {
 			t.Fatalf("%s %s: %d %s", method, path, r.Status, r.Body)
 		}
-		if body != nil && method != "GET" && decode[echo](t, r.Body).Body == "" {
+		if body != nil && method != "GET" && testkit.Decode[testkit.Echo](t, r.Body).Body == "" {
 			t.Fatalf("%s %s: the backend got no body", method, path)
 		}
 	}
@@ -203,7 +203,7 @@ func TestAdoptionByCallerAndField(t *testing.T) {
 	}
 
 	r := testkit.Do(t, e.C, "GET", e.AdminURL+"/api/v1/flags", nil)
-	if msg := decode[map[string]string](t, r.Body); r.Status != http.StatusNotFound || msg["error"] != "not_found" || msg["message"] != "no flags.file is configured" {
+	if msg := testkit.Decode[map[string]string](t, r.Body); r.Status != http.StatusNotFound || msg["error"] != "not_found" || msg["message"] != "no flags.file is configured" {
 		t.Errorf("GET /api/v1/flags without flags: %d %s", r.Status, r.Body)
 	}
 }
@@ -214,7 +214,7 @@ func adoptionReport(t *testing.T, e *env, window string) adoption.Report {
 	if r.Status != 200 {
 		t.Fatalf("GET /api/v1/adoption: %d %s", r.Status, r.Body)
 	}
-	return decode[adoption.Report](t, r.Body)
+	return testkit.Decode[adoption.Report](t, r.Body)
 }
 
 func routeReport(t *testing.T, rep adoption.Report, name string) adoption.RouteReport {

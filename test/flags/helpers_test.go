@@ -6,9 +6,7 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"fmt"
-	"io"
 	"net/http"
-	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -20,7 +18,6 @@ import (
 	"github.com/open-feature/go-sdk-contrib/providers/ofrep"
 	"github.com/open-feature/go-sdk/openfeature"
 
-	"github.com/umbragw/umbra/internal/config"
 	"github.com/umbragw/umbra/internal/gateway"
 	"github.com/umbragw/umbra/test/testkit"
 )
@@ -32,31 +29,17 @@ func TestMain(m *testing.M) {
 	os.Exit(code)
 }
 
-// waitFor bounds every wait; generous for two loaded cores under the race
-// detector, never reached when things work.
-const waitFor = 15 * time.Second
-
-var poll = testkit.Poll{Timeout: waitFor, Interval: 20 * time.Millisecond}
-
-// base starts every test config: loopback ephemeral ports, no access log
-// (the load tests send thousands of requests) and a short grace.
-const base = `listen: 127.0.0.1:0
-admin: {listen: 127.0.0.1:0}
-log: {level: info, access: false}
-server: {shutdown_grace: 2s}
-`
+// base starts every test config: no access log (the load tests send
+// thousands of requests) and a short grace. start adds the data_dir.
+var base = testkit.Top{Grace: 2 * time.Second}.YAML()
 
 // env is a running gateway started from files on disk.
 type env struct {
-	*gateway.Gateway
-	Dir      string // the temp dir holding every file
-	CfgPath  string // umbra.yaml
-	Flags    string // flags.json
-	URL      string // http://main listener
-	AdminURL string // http://admin listener
-	Log      *testkit.LogBuffer
-	C        *http.Client
-	ups      map[string]*upstream
+	*testkit.Gateway
+	CfgPath string // umbra.yaml
+	Flags   string // flags.json
+	C       *http.Client
+	ups     map[string]*upstream
 }
 
 // configText is the full text start writes for cfg: base, data_dir and
@@ -92,55 +75,23 @@ func start(t *testing.T, cfg, flagsJSON string, ups map[string]*upstream, extra 
 // scenarios): it returns what went wrong instead of failing t.
 func startE(t *testing.T, cfg, flagsJSON string, ups map[string]*upstream, extra ...string) (*env, error) {
 	dir := t.TempDir()
-	e := &env{Dir: dir, CfgPath: filepath.Join(dir, "umbra.yaml"), Flags: filepath.Join(dir, "flags.json"), Log: &testkit.LogBuffer{}, ups: ups}
+	e := &env{CfgPath: filepath.Join(dir, "umbra.yaml"), Flags: filepath.Join(dir, "flags.json"), ups: ups}
 	files := append([]string{}, extra...)
 	if flagsJSON != "" {
 		files = append(files, "flags.json", flagsJSON)
 	}
-	files = append(files, "umbra.yaml", e.configText(cfg))
 	for i := 0; i+1 < len(files); i += 2 {
 		if err := os.WriteFile(filepath.Join(dir, files[i]), []byte(files[i+1]), 0o644); err != nil {
 			return nil, err
 		}
 	}
-	c, err := config.Load(e.CfgPath)
+	text := base + "data_dir: " + filepath.Join(dir, "data") + "\n" + expand(cfg, dir, ups)
+	g, err := testkit.TryStart(t, gateway.Options{Version: "flagstest"}, e.CfgPath, text)
 	if err != nil {
-		return nil, fmt.Errorf("config.Load:\n%v", err)
+		return nil, err
 	}
-	g, err := gateway.New(c, gateway.Options{Version: "flagstest", LogOutput: e.Log})
-	if err != nil {
-		return nil, fmt.Errorf("gateway.New:\n%v", err)
-	}
-	if err := g.Start(); err != nil {
-		return nil, fmt.Errorf("Start: %v", err)
-	}
-	e.Gateway, e.URL, e.AdminURL = g, "http://"+g.Addr(), "http://"+g.AdminAddr()
-	e.C = testkit.NewClient(t, 32, waitFor)
-	t.Cleanup(func() {
-		_ = g.Shutdown()
-		if t.Failed() {
-			t.Logf("gateway log (last lines):\n%s", testkit.Tail(e.Log.String(), 40))
-		}
-	})
+	e.Gateway, e.C = g, testkit.NewClient(t, 32, testkit.Wait.Timeout)
 	return e, nil
-}
-
-func writeFile(t *testing.T, path, text string) {
-	t.Helper()
-	if err := os.WriteFile(path, []byte(text), 0o644); err != nil {
-		t.Fatal(err)
-	}
-}
-
-// writeAtomic replaces path by renaming a new file over it, as editors
-// and config-management tools do.
-func writeAtomic(t *testing.T, path, text string) {
-	t.Helper()
-	tmp := filepath.Join(filepath.Dir(path), "."+filepath.Base(path)+".tmp")
-	writeFile(t, tmp, text)
-	if err := os.Rename(tmp, path); err != nil {
-		t.Fatal(err)
-	}
 }
 
 func sha(text string) string {
@@ -163,14 +114,8 @@ type flagsInfo struct {
 
 func (e *env) flagsInfo(t *testing.T) flagsInfo {
 	t.Helper()
-	r := testkit.Do(t, e.C, "GET", e.AdminURL+"/api/v1/flags", nil)
-	if r.Status != 200 {
-		t.Fatalf("GET /api/v1/flags: %d %s", r.Status, r.Body)
-	}
 	var fi flagsInfo
-	if err := json.Unmarshal(r.Body, &fi); err != nil {
-		t.Fatalf("GET /api/v1/flags: %v: %s", err, r.Body)
-	}
+	e.GetJSON(t, "/api/v1/flags", &fi)
 	return fi
 }
 
@@ -179,7 +124,7 @@ func (e *env) waitFlags(t *testing.T, text string) flagsInfo {
 	t.Helper()
 	want := sha(text)
 	var fi flagsInfo
-	poll.Until(t, "the flag file to be loaded", func() (bool, string) {
+	testkit.Wait.Until(t, "the flag file to be loaded", func() (bool, string) {
 		fi = e.flagsInfo(t)
 		return fi.Hash == want, fmt.Sprintf("hash %.12s version %d, want hash %.12s", fi.Hash, fi.Version, want)
 	})
@@ -232,15 +177,6 @@ func decodeNoT[T any](b []byte) T {
 	return v
 }
 
-func decode[T any](t testing.TB, b []byte) T {
-	t.Helper()
-	var v T
-	if err := json.Unmarshal(b, &v); err != nil {
-		t.Fatalf("decoding %q: %v", b, err)
-	}
-	return v
-}
-
 // domains numbers the OpenFeature domains the tests register.
 var domains atomic.Int64
 
@@ -266,41 +202,26 @@ func sdkClientE(name string, e *env, opts ...ofrep.Option) (*openfeature.Client,
 	return openfeature.NewClient(domain), nil
 }
 
-// echo is what an upstream answers: what it received.
-type echo struct {
-	Backend string   `json:"backend"`
-	Path    string   `json:"path"`
-	Flags   []string `json:"flags"` // X-Umbra-Flags values, nil when absent
-	Body    string   `json:"body"`
-}
-
-// upstream is an httptest backend echoing requests as JSON with an
+// upstream is a backend echoing requests as JSON (testkit.Echo) with an
 // X-Backend header naming it.
 type upstream struct {
-	*httptest.Server
-	name   string
-	hits   atomic.Int64
-	copies chan echo // shadow copies received (X-Umbra-Shadow: 1), when there is room
+	*testkit.Upstream
+	copies chan testkit.Echo // shadow copies received (X-Umbra-Shadow: 1), when there is room
 }
 
 func newUpstream(t *testing.T, name string) *upstream {
 	t.Helper()
-	u := &upstream{name: name, copies: make(chan echo, 16)}
-	u.Server = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		u.hits.Add(1)
-		body, _ := io.ReadAll(r.Body)
-		got := echo{Backend: name, Path: r.URL.Path, Flags: r.Header.Values("X-Umbra-Flags"), Body: string(body)}
+	u := &upstream{copies: make(chan testkit.Echo, 16)}
+	echo := testkit.EchoHandler(name)
+	u.Upstream = testkit.NewUpstream(t, name, func(w http.ResponseWriter, r *http.Request, body []byte) {
 		if r.Header.Get("X-Umbra-Shadow") == "1" {
 			select {
-			case u.copies <- got:
+			case u.copies <- testkit.EchoOf(name, r, body):
 			default:
 			}
 		}
-		w.Header().Set("Content-Type", "application/json")
-		w.Header().Set("X-Backend", name)
-		_ = json.NewEncoder(w).Encode(got)
-	}))
-	t.Cleanup(u.Close)
+		echo(w, r, body)
+	})
 	return u
 }
 

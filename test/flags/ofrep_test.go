@@ -46,7 +46,7 @@ routes:
 	if first.Status != 200 || etag == "" || !strings.HasPrefix(etag, `"`) {
 		t.Fatalf("bulk: %d ETag %q: %s", first.Status, etag, first.Body)
 	}
-	got := decode[bulkAnswer](t, first.Body)
+	got := testkit.Decode[bulkAnswer](t, first.Body)
 	want := map[string]string{"banner": "blue", "geo-report": "", "tier": "gold"}
 	if len(got.Flags) != 3 {
 		t.Fatalf("bulk answer: %s", first.Body)
@@ -74,7 +74,7 @@ routes:
 
 	before := e.flagsInfo(t)
 	edited := strings.Replace(bulkFlags, `"defaultVariant": "blue"`, `"defaultVariant": "red"`, 1)
-	writeAtomic(t, e.Flags, edited)
+	testkit.WriteAtomic(t, e.Flags, edited)
 	after := e.waitFlags(t, edited)
 	if after.Version <= before.Version {
 		t.Errorf("flag set version %d after the edit, was %d", after.Version, before.Version)
@@ -84,7 +84,7 @@ routes:
 	if r.Status != 200 || newTag == "" || newTag == etag {
 		t.Fatalf("after the edit: %d ETag %q (old %q): %s", r.Status, newTag, etag, r.Body)
 	}
-	for _, f := range decode[bulkAnswer](t, r.Body).Flags {
+	for _, f := range testkit.Decode[bulkAnswer](t, r.Body).Flags {
 		if f.Key == "banner" && (f.Variant != "red" || f.Value.(map[string]any)["color"] != "#f00") {
 			t.Errorf("banner after the edit: %+v", f)
 		}
@@ -93,7 +93,7 @@ routes:
 		t.Errorf("If-None-Match with the new tag: %d", r.Status)
 	}
 	// The log line follows the swap: wait for it.
-	poll.UntilTrue(t, "the reload's log line", func() bool { return len(e.Log.Lines("flags reloaded")) > 0 })
+	testkit.Wait.UntilTrue(t, "the reload's log line", func() bool { return len(e.Log.Lines("flags reloaded")) > 0 })
 	if n := len(e.Log.Lines("flags reloaded")); n != 1 {
 		t.Errorf("%d \"flags reloaded\" log lines, want 1", n)
 	}
@@ -175,7 +175,7 @@ routes:
 			if r.Header.Get("X-Backend") != "" {
 				t.Errorf("an OFREP request reached backend %s", r.Header.Get("X-Backend"))
 			}
-			a := decode[ofrepAnswer](t, r.Body)
+			a := testkit.Decode[ofrepAnswer](t, r.Body)
 			if a.ErrorCode != c.code {
 				t.Errorf("errorCode %q, want %q: %s", a.ErrorCode, c.code, r.Body)
 			}
@@ -200,7 +200,7 @@ routes:
 	if r.Status != 200 {
 		t.Fatalf("bulk without targeting key: %d %s", r.Status, r.Body)
 	}
-	for _, f := range decode[bulkAnswer](t, r.Body).Flags {
+	for _, f := range testkit.Decode[bulkAnswer](t, r.Body).Flags {
 		wantErr := f.Key == "geo-report" || f.Key == "vip" || f.Key == "vip-ref"
 		if (f.ErrorCode == "TARGETING_KEY_MISSING") != wantErr || (f.Key == "banner" && f.Variant != "blue") {
 			t.Errorf("bulk without targeting key: %+v", f)
@@ -269,7 +269,7 @@ routes:
 	if r := e.get(t, "/ofrepx/v1/evaluate/flags"); servedBy(r) != "v1" {
 		t.Errorf("/ofrepx went to %s, want the catch-all route", servedBy(r))
 	}
-	if hits := ups["v1"].hits.Load(); hits != 1 {
+	if hits := ups["v1"].Hits.Load(); hits != 1 {
 		t.Errorf("v1 got %d requests, want 1 (only /ofrepx)", hits)
 	}
 }

@@ -155,7 +155,7 @@ routes:
 			}
 			if by == "v2" {
 				// The header must be the routing version's whole answer.
-				hdr := decodeNoT[echo](r.Body).Flags
+				hdr := decodeNoT[testkit.Echo](r.Body).Flags
 				if len(hdr) != 1 || which(user, func(x answers) bool { return x.beta == "on" && hdr[0] == x.header() }) == "" {
 					unpinned.Add(1)
 					select {
@@ -201,8 +201,8 @@ routes:
 	for i := range 20 {
 		if i == 10 {
 			good := e.flagsInfo(t)
-			writeAtomic(t, e.Flags, loadFlagsBroken)
-			poll.UntilTrue(t, "the broken flag file to be rejected", func() bool {
+			testkit.WriteAtomic(t, e.Flags, loadFlagsBroken)
+			testkit.Wait.UntilTrue(t, "the broken flag file to be rejected", func() bool {
 				return len(e.Log.Lines("flag file rejected; keeping the running flags")) > 0
 			})
 			time.Sleep(100 * time.Millisecond) // load on the kept flags
@@ -210,7 +210,7 @@ routes:
 				t.Errorf("after the broken file: flags %.12s v%d, want the previous %.12s v%d", fi.Hash, fi.Version, good.Hash, good.Version)
 			}
 		}
-		writeAtomic(t, e.Flags, other)
+		testkit.WriteAtomic(t, e.Flags, other)
 		e.waitFlags(t, other)
 		time.Sleep(30 * time.Millisecond) // load on this version
 		cur, other = other, cur
@@ -245,7 +245,7 @@ routes:
 		}
 	}
 	// The last log line follows the last swap: wait for it.
-	poll.UntilTrue(t, "the last reload's log line", func() bool { return len(e.Log.Lines("flags reloaded")) >= 20 })
+	testkit.Wait.UntilTrue(t, "the last reload's log line", func() bool { return len(e.Log.Lines("flags reloaded")) >= 20 })
 	if n := len(e.Log.Lines("flags reloaded")); n != 20 {
 		t.Errorf("%d \"flags reloaded\" log lines, want 20", n)
 	}
@@ -302,7 +302,7 @@ func TestMissingFlagRejected(t *testing.T) {
 
 	bad := e.configText(refBad)
 	badPath := e.Dir + "/bad.yaml"
-	writeFile(t, badPath, bad)
+	testkit.WriteFile(t, badPath, bad)
 	cfg, err := config.Load(badPath)
 	if err != nil {
 		t.Fatalf("config.Load: %v", err)
@@ -329,7 +329,7 @@ func TestMissingFlagRejected(t *testing.T) {
 
 	// The running gateway: the same file is rejected on Reload.
 	alice := []string{"X-User-ID", "alice"}
-	writeAtomic(t, e.CfgPath, bad)
+	testkit.WriteAtomic(t, e.CfgPath, bad)
 	if err := e.Reload(); err == nil || !strings.Contains(err.Error(), `names flag "ghost"`) {
 		t.Fatalf("Reload of the bad config: %v", err)
 	}
@@ -351,7 +351,7 @@ func TestMissingFlagRejected(t *testing.T) {
 
 	// The flag file watch survived the rejected reload.
 	withBob := strings.Replace(refFlags, `"alice"]}, "on"`, `"bob"]}, "on"`, 1)
-	writeAtomic(t, e.Flags, withBob)
+	testkit.WriteAtomic(t, e.Flags, withBob)
 	e.waitFlags(t, withBob)
 	if got := servedBy(e.get(t, "/beta", "X-User-ID", "bob")); got != "v2" {
 		t.Errorf("bob's /beta after the flag edit: %s, want v2", got)
@@ -359,8 +359,8 @@ func TestMissingFlagRejected(t *testing.T) {
 
 	// A flag file without a flag a route matches on is rejected.
 	noBeta := `{"flags": {"color": {"state": "ENABLED", "variants": {"red": "red"}, "defaultVariant": "red"}}}`
-	writeAtomic(t, e.Flags, noBeta)
-	poll.UntilTrue(t, "the flag file without beta to be rejected", func() bool {
+	testkit.WriteAtomic(t, e.Flags, noBeta)
+	testkit.Wait.UntilTrue(t, "the flag file without beta to be rejected", func() bool {
 		return len(e.Log.Lines("flag file rejected", `route \"beta\" match.flag names flag \"beta\"`)) > 0
 	})
 	if fi := e.flagsInfo(t); fi.Hash != sha(withBob) {
@@ -372,13 +372,13 @@ func TestMissingFlagRejected(t *testing.T) {
 
 	// A good config reload (one more flag-gated route) loads the current
 	// flag file into a new flag set and watches it.
-	writeAtomic(t, e.Flags, withBob)
+	testkit.WriteAtomic(t, e.Flags, withBob)
 	e.waitFlags(t, withBob)
 	good := strings.Replace(refGood, "  - {name: rest", `  - name: red
     match: {path_prefix: /red, flag: {key: color, variant: red}}
     backend: v2
   - {name: rest`, 1)
-	writeAtomic(t, e.CfgPath, e.configText(good))
+	testkit.WriteAtomic(t, e.CfgPath, e.configText(good))
 	if err := e.Reload(); err != nil {
 		t.Fatalf("Reload of a good config: %v", err)
 	}
@@ -386,7 +386,7 @@ func TestMissingFlagRejected(t *testing.T) {
 		t.Errorf("/red after the good reload: %s, want v2", got)
 	}
 	blue := strings.Replace(withBob, `"defaultVariant": "red"`, `"defaultVariant": "blue"`, 1)
-	writeAtomic(t, e.Flags, blue)
+	testkit.WriteAtomic(t, e.Flags, blue)
 	e.waitFlags(t, blue)
 	if got := servedBy(e.get(t, "/red")); got != "v1" {
 		t.Errorf("/red after color turned blue: %s, want v1 (the route no longer matches)", got)
@@ -484,7 +484,7 @@ routes:
 					continue // version B: the gate is closed
 				}
 				total.Add(1)
-				got := decodeNoT[echo](r.Body).Flags
+				got := decodeNoT[testkit.Echo](r.Body).Flags
 				switch {
 				case len(got) == 1 && got[0] == want:
 				case len(got) == 1 && !strings.Contains(got[0], "=a") && strings.Contains(got[0], "=b"):
@@ -500,7 +500,7 @@ routes:
 		})
 	}
 	for i := range 20 {
-		writeAtomic(t, e.Flags, map[bool]string{true: flagsB, false: flagsA}[i%2 == 0])
+		testkit.WriteAtomic(t, e.Flags, map[bool]string{true: flagsB, false: flagsA}[i%2 == 0])
 		time.Sleep(250 * time.Millisecond)
 	}
 	close(stop)
@@ -538,22 +538,22 @@ routes:
 	// unrelated writes, each after the watch's debounce so each reloads
 	busy := func(round int) {
 		for i := range 6 {
-			writeFile(t, filepath.Join(e.Dir, fmt.Sprintf("other-%d.txt", i)), fmt.Sprintf("round %d", round))
+			testkit.WriteFile(t, filepath.Join(e.Dir, fmt.Sprintf("other-%d.txt", i)), fmt.Sprintf("round %d", round))
 			time.Sleep(flags.WatchDelay + 100*time.Millisecond)
 		}
 		time.Sleep(2 * flags.WatchDelay)
 	}
 
-	writeAtomic(t, e.Flags, `{"flags": {"f": {"state": "ENABLED"`)
-	poll.UntilTrue(t, "the broken flag file to be rejected", func() bool { return rejections() == 1 })
+	testkit.WriteAtomic(t, e.Flags, `{"flags": {"f": {"state": "ENABLED"`)
+	testkit.Wait.UntilTrue(t, "the broken flag file to be rejected", func() bool { return rejections() == 1 })
 	busy(1)
 	if n := rejections(); n != 1 {
 		t.Fatalf("%d rejection log lines after 6 writes to other files, want 1:\n%s", n, strings.Join(e.Log.Lines(rejectedLine), "\n"))
 	}
 
 	// another broken content: logged once more
-	writeAtomic(t, e.Flags, `{"flags": {"f": {"state": "ENABLED", "variants": {"a": "A"}, "defaultVariant": "b"}}}`)
-	poll.UntilTrue(t, "the second broken content to be rejected", func() bool { return rejections() == 2 })
+	testkit.WriteAtomic(t, e.Flags, `{"flags": {"f": {"state": "ENABLED", "variants": {"a": "A"}, "defaultVariant": "b"}}}`)
+	testkit.Wait.UntilTrue(t, "the second broken content to be rejected", func() bool { return rejections() == 2 })
 	busy(2)
 	if n := rejections(); n != 2 {
 		t.Fatalf("%d rejection log lines, want 2", n)
@@ -565,9 +565,9 @@ routes:
 	// a file with a schema warning (a v-prefixed version) loads
 	warned := `{"flags": {"f": {"state": "ENABLED", "variants": {"a": "A", "b": "B"}, "defaultVariant": "a",
   "targeting": {"if": [{"sem_ver": [{"var": "version"}, ">=", "v2"]}, "b", null]}}}}`
-	writeAtomic(t, e.Flags, warned)
+	testkit.WriteAtomic(t, e.Flags, warned)
 	fi := e.waitFlags(t, warned)
-	poll.UntilTrue(t, "the warning to be logged", func() bool {
+	testkit.Wait.UntilTrue(t, "the warning to be logged", func() bool {
 		return len(e.Log.Lines("flag file loaded with warnings", `flag \"f\" at /targeting`)) == 1
 	})
 	var admin struct {
@@ -578,7 +578,7 @@ routes:
 		t.Errorf("GET /api/v1/flags warnings: %q", admin.Warnings)
 	}
 	r, err := ofrepPost(e.C, e.URL+"/ofrep/v1/evaluate/flags/f", evalBody("version", "2.1"))
-	if err != nil || r.Status != 200 || decode[ofrepAnswer](t, r.Body).Variant != "b" {
+	if err != nil || r.Status != 200 || testkit.Decode[ofrepAnswer](t, r.Body).Variant != "b" {
 		t.Errorf("the warned flag evaluates: %v %d %s", err, r.Status, r.Body)
 	}
 	busy(3)

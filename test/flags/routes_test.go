@@ -4,6 +4,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/umbragw/umbra/test/testkit"
 )
 
 const routeFlags = `{"flags": {
@@ -103,16 +105,16 @@ func TestDarkAndFlaggedRoutes(t *testing.T) {
 	// OFREP agrees with the router for the same targeting key.
 	for user, want := range map[string]string{"alice": "on", "carol": "off"} {
 		r, err := ofrepPost(e.C, e.URL+"/ofrep/v1/evaluate/flags/geo-report", evalBody("targetingKey", user))
-		if err != nil || r.Status != 200 || decode[ofrepAnswer](t, r.Body).Variant != want {
+		if err != nil || r.Status != 200 || testkit.Decode[ofrepAnswer](t, r.Body).Variant != want {
 			t.Errorf("OFREP geo-report for %s: %v %d %s, want %s", user, err, r.Status, r.Body, want)
 		}
 	}
-	v2 := ups["v2"].hits.Load()
+	v2 := ups["v2"].Hits.Load()
 
 	// Let carol in by editing the flag file: the dark route opens for
 	// her, and only for her.
 	edited := strings.Replace(routeFlags, `["alice", "bob"]`, `["alice", "bob", "carol"]`, 1)
-	writeAtomic(t, e.Flags, edited)
+	testkit.WriteAtomic(t, e.Flags, edited)
 	e.waitFlags(t, edited)
 	if got := servedBy(e.get(t, geo, "X-User-ID", "carol")); got != "v2" {
 		t.Errorf("carol after the flag edit: %s, want v2", got)
@@ -120,7 +122,7 @@ func TestDarkAndFlaggedRoutes(t *testing.T) {
 	if got := servedBy(e.get(t, geo, "X-User-ID", "dave")); got != "404" {
 		t.Errorf("dave after the flag edit: %s, want 404", got)
 	}
-	if got := ups["v2"].hits.Load() - v2; got != 1 {
+	if got := ups["v2"].Hits.Load() - v2; got != 1 {
 		t.Errorf("v2 served %d requests after the edit, want 1", got)
 	}
 }
@@ -137,7 +139,7 @@ func TestForwardedFlags(t *testing.T) {
 		if r.Status != 200 {
 			t.Fatalf("GET %s: %d %s", path, r.Status, r.Body)
 		}
-		return decode[echo](t, r.Body).Flags
+		return testkit.Decode[testkit.Echo](t, r.Body).Flags
 	}
 	forged := []string{"X-Umbra-Flags", "geo-report=on,admin=on", "x-umbra-flags", "new-ui=on"}
 	for _, c := range []struct {
@@ -175,11 +177,11 @@ func TestForwardedFlags(t *testing.T) {
 		if len(c.Flags) != 1 || c.Flags[0] != "geo-report=on" || c.Path != "/mirror" {
 			t.Errorf("shadow copy: %+v, want X-Umbra-Flags geo-report=on", c)
 		}
-	case <-time.After(waitFor):
+	case <-time.After(testkit.Wait.Timeout):
 		t.Error("no shadow copy reached v3")
 	}
 	r := e.get(t, "/canaried", append([]string{"X-User-ID", "carol"}, forged...)...)
-	if got := decode[echo](t, r.Body); got.Backend != "v3" || len(got.Flags) != 1 || got.Flags[0] != "geo-report=off" {
+	if got := testkit.Decode[testkit.Echo](t, r.Body); got.Backend != "v3" || len(got.Flags) != 1 || got.Flags[0] != "geo-report=off" {
 		t.Errorf("canary request: %+v, want v3 with X-Umbra-Flags geo-report=off", got)
 	}
 
@@ -189,7 +191,7 @@ func TestForwardedFlags(t *testing.T) {
 		t.Fatalf("bulk: %v %d", err, r.Status)
 	}
 	variants := map[string]string{}
-	for _, f := range decode[bulkAnswer](t, r.Body).Flags {
+	for _, f := range testkit.Decode[bulkAnswer](t, r.Body).Flags {
 		variants[f.Key] = f.Variant
 	}
 	if variants["geo-report"] != "on" || variants["new-ui"] != "on" || variants["region-copy"] != "eu west" || variants["retired"] != "" || variants["code-default"] != "" {

@@ -321,7 +321,7 @@ routes:
 	if n := float64(callers); float64(geoOn) < 0.26*n || float64(geoOn) > 0.34*n || float64(uiOn) < 0.27*n/4 || float64(uiOn) > 0.40*n/4 {
 		t.Errorf("geo-report on for %d, new-ui on for %d of %d callers", geoOn, uiOn, callers)
 	}
-	if got := ups["v2"].hits.Load(); got != int64(geoOn+uiOn) {
+	if got := ups["v2"].Hits.Load(); got != int64(geoOn+uiOn) {
 		t.Errorf("v2 served %d requests, want %d", got, geoOn+uiOn)
 	}
 }
