@@ -3,7 +3,6 @@ package rollouttest
 import (
 	"encoding/json"
 	"fmt"
-	"net/http"
 	"strings"
 	"testing"
 	"time"
@@ -52,8 +51,7 @@ routes:
 // startReplica starts replica node of a fleet on etcd with the plan.
 func startReplica(t *testing.T, e *testkit.Etcd, node, plan string) *testkit.Gateway {
 	t.Helper()
-	dir, data := configDir(t)
-	return startGW(t, dir, header(data)+clusterBlock(node, e.URL, "/"+t.Name()+"/")+plan)
+	return startGW(t, clusterBlock(node, e.URL, "/"+t.Name()+"/")+plan)
 }
 
 func startFleet(t *testing.T, e *testkit.Etcd, n int, plan string) []*testkit.Gateway {
@@ -74,12 +72,9 @@ func urls(gws []*testkit.Gateway, path string) []string {
 }
 
 // fleetStatus is a replica's rollout status with its fleet view.
-func fleetStatus(t *testing.T, adminURL, route string) (rollout.Status, cluster.FleetView) {
+func fleetStatus(t *testing.T, g *testkit.Gateway, route string) (rollout.Status, cluster.FleetView) {
 	t.Helper()
-	code, body := adminDo(t, http.MethodGet, adminURL+"/api/v1/rollouts/"+route)
-	if code != http.StatusOK {
-		t.Fatalf("GET rollout %s: %d %s", route, code, body)
-	}
+	body := g.GetJSON(t, "/api/v1/rollouts/"+route, nil)
 	var v struct {
 		Fleet cluster.FleetView `json:"fleet"`
 	}
@@ -91,13 +86,13 @@ func fleetStatus(t *testing.T, adminURL, route string) (rollout.Status, cluster.
 
 // leader waits until exactly one replica leads the route and returns its
 // index.
-func leader(t *testing.T, admins []string, route string) int {
+func leader(t *testing.T, gws []*testkit.Gateway, route string) int {
 	t.Helper()
 	who := -1
-	poll.UntilTrue(t, "one leader of "+route, func() bool {
+	testkit.Wait.UntilTrue(t, "one leader of "+route, func() bool {
 		who = -1
-		for i, a := range admins {
-			if _, v := fleetStatus(t, a, route); v.Leading {
+		for i, g := range gws {
+			if _, v := fleetStatus(t, g, route); v.Leading {
 				if who >= 0 {
 					return false
 				}
@@ -107,14 +102,6 @@ func leader(t *testing.T, admins []string, route string) int {
 		return who >= 0
 	})
 	return who
-}
-
-func admins(gws []*testkit.Gateway) []string {
-	out := make([]string, len(gws))
-	for i, g := range gws {
-		out[i] = g.AdminURL
-	}
-	return out
 }
 
 // waitAllPhase waits until every replica shows the phase.
@@ -168,7 +155,7 @@ func heldFleet(t *testing.T, e *testkit.Etcd, n, w int, v1, v2 *backend) []*test
 	gws := startFleet(t, e, n, fleetPlan(v1, v2, stepsYAML(
 		fmt.Sprintf("canary: {weight: %d, min_requests: 100000000}", w), "promote: {}")))
 	for _, g := range gws {
-		poll.UntilTrue(t, fmt.Sprintf("the replica at weight %d", w), func() bool {
+		testkit.Wait.UntilTrue(t, fmt.Sprintf("the replica at weight %d", w), func() bool {
 			st := status(t, g, "checkout")
 			return st.Phase == rollout.Running && st.Weight == float64(w)
 		})

@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"net/http"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"regexp"
 	"strings"
@@ -45,7 +44,7 @@ func TestFleetPromotesOnEveryReplica(t *testing.T) {
 		}
 	}
 	for i, g := range gws {
-		got := assign(t, testkit.NewClient(t, 16, waitFor), g.URL+"/checkout/cart", users("after-", 60), 4)
+		got := assign(t, testkit.NewClient(t, 16, testkit.Wait.Timeout), g.URL+"/checkout/cart", users("after-", 60), 4)
 		for u, by := range got {
 			if by != "v2" {
 				t.Fatalf("replica %d sent %s to %q after promotion", i+1, u, by)
@@ -77,7 +76,7 @@ func TestFleetRollsBackOnEveryReplica(t *testing.T) {
 	}
 	before := v2.hits.Load()
 	for i, g := range gws {
-		got := assign(t, testkit.NewClient(t, 16, waitFor), g.URL+"/checkout/cart", users("user-", 300), 4)
+		got := assign(t, testkit.NewClient(t, 16, testkit.Wait.Timeout), g.URL+"/checkout/cart", users("user-", 300), 4)
 		for u, by := range got {
 			if by != "v1" {
 				t.Fatalf("replica %d sent %s to %q after the rollback", i+1, u, by)
@@ -96,7 +95,7 @@ func TestFleetUserKeepsVersionOnEveryReplica(t *testing.T) {
 	v1, v2 := newBackend(t, "v1"), newBackend(t, "v2")
 	gws := heldFleet(t, e, 3, 30, v1, v2)
 	us := users("sticky-", 400)
-	first := assign(t, testkit.NewClient(t, 16, waitFor), gws[0].URL+"/checkout/cart", us, 4)
+	first := assign(t, testkit.NewClient(t, 16, testkit.Wait.Timeout), gws[0].URL+"/checkout/cart", us, 4)
 	canary := 0
 	for _, by := range first {
 		if by == "v2" {
@@ -107,7 +106,7 @@ func TestFleetUserKeepsVersionOnEveryReplica(t *testing.T) {
 		t.Errorf("%d of 400 users on the canary at weight 30", canary)
 	}
 	for i, g := range gws[1:] {
-		got := assign(t, testkit.NewClient(t, 16, waitFor), g.URL+"/checkout/cart", us, 4)
+		got := assign(t, testkit.NewClient(t, 16, testkit.Wait.Timeout), g.URL+"/checkout/cart", us, 4)
 		for _, u := range us {
 			if got[u] != first[u] {
 				t.Fatalf("%s: replica 1 serves %s, replica %d serves %s", u, first[u], i+2, got[u])
@@ -125,12 +124,12 @@ func TestFleetLateJoinerServesCurrentWeights(t *testing.T) {
 		"canary: {weight: 40, min_requests: 100000}",
 		"promote: {}"))
 	gws := startFleet(t, e, 2, plan)
-	poll.UntilTrue(t, "weight 40", func() bool { return status(t, gws[0], "checkout").Weight == 40 })
+	testkit.Wait.UntilTrue(t, "weight 40", func() bool { return status(t, gws[0], "checkout").Weight == 40 })
 	late := startReplica(t, e, "late", plan)
 	// In process, right after Start: no poll, the first requests count.
 	us := users("late-", 300)
 	got := assignHandler(t, late, "/checkout/cart", us, 4)
-	want := assign(t, testkit.NewClient(t, 16, waitFor), gws[0].URL+"/checkout/cart", us, 4)
+	want := assign(t, testkit.NewClient(t, 16, testkit.Wait.Timeout), gws[0].URL+"/checkout/cart", us, 4)
 	for _, u := range us {
 		if got[u] != want[u] {
 			t.Fatalf("%s: the late replica served %s first, the fleet serves %s", u, got[u], want[u])
@@ -150,16 +149,16 @@ func TestFleetCommandsOnAnyReplica(t *testing.T) {
 		"canary: {weight: 10, min_requests: 100000}",
 		"canary: {weight: 60, min_requests: 100000}",
 		"promote: {}")))
-	ad := admins(gws)
+	ad := gws
 	lead := leader(t, ad, "checkout")
 	f1, f2 := gws[(lead+1)%3], gws[(lead+2)%3]
-	poll.UntilTrue(t, "running", func() bool { return status(t, f1, "checkout").Phase == rollout.Running })
+	testkit.Wait.UntilTrue(t, "running", func() bool { return status(t, f1, "checkout").Phase == rollout.Running })
 
 	if st := mustCommand(t, f1, "checkout", "pause"); st.Phase != rollout.Paused {
 		t.Fatalf("pause via a follower answered phase %s", st.Phase)
 	}
 	for _, g := range gws {
-		poll.UntilTrue(t, "paused everywhere", func() bool { return status(t, g, "checkout").Phase == rollout.Paused })
+		testkit.Wait.UntilTrue(t, "paused everywhere", func() bool { return status(t, g, "checkout").Phase == rollout.Paused })
 	}
 	if st := mustCommand(t, f2, "checkout", "promote"); st.Step != 1 || st.Weight != 60 {
 		t.Fatalf("promote via a follower: step %d weight %v", st.Step+1, st.Weight)
@@ -191,20 +190,20 @@ func TestFleetEtcdRestartUnderLoad(t *testing.T) {
 		"canary: {weight: 30, min_requests: 150, min_duration: 5s}",
 		"promote: {}")))
 	for _, g := range gws {
-		poll.UntilTrue(t, "weight 30", func() bool { return status(t, g, "checkout").Weight == 30 })
+		testkit.Wait.UntilTrue(t, "weight 30", func() bool { return status(t, g, "checkout").Weight == 30 })
 	}
 	tr := startTrafficAll(t, urls(gws, "/checkout/cart"), "user-", 6, 3000)
 	e.Stop()
 	// Beyond the 2 s lease: sessions and leaderships are lost.
 	for _, g := range gws {
-		poll.UntilTrue(t, "the outage reported", func() bool {
-			_, v := fleetStatus(t, g.AdminURL, "checkout")
+		testkit.Wait.UntilTrue(t, "the outage reported", func() bool {
+			_, v := fleetStatus(t, g, "checkout")
 			return !v.Healthy && v.Problem != ""
 		})
 	}
 	time.Sleep(3 * time.Second)
 	for i, g := range gws {
-		st, v := fleetStatus(t, g.AdminURL, "checkout")
+		st, v := fleetStatus(t, g, "checkout")
 		if st.Phase != rollout.Running || st.Weight != 30 {
 			t.Errorf("replica %d during the outage: %s at weight %v", i+1, st.Phase, st.Weight)
 		}
@@ -212,7 +211,7 @@ func TestFleetEtcdRestartUnderLoad(t *testing.T) {
 			t.Errorf("replica %d decided during the outage: %+v", i+1, last(st))
 		}
 	}
-	ms := scrape(t, gws[0])
+	ms := gws[0].Scrape(t)
 	if v, _ := ms.Sum("umbra_cluster_etcd_up", nil); v != 0 {
 		t.Errorf("umbra_cluster_etcd_up %v during the outage", v)
 	}
@@ -229,7 +228,7 @@ func TestFleetEtcdRestartUnderLoad(t *testing.T) {
 	if a := actions(moves(sts[0].Decisions)); a != "start,complete" {
 		t.Errorf("decisions %s, want start,complete:\n%s", a, dump(sts[0].Decisions))
 	}
-	if v, _ := scrape(t, gws[0]).Sum("umbra_cluster_etcd_up", nil); v != 1 {
+	if v, _ := gws[0].Scrape(t).Sum("umbra_cluster_etcd_up", nil); v != 1 {
 		t.Errorf("umbra_cluster_etcd_up %v after the outage", v)
 	}
 }
@@ -260,8 +259,8 @@ func TestFleetIgnoresGarbage(t *testing.T) {
 		cancel()
 	}
 	for i, g := range gws {
-		poll.UntilTrue(t, "bad values counted", func() bool {
-			v, _ := scrape(t, g).Sum("umbra_cluster_bad_values_total", nil)
+		testkit.Wait.UntilTrue(t, "bad values counted", func() bool {
+			v, _ := g.Scrape(t).Sum("umbra_cluster_bad_values_total", nil)
 			return v >= 7
 		})
 		st := status(t, g, "checkout")
@@ -317,14 +316,14 @@ func TestFleetLeaderKilledMidStep(t *testing.T) {
 	for i := range procs {
 		procs[i] = startReplicaProc(t, bin, e, fmt.Sprintf("node%d", i+1), plan)
 	}
-	ad := make([]string, 3)
+	ad := make([]*testkit.Gateway, 3)
 	for i, p := range procs {
-		ad[i] = p.admin
+		ad[i] = p.Gateway
 	}
 	lead := leader(t, ad, "checkout")
-	tr := startTrafficAll(t, []string{procs[0].url + "/checkout/cart", procs[1].url + "/checkout/cart", procs[2].url + "/checkout/cart"}, "user-", 3, 3000)
+	tr := startTrafficAll(t, []string{procs[0].URL + "/checkout/cart", procs[1].URL + "/checkout/cart", procs[2].URL + "/checkout/cart"}, "user-", 3, 3000)
 	// Mid-step: every replica has published a window of step 1.
-	poll.UntilTrue(t, "windows of step 1 from three replicas", func() bool {
+	testkit.Wait.UntilTrue(t, "windows of step 1 from three replicas", func() bool {
 		st, v := fleetStatus(t, ad[lead], "checkout")
 		n := 0
 		for _, w := range v.Windows {
@@ -336,17 +335,17 @@ func TestFleetLeaderKilledMidStep(t *testing.T) {
 	})
 	before, _ := fleetStatus(t, ad[lead], "checkout")
 	tr.Stop()
-	procs[lead].kill()
+	procs[lead].Proc.Kill()
 	killed := time.Now()
 	var survivors []string
 	var surv []int
 	for i := range procs {
 		if i != lead {
-			survivors, surv = append(survivors, procs[i].url+"/checkout/cart"), append(surv, i)
+			survivors, surv = append(survivors, procs[i].URL+"/checkout/cart"), append(surv, i)
 		}
 	}
 	tr = startTrafficAll(t, survivors, "user-", 3, 3000)
-	next := leader(t, []string{ad[surv[0]], ad[surv[1]]}, "checkout")
+	next := leader(t, []*testkit.Gateway{ad[surv[0]], ad[surv[1]]}, "checkout")
 	took := time.Since(killed)
 	if took > 5*time.Second {
 		t.Errorf("a survivor took over after %v, want within 5 s (lease TTL 2 s)", took)
@@ -359,7 +358,7 @@ func TestFleetLeaderKilledMidStep(t *testing.T) {
 	var sts []rollout.Status
 	for _, i := range surv {
 		var s rollout.Status
-		poll.UntilTrue(t, "promoted", func() bool {
+		testkit.Wait.UntilTrue(t, "promoted", func() bool {
 			s, _ = fleetStatus(t, ad[i], "checkout")
 			if s.Phase != rollout.Running && s.Phase != rollout.Promoted {
 				t.Fatalf("replica %d: %s\n%s", i+1, s.Phase, dump(s.Decisions))
@@ -380,40 +379,20 @@ func TestFleetLeaderKilledMidStep(t *testing.T) {
 
 // replicaProc is umbra serve in its own process.
 type replicaProc struct {
-	cmd        *exec.Cmd
-	url, admin string
-	log        *testkit.LogBuffer
-	exited     chan struct{}
+	*testkit.Proc
+	*testkit.Gateway // its addresses, for the admin helpers
 }
 
 func startReplicaProc(t *testing.T, bin string, e *testkit.Etcd, node, plan string) *replicaProc {
 	t.Helper()
-	dir, data := configDir(t)
+	dir := t.TempDir()
 	listen, adm := testkit.FreeAddr(t), testkit.FreeAddr(t)
-	yaml := fmt.Sprintf("listen: %s\nadmin: {listen: %s}\ndata_dir: %q\nlog: {level: info, access: false}\n", listen, adm, data) +
-		clusterBlock(node, e.URL, "/"+t.Name()+"/") + plan
 	path := filepath.Join(dir, "umbra.yaml")
-	if err := os.WriteFile(path, []byte(yaml), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	p := &replicaProc{url: "http://" + listen, admin: "http://" + adm, log: &testkit.LogBuffer{}, exited: make(chan struct{})}
-	p.cmd = exec.Command(bin, "serve", "--config", path)
-	p.cmd.Stdout, p.cmd.Stderr = p.log, p.log
-	if err := p.cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	go func() {
-		_ = p.cmd.Wait()
-		close(p.exited)
-	}()
-	t.Cleanup(func() {
-		p.kill()
-		if t.Failed() {
-			t.Logf("%s log:\n%s", node, testkit.Tail(p.log.String(), 40))
-		}
-	})
-	poll.UntilTrue(t, node+" ready", func() bool {
-		resp, err := http.Get(p.admin + "/readyz")
+	top := testkit.Top{Listen: listen, AdminAt: adm, DataDir: filepath.Join(dir, "data")}
+	testkit.WriteFile(t, path, top.YAML()+clusterBlock(node, e.URL, "/"+t.Name()+"/")+plan)
+	p := &replicaProc{testkit.StartProc(t, bin, "serve", "--config", path), testkit.Remote(t, "http://"+listen, "http://"+adm)}
+	testkit.Wait.UntilTrue(t, node+" ready", func() bool {
+		resp, err := http.Get(p.AdminURL + "/readyz")
 		if err != nil {
 			return false
 		}
@@ -421,15 +400,6 @@ func startReplicaProc(t *testing.T, bin string, e *testkit.Etcd, node, plan stri
 		return resp.StatusCode == http.StatusOK
 	})
 	return p
-}
-
-func (p *replicaProc) kill() {
-	select {
-	case <-p.exited:
-	default:
-		_ = p.cmd.Process.Kill()
-		<-p.exited
-	}
 }
 
 // TestFleetWatchSurvivesCompaction: a compaction under a live watch costs
@@ -445,11 +415,10 @@ func TestFleetWatchSurvivesCompaction(t *testing.T) {
 		"canary: {weight: 60, min_requests: 1000000}",
 		"promote: {}"))
 	a := startReplica(t, e, "node1", plan)
-	leader(t, []string{a.AdminURL}, "checkout")
+	leader(t, []*testkit.Gateway{a}, "checkout")
 	proxy := testkit.StartTCPProxy(t, strings.TrimPrefix(e.URL, "http://"))
-	dir, data := configDir(t)
-	b := startGW(t, dir, header(data)+clusterBlock("node2", "http://"+proxy.Addr, "/"+t.Name()+"/")+plan)
-	poll.UntilTrue(t, "b at weight 10", func() bool { return status(t, b, "checkout").Weight == 10 })
+	b := startGW(t, clusterBlock("node2", "http://"+proxy.Addr, "/"+t.Name()+"/")+plan)
+	testkit.Wait.UntilTrue(t, "b at weight 10", func() bool { return status(t, b, "checkout").Weight == 10 })
 	c := etcdClient(t, e)
 	compact := func() {
 		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
@@ -463,11 +432,11 @@ func TestFleetWatchSurvivesCompaction(t *testing.T) {
 		}
 	}
 	resyncs := func() float64 {
-		v, _ := scrape(t, b).Sum("umbra_cluster_resyncs_total", nil)
+		v, _ := b.Scrape(t).Sum("umbra_cluster_resyncs_total", nil)
 		return v
 	}
 	phaseOf := func(g *testkit.Gateway, phase string) {
-		poll.UntilTrue(t, "phase "+phase, func() bool { return status(t, g, "checkout").Phase == phase })
+		testkit.Wait.UntilTrue(t, "phase "+phase, func() bool { return status(t, g, "checkout").Phase == phase })
 	}
 
 	before := resyncs()
@@ -485,7 +454,7 @@ func TestFleetWatchSurvivesCompaction(t *testing.T) {
 	mustCommand(t, a, "checkout", "pause")
 	compact()
 	proxy.Restore()
-	poll.UntilTrue(t, "b current again", func() bool {
+	testkit.Wait.UntilTrue(t, "b current again", func() bool {
 		st := status(t, b, "checkout")
 		return st.Phase == rollout.Paused && st.Weight == 60
 	})
@@ -495,7 +464,7 @@ func TestFleetWatchSurvivesCompaction(t *testing.T) {
 	if !strings.Contains(b.Log.String(), "watch revision compacted") {
 		t.Error("the compacted resume was not logged")
 	}
-	if v, _ := scrape(t, b).Sum("umbra_cluster_bad_values_total", nil); v != 0 {
+	if v, _ := b.Scrape(t).Sum("umbra_cluster_bad_values_total", nil); v != 0 {
 		t.Errorf("%v values ignored", v)
 	}
 }
@@ -507,7 +476,7 @@ func TestFleetMetricsDocumented(t *testing.T) {
 	e := testkit.StartEtcd(t)
 	v1, v2 := newBackend(t, "v1"), newBackend(t, "v2")
 	gws := heldFleet(t, e, 2, 10, v1, v2)
-	leader(t, admins(gws), "checkout")
+	leader(t, gws, "checkout")
 	b, err := os.ReadFile("../../docs/fleet.md")
 	if err != nil {
 		t.Fatal(err)
@@ -521,10 +490,7 @@ func TestFleetMetricsDocumented(t *testing.T) {
 		t.Fatalf("docs/fleet.md lists %d umbra_cluster_* metrics", len(docs))
 	}
 	exported := map[string]string{}
-	code, body := adminDo(t, http.MethodGet, gws[1].AdminURL+"/metrics")
-	if code != http.StatusOK {
-		t.Fatalf("metrics: %d", code)
-	}
+	body := gws[1].ScrapeText(t)
 	series := regexp.MustCompile(`(?m)^(umbra_cluster_[a-z_]+?)(_bucket|_sum|_count)?(\{([^}]*)\})? `)
 	for _, m := range series.FindAllStringSubmatch(string(body), -1) {
 		var labels []string

@@ -17,8 +17,7 @@ import (
 func TestHealthyRolloutPromotes(t *testing.T) {
 	t.Parallel()
 	v1, v1b, v2 := newBackend(t, "v1"), newBackend(t, "v1-secondary"), newBackend(t, "v2")
-	dir, data := configDir(t)
-	g := startGW(t, dir, header(data)+fmt.Sprintf(`
+	g := startGW(t, fmt.Sprintf(`
 backends:
   v1: {endpoints: [%q]}
   v1-secondary: {endpoints: [%q]}
@@ -98,13 +97,13 @@ routes:
 	}
 
 	// Everyone is on v2 now, callers never seen before included.
-	got := assign(t, testkit.NewClient(t, 64, waitFor), g.URL+"/checkout/cart", users("after-", 300), 4)
+	got := assign(t, testkit.NewClient(t, 64, testkit.Wait.Timeout), g.URL+"/checkout/cart", users("after-", 300), 4)
 	for u, by := range got {
 		if by != "v2" {
 			t.Fatalf("after promotion %s was served by %q", u, by)
 		}
 	}
-	ms := scrape(t, g)
+	ms := g.Scrape(t)
 	for _, c := range []struct {
 		name   string
 		labels map[string]string
@@ -130,8 +129,7 @@ func TestErrorRateRollsBack(t *testing.T) {
 	t.Parallel()
 	v1, v2 := newBackend(t, "v1"), newBackend(t, "v2")
 	v2.failEvery.Store(20)
-	dir, data := configDir(t)
-	g := startGW(t, dir, header(data)+fmt.Sprintf(`
+	g := startGW(t, fmt.Sprintf(`
 backends:
   v1: {endpoints: [%q]}
   v2: {endpoints: [%q]}
@@ -179,7 +177,7 @@ routes:
 	// callers that were on the canary included.
 	tr.Stop()
 	before := v2.hits.Load()
-	got := assign(t, testkit.NewClient(t, 64, waitFor), g.URL+"/api/orders", users("user-", 500), 4)
+	got := assign(t, testkit.NewClient(t, 64, testkit.Wait.Timeout), g.URL+"/api/orders", users("user-", 500), 4)
 	for u, by := range got {
 		if by != "v1" {
 			t.Fatalf("after the rollback %s was served by %q", u, by)
@@ -188,7 +186,7 @@ routes:
 	if after := v2.hits.Load(); after != before {
 		t.Errorf("v2 got %d requests after the rollback", after-before)
 	}
-	ms := scrape(t, g)
+	ms := g.Scrape(t)
 	if v, _ := ms.Sum("umbra_rollout_phase", map[string]string{"route": "api", "phase": "rolled_back"}); v != 1 {
 		t.Errorf("umbra_rollout_phase{rolled_back} = %v", v)
 	}
@@ -200,22 +198,22 @@ routes:
 	}
 }
 
-// TestLatencyRollsBack: a v2 30% slower than v1 (40 ms against 52 ms, with
-// jitter) and otherwise healthy is rolled back on the latency shift.
+// TestLatencyRollsBack: a v2 30% slower than v1 (200 ms against 260 ms,
+// with jitter) and otherwise healthy is rolled back on the latency shift.
 //
 // Not parallel: umbra measures latency at the gateway, so the gateway's own
-// time is part of both versions' samples and dilutes the ratio
-// ((52+o)/(40+o) must stay above 1.2). Run alone, o is a millisecond or
+// time o is part of both versions' samples and dilutes the ratio
+// ((260+o)/(200+o) must stay above 1.2). Run alone, o is a millisecond or
 // two even under -race; beside the other tests' traffic on two cores it
-// reached 20 ms.
+// reached 20 ms, which broke 40 ms against 52 ms ((52+20)/(40+20) = 1.2).
+// At these delays o would have to reach 100 ms for the ratio to fall to 1.2.
 func TestLatencyRollsBack(t *testing.T) {
 	v1, v2 := newBackend(t, "v1"), newBackend(t, "v2")
-	v1.delay.Store(int64(40 * time.Millisecond))
-	v2.delay.Store(int64(52 * time.Millisecond))
-	v1.jitter.Store(int64(4 * time.Millisecond))
-	v2.jitter.Store(int64(4 * time.Millisecond))
-	dir, data := configDir(t)
-	g := startGW(t, dir, header(data)+fmt.Sprintf(`
+	v1.delay.Store(int64(200 * time.Millisecond))
+	v2.delay.Store(int64(260 * time.Millisecond))
+	v1.jitter.Store(int64(20 * time.Millisecond))
+	v2.jitter.Store(int64(20 * time.Millisecond))
+	g := startGW(t, fmt.Sprintf(`
 backends:
   v1: {endpoints: [%q]}
   v2: {endpoints: [%q]}
@@ -235,7 +233,7 @@ routes:
       analysis: {latency: {max_p99_ratio: 10}, burst: {min_errors: 1000}}
 `, v1.URL, v2.URL))
 
-	tr := startTraffic(t, g.URL+"/api/slow", "user-", 8, 5000)
+	tr := startTraffic(t, g.URL+"/api/slow", "user-", 24, 5000) // ~100 requests/s: mostly waiting
 	st := waitPhase(t, g, "api", rollout.RolledBack)
 	tr.Stop()
 	d := last(st)
@@ -264,8 +262,7 @@ routes:
 func TestQuietServiceHolds(t *testing.T) {
 	t.Parallel()
 	v1, v2 := newBackend(t, "v1"), newBackend(t, "v2")
-	dir, data := configDir(t)
-	g := startGW(t, dir, header(data)+fmt.Sprintf(`
+	g := startGW(t, fmt.Sprintf(`
 backends:
   v1: {endpoints: [%q]}
   v2: {endpoints: [%q]}
@@ -282,7 +279,7 @@ routes:
         - promote: {}
 `, v1.URL, v2.URL))
 
-	got := assign(t, testkit.NewClient(t, 64, waitFor), g.URL+"/q", users("quiet-", 40), 1)
+	got := assign(t, testkit.NewClient(t, 64, testkit.Wait.Timeout), g.URL+"/q", users("quiet-", 40), 1)
 	var canaryN, liveN int
 	for _, by := range got {
 		if by == "v2" {
@@ -295,18 +292,18 @@ routes:
 	// The hold reflecting the final counts appears, then the controller
 	// keeps evaluating without adding to the history.
 	var st rollout.Status
-	poll.UntilTrue(t, "a hold with the final counts", func() bool {
+	testkit.Wait.UntilTrue(t, "a hold with the final counts", func() bool {
 		st = status(t, g, "quiet")
 		return last(st).Action == "hold" && last(st).Reason == want
 	})
 	n := len(st.Decisions)
 	at := last(st).At
 	holds := func() float64 {
-		v, _ := scrape(t, g).Sum("umbra_rollout_decisions_total", map[string]string{"route": "quiet", "action": "hold"})
+		v, _ := g.Scrape(t).Sum("umbra_rollout_decisions_total", map[string]string{"route": "quiet", "action": "hold"})
 		return v
 	}
 	h0 := holds()
-	poll.UntilTrue(t, "five more evaluations", func() bool { return holds() >= h0+5 })
+	testkit.Wait.UntilTrue(t, "five more evaluations", func() bool { return holds() >= h0+5 })
 	st = status(t, g, "quiet")
 	if st.Phase != rollout.Running || st.Step != 0 || st.Weight != 10 {
 		t.Errorf("quiet rollout: phase %s step %d weight %v", st.Phase, st.Step+1, st.Weight)
@@ -341,8 +338,7 @@ func TestErrorBurstRollsBackAtOnce(t *testing.T) {
 	t.Parallel()
 	const minErrors, workers = 10, 4
 	v1, v2 := newBackend(t, "v1"), newBackend(t, "v2")
-	dir, data := configDir(t)
-	g := startGW(t, dir, header(data)+fmt.Sprintf(`
+	g := startGW(t, fmt.Sprintf(`
 backends:
   v1: {endpoints: [%q]}
   v2: {endpoints: [%q]}
@@ -363,7 +359,7 @@ routes:
 `, v1.URL, v2.URL, minErrors))
 
 	tr := startTraffic(t, g.URL+"/b", "user-", workers, 5000)
-	poll.UntilTrue(t, "v2 serving its share", func() bool { return v2.hits.Load() >= 60 })
+	testkit.Wait.UntilTrue(t, "v2 serving its share", func() bool { return v2.hits.Load() >= 60 })
 	if st := status(t, g, "burst"); st.Phase != rollout.Running || st.Weight != 50 {
 		t.Fatalf("before the burst: %+v", st.State)
 	}
@@ -371,7 +367,7 @@ routes:
 	st := waitPhase(t, g, "burst", rollout.RolledBack)
 	// Let traffic flow on: nothing more may reach v2.
 	n := tr.sent.Load()
-	poll.UntilTrue(t, "200 more requests", func() bool { return tr.sent.Load() >= n+200 })
+	testkit.Wait.UntilTrue(t, "200 more requests", func() bool { return tr.sent.Load() >= n+200 })
 	tr.Stop()
 
 	if f := v2.fails.Load(); f < minErrors || f > minErrors+workers {

@@ -6,8 +6,6 @@ import (
 	"io"
 	"net/http"
 	"net/http/httptest"
-	"os"
-	"path/filepath"
 	"strconv"
 	"strings"
 	"sync"
@@ -20,26 +18,13 @@ import (
 	"github.com/umbragw/umbra/test/testkit"
 )
 
-// waitFor bounds every poll: generous for two shared cores under -race,
-// never reached when things work.
-const waitFor = 30 * time.Second
-
-// poll waits up to waitFor for a condition, checking every 20 ms.
-var poll = testkit.Poll{Timeout: waitFor, Interval: 20 * time.Millisecond}
-
 // servedBy is the header the test backends name themselves in.
 const servedBy = "X-Served-By"
 
-// header is the top of every test config: ephemeral loopback ports, no
-// access log (tests send thousands of requests and read no log line) and a
-// short shutdown grace.
-func header(dataDir string) string {
-	return "listen: 127.0.0.1:0\n" +
-		"admin: {listen: 127.0.0.1:0}\n" +
-		"data_dir: " + strconv.Quote(dataDir) + "\n" +
-		"log: {level: info, access: false}\n" +
-		"server: {shutdown_grace: 10s}\n" // above net/http's 5 s for fresh connections
-}
+// top is the top of every test config: no access log (tests send
+// thousands of requests and read no log line) and a shutdown grace above
+// net/http's 5 s for fresh connections.
+var top = testkit.Top{Grace: 10 * time.Second}
 
 // backend is a test upstream. Every answer carries X-Served-By with its
 // name and the same JSON body whatever the version (so comparisons find
@@ -86,29 +71,10 @@ func (b *backend) serve(w http.ResponseWriter, r *http.Request) {
 // failAll makes every later answer a 500 (counting from the next request).
 func (b *backend) failAll() { b.failEvery.Store(1) }
 
-// writeConfig writes a config file in a new temp dir and returns its path
-// and the data_dir to name in it.
-func configDir(t *testing.T) (dir, dataDir string) {
+// startGW starts a gateway on body after the standard top.
+func startGW(t *testing.T, body string) *testkit.Gateway {
 	t.Helper()
-	dir = t.TempDir()
-	return dir, filepath.Join(dir, "data")
-}
-
-// startGW writes yaml (which starts with header(...)) to dir/umbra.yaml and
-// starts a gateway on it.
-func startGW(t *testing.T, dir, yaml string) *testkit.Gateway {
-	t.Helper()
-	return testkit.Start(t, "rollouttest", filepath.Join(dir, "umbra.yaml"), yaml)
-}
-
-// startFile starts a gateway on an existing config file (a restart).
-func startFile(t *testing.T, path string) *testkit.Gateway {
-	t.Helper()
-	yaml, err := os.ReadFile(path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return testkit.Start(t, "rollouttest", path, string(yaml))
+	return testkit.Launch(t, "rollouttest", top, body)
 }
 
 // get sends one request as user and returns the status and who served it.
@@ -137,32 +103,20 @@ func get(c *http.Client, url, user string, hdr ...string) (status int, by string
 func assign(t *testing.T, c *http.Client, url string, users []string, workers int) map[string]string {
 	t.Helper()
 	out := make([]string, len(users))
-	var next atomic.Int64
-	var wg sync.WaitGroup
-	var firstErr atomic.Value
-	for range workers {
-		wg.Go(func() {
-			for {
-				i := int(next.Add(1)) - 1
-				if i >= len(users) {
-					return
-				}
-				_, by, err := get(c, url, users[i])
-				if err != nil {
-					firstErr.CompareAndSwap(nil, err)
-					return
-				}
-				out[i] = by
-			}
-		})
-	}
-	wg.Wait()
-	if err, _ := firstErr.Load().(error); err != nil {
-		t.Fatalf("request: %v", err)
-	}
+	errs := make([]error, len(users))
+	testkit.Parallel(len(users), workers, func(i int) { _, out[i], errs[i] = get(c, url, users[i]) })
+	return byUser(t, users, out, errs)
+}
+
+// byUser pairs users with who served them, failing on the first error.
+func byUser(t *testing.T, users, served []string, errs []error) map[string]string {
+	t.Helper()
 	m := make(map[string]string, len(users))
 	for i, u := range users {
-		m[u] = out[i]
+		if errs[i] != nil {
+			t.Fatalf("%s: %v", u, errs[i])
+		}
+		m[u] = served[i]
 	}
 	return m
 }
@@ -174,33 +128,18 @@ func assignHandler(t *testing.T, g *testkit.Gateway, path string, users []string
 	t.Helper()
 	h := g.Handler()
 	out := make([]string, len(users))
-	codes := make([]int, len(users))
-	var next atomic.Int64
-	var wg sync.WaitGroup
-	for range workers {
-		wg.Go(func() {
-			for {
-				i := int(next.Add(1)) - 1
-				if i >= len(users) {
-					return
-				}
-				req := httptest.NewRequest(http.MethodGet, path, nil)
-				req.Header.Set("X-User-ID", users[i])
-				rec := httptest.NewRecorder()
-				h.ServeHTTP(rec, req)
-				out[i], codes[i] = rec.Header().Get(servedBy), rec.Code
-			}
-		})
-	}
-	wg.Wait()
-	m := make(map[string]string, len(users))
-	for i, u := range users {
-		if codes[i] != http.StatusOK {
-			t.Fatalf("%s: status %d", u, codes[i])
+	errs := make([]error, len(users))
+	testkit.Parallel(len(users), workers, func(i int) {
+		req := httptest.NewRequest(http.MethodGet, path, nil)
+		req.Header.Set("X-User-ID", users[i])
+		rec := httptest.NewRecorder()
+		h.ServeHTTP(rec, req)
+		out[i] = rec.Header().Get(servedBy)
+		if rec.Code != http.StatusOK {
+			errs[i] = fmt.Errorf("status %d", rec.Code)
 		}
-		m[u] = out[i]
-	}
-	return m
+	})
+	return byUser(t, users, out, errs)
 }
 
 func users(prefix string, n int) []string {
@@ -213,9 +152,7 @@ func users(prefix string, n int) []string {
 
 // traffic sends requests from many distinct users until stopped.
 type traffic struct {
-	stop    chan struct{}
-	wg      sync.WaitGroup
-	once    sync.Once
+	*testkit.Loop
 	sent    atomic.Int64
 	errs    atomic.Int64
 	failed  atomic.Int64 // answers with a 5xx status
@@ -234,48 +171,29 @@ func startTraffic(t *testing.T, url, prefix string, workers, pool int) *traffic 
 // replicas behind a load balancer): request i goes to urls[i%len(urls)].
 func startTrafficAll(t *testing.T, urls []string, prefix string, workers, pool int) *traffic {
 	t.Helper()
-	c := testkit.NewClient(t, 64, waitFor)
-	tr := &traffic{stop: make(chan struct{})}
-	var seq atomic.Int64
-	for range workers {
-		tr.wg.Go(func() {
-			for {
-				select {
-				case <-tr.stop:
-					return
-				default:
-				}
-				i := seq.Add(1)
-				// Blocks of 5 requests per gateway: a user's requests land on
-				// every gateway in turn.
-				code, by, err := get(c, urls[(i/5)%int64(len(urls))], prefix+strconv.FormatInt(i%int64(pool), 10))
-				if err != nil {
-					tr.errs.Add(1)
-					tr.lastErr.Store(err)
-					select { // the gateway may be shutting down; do not spin
-					case <-tr.stop:
-						return
-					case <-time.After(10 * time.Millisecond):
-					}
-					continue
-				}
-				tr.sent.Add(1)
-				if code >= 500 {
-					tr.failed.Add(1)
-				}
-				v, _ := tr.byName.LoadOrStore(by, new(atomic.Int64))
-				v.(*atomic.Int64).Add(1)
+	c := testkit.NewClient(t, 64, testkit.Wait.Timeout)
+	tr := &traffic{}
+	tr.Loop = testkit.StartLoop(t, workers, 0, func(i int, stop <-chan struct{}) {
+		// Blocks of 5 requests per gateway: a user's requests land on
+		// every gateway in turn.
+		code, by, err := get(c, urls[(i/5)%len(urls)], prefix+strconv.Itoa(i%pool))
+		if err != nil {
+			tr.errs.Add(1)
+			tr.lastErr.Store(err)
+			select { // the gateway may be shutting down; do not spin
+			case <-stop:
+			case <-time.After(10 * time.Millisecond):
 			}
-		})
-	}
-	t.Cleanup(tr.Stop)
+			return
+		}
+		tr.sent.Add(1)
+		if code >= 500 {
+			tr.failed.Add(1)
+		}
+		v, _ := tr.byName.LoadOrStore(by, new(atomic.Int64))
+		v.(*atomic.Int64).Add(1)
+	})
 	return tr
-}
-
-// Stop ends the traffic and waits for the workers.
-func (tr *traffic) Stop() {
-	tr.once.Do(func() { close(tr.stop) })
-	tr.wg.Wait()
 }
 
 func (tr *traffic) served(name string) int64 {
@@ -285,11 +203,11 @@ func (tr *traffic) served(name string) int64 {
 	return 0
 }
 
-// whileRunning is poll.UntilTrue, failing at once (with the decisions) if the
+// whileRunning is testkit.Wait.UntilTrue, failing at once (with the decisions) if the
 // route's rollout ends meanwhile.
 func whileRunning(t *testing.T, g *testkit.Gateway, route, what string, cond func() bool) {
 	t.Helper()
-	poll.UntilTrue(t, what, func() bool {
+	testkit.Wait.UntilTrue(t, what, func() bool {
 		if cond() {
 			return true
 		}
@@ -307,30 +225,10 @@ func whileRunning(t *testing.T, g *testkit.Gateway, route, what string, cond fun
 // is exercised by the unit tests and TestLatencyRollsBack.
 const calm = "analysis: {latency: {confidence: 0.999, max_p99_ratio: 5}}"
 
-// adminDo calls the admin API and returns the status and body.
-func adminDo(t *testing.T, method, url string) (int, []byte) {
-	t.Helper()
-	req, err := http.NewRequest(method, url, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	resp, err := (&http.Client{Timeout: waitFor}).Do(req)
-	if err != nil {
-		t.Fatalf("%s %s: %v", method, url, err)
-	}
-	defer resp.Body.Close()
-	body, _ := io.ReadAll(resp.Body)
-	return resp.StatusCode, body
-}
-
 // status is GET /api/v1/rollouts/{route}.
 func status(t *testing.T, g *testkit.Gateway, route string) rollout.Status {
 	t.Helper()
-	code, body := adminDo(t, http.MethodGet, g.AdminURL+"/api/v1/rollouts/"+route)
-	if code != http.StatusOK {
-		t.Fatalf("GET rollout %s: %d %s", route, code, body)
-	}
-	return decodeStatus(t, body)
+	return decodeStatus(t, g.GetJSON(t, "/api/v1/rollouts/"+route, nil))
 }
 
 // decodeStatus reads a rollout status. The plan's steps are skipped: the
@@ -350,7 +248,7 @@ func decodeStatus(t *testing.T, body []byte) rollout.Status {
 // command is POST /api/v1/rollouts/{route}/{cmd}.
 func command(t *testing.T, g *testkit.Gateway, route, cmd string) (int, []byte) {
 	t.Helper()
-	return adminDo(t, http.MethodPost, g.AdminURL+"/api/v1/rollouts/"+route+"/"+cmd)
+	return g.AdminDo(t, http.MethodPost, "/api/v1/rollouts/"+route+"/"+cmd, nil)
 }
 
 func mustCommand(t *testing.T, g *testkit.Gateway, route, cmd string) rollout.Status {
@@ -366,7 +264,7 @@ func mustCommand(t *testing.T, g *testkit.Gateway, route, cmd string) rollout.St
 func waitPhase(t *testing.T, g *testkit.Gateway, route, phase string) rollout.Status {
 	t.Helper()
 	var st rollout.Status
-	poll.UntilTrue(t, "rollout "+route+" phase "+phase, func() bool {
+	testkit.Wait.UntilTrue(t, "rollout "+route+" phase "+phase, func() bool {
 		st = status(t, g, route)
 		if st.Phase != phase && st.Phase != rollout.Running && st.Phase != rollout.Paused {
 			t.Fatalf("rollout %s ended %s, want %s:\n%s", route, st.Phase, phase, dump(st.Decisions))
@@ -380,7 +278,7 @@ func waitPhase(t *testing.T, g *testkit.Gateway, route, phase string) rollout.St
 func waitStep(t *testing.T, g *testkit.Gateway, route string, step int) rollout.Status {
 	t.Helper()
 	var st rollout.Status
-	poll.UntilTrue(t, fmt.Sprintf("rollout %s step %d", route, step+1), func() bool {
+	testkit.Wait.UntilTrue(t, fmt.Sprintf("rollout %s step %d", route, step+1), func() bool {
 		st = status(t, g, route)
 		if st.Phase != rollout.Running && st.Phase != rollout.Paused && st.Phase != rollout.Promoted {
 			t.Fatalf("rollout %s ended %s waiting for step %d:\n%s", route, st.Phase, step+1, dump(st.Decisions))
@@ -422,10 +320,4 @@ func dump(ds []rollout.Decision) string {
 		fmt.Fprintf(&b, "  %s step %d %g%% %s: %s %v\n", d.At.Format("15:04:05.000"), d.Step+1, d.Weight, d.Action, d.Reason, d.Inputs)
 	}
 	return b.String()
-}
-
-// scrape reads /metrics.
-func scrape(t *testing.T, g *testkit.Gateway) testkit.Metrics {
-	t.Helper()
-	return testkit.Scrape(t, &http.Client{Timeout: waitFor}, g.AdminURL)
 }

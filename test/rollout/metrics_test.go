@@ -13,8 +13,7 @@ import (
 func TestRolloutMetrics(t *testing.T) {
 	t.Parallel()
 	v1, v2 := newBackend(t, "v1"), newBackend(t, "v2")
-	dir, data := configDir(t)
-	g := startGW(t, dir, header(data)+fmt.Sprintf(`
+	g := startGW(t, fmt.Sprintf(`
 backends:
   v1: {endpoints: [%q]}
   v2: {endpoints: [%q]}
@@ -38,7 +37,7 @@ routes:
 	}
 	check := func(when string, w want) {
 		t.Helper()
-		ms := scrape(t, g)
+		ms := g.Scrape(t)
 		route := map[string]string{"route": "m"}
 		if v, ok := ms.Sum("umbra_rollout_step", route); !ok || v != w.step {
 			t.Errorf("%s: umbra_rollout_step = %v (%v), want %v", when, v, ok, w.step)
@@ -72,8 +71,8 @@ routes:
 	check("idle", want{0, 0, "idle", map[string]float64{"start": 0}})
 	mustCommand(t, g, "m", "start")
 	check("started", want{1, 10, "running", map[string]float64{"start": 1}})
-	poll.UntilTrue(t, "a few holds", func() bool {
-		v, _ := scrape(t, g).Sum("umbra_rollout_decisions_total", map[string]string{"route": "m", "action": "hold"})
+	testkit.Wait.UntilTrue(t, "a few holds", func() bool {
+		v, _ := g.Scrape(t).Sum("umbra_rollout_decisions_total", map[string]string{"route": "m", "action": "hold"})
 		return v >= 3
 	})
 	mustCommand(t, g, "m", "pause")
@@ -81,8 +80,8 @@ routes:
 	mustCommand(t, g, "m", "promote")
 	check("step 2", want{2, 50, "running", map[string]float64{"start": 1, "pause": 1, "promote": 1}})
 
-	assign(t, testkit.NewClient(t, 64, waitFor), g.URL+"/m", users("u-", 400), 4)
-	ms := scrape(t, g)
+	assign(t, testkit.NewClient(t, 64, testkit.Wait.Timeout), g.URL+"/m", users("u-", 400), 4)
+	ms := g.Scrape(t)
 	canary, _ := ms.Sum("umbra_requests_total", map[string]string{"route": "m", "backend": "v2", "role": "canary", "code": "200"})
 	live, _ := ms.Sum("umbra_requests_total", map[string]string{"route": "m", "backend": "v1", "role": "live", "code": "200"})
 	if canary+live != 400 || canary != float64(v2.hits.Load()) || live != float64(v1.hits.Load()) {

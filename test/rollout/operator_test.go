@@ -1,15 +1,9 @@
 package rollouttest
 
 import (
-	"bytes"
-	"errors"
 	"fmt"
 	"net/http"
-	"os"
-	"os/exec"
-	"path/filepath"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -25,8 +19,7 @@ import (
 func TestOperatorCommands(t *testing.T) {
 	t.Parallel()
 	v1, v2 := newBackend(t, "v1"), newBackend(t, "v2")
-	dir, data := configDir(t)
-	g := startGW(t, dir, header(data)+fmt.Sprintf(`
+	g := startGW(t, fmt.Sprintf(`
 backends:
   v1: {endpoints: [%q]}
   v2: {endpoints: [%q]}
@@ -71,7 +64,7 @@ routes:
 		{http.MethodPost, "/api/v1/rollouts/plain/start", http.StatusNotFound}, // a route without a plan
 		{http.MethodGet, "/api/v1/rollouts/plain", http.StatusNotFound},
 	} {
-		code, body := adminDo(t, c.method, g.AdminURL+c.path)
+		code, body := g.AdminDo(t, c.method, c.path, nil)
 		if code != c.want || !strings.Contains(string(body), `"error"`) {
 			t.Errorf("%s %s: %d %s, want %d with an error body", c.method, c.path, code, body, c.want)
 		}
@@ -97,7 +90,7 @@ routes:
 	nDecisions := len(st.Decisions)
 	tr := startTraffic(t, g.URL+"/ops", "user-", 4, 2000)
 	pausedAt := time.Now()
-	poll.UntilTrue(t, "enough traffic for the step and 5 intervals", func() bool {
+	testkit.Wait.UntilTrue(t, "enough traffic for the step and 5 intervals", func() bool {
 		return v2.hits.Load() >= 60 && v1.hits.Load() >= 60 && time.Since(pausedAt) > 500*time.Millisecond
 	})
 	st = status(t, g, "ops")
@@ -126,7 +119,7 @@ routes:
 		!strings.HasPrefix(last(st).Reason, "step passed by operator") {
 		t.Fatalf("promote:\n%s", dump(st.Decisions))
 	}
-	got := assign(t, testkit.NewClient(t, 64, waitFor), g.URL+"/ops", users("probe-", 400), 4)
+	got := assign(t, testkit.NewClient(t, 64, testkit.Wait.Timeout), g.URL+"/ops", users("probe-", 400), 4)
 	onCanary := 0
 	for _, by := range got {
 		if by == "v2" {
@@ -160,7 +153,7 @@ routes:
 	if st.Phase != rollout.Aborted || st.Weight != 0 || last(st).Action != "abort" {
 		t.Fatalf("abort: %+v", st.State)
 	}
-	got = assign(t, testkit.NewClient(t, 64, waitFor), g.URL+"/ops", users("probe-", 400), 4)
+	got = assign(t, testkit.NewClient(t, 64, testkit.Wait.Timeout), g.URL+"/ops", users("probe-", 400), 4)
 	for u, by := range got {
 		if by != "v1" {
 			t.Fatalf("after abort %s was served by %q", u, by)
@@ -171,62 +164,23 @@ routes:
 			t.Errorf("%s after abort: %d %s, want 409", cmd, code, body)
 		}
 	}
-	if v, _ := scrape(t, g).Sum("umbra_rollout_phase", map[string]string{"route": "ops", "phase": "aborted"}); v != 1 {
+	if v, _ := g.Scrape(t).Sum("umbra_rollout_phase", map[string]string{"route": "ops", "phase": "aborted"}); v != 1 {
 		t.Errorf("umbra_rollout_phase{aborted} = %v", v)
 	}
 }
 
-var (
-	buildOnce sync.Once
-	buildPath string
-	buildErr  error
-	buildDir  string
-)
-
 // umbraBinary builds cmd/umbra once per test run.
 func umbraBinary(t *testing.T) string {
 	t.Helper()
-	buildOnce.Do(func() {
-		buildDir, buildErr = os.MkdirTemp("", "umbra-rollouttest-")
-		if buildErr != nil {
-			return
-		}
-		buildPath = filepath.Join(buildDir, "umbra")
-		cmd := exec.Command("go", "build", "-o", buildPath, "github.com/umbragw/umbra/cmd/umbra")
-		var out bytes.Buffer
-		cmd.Stdout, cmd.Stderr = &out, &out
-		if err := cmd.Run(); err != nil {
-			buildErr = fmt.Errorf("go build: %v\n%s", err, out.String())
-		}
-	})
-	if buildErr != nil {
-		t.Fatal(buildErr)
-	}
-	return buildPath
+	return testkit.Umbra(t, testkit.Build{})
 }
 
-// runCLI runs the binary and returns its combined output and exit code.
+// runCLI runs the binary and returns its output (stdout, then stderr)
+// and exit code.
 func runCLI(t *testing.T, bin string, args ...string) (string, int) {
 	t.Helper()
-	cmd := exec.Command(bin, args...)
-	var out bytes.Buffer
-	cmd.Stdout, cmd.Stderr = &out, &out
-	err := cmd.Run()
-	var ee *exec.ExitError
-	switch {
-	case err == nil:
-		return out.String(), 0
-	case errors.As(err, &ee):
-		return out.String(), ee.ExitCode()
-	}
-	t.Fatalf("running %s: %v", bin, err)
-	return "", -1
+	stdout, stderr, code := testkit.Run(t, bin, args...)
+	return stdout + stderr, code
 }
 
-func TestMain(m *testing.M) {
-	code := m.Run()
-	if buildDir != "" {
-		os.RemoveAll(buildDir)
-	}
-	os.Exit(code)
-}
+func TestMain(m *testing.M) { testkit.Main(m) }

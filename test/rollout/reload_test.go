@@ -43,8 +43,7 @@ func TestReloadKeepsRolloutWeight(t *testing.T) {
 		}
 	}
 
-	dir, data := configDir(t)
-	g := startGW(t, dir, header(data)+fmt.Sprintf(`
+	g := startGW(t, fmt.Sprintf(`
 backends:
   v1: {endpoints: [%q]}
   v2: {endpoints: [%q]}
@@ -66,10 +65,10 @@ routes:
 	t.Cleanup(doRelease) // before the gateway's shutdown, which waits for the controller
 
 	tr := startTraffic(t, g.URL+"/r", "warm-", 2, 2000)
-	poll.UntilTrue(t, "the controller asking before_step", func() bool { return asked.Load() > 0 })
+	testkit.Wait.UntilTrue(t, "the controller asking before_step", func() bool { return asked.Load() > 0 })
 	tr.Stop()
 
-	c := testkit.NewClient(t, 64, waitFor)
+	c := testkit.NewClient(t, 64, testkit.Wait.Timeout)
 	probes := users("probe-", 200)
 	before := assign(t, c, g.URL+"/r", probes, 4)
 	var canary []string
@@ -102,7 +101,7 @@ routes:
 		if err != nil {
 			t.Fatalf("reload: %v", err)
 		}
-	case <-time.After(waitFor):
+	case <-time.After(testkit.Wait.Timeout):
 		t.Fatal("reload did not finish")
 	}
 	st := waitStep(t, g, "r", 1)

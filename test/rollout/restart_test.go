@@ -2,7 +2,6 @@ package rollouttest
 
 import (
 	"fmt"
-	"path/filepath"
 	"testing"
 
 	"github.com/umbragw/umbra/internal/rollout"
@@ -17,8 +16,7 @@ import (
 func TestRestartResumes(t *testing.T) {
 	t.Parallel()
 	v1, v2 := newBackend(t, "v1"), newBackend(t, "v2")
-	dir, data := configDir(t)
-	g := startGW(t, dir, header(data)+fmt.Sprintf(`
+	g := startGW(t, fmt.Sprintf(`
 backends:
   v1: {endpoints: [%q]}
   v2: {endpoints: [%q]}
@@ -44,7 +42,7 @@ routes:
 	tr.Stop()
 
 	probes := users("probe-", 300)
-	c := testkit.NewClient(t, 64, waitFor)
+	c := testkit.NewClient(t, 64, testkit.Wait.Timeout)
 	before := assign(t, c, g.URL+"/svc", probes, 4)
 	onCanary := 0
 	for _, by := range before {
@@ -64,7 +62,7 @@ routes:
 		t.Fatalf("Shutdown: %v", err)
 	}
 
-	g2 := startFile(t, filepath.Join(dir, "umbra.yaml"))
+	g2 := g.Restart(t)
 	st2 := status(t, g2, "svc")
 	if st2.Phase != rollout.Running || st2.Step != 1 || st2.Weight != 30 || st2.StepKind != "canary" {
 		t.Fatalf("after the restart: phase %s step %d (%s) weight %v, want running at step 2 (canary) weight 30",
@@ -81,11 +79,11 @@ routes:
 			t.Errorf("decision %d changed: %+v, was %+v", i, d, b)
 		}
 	}
-	if v, _ := scrape(t, g2).Sum("umbra_rollout_weight_percent", map[string]string{"route": "svc"}); v != 30 {
+	if v, _ := g2.Scrape(t).Sum("umbra_rollout_weight_percent", map[string]string{"route": "svc"}); v != 30 {
 		t.Errorf("umbra_rollout_weight_percent after the restart = %v", v)
 	}
 
-	after := assign(t, testkit.NewClient(t, 64, waitFor), g2.URL+"/svc", probes, 4)
+	after := assign(t, testkit.NewClient(t, 64, testkit.Wait.Timeout), g2.URL+"/svc", probes, 4)
 	moved := 0
 	for _, u := range probes {
 		if before[u] != after[u] {

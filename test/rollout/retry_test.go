@@ -9,6 +9,7 @@ import (
 	"testing"
 
 	"github.com/umbragw/umbra/internal/rollout"
+	"github.com/umbragw/umbra/test/testkit"
 )
 
 // TestShadowStepRetryAfterFix: a v2 whose answers differ rolls the shadow
@@ -30,8 +31,7 @@ func TestShadowStepRetryAfterFix(t *testing.T) {
 		fmt.Fprintf(w, `{"user":%q,"path":%q,"ok":%t}`, r.Header.Get("X-User-ID"), r.URL.Path, !broken.Load())
 	}))
 	t.Cleanup(v2.Close)
-	dir, data := configDir(t)
-	g := startGW(t, dir, header(data)+fmt.Sprintf(`
+	g := startGW(t, fmt.Sprintf(`
 backends:
   v1: {endpoints: [%q]}
   v1-secondary: {endpoints: [%q]}
@@ -60,7 +60,7 @@ routes:
 	}
 	// Every copy sent so far is compared before the fix, so the broken
 	// answers all count before the new step's baseline.
-	poll.UntilTrue(t, "every copy compared", func() bool {
+	testkit.Wait.UntilTrue(t, "every copy compared", func() bool {
 		var n int64
 		for _, rr := range g.Diffs().Report("checkout").Routes {
 			for _, e := range rr.Endpoints {

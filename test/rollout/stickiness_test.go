@@ -3,7 +3,6 @@ package rollouttest
 import (
 	"fmt"
 	"math"
-	"os"
 	"testing"
 
 	"github.com/umbragw/umbra/test/testkit"
@@ -24,9 +23,8 @@ func TestStickyMonotoneSplit(t *testing.T) {
 	t.Parallel()
 	const n = 10000
 	v1, v2 := newBackend(t, "v1"), newBackend(t, "v2")
-	dir, data := configDir(t)
 	cfg := func(weight float64) string {
-		return header(data) + fmt.Sprintf(`
+		return fmt.Sprintf(`
 backends:
   v1: {endpoints: [%q]}
   v2: {endpoints: [%q]}
@@ -37,8 +35,8 @@ routes:
     canary: {backend: v2, weight: %g, override_header: X-Umbra-Version}
 `, v1.URL, v2.URL, weight)
 	}
-	g := startGW(t, dir, cfg(5))
-	c := testkit.NewClient(t, 64, waitFor)
+	g := startGW(t, cfg(5))
+	c := testkit.NewClient(t, 64, testkit.Wait.Timeout)
 	keys := users("sticky-", n)
 
 	share := func(m map[string]string) float64 {
@@ -64,12 +62,7 @@ routes:
 	at5 := assignHandler(t, g, "/page", keys, 2)
 	within(share(at5), 5)
 
-	if err := os.WriteFile(g.Path, []byte(cfg(25)), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	if err := g.Reload(); err != nil {
-		t.Fatalf("reload: %v", err)
-	}
+	g.Reconfigure(t, cfg(25))
 	at25 := assignHandler(t, g, "/page", keys, 2)
 	within(share(at25), 25)
 

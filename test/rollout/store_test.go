@@ -21,8 +21,8 @@ import (
 // promotedConfig is a route whose config puts 5% of callers on the canary
 // and whose rollout an operator promotes (everyone on v2), and a plain
 // route that never uses the store.
-func promotedConfig(data, v1, v2, extra string) string {
-	return header(data) + extra + fmt.Sprintf(`
+func promotedConfig(v1, v2, extra string) string {
+	return extra + fmt.Sprintf(`
 backends:
   v1: {endpoints: [%q]}
   v2: {endpoints: [%q]}
@@ -43,11 +43,11 @@ routes:
 `, v1, v2)
 }
 
-// promote starts a gateway on yaml, promotes the svc rollout by operator
+// promote starts a gateway on body, promotes the svc rollout by operator
 // commands and stops it, leaving a store that says "promoted".
-func promote(t *testing.T, dir, yaml string) string {
+func promote(t *testing.T, body string) *testkit.Gateway {
 	t.Helper()
-	g := startGW(t, dir, yaml)
+	g := startGW(t, body)
 	mustCommand(t, g, "svc", "start")
 	if st := mustCommand(t, g, "svc", "promote"); st.Phase != rollout.Promoted || st.Weight != 100 {
 		t.Fatalf("after promote: %+v", st.State)
@@ -55,7 +55,7 @@ func promote(t *testing.T, dir, yaml string) string {
 	if err := g.Stop(); err != nil {
 		t.Fatal(err)
 	}
-	return filepath.Join(dir, "umbra.yaml")
+	return g
 }
 
 // checkHeld checks a restarted gateway: it serves every route, and the svc
@@ -63,7 +63,7 @@ func promote(t *testing.T, dir, yaml string) string {
 // with a reason on the API, the metrics and an ERROR in the log.
 func checkHeld(t *testing.T, g *testkit.Gateway, why string, recovered float64) {
 	t.Helper()
-	c := testkit.NewClient(t, 8, waitFor)
+	c := testkit.NewClient(t, 8, testkit.Wait.Timeout)
 	for _, path := range []string{"/plain", "/svc"} {
 		if code, _, err := get(c, g.URL+path, "u1"); err != nil || code != http.StatusOK {
 			t.Errorf("GET %s after the restart: %d %v", path, code, err)
@@ -77,7 +77,7 @@ func checkHeld(t *testing.T, g *testkit.Gateway, why string, recovered float64) 
 	if d := last(st); d.Action != "held" || d.Weight != 5 {
 		t.Errorf("last decision %+v, want held at 5", d)
 	}
-	m := scrape(t, g)
+	m := g.Scrape(t)
 	if v, _ := m.Sum("umbra_rollout_phase", map[string]string{"route": "svc", "phase": "held"}); v != 1 {
 		t.Errorf(`umbra_rollout_phase{phase="held"} = %v`, v)
 	}
@@ -118,14 +118,13 @@ func TestDamagedStoreHoldsRollout(t *testing.T) {
 	// Deleted: the rollout marked the store as holding state.
 	for _, kind := range []string{testkit.DamageTruncated, testkit.DamageFreelist, testkit.DamageRoot, testkit.DamageEmpty, testkit.DamageDeleted} {
 		t.Run(kind, func(t *testing.T) {
-			dir, data := configDir(t)
-			path := promote(t, dir, promotedConfig(data, v1.URL, v2.URL, ""))
-			db := filepath.Join(data, store.FileName)
+			p := promote(t, promotedConfig(v1.URL, v2.URL, ""))
+			db := filepath.Join(p.DataDir, store.FileName)
 			if fi, err := os.Stat(db); err != nil || fi.Size() <= 16<<10 {
 				t.Fatalf("store file: %v %v", fi, err)
 			}
 			testkit.DamageStore(t, db, kind, "")
-			g := startFile(t, path)
+			g := p.Restart(t)
 			checkHeld(t, g, "store was replaced", 1)
 			if log := g.Log.String(); !strings.Contains(log, "level=ERROR msg=\"the store file was damaged") {
 				t.Errorf("no ERROR for the damaged file:\n%s", testkit.Tail(log, 20))
@@ -139,7 +138,7 @@ func TestDamagedStoreHoldsRollout(t *testing.T) {
 
 			// Held is saved: a restart on the new store is still held, and
 			// the operator's promote is what moves callers.
-			g = startFile(t, path)
+			g = g.Restart(t)
 			st := status(t, g, "svc")
 			if st.Phase != rollout.Held || st.Weight != 5 {
 				t.Fatalf("second restart: %+v", st.State)
@@ -157,12 +156,10 @@ func TestDamagedStoreHoldsRollout(t *testing.T) {
 func TestDamagedStoreFailsWhenAsked(t *testing.T) {
 	t.Parallel()
 	v1, v2 := newBackend(t, "v1"), newBackend(t, "v2")
-	dir, data := configDir(t)
-	yaml := promotedConfig(data, v1.URL, v2.URL, "store: {on_corruption: fail}\n")
-	path := promote(t, dir, yaml)
-	db := filepath.Join(data, store.FileName)
+	p := promote(t, promotedConfig(v1.URL, v2.URL, "store: {on_corruption: fail}\n"))
+	db := filepath.Join(p.DataDir, store.FileName)
 	testkit.DamageStore(t, db, testkit.DamageRoot, "")
-	cfg, err := config.Parse(path, []byte(yaml))
+	cfg, err := config.Load(p.Path)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -185,9 +182,8 @@ func TestDamagedStoreFailsWhenAsked(t *testing.T) {
 func TestUnreadableRolloutStateHolds(t *testing.T) {
 	t.Parallel()
 	v1, v2 := newBackend(t, "v1"), newBackend(t, "v2")
-	dir, data := configDir(t)
-	path := promote(t, dir, promotedConfig(data, v1.URL, v2.URL, ""))
-	db, err := bolt.Open(filepath.Join(data, store.FileName), 0o600, nil)
+	p := promote(t, promotedConfig(v1.URL, v2.URL, ""))
+	db, err := bolt.Open(filepath.Join(p.DataDir, store.FileName), 0o600, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -200,6 +196,6 @@ func TestUnreadableRolloutStateHolds(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	g := startFile(t, path)
+	g := p.Restart(t)
 	checkHeld(t, g, "unreadable", 0)
 }

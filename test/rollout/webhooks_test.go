@@ -12,6 +12,7 @@ import (
 	"testing"
 
 	"github.com/umbragw/umbra/internal/rollout"
+	"github.com/umbragw/umbra/test/testkit"
 )
 
 // hooks is a webhook receiver: each path answers the status the test sets
@@ -70,7 +71,6 @@ func TestWebhooks(t *testing.T) {
 	h.set("/a/confirm", http.StatusServiceUnavailable)
 	h.set("/b/before", http.StatusGone)
 	h.set("/c/rollback", http.StatusInternalServerError) // ignored
-	dir, data := configDir(t)
 	plan := func(route string) string {
 		return fmt.Sprintf(`
     rollout:
@@ -88,7 +88,7 @@ func TestWebhooks(t *testing.T) {
         timeout: 2s
 `, h.URL, route)
 	}
-	g := startGW(t, dir, header(data)+fmt.Sprintf(`
+	g := startGW(t, fmt.Sprintf(`
 backends:
   v1: {endpoints: [%q]}
   v2: {endpoints: [%q]}
@@ -160,7 +160,7 @@ routes:
 
 	// c: a failing canary is rolled back and on_rollback is told.
 	st = waitPhase(t, g, "c", rollout.RolledBack)
-	poll.UntilTrue(t, "on_rollback called", func() bool { return len(h.received("/c/rollback")) == 1 })
+	testkit.Wait.UntilTrue(t, "on_rollback called", func() bool { return len(h.received("/c/rollback")) == 1 })
 	ev = h.received("/c/rollback")[0]
 	want = map[string]any{"event": "rollback", "route": "c", "step": float64(1), "step_kind": "canary", "weight": float64(0), "phase": "rolled_back"}
 	for k, v := range want {

@@ -51,11 +51,20 @@ func StartEtcd(t testing.TB) *Etcd {
 		}
 		t.Skip("no etcd binary: install Debian's etcd-server (as .ci/run does) or set UMBRA_TEST_ETCD")
 	}
-	e := &Etcd{
-		URL: "http://" + FreeAddr(t), peer: "http://" + FreeAddr(t),
-		Dir: filepath.Join(t.TempDir(), "etcd"), t: t, log: &LogBuffer{},
+	e := &Etcd{Dir: filepath.Join(t.TempDir(), "etcd"), t: t, log: &LogBuffer{}}
+	// A port FreeAddr found free may be taken by another process before
+	// etcd binds it: try fresh ports a few times.
+	for attempt := 1; ; attempt++ {
+		e.URL, e.peer = "http://"+FreeAddr(t), "http://"+FreeAddr(t)
+		err := e.start()
+		if err == nil {
+			break
+		}
+		if attempt == 5 || !strings.Contains(err.Error(), "address already in use") {
+			t.Fatal(err)
+		}
+		e.log = &LogBuffer{}
 	}
-	e.Start()
 	t.Cleanup(func() {
 		e.Stop()
 		if t.Failed() {
@@ -78,6 +87,12 @@ func FreeAddr(t testing.TB) string {
 // Start runs the server (again) and waits until it answers /health.
 func (e *Etcd) Start() {
 	e.t.Helper()
+	if err := e.start(); err != nil {
+		e.t.Fatal(err)
+	}
+}
+
+func (e *Etcd) start() error {
 	e.cmd = exec.Command(EtcdBinary(),
 		"--name", "test", "--data-dir", e.Dir,
 		"--listen-client-urls", e.URL, "--advertise-client-urls", e.URL,
@@ -87,7 +102,7 @@ func (e *Etcd) Start() {
 		"--logger", "zap", "--log-level", "warn")
 	e.cmd.Stdout, e.cmd.Stderr = e.log, e.log
 	if err := e.cmd.Start(); err != nil {
-		e.t.Fatalf("starting etcd: %v", err)
+		return fmt.Errorf("starting etcd: %v", err)
 	}
 	e.exit = make(chan struct{})
 	go func(cmd *exec.Cmd, exit chan struct{}) {
@@ -100,16 +115,16 @@ func (e *Etcd) Start() {
 		if err == nil {
 			resp.Body.Close()
 			if resp.StatusCode == http.StatusOK {
-				return
+				return nil
 			}
 		}
 		select {
 		case <-e.exit:
-			e.t.Fatalf("etcd exited at start:\n%s", Tail(e.log.String(), 30))
+			return fmt.Errorf("etcd exited at start:\n%s", Tail(e.log.String(), 30))
 		default:
 		}
 		if time.Now().After(deadline) {
-			e.t.Fatalf("etcd did not become healthy: %v\n%s", err, Tail(e.log.String(), 30))
+			return fmt.Errorf("etcd did not become healthy: %v\n%s", err, Tail(e.log.String(), 30))
 		}
 		time.Sleep(20 * time.Millisecond)
 	}
