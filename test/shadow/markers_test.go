@@ -263,7 +263,7 @@ routes:
 // never saw it.
 func TestHostHeaderMatch(t *testing.T) {
 	live := newUpstream(t, "live", nil)
-	ups := map[string]*upstream{}
+	ups := map[string]*testkit.Upstream{}
 	yaml := fmt.Sprintf("backends:\n  live: {endpoints: [%q]}\n", live.URL)
 	for _, n := range []string{"beta", "re", "present", "absent"} {
 		ups[n] = newUpstream(t, n, nil)
@@ -279,7 +279,7 @@ func TestHostHeaderMatch(t *testing.T) {
       - {backend: present, percent: 100, match: {headers: [{name: Host}]}}
       - {backend: absent, percent: 100, match: {headers: [{name: Host, present: false}]}}
 `)
-	c := testkit.NewClient(t, 1, waitFor)
+	c := testkit.NewClient(t, 1, testkit.Wait.Timeout)
 	reqs := []struct {
 		host string
 		want []string
@@ -305,7 +305,7 @@ func TestHostHeaderMatch(t *testing.T) {
 		}
 		for i, rq := range reqs {
 			in := slices.Contains(rq.want, name)
-			if got := len(u.byHeader("X-Seq", fmt.Sprint(i))); got != map[bool]int{true: 1, false: 0}[in] {
+			if got := len(u.ByHeader("X-Seq", fmt.Sprint(i))); got != map[bool]int{true: 1, false: 0}[in] {
 				t.Errorf("%s got %d copies of the request with Host %s, want match = %v", name, got, rq.host, in)
 			}
 		}
