@@ -46,11 +46,11 @@ func TestFaultsNeverLeak(t *testing.T) {
 				tc.prepare(s)
 			}
 			answers := s.run(t, "f", n, 16)
-			poll.Until(t, "every copy answered", func() (bool, string) {
+			testkit.Slow.Until(t, "every copy answered", func() (bool, string) {
 				return s.v2.count() == n && s.v1b.count() == n, fmt.Sprintf("v2 %d v1b %d", s.v2.count(), s.v1b.count())
 			})
 			// A slow provider counts a charge once it has answered it.
-			poll.Until(t, "the provider answered", func() (bool, string) {
+			testkit.Slow.Until(t, "the provider answered", func() (bool, string) {
 				c, _, _ := s.prov.snapshot()
 				return len(c) >= n*len(tc.kinds), fmt.Sprint(len(c))
 			})
@@ -80,15 +80,15 @@ func TestFaultsNeverLeak(t *testing.T) {
 			if len(fraud) != 0 {
 				t.Errorf("v2's fraud check reached the provider")
 			}
-			if v := s.metric(t, "umbra_egress_shadow_leaked_total"); v != 0 {
+			if v := s.gw.Metric(t, "umbra_egress_shadow_leaked_total"); v != 0 {
 				t.Errorf("leaked = %v", v)
 			}
-			if v := s.metric(t, "umbra_egress_requests_total", "role", "shadow", "outcome", "forwarded"); v != 0 {
+			if v := s.gw.Metric(t, "umbra_egress_requests_total", "role", "shadow", "outcome", "forwarded"); v != 0 {
 				t.Errorf("shadow calls forwarded: %v", v)
 			}
 			if tc.outcome != "" {
-				if v := s.metric(t, "umbra_egress_requests_total", "role", "shadow", "outcome", tc.outcome); v == 0 {
-					m, _ := testkitScrape(s)
+				if v := s.gw.Metric(t, "umbra_egress_requests_total", "role", "shadow", "outcome", tc.outcome); v == 0 {
+					m := movedMetrics(t, s)
 					t.Errorf("no shadow call was %s:\n%s", tc.outcome, m)
 				}
 			}
@@ -114,7 +114,7 @@ func TestCanaryCallsReachProvider(t *testing.T) {
 	if s.v1.served.Load() != 0 || s.v2.served.Load() != n {
 		t.Errorf("v1 served %d, v2 %d; want 0 and %d", s.v1.served.Load(), s.v2.served.Load(), n)
 	}
-	if v := s.metric(t, "umbra_egress_requests_total", "role", "canary", "outcome", "forwarded"); v != 4*n {
+	if v := s.gw.Metric(t, "umbra_egress_requests_total", "role", "canary", "outcome", "forwarded"); v != 4*n {
 		t.Errorf("canary forwarded = %v, want %d", v, 4*n)
 	}
 	var sim struct {
@@ -122,7 +122,7 @@ func TestCanaryCallsReachProvider(t *testing.T) {
 			Pairs []json.RawMessage `json:"pairs"`
 		} `json:"data"`
 	}
-	s.getJSON(t, "/api/v1/egress/payments/simulation", &sim)
+	s.gw.GetJSON(t, "/api/v1/egress/payments/simulation", &sim)
 	if len(sim.Data.Pairs) != 4*n {
 		t.Errorf("recorded %d canary calls, want %d", len(sim.Data.Pairs), 4*n)
 	}
@@ -132,7 +132,7 @@ func TestCanaryCallsReachProvider(t *testing.T) {
 func TestPlainProxyHosts(t *testing.T) {
 	s := start(t, options{route: "    key: \"header:X-User-ID\"\n", svc: "      hosts: [api.payments.example]\n"})
 	proxyURL, _ := url.Parse("http://" + s.gw.EgressAddr())
-	client := &http.Client{Transport: &http.Transport{Proxy: http.ProxyURL(proxyURL)}, Timeout: waitFor}
+	client := &http.Client{Transport: &http.Transport{Proxy: http.ProxyURL(proxyURL)}, Timeout: testkit.Slow.Timeout}
 	resp, err := client.Post("http://api.payments.example/v1/charges", "application/json",
 		strings.NewReader(`{"checkout_id":"p-1","kind":"charge","amount":5}`))
 	if err != nil {

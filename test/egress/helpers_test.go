@@ -8,7 +8,6 @@ import (
 	"math/rand/v2"
 	"net/http"
 	"net/http/httptest"
-	"path/filepath"
 	"strconv"
 	"strings"
 	"sync"
@@ -18,10 +17,6 @@ import (
 
 	"github.com/umbragw/umbra/test/testkit"
 )
-
-const waitFor = 60 * time.Second
-
-var poll = testkit.Poll{Timeout: waitFor, Interval: 10 * time.Millisecond}
 
 // ---- the stand-in payment provider ----
 
@@ -250,7 +245,7 @@ const shadowRoute = `    shadow:
 func start(t *testing.T, o options) *setup {
 	t.Helper()
 	s := &setup{prov: newProvider(t), v1: newCheckout(t, "v1"), v1b: newCheckout(t, "v1"), v2: newCheckout(t, "v2"),
-		client: testkit.NewClient(t, 128, waitFor)}
+		client: testkit.NewClient(t, 128, testkit.Slow.Timeout)}
 	upstream := s.prov.URL
 	if o.upstream != "" {
 		upstream = o.upstream
@@ -258,17 +253,8 @@ func start(t *testing.T, o options) *setup {
 	if o.route == "" {
 		o.route = shadowRoute
 	}
-	dir := t.TempDir()
-	cfg := "listen: 127.0.0.1:0\n" +
-		"admin: {listen: 127.0.0.1:0}\n" +
-		"data_dir: " + strconv.Quote(filepath.Join(dir, "data")) + "\n" +
-		"log: {level: info, access: false}\n" +
-		"server: {shutdown_grace: 5s}\n" +
-		"comparison: {queue_size: 100000, workers: 2}\n" + o.top +
-		"backends:\n" +
-		"  v1: {endpoints: [\"" + s.v1.URL + "\"]}\n" +
-		"  v1b: {endpoints: [\"" + s.v1b.URL + "\"]}\n" +
-		"  v2: {endpoints: [\"" + s.v2.URL + "\"]}\n" +
+	cfg := "comparison: {queue_size: 100000, workers: 2}\n" + o.top +
+		testkit.Backends("v1", s.v1.URL, "v1b", s.v1b.URL, "v2", s.v2.URL) +
 		"routes:\n" +
 		"  - name: checkout\n" +
 		"    match: {path_prefix: /checkout}\n" +
@@ -279,7 +265,8 @@ func start(t *testing.T, o options) *setup {
 		"    payments:\n" +
 		"      upstream: " + strconv.Quote(upstream) + "\n" +
 		"      endpoints: [\"/v1/charges/{id}\"]\n" + o.svc
-	s.gw = testkit.Start(t, "egresstest", filepath.Join(dir, "umbra.yaml"), cfg)
+	s.gw = testkit.Launch(t, "egresstest", testkit.Top{}, cfg)
+	s.gw.Poll = testkit.Slow
 	name := "payments"
 	if o.service != "" {
 		name = o.service
@@ -322,64 +309,24 @@ func (s *setup) checkout(t testing.TB, id string, hdr ...string) (int, string) {
 func (s *setup) run(t *testing.T, prefix string, n, concurrency int, hdr ...string) map[string]string {
 	var mu sync.Mutex
 	answers := map[string]string{}
-	var next atomic.Int64
-	var wg sync.WaitGroup
-	for range concurrency {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			for {
-				i := next.Add(1) - 1
-				if i >= int64(n) {
-					return
-				}
-				id := fmt.Sprintf("%s-%05d", prefix, i)
-				code, body := s.checkout(t, id, hdr...)
-				mu.Lock()
-				answers[id] = strconv.Itoa(code) + " " + body
-				mu.Unlock()
-			}
-		}()
-	}
-	wg.Wait()
+	testkit.Parallel(n, concurrency, func(i int) {
+		id := fmt.Sprintf("%s-%05d", prefix, i)
+		code, body := s.checkout(t, id, hdr...)
+		mu.Lock()
+		answers[id] = strconv.Itoa(code) + " " + body
+		mu.Unlock()
+	})
 	return answers
 }
 
-func (s *setup) metric(t *testing.T, name string, labels ...string) float64 {
-	m := testkit.Scrape(t, s.client, s.gw.AdminURL)
-	v, _ := m.Sum(name, testkit.Labels(labels...))
-	return v
-}
-
-// getJSON decodes an admin API answer.
-func (s *setup) getJSON(t *testing.T, path string, v any) {
-	t.Helper()
-	resp, err := s.client.Get(s.gw.AdminURL + path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer resp.Body.Close()
-	b, _ := io.ReadAll(resp.Body)
-	if resp.StatusCode != 200 {
-		t.Fatalf("GET %s: %d %s", path, resp.StatusCode, b)
-	}
-	if err := json.Unmarshal(b, v); err != nil {
-		t.Fatalf("GET %s: %v: %s", path, err, b)
-	}
-}
-
-func testkitScrape(s *setup) (string, error) {
-	resp, err := s.client.Get(s.gw.AdminURL + "/metrics")
-	if err != nil {
-		return "", err
-	}
-	defer resp.Body.Close()
-	b, _ := io.ReadAll(resp.Body)
+// movedMetrics is the non-zero egress and shadow series of a scrape, for
+// failure messages.
+func movedMetrics(t *testing.T, s *setup) string {
 	var out []string
-	for _, l := range strings.Split(string(b), "\n") {
-		if (strings.HasPrefix(l, "umbra_egress") || strings.HasPrefix(l, "umbra_shadow_requests")) && !strings.HasSuffix(l, " 0") && !strings.Contains(l, "_bucket") {
+	for _, l := range strings.Split(testkit.Filter(s.gw.ScrapeText(t), "umbra_egress", "umbra_shadow_requests"), "\n") {
+		if !strings.HasSuffix(l, " 0") && !strings.Contains(l, "_bucket") {
 			out = append(out, l)
 		}
 	}
-	return strings.Join(out, "\n"), nil
+	return strings.Join(out, "\n")
 }

@@ -13,6 +13,7 @@ import (
 
 	"github.com/umbragw/umbra/internal/egress"
 	"github.com/umbragw/umbra/internal/rollout"
+	"github.com/umbragw/umbra/test/testkit"
 )
 
 // fraudSimulation is a hand-written Hoverfly v5 file for the call only v2
@@ -61,13 +62,13 @@ func TestHoverflyImportExportReimport(t *testing.T) {
 	// The same third party (the exported pairs match on its host).
 	b := start(t, options{upstream: a.prov.URL, svc: "      simulations: [" + strconv.Quote(exportFile) + ", " + strconv.Quote(fraudFile) + "]\n"})
 	answers := b.run(t, "i", n, 4)
-	poll.UntilTrue(t, "v2 answered every copy", func() bool { return b.v2.count() == n && b.v1b.count() == n })
+	testkit.Slow.UntilTrue(t, "v2 answered every copy", func() bool { return b.v2.count() == n && b.v1b.count() == n })
 	for id, live := range answers {
 		if got, _ := b.v2.answerOf(id); "200 "+got != live {
 			t.Errorf("v2's answer to %s = %s, live %s", id, got, live)
 		}
 	}
-	if v := b.metric(t, "umbra_egress_requests_total", "role", "shadow", "outcome", "simulated"); v != n {
+	if v := b.gw.Metric(t, "umbra_egress_requests_total", "role", "shadow", "outcome", "simulated"); v != n {
 		t.Errorf("simulated = %v, want %d (v2's fraud checks)", v, n)
 	}
 	// Re-import: shadow calls (X-Umbra-Shadow, no trace umbra knows)
@@ -112,8 +113,8 @@ func TestOutboundRegressionRollsBack(t *testing.T) {
 	s := start(t, options{route: route})
 	s.run(t, "r", 60, 8)
 	var st rollout.Status
-	poll.Until(t, "the rollout to roll back", func() (bool, string) {
-		s.getJSON(t, "/api/v1/rollouts/checkout", &st)
+	testkit.Slow.Until(t, "the rollout to roll back", func() (bool, string) {
+		s.gw.GetJSON(t, "/api/v1/rollouts/checkout", &st)
 		return st.Phase == rollout.RolledBack, st.Phase
 	})
 	last := st.Decisions[len(st.Decisions)-1]

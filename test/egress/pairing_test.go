@@ -7,6 +7,7 @@ import (
 	"testing"
 
 	"github.com/umbragw/umbra/internal/diffs"
+	"github.com/umbragw/umbra/test/testkit"
 )
 
 // The core promise: with v2 shadowed at 100% and writes allowed, the
@@ -31,11 +32,11 @@ func TestShadowedCheckoutsChargeOnce(t *testing.T) {
 				b, _ := s.v2.answerOf(id)
 				t.Logf("%s live %s v1b %s v2 %s", id, answers[id], a, b)
 			}
-			m, _ := testkitScrape(s)
+			m := movedMetrics(t, s)
 			t.Logf("metrics:\n%s", m)
 		}
 	}()
-	poll.Until(t, "every copy answered", func() (bool, string) {
+	testkit.Slow.Until(t, "every copy answered", func() (bool, string) {
 		return s.v2.count() == n && s.v1b.count() == n, fmt.Sprintf("v2 %d, v1b %d of %d", s.v2.count(), s.v1b.count(), n)
 	})
 	charges, gets, fraud := s.prov.snapshot()
@@ -69,23 +70,23 @@ func TestShadowedCheckoutsChargeOnce(t *testing.T) {
 	if len(fraud) != 0 {
 		t.Errorf("v2's fraud check reached the provider %d times", len(fraud))
 	}
-	if v := s.metric(t, "umbra_egress_shadow_leaked_total"); v != 0 {
+	if v := s.gw.Metric(t, "umbra_egress_shadow_leaked_total"); v != 0 {
 		t.Errorf("umbra_egress_shadow_leaked_total = %v", v)
 	}
-	if v := s.metric(t, "umbra_egress_requests_total", "service", "payments", "role", "live", "outcome", "forwarded"); v != float64(3*n) {
+	if v := s.gw.Metric(t, "umbra_egress_requests_total", "service", "payments", "role", "live", "outcome", "forwarded"); v != float64(3*n) {
 		t.Errorf("live forwarded = %v, want %d", v, 3*n)
 	}
 	// v2: 3 replayed + the fraud check unmatched; v1b: 3 replayed.
-	if v := s.metric(t, "umbra_egress_requests_total", "service", "payments", "role", "shadow", "outcome", "replayed"); v != float64(6*n) {
+	if v := s.gw.Metric(t, "umbra_egress_requests_total", "service", "payments", "role", "shadow", "outcome", "replayed"); v != float64(6*n) {
 		t.Errorf("shadow replayed = %v, want %d", v, 6*n)
 	}
-	if v := s.metric(t, "umbra_egress_requests_total", "service", "payments", "role", "shadow", "outcome", "unmatched"); v != float64(n) {
+	if v := s.gw.Metric(t, "umbra_egress_requests_total", "service", "payments", "role", "shadow", "outcome", "unmatched"); v != float64(n) {
 		t.Errorf("shadow unmatched = %v, want %d", v, n)
 	}
 
 	var rep diffs.Report
-	poll.Until(t, "outbound calls compared", func() (bool, string) {
-		s.getJSON(t, "/api/v1/diffs", &rep)
+	testkit.Slow.Until(t, "outbound calls compared", func() (bool, string) {
+		s.gw.GetJSON(t, "/api/v1/diffs", &rep)
 		ep := endpoint(rep, "egress payments POST /v1/charges")
 		return ep != nil && ep.Compared == int64(2*n), fmt.Sprintf("%+v", ep)
 	})

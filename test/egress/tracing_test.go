@@ -7,6 +7,8 @@ import (
 	"strings"
 	"sync"
 	"testing"
+
+	"github.com/umbragw/umbra/test/testkit"
 )
 
 // TestShadowedCheckoutsWithTracing: with OpenTelemetry tracing on (every
@@ -33,7 +35,7 @@ func TestShadowedCheckoutsWithTracing(t *testing.T) {
 		code, body := s.checkout(t, id, "Traceparent", fmt.Sprintf("00-4bf92f3577b34da6a3ce929d0e%06x-00f067aa0ba902b7-01", i))
 		answers[id] = fmt.Sprint(code, " ", body)
 	}
-	poll.Until(t, "every copy answered", func() (bool, string) {
+	testkit.Slow.Until(t, "every copy answered", func() (bool, string) {
 		return s.v2.count() == 2*n && s.v1b.count() == 2*n, fmt.Sprintf("v2 %d, v1b %d of %d", s.v2.count(), s.v1b.count(), 2*n)
 	})
 	charges, _, fraud := s.prov.snapshot()
@@ -55,10 +57,10 @@ func TestShadowedCheckoutsWithTracing(t *testing.T) {
 	if len(fraud) != 0 {
 		t.Errorf("v2's fraud check reached the provider %d times", len(fraud))
 	}
-	if v := s.metric(t, "umbra_egress_shadow_leaked_total"); v != 0 {
+	if v := s.gw.Metric(t, "umbra_egress_shadow_leaked_total"); v != 0 {
 		t.Errorf("umbra_egress_shadow_leaked_total = %v", v)
 	}
-	if v := s.metric(t, "umbra_egress_requests_total", "service", "payments", "role", "shadow", "outcome", "replayed"); v != float64(6*2*n) {
+	if v := s.gw.Metric(t, "umbra_egress_requests_total", "service", "payments", "role", "shadow", "outcome", "replayed"); v != float64(6*2*n) {
 		t.Errorf("shadow replayed = %v, want %d", v, 6*2*n)
 	}
 	if err := s.gw.Tracer().ForceFlush(t.Context()); err != nil {
