@@ -1,6 +1,7 @@
 package testkit
 
 import (
+	"cmp"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -16,32 +17,34 @@ import (
 // the log and a shutdown grace short enough that a test bug cannot hang
 // cleanup.
 type Top struct {
+	Listen  string        // listen; "127.0.0.1:0" when empty
+	AdminAt string        // admin.listen; "127.0.0.1:0" when empty
 	DataDir string        // data_dir; Launch fills in DIR/data when empty
 	Access  bool          // log.access: on where the race detector should see the access log
 	Level   string        // log.level; "info" when empty
+	NoLog   bool          // no log line: the body has a log block of its own
 	Grace   time.Duration // server.shutdown_grace; 5s when zero
 	Admin   string        // extra keys of the admin block ("token_file: ..."), or ""
 }
 
 // YAML renders the top. A DataDir of "" leaves data_dir out.
 func (tp Top) YAML() string {
-	level, grace := tp.Level, tp.Grace
-	if level == "" {
-		level = "info"
-	}
-	if grace == 0 {
-		grace = 5 * time.Second
-	}
-	admin := "admin: {listen: 127.0.0.1:0}\n"
-	if tp.Admin != "" {
-		admin = "admin: {listen: 127.0.0.1:0, " + tp.Admin + "}\n"
-	}
+	level, grace := cmp.Or(tp.Level, "info"), cmp.Or(tp.Grace, 5*time.Second)
+	listen, adminAt := cmp.Or(tp.Listen, "127.0.0.1:0"), cmp.Or(tp.AdminAt, "127.0.0.1:0")
 	var b strings.Builder
-	b.WriteString("listen: 127.0.0.1:0\n" + admin)
+	fmt.Fprintf(&b, "listen: %s\n", listen)
+	if tp.Admin != "" {
+		fmt.Fprintf(&b, "admin: {listen: %s, %s}\n", adminAt, tp.Admin)
+	} else {
+		fmt.Fprintf(&b, "admin: {listen: %s}\n", adminAt)
+	}
 	if tp.DataDir != "" {
 		b.WriteString("data_dir: " + strconv.Quote(tp.DataDir) + "\n")
 	}
-	fmt.Fprintf(&b, "log: {level: %s, access: %t}\nserver: {shutdown_grace: %s}\n", level, tp.Access, grace)
+	if !tp.NoLog {
+		fmt.Fprintf(&b, "log: {level: %s, access: %t}\n", level, tp.Access)
+	}
+	fmt.Fprintf(&b, "server: {shutdown_grace: %s}\n", grace)
 	return b.String()
 }
 

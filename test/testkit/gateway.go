@@ -23,6 +23,10 @@ const logTailLines = 60
 // work, since a poll returns as soon as its condition holds.
 var Wait = Poll{Timeout: 30 * time.Second, Interval: 10 * time.Millisecond}
 
+// Slow is the poll of waits for heavy work: thousands of requests through
+// shadow, comparison and egress, or a browser rendering a page.
+var Slow = Poll{Timeout: time.Minute, Interval: 20 * time.Millisecond}
+
 // Gateway is a started gateway with its addresses, config file and log.
 type Gateway struct {
 	*gateway.Gateway
