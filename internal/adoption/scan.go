@@ -276,4 +276,3 @@ func keyEqual(raw []byte, name string) bool {
 	}
 	return string(raw) == name
 }
-

@@ -328,7 +328,7 @@ func (b *Backend) sendTraced(ctx context.Context, e *endpoint, req *http.Request
 	span := b.tracer.StartAttempt(ctx, b.name, e.url, req, resend)
 	resp, err := b.sendOnce(ctx, e, req, opts)
 	if err != nil {
-		tracing.EndAttempt(span, 0, ErrorKind(err))
+		tracing.EndAttempt(span, 0, KindOf(err).String())
 		return nil, err
 	}
 	tracing.EndAttemptWithBody(span, resp)

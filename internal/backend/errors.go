@@ -17,16 +17,25 @@ import (
 // the same error kind.
 var ErrNoEndpoint = errors.New("backend: no endpoint available")
 
-// Error kinds returned by ErrorKind. They are metric label values and part
-// of the metrics contract, so they never change spelling.
+// ErrorKind classifies an upstream error (KindOf). Its String is a metric
+// label value and part of the metrics contract, so it never changes
+// spelling.
+type ErrorKind uint8
+
+// Error kinds.
 const (
-	KindConnect    = "connect"
-	KindTimeout    = "timeout"
-	KindReset      = "reset"
-	KindNoEndpoint = "no_endpoint"
-	KindCanceled   = "canceled"
-	KindOther      = "other"
+	KindOther      ErrorKind = iota // none of the others
+	KindConnect                     // dial refused or unreachable, DNS
+	KindTimeout                     // dial or response-header timeout, context deadline
+	KindReset                       // connection reset, EOF or broken pipe after connecting
+	KindNoEndpoint                  // ErrNoEndpoint
+	KindCanceled                    // the client went away: context.Canceled
+	NumErrorKinds                   // how many kinds there are, for arrays indexed by kind
 )
+
+var kindNames = [NumErrorKinds]string{"other", "connect", "timeout", "reset", "no_endpoint", "canceled"}
+
+func (k ErrorKind) String() string { return kindNames[k] }
 
 // dialError marks an error returned by the backend's own dialer. Its
 // presence is the proof that no byte of the request reached the endpoint,
@@ -59,19 +68,12 @@ func isDialError(err error) bool {
 	return errors.As(err, &de)
 }
 
-// ErrorKind classifies an upstream error for metrics and status codes:
-// "connect" (dial refused/unreachable/DNS), "timeout" (dial or
-// response-header timeout, context deadline), "reset" (connection reset,
-// EOF or broken pipe after connecting), "no_endpoint" (ErrNoEndpoint),
-// "canceled" (the client went away: context.Canceled) and "other".
-// It returns "" for a nil error.
+// KindOf classifies an upstream error for metrics and status codes.
 //
 // The order matters: a canceled dial is the client's doing, not the
 // endpoint's, and a dial timeout is reported as a timeout, not a refusal.
-func ErrorKind(err error) string {
+func KindOf(err error) ErrorKind {
 	switch {
-	case err == nil:
-		return ""
 	case errors.Is(err, ErrNoEndpoint):
 		return KindNoEndpoint
 	case errors.Is(err, context.Canceled):

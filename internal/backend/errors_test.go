@@ -29,7 +29,7 @@ func TestErrorKindRealSockets(t *testing.T) {
 	t.Run("refused", func(t *testing.T) {
 		b := newBackend(t, noRetry, closedPort(t))
 		_, err := do(t, b, http.MethodGet, nil)
-		if k := ErrorKind(err); k != KindConnect {
+		if k := KindOf(err); k != KindConnect {
 			t.Errorf("kind = %q for %v, want connect", k, err)
 		}
 	})
@@ -37,7 +37,7 @@ func TestErrorKindRealSockets(t *testing.T) {
 		b := newBackend(t, noRetry, rawServer(t, neverAnswer))
 		start := time.Now()
 		_, err := do(t, b, http.MethodGet, nil)
-		if k := ErrorKind(err); k != KindTimeout {
+		if k := KindOf(err); k != KindTimeout {
 			t.Errorf("kind = %q for %v, want timeout", k, err)
 		}
 		if d := time.Since(start); d > 5*time.Second {
@@ -47,7 +47,7 @@ func TestErrorKindRealSockets(t *testing.T) {
 	t.Run("closed after request", func(t *testing.T) {
 		b := newBackend(t, noRetry, rawServer(t, closeAfterRequest))
 		_, err := do(t, b, http.MethodGet, nil)
-		if k := ErrorKind(err); k != KindReset {
+		if k := KindOf(err); k != KindReset {
 			t.Errorf("kind = %q for %v, want reset", k, err)
 		}
 	})
@@ -59,7 +59,7 @@ func TestErrorKindRealSockets(t *testing.T) {
 			c.Close()
 		}))
 		_, err := do(t, b, http.MethodGet, nil)
-		if k := ErrorKind(err); k != KindReset {
+		if k := KindOf(err); k != KindReset {
 			t.Errorf("kind = %q for %v, want reset", k, err)
 		}
 	})
@@ -68,7 +68,7 @@ func TestErrorKindRealSockets(t *testing.T) {
 		ctx, cancel := context.WithCancel(t.Context())
 		time.AfterFunc(50*time.Millisecond, cancel)
 		_, err := doCtx(t, ctx, b, http.MethodGet, nil)
-		if k := ErrorKind(err); k != KindCanceled {
+		if k := KindOf(err); k != KindCanceled {
 			t.Errorf("kind = %q for %v, want canceled", k, err)
 		}
 	})
@@ -77,7 +77,7 @@ func TestErrorKindRealSockets(t *testing.T) {
 		ctx, cancel := context.WithTimeout(t.Context(), 50*time.Millisecond)
 		defer cancel()
 		_, err := doCtx(t, ctx, b, http.MethodGet, nil)
-		if k := ErrorKind(err); k != KindTimeout {
+		if k := KindOf(err); k != KindTimeout {
 			t.Errorf("kind = %q for %v, want timeout", k, err)
 		}
 	})
@@ -95,9 +95,9 @@ func TestErrorKindTable(t *testing.T) {
 	dialTimeout := &dialError{err: &net.OpError{Op: "dial", Net: "tcp", Err: timeoutErr{}}}
 	for _, tc := range []struct {
 		err  error
-		want string
+		want ErrorKind
 	}{
-		{nil, ""},
+		{nil, KindOther}, // never asked: callers classify errors only
 		{ErrNoEndpoint, KindNoEndpoint},
 		{fmt.Errorf("route x: %w", ErrNoEndpoint), KindNoEndpoint},
 		{context.Canceled, KindCanceled},
@@ -111,8 +111,15 @@ func TestErrorKindTable(t *testing.T) {
 		{fmt.Errorf("read: %w", os.NewSyscallError("read", errConnReset)), KindReset},
 		{errors.New("tls: bad certificate"), KindOther},
 	} {
-		if got := ErrorKind(tc.err); got != tc.want {
-			t.Errorf("ErrorKind(%v) = %q, want %q", tc.err, got, tc.want)
+		if got := KindOf(tc.err); got != tc.want {
+			t.Errorf("KindOf(%v) = %s, want %s", tc.err, got, tc.want)
+		}
+	}
+	// The spellings are metric label values: part of the metrics contract.
+	want := []string{"other", "connect", "timeout", "reset", "no_endpoint", "canceled"}
+	for k := range NumErrorKinds {
+		if k.String() != want[k] {
+			t.Errorf("kind %d is %q, want %q", k, k, want[k])
 		}
 	}
 	if !dialTimeout.Timeout() {

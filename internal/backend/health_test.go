@@ -88,14 +88,14 @@ func TestPanicMode(t *testing.T) {
 	port := closedPort(t)
 	b := newBackend(t, config.Backend{Health: config.HealthCheck{MaxFails: 1, EjectFor: config.Duration(time.Minute)}}, port)
 	_, err := do(t, b, http.MethodGet, nil)
-	if ErrorKind(err) != KindConnect {
-		t.Fatalf("first request: %v (kind %s), want connect", err, ErrorKind(err))
+	if KindOf(err) != KindConnect {
+		t.Fatalf("first request: %v (kind %s), want connect", err, KindOf(err))
 	}
 	if statusOf(t, b, port).Healthy {
 		t.Fatal("endpoint not ejected after MaxFails=1")
 	}
 	// Still tried while ejected: the error is the dial's, not no_endpoint.
-	if _, err := do(t, b, http.MethodGet, nil); ErrorKind(err) != KindConnect {
+	if _, err := do(t, b, http.MethodGet, nil); KindOf(err) != KindConnect {
 		t.Fatalf("ejected request: %v, want a connect error", err)
 	}
 	reopen(t, port, "recovered")

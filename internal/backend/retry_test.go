@@ -47,7 +47,7 @@ func TestNoRetryForRequestsWithBodyOrUnsafeMethod(t *testing.T) {
 			dead, live := closedPort(t), echoServer(t, "live")
 			b := newBackend(t, config.Backend{}, dead, live.URL)
 			_, err := do(t, b, tc.method, tc.body)
-			if ErrorKind(err) != KindConnect {
+			if KindOf(err) != KindConnect {
 				t.Fatalf("err = %v, want the connect error, not a retry", err)
 			}
 			if got := statusOf(t, b, live.URL).Requests; got != 0 {
@@ -60,7 +60,7 @@ func TestNoRetryForRequestsWithBodyOrUnsafeMethod(t *testing.T) {
 func TestRetryDisabled(t *testing.T) {
 	dead, live := closedPort(t), echoServer(t, "live")
 	b := newBackend(t, config.Backend{Retry: config.Retry{Disable: true}}, dead, live.URL)
-	if _, err := do(t, b, http.MethodGet, nil); ErrorKind(err) != KindConnect {
+	if _, err := do(t, b, http.MethodGet, nil); KindOf(err) != KindConnect {
 		t.Fatalf("err = %v, want connect", err)
 	}
 }
@@ -69,7 +69,7 @@ func TestRetryAttemptsBoundAndDistinctEndpoints(t *testing.T) {
 	d1, d2, d3, live := closedPort(t), closedPort(t), closedPort(t), echoServer(t, "live")
 	b := newBackend(t, config.Backend{Retry: config.Retry{Attempts: 2}}, d1, d2, d3, live.URL)
 	// First pick d1, retries d2 and d3: three dial failures, then stop.
-	if _, err := do(t, b, http.MethodGet, nil); ErrorKind(err) != KindConnect {
+	if _, err := do(t, b, http.MethodGet, nil); KindOf(err) != KindConnect {
 		t.Fatalf("err = %v, want connect after 2 retries", err)
 	}
 	for _, d := range []string{d1, d2, d3} {
@@ -162,7 +162,7 @@ func TestNoRetryAfterResponseBytes(t *testing.T) {
 				if err == nil {
 					t.Fatal("want an error")
 				}
-				if k := ErrorKind(err); k != KindReset {
+				if k := KindOf(err); k != KindReset {
 					t.Errorf("kind = %s for %v, want reset", k, err)
 				}
 				if got := statusOf(t, b, live).Requests; got != 0 {

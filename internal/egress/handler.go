@@ -290,16 +290,16 @@ func (c *callCtx) forward() {
 	out := c.outgoing()
 	resp, err := c.svc.backend.Exchange(c.r.Context(), out, nil)
 	if err != nil {
-		kind := backend.ErrorKind(err)
-		c.done(OutcomeError + kind)
+		kind := backend.KindOf(err)
+		c.done(OutcomeError + kind.String())
 		status, code := http.StatusBadGateway, "egress_upstream_error"
 		if kind == backend.KindTimeout {
 			status, code = http.StatusGatewayTimeout, "egress_upstream_timeout"
 		}
-		m := errorMessage(status, code, "egress service "+c.svc.name+": "+kind)
+		m := errorMessage(status, code, "egress service "+c.svc.name+": "+kind.String())
 		c.s.finishRecording(rec, m, "")
 		writeMessage(c.w, m)
-		c.s.warn("egress call failed", "service", c.svc.name, "method", c.r.Method, "path", c.path, "kind", kind, "err", err.Error())
+		c.s.warn("egress call failed", "service", c.svc.name, "method", c.r.Method, "path", c.path, "kind", kind.String(), "err", err.Error())
 		return
 	}
 	defer resp.Body.Close()
@@ -318,7 +318,7 @@ func (c *callCtx) forward() {
 		// Too large to record, or cut short: pass it on as it comes.
 		reason := "truncated"
 		if rerr != nil {
-			reason = backend.ErrorKind(rerr)
+			reason = backend.KindOf(rerr).String()
 		}
 		c.s.finishRecording(rec, nil, reason)
 		c.w.WriteHeader(resp.StatusCode)

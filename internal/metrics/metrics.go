@@ -16,6 +16,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
+	"github.com/umbragw/umbra/internal/backend"
 	"github.com/umbragw/umbra/internal/buildinfo"
 )
 
@@ -25,9 +26,6 @@ const (
 	RoleShadow = "shadow"
 	RoleCanary = "canary"
 )
-
-// ErrorKinds are the upstream error kinds counted per path.
-var ErrorKinds = []string{"connect", "timeout", "reset", "no_endpoint", "canceled", "other"}
 
 // methods is the allow-list for the method label; anything else is OTHER,
 // so a client cannot blow up cardinality with invented methods.
@@ -164,20 +162,19 @@ func (m *Metrics) Unmatched(method string) {
 
 // Path returns the bound metrics of one (route, backend, role). Paths are
 // kept across reloads so counters continue; Forget drops removed routes.
-func (m *Metrics) Path(route, backend, role string) *Path {
+func (m *Metrics) Path(route, backendName, role string) *Path {
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	k := pathKey{route, backend, role}
+	k := pathKey{route, backendName, role}
 	if p := m.paths[k]; p != nil {
 		return p
 	}
 	p := &Path{m: m, key: k,
-		duration: m.duration.WithLabelValues(route, backend, role),
-		inFlight: m.inFlight.WithLabelValues(route, backend, role),
-		errs:     make(map[string]prometheus.Counter, len(ErrorKinds)),
+		duration: m.duration.WithLabelValues(route, backendName, role),
+		inFlight: m.inFlight.WithLabelValues(route, backendName, role),
 	}
-	for _, kind := range ErrorKinds {
-		p.errs[kind] = m.upstream.WithLabelValues(route, backend, role, kind)
+	for kind := range backend.NumErrorKinds {
+		p.errs[kind] = m.upstream.WithLabelValues(route, backendName, role, kind.String())
 	}
 	p.codes.Store(&codeTable{})
 	m.paths[k] = p
@@ -208,7 +205,7 @@ type Path struct {
 	key      pathKey
 	duration prometheus.Observer
 	inFlight prometheus.Gauge
-	errs     map[string]prometheus.Counter // read-only after creation
+	errs     [backend.NumErrorKinds]prometheus.Counter
 
 	mu    sync.Mutex // serialises writers of codes
 	codes atomic.Pointer[codeTable]
@@ -228,19 +225,13 @@ func (p *Path) Done(method string, code int, elapsed time.Duration) {
 }
 
 // Failed ends an in-flight request that got no response at all.
-func (p *Path) Failed(kind string) {
+func (p *Path) Failed(kind backend.ErrorKind) {
 	p.inFlight.Dec()
 	p.UpstreamError(kind)
 }
 
 // UpstreamError counts one upstream failure of the given kind.
-func (p *Path) UpstreamError(kind string) {
-	c, ok := p.errs[kind]
-	if !ok {
-		c = p.errs["other"]
-	}
-	c.Inc()
-}
+func (p *Path) UpstreamError(kind backend.ErrorKind) { p.errs[kind].Inc() }
 
 func (p *Path) counter(method, code int) prometheus.Counter {
 	key := uint32(method)<<16 | uint32(code&0xffff)

@@ -12,6 +12,7 @@ import (
 	"time"
 	"unsafe"
 
+	"github.com/umbragw/umbra/internal/backend"
 	"github.com/umbragw/umbra/internal/egress"
 	"github.com/umbragw/umbra/internal/metrics"
 	"github.com/umbragw/umbra/internal/shadow"
@@ -175,7 +176,7 @@ func forward(snap *Snapshot, route *Route, t *Target, w http.ResponseWriter, r *
 	defer func() {
 		p := recover()
 		if p == http.ErrAbortHandler && r.Context().Err() == nil {
-			t.Metrics.UpstreamError("reset")
+			t.Metrics.UpstreamError(backend.KindReset)
 		}
 		status = rec.finalStatus()
 		t.Metrics.Done(r.Method, status, time.Since(start))

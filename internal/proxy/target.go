@@ -72,32 +72,31 @@ func echoRequestID(resp *http.Response) error {
 // upstreamError answers a failed upstream exchange: 503 when no endpoint
 // could be tried, 504 on timeouts, 502 otherwise, with a short JSON body.
 func (t *Target) upstreamError(w http.ResponseWriter, r *http.Request, err error) {
-	kind := backend.ErrorKind(err)
+	kind := backend.KindOf(err)
 	if rec, ok := w.(*recorder); ok && rec.capture != nil {
-		rec.capture.Failed(kind)
+		rec.capture.Failed(kind.String())
 	}
-	if kind == "canceled" && r.Context().Err() == context.Canceled {
+	t.Metrics.UpstreamError(kind)
+	if kind == backend.KindCanceled && r.Context().Err() == context.Canceled {
 		// The client went away; nobody reads this answer. 499 is nginx's
 		// code for it, and it keeps these out of the 5xx numbers.
-		t.Metrics.UpstreamError(kind)
 		if rec, ok := w.(*recorder); ok {
 			rec.status = StatusClientClosed
 		}
 		return
 	}
-	t.Metrics.UpstreamError(kind)
 	status, code := http.StatusBadGateway, "bad_gateway"
 	switch kind {
-	case "timeout":
+	case backend.KindTimeout:
 		status, code = http.StatusGatewayTimeout, "upstream_timeout"
-	case "no_endpoint":
+	case backend.KindNoEndpoint:
 		status, code = http.StatusServiceUnavailable, "no_endpoint"
-	case "connect":
+	case backend.KindConnect:
 		code = "upstream_connect_failed"
-	case "reset":
+	case backend.KindReset:
 		code = "upstream_reset"
 	}
-	writeError(w, r, status, code, "backend "+t.Backend.Name()+": "+kind)
+	writeError(w, r, status, code, "backend "+t.Backend.Name()+": "+kind.String())
 }
 
 // StatusClientClosed is recorded when the client left before the answer.

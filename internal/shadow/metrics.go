@@ -5,44 +5,66 @@ import (
 	"sync"
 
 	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/umbragw/umbra/internal/backend"
 )
 
-// Outcomes of a shadow copy, the values of umbra_shadow_requests_total's
-// outcome label. They partition the requests: for each target, every
-// request of its route is counted exactly once, under its final outcome,
-// so the outcomes of a target add up to the route's requests (for a
-// compare secondary, to the requests whose candidate copy was taken). A
-// copy waiting in the queue or being sent is not counted yet:
-// umbra_shadow_queue_length and umbra_shadow_in_flight show those.
+// outcome is a shadow copy's final outcome, and its String the value of
+// umbra_shadow_requests_total's outcome label. Outcomes partition the
+// requests: for each target, every request of its route is counted
+// exactly once, under its final outcome, so the outcomes of a target add
+// up to the route's requests (for a compare secondary, to the requests
+// whose candidate copy was taken). A copy waiting in the queue or being
+// sent is not counted yet: umbra_shadow_queue_length and
+// umbra_shadow_in_flight show those. Each target binds one counter per
+// outcome, in an array indexed by outcome.
+type outcome uint8
+
 const (
 	// Decided on the live request path: no copy is made.
-	OutcomeNotSampled     = "not_sampled"
-	OutcomeNoMatch        = "skipped_no_match"
-	OutcomeUnsafe         = "skipped_unsafe_method"
-	OutcomeBodyTooLarge   = "skipped_body_too_large"
-	OutcomeBodyIncomplete = "skipped_body_incomplete"
-	OutcomeUpgrade        = "skipped_upgrade"
-	OutcomeLiveAborted    = "skipped_live_aborted" // the live response was aborted half way
-	OutcomeCircuitOpen    = "skipped_circuit_open" // also when the breaker opened while the copy waited
-	OutcomeQueueFull      = "dropped_queue_full"
+	outcomeNotSampled outcome = iota
+	outcomeNoMatch
+	outcomeUnsafe
+	outcomeBodyTooLarge
+	outcomeBodyIncomplete
+	outcomeUpgrade
+	outcomeLiveAborted // the live response was aborted half way
+	outcomeCircuitOpen // also when the breaker opened while the copy waited
+	outcomeQueueFull
 	// Decided by the target's senders for each queued copy: dropped when
 	// the target closed first, else the answer (ok, status_5xx) or the
 	// error of the exchange.
-	OutcomeShutdown  = "dropped_shutdown"
-	OutcomeOK        = "ok"
-	OutcomeStatus5xx = "status_5xx"
-	OutcomeError     = "error_" // + connect, timeout, reset, other, or canceled (the target closed while sending)
+	outcomeShutdown
+	outcomeOK
+	outcomeStatus5xx
+	outcomeErrorConnect
+	outcomeErrorTimeout
+	outcomeErrorReset
+	outcomeErrorOther
+	outcomeErrorCanceled // the target closed while sending
+	numOutcomes
 )
 
-var outcomes = []string{
-	OutcomeNotSampled, OutcomeNoMatch, OutcomeUnsafe, OutcomeBodyTooLarge, OutcomeBodyIncomplete,
-	OutcomeUpgrade, OutcomeLiveAborted, OutcomeCircuitOpen, OutcomeQueueFull, OutcomeShutdown, OutcomeOK, OutcomeStatus5xx,
-	OutcomeError + "connect", OutcomeError + "timeout", OutcomeError + "reset",
-	OutcomeError + "other", OutcomeError + "canceled",
+var outcomeNames = [numOutcomes]string{
+	"not_sampled", "skipped_no_match", "skipped_unsafe_method", "skipped_body_too_large", "skipped_body_incomplete",
+	"skipped_upgrade", "skipped_live_aborted", "skipped_circuit_open", "dropped_queue_full", "dropped_shutdown", "ok", "status_5xx",
+	"error_connect", "error_timeout", "error_reset", "error_other", "error_canceled",
 }
 
-// Outcomes lists every outcome label value, in the order above.
-func Outcomes() []string { return slices.Clone(outcomes) }
+func (o outcome) String() string { return outcomeNames[o] }
+
+// errorOutcome is the outcome of a copy whose exchange failed with kind.
+func errorOutcome(kind backend.ErrorKind) outcome {
+	switch kind {
+	case backend.KindConnect:
+		return outcomeErrorConnect
+	case backend.KindTimeout:
+		return outcomeErrorTimeout
+	case backend.KindReset:
+		return outcomeErrorReset
+	}
+	return outcomeErrorOther
+}
 
 // Metrics are the shadow metrics, registered once per registry.
 type Metrics struct {
@@ -102,7 +124,7 @@ func (q queueLengths) Collect(ch chan<- prometheus.Metric) {
 
 // bound is one target's metric children, bound once.
 type bound struct {
-	outcome  map[string]prometheus.Counter // read-only after bind
+	outcome  [numOutcomes]prometheus.Counter
 	inFlight prometheus.Gauge
 	breaker  prometheus.Gauge
 }
@@ -115,12 +137,11 @@ func (m *Metrics) bind(route, target string, queue chan *job) *bound {
 	k := [2]string{route, target}
 	m.queues[k] = append(m.queues[k], queue)
 	b := &bound{
-		outcome:  make(map[string]prometheus.Counter, len(outcomes)),
 		inFlight: m.inFlight.WithLabelValues(route, target),
 		breaker:  m.breaker.WithLabelValues(route, target),
 	}
-	for _, o := range outcomes {
-		b.outcome[o] = m.requests.WithLabelValues(route, target, o)
+	for o := range numOutcomes {
+		b.outcome[o] = m.requests.WithLabelValues(route, target, o.String())
 	}
 	return b
 }

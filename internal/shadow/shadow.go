@@ -95,12 +95,12 @@ func (s *Set) Begin(r *http.Request, endpoint string) *Pending {
 	b := callerBucket(r, s.key)
 	var p *Pending
 	for _, t := range s.targets {
-		if reason := t.skipReason(r, b); reason != "" {
+		if reason, skip := t.skipReason(r, b); skip {
 			t.count(reason)
-			if s.tracer != nil && reason != OutcomeNotSampled && reason != OutcomeNoMatch {
-				tracing.ShadowSkipped(r.Context(), t.Name, reason)
+			if s.tracer != nil && reason != outcomeNotSampled && reason != outcomeNoMatch {
+				tracing.ShadowSkipped(r.Context(), t.Name, reason.String())
 			}
-			if reason == OutcomeQueueFull {
+			if reason == outcomeQueueFull {
 				t.warn("shadow queue full; dropping copies", "queue_size", t.cfg.QueueSize)
 			}
 			continue
@@ -143,28 +143,28 @@ func callerBucket(r *http.Request, src config.KeySource) uint32 {
 	return bucket.Random()
 }
 
-// skipReason says why t takes no copy of r, or "" when it does.
-func (t *Target) skipReason(r *http.Request, b uint32) string {
+// skipReason says why t takes no copy of r; skip is false when it does.
+func (t *Target) skipReason(r *http.Request, b uint32) (reason outcome, skip bool) {
 	switch {
 	case !t.matches(r):
-		return OutcomeNoMatch
+		return outcomeNoMatch, true
 	case !bucket.In(b, float64(t.cfg.Percent)):
-		return OutcomeNotSampled
+		return outcomeNotSampled, true
 	case unsafeMethod(r.Method) && t.cfg.Unsafe == "skip":
-		return OutcomeUnsafe
+		return outcomeUnsafe, true
 	case isUpgrade(r):
-		return OutcomeUpgrade
+		return outcomeUpgrade, true
 	case r.ContentLength > int64(t.cfg.MaxBody):
-		return OutcomeBodyTooLarge
+		return outcomeBodyTooLarge, true
 	case t.brk.state(timeNow()) == open:
-		return OutcomeCircuitOpen
+		return outcomeCircuitOpen, true
 	case len(t.queue) >= cap(t.queue):
 		// Decided here, before any copy is built: a target that cannot keep
 		// up must cost the live path next to nothing. The non-blocking send
 		// in enqueue still catches the race with other handlers.
-		return OutcomeQueueFull
+		return outcomeQueueFull, true
 	}
-	return ""
+	return 0, false
 }
 
 func (t *Target) matches(r *http.Request) bool {
@@ -221,7 +221,7 @@ func (p *Pending) beginCompare(r *http.Request) {
 	p.live = NewLiveCapture(c.MaxBody)
 	if sec := c.Secondary; sec != nil {
 		if sec.brk.state(timeNow()) == open {
-			sec.count(OutcomeCircuitOpen)
+			sec.count(outcomeCircuitOpen)
 		} else {
 			p.targets = append(p.targets, sec)
 		}
@@ -249,9 +249,9 @@ func (p *Pending) Dispatch(r *http.Request) {
 		complete := t.eof && !t.overflow
 		p.mu.Unlock()
 		if !complete {
-			reason := OutcomeBodyIncomplete
+			reason := outcomeBodyIncomplete
 			if t.overflow {
-				reason = OutcomeBodyTooLarge
+				reason = outcomeBodyTooLarge
 			}
 			for _, tg := range p.targets {
 				tg.count(reason)
@@ -280,7 +280,7 @@ func (p *Pending) Abandon() {
 		p.mu.Unlock()
 	}
 	for _, tg := range p.targets {
-		tg.count(OutcomeLiveAborted)
+		tg.count(outcomeLiveAborted)
 	}
 }
 
@@ -288,7 +288,7 @@ func (p *Pending) dispatch(r *http.Request, body *bodyCopy) {
 	sendable := p.targets[:0]
 	for _, t := range p.targets {
 		if body != nil && body.size > int64(t.cfg.MaxBody) {
-			t.count(OutcomeBodyTooLarge)
+			t.count(outcomeBodyTooLarge)
 			continue
 		}
 		sendable = append(sendable, t)

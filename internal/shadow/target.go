@@ -67,9 +67,9 @@ type job struct {
 }
 
 // drop releases a copy that is not sent.
-func (j *job) drop(reason string) {
+func (j *job) drop(reason outcome) {
 	j.body.release()
-	j.cap.fail(reason)
+	j.cap.fail(reason.String())
 	j.end(false)
 }
 
@@ -151,28 +151,28 @@ func (t *Target) drain() {
 	for {
 		select {
 		case j := <-t.queue:
-			t.drop(j, OutcomeShutdown)
+			t.drop(j, outcomeShutdown)
 		default:
 			return
 		}
 	}
 }
 
-func (t *Target) count(outcome string) { t.m.outcome[outcome].Inc() }
+func (t *Target) count(o outcome) { t.m.outcome[o].Inc() }
 
 // settle counts a copy's final outcome and ends its span; status is the
 // answer's, 0 when there was none.
-func (t *Target) settle(j *job, outcome string, status int) {
-	t.count(outcome)
+func (t *Target) settle(j *job, o outcome, status int) {
+	t.count(o)
 	if j.span != nil {
-		tracing.EndShadow(j.span, outcome, status)
+		tracing.EndShadow(j.span, o.String(), status)
 	}
 }
 
 // drop settles a copy that is never sent and frees what it holds.
-func (t *Target) drop(j *job, outcome string) {
-	t.settle(j, outcome, 0)
-	j.drop(outcome)
+func (t *Target) drop(j *job, o outcome) {
+	t.settle(j, o, 0)
+	j.drop(o)
 }
 
 // enqueue hands a copy to the senders without ever blocking.
@@ -185,7 +185,7 @@ func (t *Target) enqueue(j *job) {
 			t.drain()
 		}
 	default:
-		t.drop(j, OutcomeQueueFull)
+		t.drop(j, outcomeQueueFull)
 		t.warn("shadow queue full; dropping copies", "queue_size", t.cfg.QueueSize)
 	}
 }
@@ -202,7 +202,7 @@ func (t *Target) sender() {
 				// select picks at random among ready cases: a copy taken
 				// after Close began is dropped like the rest of the queue,
 				// not sent with a cancelled context.
-				t.drop(j, OutcomeShutdown)
+				t.drop(j, outcomeShutdown)
 				return
 			default:
 			}
@@ -215,7 +215,7 @@ func (t *Target) sender() {
 func (t *Target) send(j *job) {
 	now := time.Now()
 	if !t.brk.allow(now) {
-		t.drop(j, OutcomeCircuitOpen)
+		t.drop(j, outcomeCircuitOpen)
 		return
 	}
 	ctx, cancel := context.WithTimeout(t.ctx, t.cfg.Timeout.D())
@@ -236,8 +236,8 @@ func (t *Target) send(j *job) {
 	if err != nil && t.ctx.Err() != nil {
 		// Cancelled because the target closed (reload or shutdown): says
 		// nothing about the target's health.
-		t.path.Failed("canceled")
-		t.settle(j, OutcomeError+"canceled", 0)
+		t.path.Failed(backend.KindCanceled)
+		t.settle(j, outcomeErrorCanceled, 0)
 		return
 	}
 	ok := err == nil && status < 500
@@ -247,16 +247,16 @@ func (t *Target) send(j *job) {
 	}
 	switch {
 	case err != nil:
-		kind := backend.ErrorKind(err)
+		kind := backend.KindOf(err)
 		t.path.Failed(kind)
-		t.settle(j, OutcomeError+errorOutcome(kind), 0)
-		t.warn("shadow copy failed", "kind", kind, "err", err.Error())
+		t.settle(j, errorOutcome(kind), 0)
+		t.warn("shadow copy failed", "kind", kind.String(), "err", err.Error())
 	case status >= 500:
 		t.path.Done(req.Method, status, elapsed)
-		t.settle(j, OutcomeStatus5xx, status)
+		t.settle(j, outcomeStatus5xx, status)
 	default:
 		t.path.Done(req.Method, status, elapsed)
-		t.settle(j, OutcomeOK, status)
+		t.settle(j, outcomeOK, status)
 	}
 	t.recordBreaker(ok)
 	if t.access.Load() {
@@ -264,27 +264,19 @@ func (t *Target) send(j *job) {
 	}
 }
 
-func errorOutcome(kind string) string {
-	switch kind {
-	case "connect", "timeout", "reset":
-		return kind
-	}
-	return "other"
-}
-
 // exchange sends req and reads the answer, so the connection can be
 // reused; a compared answer is captured, the others are discarded.
 func (t *Target) exchange(req *http.Request, cap *capture, start time.Time) (int, error) {
 	resp, err := t.backend.RoundTrip(req)
 	if err != nil {
-		cap.fail(OutcomeError + errorOutcome(backend.ErrorKind(err)))
+		cap.fail(errorOutcome(backend.KindOf(err)).String())
 		return 0, err
 	}
 	defer resp.Body.Close()
 	if cap != nil {
 		body, truncated, err := readCapped(resp.Body, cap.max)
 		if err != nil {
-			cap.fail(OutcomeError + errorOutcome(backend.ErrorKind(err)))
+			cap.fail(errorOutcome(backend.KindOf(err)).String())
 			return resp.StatusCode, err
 		}
 		cap.finish(&Response{Status: resp.StatusCode, Header: resp.Header, Body: body, Truncated: truncated, Latency: time.Since(start)})

@@ -72,9 +72,9 @@ func newJob(path string) *job {
 	return &job{req: r}
 }
 
-// outcome reads a target's own counter (Close deletes the exported series
+// counted reads a target's own counter (Close deletes the exported series
 // of a target nobody replaced, so the registry no longer has them).
-func outcome(tg *Target, o string) float64 {
+func counted(tg *Target, o outcome) float64 {
 	return value(tg.m.outcome[o])
 }
 
@@ -103,14 +103,14 @@ func TestTargetQueueAndClose(t *testing.T) {
 	tg.enqueue(newJob("/2"))
 	tg.enqueue(newJob("/3"))
 	tg.enqueue(newJob("/4")) // queue (2) full
-	if got := outcome(tg, OutcomeQueueFull); got != 1 {
+	if got := counted(tg, outcomeQueueFull); got != 1 {
 		t.Fatalf("dropped_queue_full = %v, want 1", got)
 	}
 	if got, ok := queueLength(t, mm); got != 2 || !ok {
 		t.Fatalf("queue length %v (exported %v), want 2", got, ok)
 	}
 	tg.Close()
-	if got := outcome(tg, OutcomeShutdown); got != 2 {
+	if got := counted(tg, outcomeShutdown); got != 2 {
 		t.Errorf("dropped_shutdown = %v after Close, want the 2 queued", got)
 	}
 	if got, ok := queueLength(t, mm); ok || len(tg.queue) != 0 {
@@ -121,7 +121,7 @@ func TestTargetQueueAndClose(t *testing.T) {
 	}
 	// Late copy from a handler of the previous snapshot.
 	tg.enqueue(newJob("/late"))
-	if got := outcome(tg, OutcomeShutdown); got != 3 {
+	if got := counted(tg, outcomeShutdown); got != 3 {
 		t.Errorf("dropped_shutdown = %v after a late enqueue, want 3", got)
 	}
 	if len(tg.queue) != 0 {
@@ -152,9 +152,9 @@ func TestTargetCloseRaceWithEnqueue(t *testing.T) {
 		tg.Close()
 		wg.Wait()
 		// Each copy is counted once, under its final outcome.
-		total, seen := 0.0, map[string]float64{}
-		for _, o := range Outcomes() {
-			if v := outcome(tg, o); v != 0 {
+		total, seen := 0.0, map[outcome]float64{}
+		for o := range numOutcomes {
+			if v := counted(tg, o); v != 0 {
 				total += v
 				seen[o] = v
 			}
@@ -183,16 +183,16 @@ func TestMetricsSharedAcrossReplacement(t *testing.T) {
 	if got, _ := queueLength(t, mm); got != 3 {
 		t.Fatalf("queue length %v while both targets are bound, want 3 (both queues)", got)
 	}
-	old.outcome[OutcomeOK].Inc()
+	old.outcome[outcomeOK].Inc()
 	mm.forget("r", "v2", oldQueue) // the old target closes
-	repl.outcome[OutcomeOK].Inc()
+	repl.outcome[outcomeOK].Inc()
 	if got, _ := queueLength(t, mm); got != 2 {
 		t.Fatalf("queue length %v after the old target closed, want the replacement's 2", got)
 	}
-	if n := count(mm.requests); n != len(outcomes) {
-		t.Fatalf("%d outcome series after the old target closed, want %d", n, len(outcomes))
+	if n := count(mm.requests); n != int(numOutcomes) {
+		t.Fatalf("%d outcome series after the old target closed, want %d", n, numOutcomes)
 	}
-	if got := value(mm.requests.WithLabelValues("r", "v2", OutcomeOK)); got != 2 {
+	if got := value(mm.requests.WithLabelValues("r", "v2", outcomeOK.String())); got != 2 {
 		t.Fatalf("ok = %v, want 2 (counting continues across the replacement)", got)
 	}
 	mm.forget("r", "v2", replQueue) // the route is removed
