@@ -54,9 +54,6 @@ func New(src Source, metrics http.Handler, token string) *Server {
 	s.mux.Handle("/debug/pprof/", s.auth(http.HandlerFunc(pprof.Index)))
 	s.mux.Handle("/debug/pprof/profile", s.auth(http.HandlerFunc(pprof.Profile)))
 	s.mux.Handle("/debug/pprof/trace", s.auth(http.HandlerFunc(pprof.Trace)))
-	s.mux.Handle("/api/", s.auth(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		WriteError(w, http.StatusNotFound, "not_found", "no admin endpoint "+r.Method+" "+r.URL.Path)
-	})))
 	return s
 }
 
@@ -91,7 +88,52 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		WriteError(w, http.StatusForbidden, "cross_origin", "cross-origin "+r.Method+" refused")
 		return
 	}
+	// Handler only finds the endpoint; ServeHTTP matches again to set the
+	// request's path values.
+	if h, pattern := s.mux.Handler(r); pattern == "" {
+		s.noRoute(h, r).ServeHTTP(w, r)
+		return
+	}
 	s.mux.ServeHTTP(w, r)
+}
+
+// noRoute answers a request no endpoint takes in the API's error shape:
+// 404, or 405 with Allow when the path exists for other methods. The mux
+// decides which (and sets Allow); only its plain-text body is replaced.
+// Under /api/ the token is asked for first, so a caller without it cannot
+// probe which endpoints exist.
+func (s *Server) noRoute(mux http.Handler, r *http.Request) http.Handler {
+	h := http.Handler(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		rec := &statusOnly{header: w.Header()}
+		mux.ServeHTTP(rec, r)
+		switch rec.status {
+		case http.StatusMethodNotAllowed:
+			WriteError(w, rec.status, "method_not_allowed", r.Method+" is not allowed on "+r.URL.Path+" (allowed: "+w.Header().Get("Allow")+")")
+		case http.StatusNotFound, 0:
+			WriteError(w, http.StatusNotFound, "not_found", "no admin endpoint "+r.Method+" "+r.URL.Path)
+		default: // a redirect to the cleaned path
+			w.WriteHeader(rec.status)
+		}
+	}))
+	if strings.HasPrefix(r.URL.Path, "/api/") {
+		h = s.auth(h)
+	}
+	return h
+}
+
+// statusOnly keeps the status and headers a ServeMux fallback writes and
+// drops its text body.
+type statusOnly struct {
+	header http.Header
+	status int
+}
+
+func (w *statusOnly) Header() http.Header         { return w.header }
+func (w *statusOnly) Write(b []byte) (int, error) { return len(b), nil }
+func (w *statusOnly) WriteHeader(status int) {
+	if w.status == 0 {
+		w.status = status
+	}
 }
 
 // loopbackHost reports whether a Host header names this machine's loopback

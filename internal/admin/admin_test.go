@@ -1,6 +1,7 @@
 package admin
 
 import (
+	"encoding/json"
 	"io"
 	"net/http"
 	"net/http/httptest"
@@ -115,4 +116,61 @@ func TestTokenlessAdminAnswersLoopbackHostsOnly(t *testing.T) {
 	if resp := do(t, tsrv, http.MethodPost, "/api/v1/rollouts/checkout/abort", nil); resp.StatusCode != http.StatusUnauthorized {
 		t.Errorf("token missing: status %d", resp.StatusCode)
 	}
+}
+
+// Every path the admin listener does not serve answers the API's error
+// shape: 404 for unknown paths (under /api/ and elsewhere), 405 with Allow
+// for a method an endpoint does not take. Under /api/ the token comes first.
+func TestUnknownPathsAnswerJSON(t *testing.T) {
+	srv, _ := newAdmin(t, "")
+	for _, tc := range []struct {
+		method, path string
+		status       int
+		code, allow  string
+	}{
+		{"GET", "/api/v1/nope", 404, "not_found", ""},
+		{"GET", "/api/v2/config", 404, "not_found", ""},
+		{"GET", "/nope", 404, "not_found", ""},
+		{"DELETE", "/api/v1/config", 405, "method_not_allowed", "GET, HEAD"},
+		{"POST", "/api/v1/routes", 405, "method_not_allowed", "GET, HEAD"},
+		{"GET", "/api/v1/rollouts/checkout/abort", 405, "method_not_allowed", "POST"},
+		{"POST", "/healthz", 405, "method_not_allowed", "GET, HEAD"},
+	} {
+		resp, body := doBody(t, srv, tc.method, tc.path, nil)
+		var e struct{ Error, Message string }
+		if resp.StatusCode != tc.status || !strings.HasPrefix(resp.Header.Get("Content-Type"), "application/json") ||
+			json.Unmarshal(body, &e) != nil || e.Error != tc.code || e.Message == "" {
+			t.Errorf("%s %s: %d %s %s, want %d with error %q", tc.method, tc.path, resp.StatusCode, resp.Header.Get("Content-Type"), body, tc.status, tc.code)
+		}
+		if got := resp.Header.Get("Allow"); got != tc.allow {
+			t.Errorf("%s %s: Allow %q, want %q", tc.method, tc.path, got, tc.allow)
+		}
+	}
+	tsrv, _ := newAdmin(t, "s3cret")
+	for _, path := range []string{"/api/v1/nope", "/api/v1/config"} {
+		if resp, _ := doBody(t, tsrv, "DELETE", path, nil); resp.StatusCode != http.StatusUnauthorized {
+			t.Errorf("DELETE %s without the token: %d, want 401 before 404/405", path, resp.StatusCode)
+		}
+	}
+	if resp, _ := doBody(t, tsrv, "DELETE", "/api/v1/config", map[string]string{"Authorization": "Bearer s3cret"}); resp.StatusCode != http.StatusMethodNotAllowed {
+		t.Errorf("DELETE /api/v1/config with the token: %d, want 405", resp.StatusCode)
+	}
+}
+
+func doBody(t *testing.T, srv *httptest.Server, method, path string, hdr map[string]string) (*http.Response, []byte) {
+	t.Helper()
+	req, err := http.NewRequest(method, srv.URL+path, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for k, v := range hdr {
+		req.Header.Set(k, v)
+	}
+	resp, err := srv.Client().Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	body, _ := io.ReadAll(resp.Body)
+	return resp, body
 }

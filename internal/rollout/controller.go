@@ -7,6 +7,7 @@
 package rollout
 
 import (
+	"encoding/json"
 	"fmt"
 	"log/slog"
 	"sync"
@@ -61,8 +62,32 @@ type State struct {
 // copies, and each field's differences (a step started again after a fix
 // must not fail on the answers of the broken version).
 type Baseline struct {
-	Compared, ShadowSent, ShadowFailed int64
-	Diffs                              diffs.Counts `json:"diffs,omitempty"`
+	Compared     int64        `json:"compared"`
+	ShadowSent   int64        `json:"shadow_sent"`
+	ShadowFailed int64        `json:"shadow_failed"`
+	Diffs        diffs.Counts `json:"diffs,omitempty"`
+}
+
+// UnmarshalJSON also reads the Go-cased keys ("ShadowSent") that states
+// saved before the keys were snake_case carry, in the store and in etcd.
+func (b *Baseline) UnmarshalJSON(data []byte) error {
+	type plain Baseline
+	var v struct {
+		plain
+		OldSent   *int64 `json:"ShadowSent"`
+		OldFailed *int64 `json:"ShadowFailed"`
+	}
+	if err := json.Unmarshal(data, &v); err != nil {
+		return err
+	}
+	*b = Baseline(v.plain)
+	if v.OldSent != nil {
+		b.ShadowSent = *v.OldSent
+	}
+	if v.OldFailed != nil {
+		b.ShadowFailed = *v.OldFailed
+	}
+	return nil
 }
 
 // Decision is one recorded decision.

@@ -472,3 +472,23 @@ func TestSlowWebhookBlocksNothing(t *testing.T) {
 			st.Phase, st.Step+1, u.split.Weight(), dump(st.Decisions))
 	}
 }
+
+// A state saved before Baseline's keys were snake_case (in the store or in
+// etcd) still loads its shadow-step baseline; the new keys are written.
+func TestBaselineReadsGoCasedKeys(t *testing.T) {
+	var b Baseline
+	if err := json.Unmarshal([]byte(`{"Compared": 7, "ShadowSent": 9, "ShadowFailed": 2}`), &b); err != nil {
+		t.Fatal(err)
+	}
+	if b.Compared != 7 || b.ShadowSent != 9 || b.ShadowFailed != 2 {
+		t.Errorf("old keys: %+v", b)
+	}
+	out, err := json.Marshal(Baseline{Compared: 1, ShadowSent: 2, ShadowFailed: 3})
+	if err != nil || string(out) != `{"compared":1,"shadow_sent":2,"shadow_failed":3}` {
+		t.Errorf("new keys: %s %v", out, err)
+	}
+	var back Baseline
+	if err := json.Unmarshal(out, &back); err != nil || back.Compared != 1 || back.ShadowSent != 2 || back.ShadowFailed != 3 {
+		t.Errorf("round trip: %+v %v", back, err)
+	}
+}

@@ -1,8 +1,10 @@
 package rollout
 
 import (
+	"encoding/json"
 	"fmt"
 	"log/slog"
+	"slices"
 	"sort"
 	"sync"
 	"time"
@@ -149,6 +151,35 @@ type Status struct {
 	// Fleet is the fleet's view (leader, members, their windows) in
 	// fleet mode.
 	Fleet any `json:"fleet,omitempty"`
+}
+
+// MarshalJSON numbers steps from 1 (State.Step is an index), in the
+// rollout and in its decisions, as decision reasons, logs, metrics,
+// webhooks and the CLI do.
+func (s Status) MarshalJSON() ([]byte, error) {
+	return json.Marshal(s.shiftSteps(1))
+}
+
+// UnmarshalJSON reads what MarshalJSON writes (for the CLI).
+func (s *Status) UnmarshalJSON(data []byte) error {
+	var v statusJSON
+	if err := json.Unmarshal(data, &v); err != nil {
+		return err
+	}
+	*s = Status(Status(v).shiftSteps(-1))
+	return nil
+}
+
+// statusJSON is Status without its JSON methods.
+type statusJSON Status
+
+func (s Status) shiftSteps(by int) statusJSON {
+	s.Step += by
+	s.Decisions = slices.Clone(s.Decisions)
+	for i := range s.Decisions {
+		s.Decisions[i].Step += by
+	}
+	return statusJSON(s)
 }
 
 // Statuses lists every rollout.

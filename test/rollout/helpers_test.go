@@ -231,18 +231,15 @@ func status(t *testing.T, g *testkit.Gateway, route string) rollout.Status {
 	return decodeStatus(t, g.GetJSON(t, "/api/v1/rollouts/"+route, nil))
 }
 
-// decodeStatus reads a rollout status. The plan's steps are skipped: the
-// tests read the state and decisions.
+// decodeStatus reads a rollout status (the API numbers steps from 1;
+// rollout.Status reads them back as indexes).
 func decodeStatus(t *testing.T, body []byte) rollout.Status {
 	t.Helper()
-	var st struct {
-		rollout.State
-		Steps []json.RawMessage `json:"steps"`
-	}
+	var st rollout.Status
 	if err := json.Unmarshal(body, &st); err != nil {
 		t.Fatalf("decoding rollout status: %v\n%s", err, body)
 	}
-	return rollout.Status{State: st.State}
+	return st
 }
 
 // command is POST /api/v1/rollouts/{route}/{cmd}.
