@@ -5,7 +5,6 @@ const DefaultCanaryCookie = "umbra_canary_"
 
 func (p *parser) validateCanary(c *Config, r *Route, path []any) {
 	cn := r.Canary
-	cn.Pos = p.pos(path...)
 	p.checkBackendRef(c, join(path, "backend"), cn.Backend, "canary")
 	if cn.Backend != "" && cn.Backend == r.Backend {
 		p.errorf(join(path, "backend"), "canary backend %q is the route's own backend", cn.Backend)

@@ -31,7 +31,6 @@ type Cluster struct {
 	// LeaseTTL bounds how long a dead replica keeps its leadership and
 	// its published windows: a survivor takes over within it.
 	LeaseTTL Duration `yaml:"lease_ttl" json:"lease_ttl"`
-	Pos      Pos      `yaml:"-" json:"-"`
 }
 
 // ClusterEtcd is how to reach the etcd cluster.
@@ -85,7 +84,6 @@ func (p *parser) validateCluster(c *Config) {
 		return
 	}
 	path := at("cluster")
-	cl.Pos = p.pos(path...)
 	if cl.Node == "" {
 		host, err := os.Hostname()
 		if err != nil || host == "" {

@@ -15,7 +15,6 @@ type Compare struct {
 	IgnoreHeaders    []string   `yaml:"ignore_headers" json:"ignore_headers,omitempty"`
 	MaxBody          ByteSize   `yaml:"max_body" json:"max_body"`
 	Thresholds       Thresholds `yaml:"thresholds" json:"thresholds"`
-	Pos              Pos        `yaml:"-" json:"-"`
 }
 
 // Thresholds decide when a field's differences are a regression rather
@@ -82,7 +81,6 @@ func (p *parser) comparisonDefaults(c *Comparison) {
 
 func (p *parser) validateCompare(c *Config, r *Route, path []any) {
 	cmp := r.Compare
-	cmp.Pos = p.pos(path...)
 	if len(r.Shadow) == 0 {
 		p.errorf(path, "compare needs a shadow target on the route: it compares the shadow's answers with live ones")
 		return

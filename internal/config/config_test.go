@@ -503,7 +503,7 @@ func TestDefaults(t *testing.T) {
 	check("canary", r.Canary, (*Canary)(nil))
 	check("key", r.Key, "")
 	check("key source", r.KeySource, KeySource{})
-	check("match", reflect.DeepEqual(r.Match, Match{PathPos: r.Match.PathPos}), true)
+	check("match", reflect.DeepEqual(r.Match, Match{}), true)
 
 	s := r.Shadow[0]
 	check("percent", s.Percent, Percent(10))
@@ -533,7 +533,7 @@ func TestCompareAndCanaryDefaults(t *testing.T) {
     canary: {backend: v2}
 `)
 	r := cfg.Routes[0]
-	want := &Compare{Target: "v2", MaxBody: DefaultCompareMaxBody, Pos: Pos{Line: 8, Col: 14},
+	want := &Compare{Target: "v2", MaxBody: DefaultCompareMaxBody,
 		Thresholds: Thresholds{Relative: DefaultRelativeThreshold, Absolute: DefaultAbsoluteThreshold}}
 	if !reflect.DeepEqual(r.Compare, want) {
 		t.Errorf("compare = %+v, want %+v", r.Compare, want)
@@ -606,7 +606,7 @@ func TestExplicitValuesKept(t *testing.T) {
 		Headers: HeaderRules{Set: map[string]string{"X-Env": "shadow"}, Remove: []string{"Authorization", "Cookie"}},
 	}
 	got := *s
-	got.Match, got.Pos = ShadowMatch{}, Pos{}
+	got.Match = ShadowMatch{}
 	if !reflect.DeepEqual(got, want) {
 		t.Errorf("shadow =\n%+v\nwant\n%+v", got, want)
 	}
@@ -644,8 +644,8 @@ routes:
 	if !reflect.DeepEqual(m.Methods, []string{"GET", "POST", "PATCH"}) {
 		t.Errorf("methods = %v", m.Methods)
 	}
-	if m.PathPos != (Pos{Line: 7, Col: 75}) {
-		t.Errorf("PathPos = %+v", m.PathPos)
+	if p := cfg.Position("routes", 0, "match", "path"); p != (Pos{Line: 7, Col: 75}) {
+		t.Errorf("match.path written at %+v", p)
 	}
 	if got := cfg.Routes[0].Shadow[0].Match.Methods; !reflect.DeepEqual(got, []string{"DELETE"}) {
 		t.Errorf("shadow methods = %v", got)
@@ -653,14 +653,23 @@ routes:
 	if h := cfg.Routes[1].Match.Host; h != "*.example.com" {
 		t.Errorf("wildcard host = %q", h)
 	}
-	if r := cfg.Routes[1]; r.Pos != (Pos{Line: 10, Col: 5}) || r.Shadow != nil {
-		t.Errorf("route b = %+v", r)
+	if r := cfg.Routes[1]; cfg.Position("routes", 1) != (Pos{Line: 10, Col: 5}) || r.Shadow != nil {
+		t.Errorf("route b = %+v at %+v", r, cfg.Position("routes", 1))
 	}
-	if p := cfg.Routes[0].Shadow[0].Pos; p != (Pos{Line: 9, Col: 9}) {
-		t.Errorf("shadow Pos = %+v", p)
+	if p := cfg.Position("routes", 0, "shadow", 0); p != (Pos{Line: 9, Col: 9}) {
+		t.Errorf("shadow written at %+v", p)
 	}
-	if p := cfg.Backends["v2"].Pos; p != (Pos{Line: 3, Col: 7}) {
-		t.Errorf("backend Pos = %+v", p)
+	if p := cfg.Position("backends", "v2"); p != (Pos{Line: 3, Col: 7}) {
+		t.Errorf("backend written at %+v", p)
+	}
+	if p := cfg.Position("routes", 0, "canary"); p != cfg.Position("routes", 0) {
+		t.Errorf("a key not written is at its parent: %+v, want %+v", p, cfg.Position("routes", 0))
+	}
+	if p := (&Config{}).Position("routes", 0); p != (Pos{}) {
+		t.Errorf("a config not parsed from text has no positions: %+v", p)
+	}
+	if e := cfg.ErrorAt(at("backends", "v2"), "bad %s", "thing").Error(); !strings.HasSuffix(e, ":3:7: bad thing") {
+		t.Errorf("ErrorAt = %s", e)
 	}
 }
 

@@ -22,7 +22,6 @@ type Egress struct {
 	KeyFile  string                    `yaml:"key_file" json:"key_file,omitempty"`
 	Record   EgressRecord              `yaml:"record" json:"record"`
 	Services map[string]*EgressService `yaml:"services" json:"services"`
-	Pos      Pos                       `yaml:"-" json:"-"`
 }
 
 // EgressRecord bounds what is kept of live calls.
@@ -86,7 +85,6 @@ type EgressService struct {
 	TLS                 *UpstreamTLS `yaml:"tls" json:"tls,omitempty"`
 
 	URL *url.URL `yaml:"-" json:"-"` // Upstream parsed
-	Pos Pos      `yaml:"-" json:"-"`
 }
 
 // EgressAnswer is a fixed answer.
@@ -120,7 +118,6 @@ func (p *parser) validateEgress(c *Config) {
 	if e == nil {
 		return
 	}
-	e.Pos = p.pos("egress")
 	if e.Listen == "" {
 		p.errorf(at("egress"), "egress needs a listen address (for example 127.0.0.1:9902)")
 	} else {
@@ -168,7 +165,7 @@ func (p *parser) validateEgress(c *Config) {
 			delete(e.Services, name)
 			continue
 		}
-		s.Name, s.Pos = name, p.pos(path...)
+		s.Name = name
 		if !nameRe.MatchString(name) {
 			p.errorf(path, "egress service name %q: use letters, digits, '.', '_' and '-'", name)
 		}

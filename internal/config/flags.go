@@ -18,7 +18,6 @@ type Flags struct {
 	// watched and reloaded on its own, apart from the config file.
 	File  string `yaml:"file" json:"file"`
 	OFREP OFREP  `yaml:"ofrep" json:"ofrep"`
-	Pos   Pos    `yaml:"-" json:"-"`
 }
 
 // OFREP configures the OpenFeature Remote Evaluation Protocol endpoint on
@@ -63,7 +62,6 @@ type Callers struct {
 	MaxCallers int `yaml:"max_callers" json:"max_callers"`
 
 	KeySource KeySource `yaml:"-" json:"-"`
-	Pos       Pos       `yaml:"-" json:"-"`
 }
 
 // Enabled reports whether caller tracking is configured.
@@ -192,7 +190,6 @@ func ParseFieldPath(s string) ([]PathStep, error) {
 func (p *parser) validateFlagsAndCallers(c *Config) {
 	if f := c.Flags; f != nil {
 		path := at("flags")
-		f.Pos = p.pos(path...)
 		switch {
 		case f.File == "":
 			p.errorf(path, "flags needs file: the flag definitions in flagd's JSON format")
@@ -226,7 +223,6 @@ func (p *parser) validateFlagsAndCallers(c *Config) {
 		}
 	}
 	cl := &c.Callers
-	cl.Pos = p.pos("callers")
 	if cl.Key != "" {
 		ks, ok := ParseKey(cl.Key)
 		if !ok {

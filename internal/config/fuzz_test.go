@@ -108,12 +108,12 @@ func checkValid(t *testing.T, cfg *Config) {
 		}
 	}
 	names := map[string]bool{}
-	for _, r := range cfg.Routes {
+	for i, r := range cfg.Routes {
 		if r == nil || r.Name == "" || names[r.Name] || cfg.Backends[r.Backend] == nil {
 			t.Fatalf("route %+v", r)
 		}
 		names[r.Name] = true
-		if r.Pos.Line <= 0 {
+		if cfg.Position("routes", i).Line <= 0 {
 			t.Fatalf("route %q has no position", r.Name)
 		}
 		for _, s := range r.Shadow {

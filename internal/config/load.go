@@ -31,7 +31,7 @@ func Parse(file string, data []byte) (*Config, error) {
 	if cfg == nil {
 		return nil, p.errs.sorted()
 	}
-	cfg.File = file
+	cfg.File, cfg.root = file, p.root
 	p.validate(cfg)
 	if len(p.errs) > 0 {
 		return nil, p.errs.sorted()
@@ -226,8 +226,10 @@ func (p *parser) keyColumn(n *yaml.Node, line int, name string) int {
 
 // node returns the YAML node at path (map keys as strings, list indexes as
 // ints), or the deepest existing ancestor when the path is not in the file.
-func (p *parser) node(path ...any) (n *yaml.Node, found bool) {
-	n = p.root
+func (p *parser) node(path ...any) (n *yaml.Node, found bool) { return nodeAt(p.root, path) }
+
+func nodeAt(root *yaml.Node, path []any) (n *yaml.Node, found bool) {
+	n = root
 	for _, step := range path {
 		next := child(n, step)
 		if next == nil {
@@ -301,6 +303,30 @@ func (p *parser) pos(path ...any) Pos {
 		return Pos{Line: 1, Col: 1}
 	}
 	return Pos{Line: n.Line, Col: n.Column}
+}
+
+// Position is where the value at path (map keys as strings, list indexes
+// as ints: "routes", 0, "match", "path") is written in the file, or where
+// its nearest written ancestor is; the zero Pos for a config not parsed
+// from text.
+func (c *Config) Position(path ...any) Pos {
+	if c.root == nil {
+		return Pos{}
+	}
+	n, _ := nodeAt(c.root, path)
+	return Pos{Line: n.Line, Col: n.Column}
+}
+
+// ErrorAt is a problem found after loading (when the config is compiled)
+// in the value at path, reported like the loader's; a nil path names the
+// file as a whole.
+func (c *Config) ErrorAt(path []any, format string, args ...any) *Error {
+	e := &Error{File: c.File, Msg: fmt.Sprintf(format, args...)}
+	if path != nil {
+		pos := c.Position(path...)
+		e.Line, e.Col = pos.Line, pos.Col
+	}
+	return e
 }
 
 // errorf records a problem at the value found at path.

@@ -11,7 +11,6 @@ type Rollout struct {
 	Steps    []*RolloutStep `yaml:"steps" json:"steps"`
 	Analysis Analysis       `yaml:"analysis" json:"analysis"`
 	Webhooks Webhooks       `yaml:"webhooks" json:"webhooks"`
-	Pos      Pos            `yaml:"-" json:"-"`
 }
 
 // RolloutStep is exactly one of shadow, canary or promote.
@@ -115,7 +114,6 @@ const (
 
 func (p *parser) validateRollout(c *Config, r *Route, path []any) {
 	ro := r.Rollout
-	ro.Pos = p.pos(path...)
 	if r.Canary == nil {
 		p.errorf(path, "rollout needs a canary on the route (canary: {backend: ...})")
 	}

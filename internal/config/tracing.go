@@ -27,7 +27,6 @@ type Tracing struct {
 	Timeout     Duration       `yaml:"timeout" json:"timeout,omitempty"`
 	ServiceName string         `yaml:"service_name" json:"service_name,omitempty"`
 	Sampler     TracingSampler `yaml:"sampler" json:"sampler"`
-	Pos         Pos            `yaml:"-" json:"-"`
 }
 
 // TracingSampler chooses which traces are recorded.
@@ -55,7 +54,6 @@ func (p *parser) validateTracing(t *Tracing) {
 	if !p.has("tracing") {
 		return
 	}
-	t.Pos = p.pos("tracing")
 	if t.Protocol != "" && t.Protocol != TracingHTTP && t.Protocol != TracingGRPC {
 		p.errorf(at("tracing", "protocol"), "tracing protocol %q: use http/protobuf or grpc", t.Protocol)
 	}

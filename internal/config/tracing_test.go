@@ -20,10 +20,10 @@ func TestTracingErrors(t *testing.T) {
 
 func TestTracingAccepted(t *testing.T) {
 	c := mustParse(t, bk+"routes: [{name: r, backend: v1}]\ntracing:\n  enabled: true\n  endpoint: \"https://c.example:4318/\"\n  sampler: {ratio: 0.25}\n")
-	if tr := c.Tracing; tr.Enabled == nil || !*tr.Enabled || tr.Endpoint != "https://c.example:4318/" || *tr.Sampler.Ratio != 0.25 || !tr.Sampler.FollowsParent() || tr.Pos.Line != 6 {
+	if tr := c.Tracing; tr.Enabled == nil || !*tr.Enabled || tr.Endpoint != "https://c.example:4318/" || *tr.Sampler.Ratio != 0.25 || !tr.Sampler.FollowsParent() || c.Position("tracing").Line != 6 {
 		t.Errorf("tracing = %+v", tr)
 	}
-	if c := mustParse(t, bk+"routes: [{name: r, backend: v1}]\n"); c.Tracing.Enabled != nil || c.Tracing.Pos.Line != 0 {
+	if c := mustParse(t, bk+"routes: [{name: r, backend: v1}]\n"); c.Tracing.Enabled != nil {
 		t.Errorf("no tracing key: %+v", c.Tracing)
 	}
 }

@@ -7,6 +7,8 @@ package config
 
 import (
 	"net/url"
+
+	"go.yaml.in/yaml/v3"
 )
 
 // Config is one loaded, validated configuration file. It is immutable once
@@ -30,6 +32,9 @@ type Config struct {
 	Egress     *Egress             `yaml:"egress" json:"egress,omitempty"`   // egress sandbox (egress.go)
 	Tracing    Tracing             `yaml:"tracing" json:"tracing"`           // OpenTelemetry tracing (tracing.go)
 	Cluster    *Cluster            `yaml:"cluster" json:"cluster,omitempty"` // fleet mode on etcd (cluster.go)
+
+	// root is the parsed document, for the positions of values (Position).
+	root *yaml.Node
 }
 
 // TLS enables HTTPS (and with it HTTP/2) on the main listener.
@@ -100,7 +105,6 @@ type Backend struct {
 	Health              HealthCheck  `yaml:"health" json:"health"`
 	Retry               Retry        `yaml:"retry" json:"retry"`
 	URLs                []*url.URL   `yaml:"-" json:"-"` // parsed Endpoints
-	Pos                 Pos          `yaml:"-" json:"-"`
 	TLS                 *UpstreamTLS `yaml:"tls" json:"tls,omitempty"`
 }
 
@@ -150,7 +154,6 @@ type Route struct {
 
 	// KeySource is Key parsed (filled by validation).
 	KeySource KeySource `yaml:"-" json:"-"`
-	Pos       Pos       `yaml:"-" json:"-"`
 }
 
 // Match selects requests. All given conditions must hold.
@@ -162,8 +165,6 @@ type Match struct {
 	Headers    []ValueMatch `yaml:"headers" json:"headers,omitempty"`
 	Query      []ValueMatch `yaml:"query" json:"query,omitempty"`
 	Flag       *FlagMatch   `yaml:"flag" json:"flag,omitempty"` // flags.go
-	// PathPos is where path is written, for errors found when compiling it.
-	PathPos Pos `yaml:"-" json:"-"`
 }
 
 // ValueMatch matches one request header or query parameter by exact
@@ -191,7 +192,6 @@ type Shadow struct {
 	MaxInFlight int      `yaml:"max_in_flight" json:"max_in_flight"`
 	QueueSize   int      `yaml:"queue_size" json:"queue_size"`
 	Breaker     Breaker  `yaml:"breaker" json:"breaker"`
-	Pos         Pos      `yaml:"-" json:"-"`
 }
 
 // ShadowMatch narrows which of the route's requests a shadow target gets.
@@ -228,5 +228,4 @@ type Canary struct {
 	OverrideHeader string `yaml:"override_header" json:"override_header,omitempty"`
 	// Cookie remembers the assignment of callers without a key.
 	Cookie string `yaml:"cookie" json:"cookie"`
-	Pos    Pos    `yaml:"-" json:"-"`
 }

@@ -58,7 +58,6 @@ func (p *parser) validate(c *Config) {
 			p.errorf(path, "empty route")
 			continue
 		}
-		r.Pos = p.pos(path...)
 		if j, dup := names[r.Name]; dup && r.Name != "" {
 			p.errorf(join(path, "name"), "duplicate route name %q (first used by route %d)", r.Name, j+1)
 		} else {
@@ -219,7 +218,6 @@ func (p *parser) validateBackends(c *Config) {
 			continue
 		}
 		b.Name = name
-		b.Pos = p.pos(path...)
 		if !nameRe.MatchString(name) {
 			p.errorf(path, "backend name %q: use letters, digits, '.', '_' and '-'", name)
 		}
@@ -382,7 +380,6 @@ func (p *parser) validateMatch(m *Match, path []any) {
 	if m.PathPrefix != "" && !strings.HasPrefix(m.PathPrefix, "/") {
 		p.errorf(join(path, "path_prefix"), "path_prefix %q must start with '/'", m.PathPrefix)
 	}
-	m.PathPos = p.pos(join(path, "path")...)
 	m.Host = strings.ToLower(strings.TrimSuffix(m.Host, "."))
 	if h := m.Host; h != "" && (strings.ContainsAny(h, " /:") || strings.Contains(h[1:], "*") || h == "*" || h[0] == '*' && !strings.HasPrefix(h, "*.")) {
 		p.errorf(join(path, "host"), "host %q: use a host name or *.domain (no port, no scheme)", m.Host)
@@ -440,7 +437,6 @@ func ParseKey(s string) (KeySource, bool) {
 }
 
 func (p *parser) validateShadow(c *Config, r *Route, s *Shadow, path []any) {
-	s.Pos = p.pos(path...)
 	p.checkBackendRef(c, join(path, "backend"), s.Backend, "shadow")
 	if s.Backend != "" && s.Backend == r.Backend {
 		p.errorf(join(path, "backend"), "shadow backend %q is the route's own backend", s.Backend)

@@ -64,182 +64,211 @@ type deps struct {
 	tracer *tracing.Tracer
 }
 
+// compiler turns one validated config into a runtime snapshot. It holds
+// what every step needs, so each step takes only what it works on.
+type compiler struct {
+	cfg  *config.Config
+	prev parts // the running snapshot's pieces, kept when unchanged
+	d    deps
+	log  *slog.Logger
+	out  *compiled
+	errs config.ErrorList
+}
+
+// fail records a problem with the value at path (config.Config.ErrorAt).
+func (c *compiler) fail(path []any, format string, args ...any) {
+	c.errs = append(c.errs, c.cfg.ErrorAt(path, format, args...))
+}
+
 // compile turns a validated config into a runtime snapshot. Errors are a
 // config.ErrorList with positions, like the loader's. It binds no
 // listener, so `umbra validate` runs it too.
 func compile(cfg *config.Config, prev parts, d deps) (*compiled, error) {
-	c := &compiled{
+	c := &compiler{cfg: cfg, prev: prev, d: d, out: &compiled{
 		parts:    parts{backends: map[string]*liveBackend{}, shadows: map[string]*shadow.Target{}},
 		paths:    map[*metrics.Path]bool{},
 		compares: map[string]*diffs.RouteSpec{},
 		plans:    map[string]rollout.Plan{},
+	}}
+	if err := c.compile(); err != nil {
+		c.out.release(prev)
+		return nil, err
 	}
-	var errs config.ErrorList
-	fail := func(pos config.Pos, format string, args ...any) {
-		errs = append(errs, &config.Error{File: cfg.File, Line: pos.Line, Col: pos.Col, Msg: fmt.Sprintf(format, args...)})
-	}
-	for name, bc := range cfg.Backends {
-		if old := prev.backends[name]; old != nil && sameBackend(&old.cfg, bc) {
-			c.parts.backends[name] = old
-			continue
-		}
-		b, err := backend.New(bc, backend.WithTracer(d.tracer))
-		if err != nil {
-			fail(bc.Pos, "backend %q: %v", name, err)
-			continue
-		}
-		c.parts.backends[name] = &liveBackend{cfg: *bc, b: b}
-	}
-	for _, r := range cfg.Routes {
+	return c.out, nil
+}
+
+func (c *compiler) compile() error {
+	cfg, out := c.cfg, c.out
+	c.backends()
+	for i, r := range cfg.Routes {
 		if err := router.ValidateTemplate(r.Match.Path); err != nil {
-			fail(r.Match.PathPos, "route %q: %v", r.Name, err)
+			c.fail(at("routes", i, "match", "path"), "route %q: %v", r.Name, err)
 		}
 	}
-	fe := c.flags(cfg, fail)
+	fe := c.flags()
 	table, err := router.CompileWith(cfg.Routes, router.Options{Flags: flags.Matcher{E: fe}})
-	if err != nil && len(errs) == 0 {
-		pos := config.Pos{}
+	if err != nil && len(c.errs) == 0 {
+		var path []any
 		var ce *router.CompileError
 		if errors.As(err, &ce) && ce.Index < len(cfg.Routes) {
-			pos = cfg.Routes[ce.Index].Pos
+			path = at("routes", ce.Index)
 		}
-		fail(pos, "%v", err)
+		c.fail(path, "%v", err)
 	}
-	if len(errs) > 0 {
-		c.release(prev)
-		return nil, errs
+	if len(c.errs) > 0 {
+		return c.errs
 	}
 	ofrep, err := flags.HandlerFromConfig(fe, cfg.Flags)
 	if err != nil {
-		fail(cfg.Flags.Pos, "flags.ofrep: %v", err)
+		c.fail(at("flags"), "flags.ofrep: %v", err)
 	}
 	callers, err := adoption.NewIdentifier(cfg.Callers)
 	if err != nil {
-		fail(cfg.Callers.Pos, "callers: %v", err)
+		c.fail(at("callers"), "callers: %v", err)
 	}
-	if len(errs) > 0 {
-		c.release(prev)
-		return nil, errs
+	if len(c.errs) > 0 {
+		return c.errs
 	}
-	logger := newLogger(cfg.Log, d.logOut)
-	c.snap = &proxy.Snapshot{Config: cfg, Table: table, Log: logger, Access: cfg.Log.AccessEnabled(),
-		OFREP: ofrep, Callers: callers, Tracer: d.tracer}
+	c.log = newLogger(cfg.Log, c.d.logOut)
+	out.snap = &proxy.Snapshot{Config: cfg, Table: table, Log: c.log, Access: cfg.Log.AccessEnabled(),
+		OFREP: ofrep, Callers: callers, Tracer: c.d.tracer}
 	if cfg.Flags != nil {
-		c.snap.Flags = fe
+		out.snap.Flags = fe
 	}
-	for _, rc := range cfg.Routes {
-		route, err := c.route(rc, cfg, prev, d, logger)
+	for i, rc := range cfg.Routes {
+		route, err := c.route(rc)
 		if err != nil {
-			fail(rc.Pos, "route %q: %v", rc.Name, err)
+			c.fail(at("routes", i), "route %q: %v", rc.Name, err)
 			continue
 		}
-		c.snap.Routes = append(c.snap.Routes, route)
+		out.snap.Routes = append(out.snap.Routes, route)
 	}
-	if len(errs) > 0 {
-		c.release(prev)
-		return nil, errs
+	if len(c.errs) > 0 {
+		return c.errs
 	}
 	// From here on the compile cannot fail: the adoption tracker and the
 	// flag set may commit to this config.
 	_ = fe.Require(flags.Refs(cfg.Routes))
-	for _, lb := range c.parts.backends {
-		lb.b.SetLog(logger) // health events follow the log settings, kept backends too
+	for _, lb := range out.parts.backends {
+		lb.b.SetLog(c.log) // health events follow the log settings, kept backends too
 	}
-	d.adoption.SetMaxCallers(cfg.Callers.MaxCallers)
-	for i, ar := range d.adoption.Configure(cfg.Routes) {
-		c.snap.Routes[i].Adoption = ar
+	c.d.adoption.SetMaxCallers(cfg.Callers.MaxCallers)
+	for i, ar := range c.d.adoption.Configure(cfg.Routes) {
+		out.snap.Routes[i].Adoption = ar
 	}
-	return c, nil
+	return nil
+}
+
+// backends builds the backends whose config changed and keeps the others.
+func (c *compiler) backends() {
+	for name, bc := range c.cfg.Backends {
+		if old := c.prev.backends[name]; old != nil && reflect.DeepEqual(&old.cfg, bc) {
+			c.out.parts.backends[name] = old
+			continue
+		}
+		b, err := backend.New(bc, backend.WithTracer(c.d.tracer))
+		if err != nil {
+			c.fail(at("backends", name), "backend %q: %v", name, err)
+			continue
+		}
+		c.out.parts.backends[name] = &liveBackend{cfg: *bc, b: b}
+	}
 }
 
 // flags loads the config's flag file into a new evaluator (a failed
 // compile leaves the running flags alone) and checks that every flag the
 // routes name exists with the variants they match on.
-func (c *compiled) flags(cfg *config.Config, fail func(config.Pos, string, ...any)) *flags.Evaluator {
+func (c *compiler) flags() *flags.Evaluator {
 	fe := flags.New()
-	if cfg.Flags != nil {
-		if err := fe.LoadFile(cfg.Flags.File); err != nil {
-			fail(cfg.Flags.Pos, "flags.file: %v", err)
+	if f := c.cfg.Flags; f != nil {
+		if err := fe.LoadFile(f.File); err != nil {
+			c.fail(at("flags"), "flags.file: %v", err)
 			return fe
 		}
 	}
 	var refErrs flags.RefErrors
-	if err := fe.Check(flags.Refs(cfg.Routes)); errors.As(err, &refErrs) {
+	if err := fe.Check(flags.Refs(c.cfg.Routes)); errors.As(err, &refErrs) {
 		for _, re := range refErrs {
-			fail(cfg.Routes[re.Ref.Index].Pos, "%s", re.Msg)
+			c.fail(at("routes", re.Ref.Index), "%s", re.Msg)
 		}
 	} else if err != nil {
-		fail(config.Pos{}, "%v", err)
+		c.fail(nil, "%v", err)
 	}
 	return fe
 }
 
 // route builds one route's runtime: its live target and shadow targets.
-func (c *compiled) route(rc *config.Route, cfg *config.Config, prev parts, d deps, logger *slog.Logger) (*proxy.Route, error) {
-	live := d.metrics.Path(rc.Name, rc.Backend, metrics.RoleLive)
-	c.paths[live] = true
-	route := &proxy.Route{Config: rc, Live: proxy.NewTarget(c.parts.backends[rc.Backend].b, live, metrics.RoleLive, logger)}
-	c.canary(route, d, logger)
+func (c *compiler) route(rc *config.Route) (*proxy.Route, error) {
+	live := c.path(rc.Name, rc.Backend, metrics.RoleLive)
+	route := &proxy.Route{Config: rc, Live: proxy.NewTarget(c.out.parts.backends[rc.Backend].b, live, metrics.RoleLive, c.log)}
+	c.canary(route)
 	if len(rc.Shadow) == 0 {
 		return route, nil
 	}
 	targets := make([]*shadow.Target, 0, len(rc.Shadow))
 	for _, sc := range rc.Shadow {
-		t, err := c.shadowTarget(rc, sc, sc.Backend, cfg, prev, d, logger)
+		t, err := c.shadowTarget(rc.Name, sc)
 		if err != nil {
 			return nil, err
 		}
 		targets = append(targets, t)
 	}
-	spec, err := c.compareSpec(rc, targets, cfg, prev, d, logger)
+	spec, err := c.compareSpec(rc, targets)
 	if err != nil {
 		return nil, err
 	}
-	route.Shadow = shadow.NewSet(rc, targets, spec, d.tracer)
+	route.Shadow = shadow.NewSet(rc, targets, spec, c.d.tracer)
 	return route, nil
+}
+
+// path binds the metrics of one (route, backend, role) and records them
+// as in use, so a reload forgets only the series of paths that are gone.
+func (c *compiler) path(route, backend string, role string) *metrics.Path {
+	p := c.d.metrics.Path(route, backend, role)
+	c.out.paths[p] = true
+	return p
 }
 
 // canary sets up a route's canary split and, with a rollout plan, its
 // controller.
-func (c *compiled) canary(route *proxy.Route, d deps, logger *slog.Logger) {
+func (c *compiler) canary(route *proxy.Route) {
 	rc := route.Config
 	if rc.Canary == nil {
 		return
 	}
-	p := d.metrics.Path(rc.Name, rc.Canary.Backend, metrics.RoleCanary)
-	c.paths[p] = true
+	p := c.path(rc.Name, rc.Canary.Backend, metrics.RoleCanary)
 	route.Canary = split.New(rc)
-	route.CanaryTarget = proxy.NewTarget(c.parts.backends[rc.Canary.Backend].b, p, metrics.RoleCanary, logger)
-	if rc.Rollout != nil && d.rollouts != nil {
-		route.Observer = d.rollouts.Controller(rc.Name)
-		c.plans[rc.Name] = rollout.Plan{Rollout: rc.Rollout, Split: route.Canary}
+	route.CanaryTarget = proxy.NewTarget(c.out.parts.backends[rc.Canary.Backend].b, p, metrics.RoleCanary, c.log)
+	if rc.Rollout != nil && c.d.rollouts != nil {
+		route.Observer = c.d.rollouts.Controller(rc.Name)
+		c.out.plans[rc.Name] = rollout.Plan{Rollout: rc.Rollout, Split: route.Canary}
 	}
 }
 
-// shadowTarget returns the running target for a shadow of rc to backend
-// (kept from prev when unchanged) and records it in c.
-func (c *compiled) shadowTarget(rc *config.Route, sc *config.Shadow, backend string, cfg *config.Config, prev parts, d deps, logger *slog.Logger) (*shadow.Target, error) {
-	bc := cfg.Backends[backend]
-	p := d.metrics.Path(rc.Name, backend, metrics.RoleShadow)
-	c.paths[p] = true
-	key := shadowKey(rc.Name, backend)
-	t := prev.shadows[key]
-	if t != nil && t.Same(rc.Name, sc, bc) {
-		t.SetLog(logger, cfg.Log.AccessEnabled())
+// shadowTarget returns the running target for the shadow sc of route
+// (kept from the running snapshot when unchanged) and records it.
+func (c *compiler) shadowTarget(route string, sc *config.Shadow) (*shadow.Target, error) {
+	bc := c.cfg.Backends[sc.Backend]
+	p := c.path(route, sc.Backend, metrics.RoleShadow)
+	key := shadowKey(route, sc.Backend)
+	access := c.cfg.Log.AccessEnabled()
+	t := c.prev.shadows[key]
+	if t != nil && t.Same(route, sc, bc) {
+		t.SetLog(c.log, access)
 	} else {
 		var err error
-		if t, err = shadow.NewTarget(rc.Name, sc, bc, d.shadow, p, logger, cfg.Log.AccessEnabled(), d.tracer); err != nil {
-			return nil, fmt.Errorf("shadow %q: %w", backend, err)
+		if t, err = shadow.NewTarget(route, sc, bc, c.d.shadow, p, c.log, access, c.d.tracer); err != nil {
+			return nil, fmt.Errorf("shadow %q: %w", sc.Backend, err)
 		}
 	}
-	c.parts.shadows[key] = t
+	c.out.parts.shadows[key] = t
 	return t, nil
 }
 
 // compareSpec sets up a route's comparison: the comparator (its paths are
 // checked here, so a bad ignore path is a config error) and the secondary,
 // which is a shadow target that mirrors the candidate's copies.
-func (c *compiled) compareSpec(rc *config.Route, targets []*shadow.Target, cfg *config.Config, prev parts, d deps, logger *slog.Logger) (*shadow.CompareSpec, error) {
+func (c *compiler) compareSpec(rc *config.Route, targets []*shadow.Target) (*shadow.CompareSpec, error) {
 	cc := rc.Compare
 	if cc == nil {
 		return nil, nil
@@ -249,7 +278,7 @@ func (c *compiled) compareSpec(rc *config.Route, targets []*shadow.Target, cfg *
 	if err != nil {
 		return nil, fmt.Errorf("compare: %w", err)
 	}
-	spec := &shadow.CompareSpec{MaxBody: int64(cc.MaxBody), Sink: d.sink}
+	spec := &shadow.CompareSpec{MaxBody: int64(cc.MaxBody), Sink: c.d.sink}
 	var candCfg *config.Shadow
 	for i, sc := range rc.Shadow {
 		if sc.Backend == cc.Target {
@@ -259,14 +288,17 @@ func (c *compiled) compareSpec(rc *config.Route, targets []*shadow.Target, cfg *
 	if cc.Secondary != "" {
 		secCfg := *candCfg
 		secCfg.Backend = cc.Secondary
-		if spec.Secondary, err = c.shadowTarget(rc, &secCfg, cc.Secondary, cfg, prev, d, logger); err != nil {
+		if spec.Secondary, err = c.shadowTarget(rc.Name, &secCfg); err != nil {
 			return nil, err
 		}
 	}
-	c.compares[rc.Name] = &diffs.RouteSpec{Comparator: cmp, Target: cc.Target, Secondary: cc.Secondary,
+	c.out.compares[rc.Name] = &diffs.RouteSpec{Comparator: cmp, Target: cc.Target, Secondary: cc.Secondary,
 		Thresholds: compare.Thresholds{Relative: cc.Thresholds.Relative, Absolute: cc.Thresholds.Absolute}}
 	return spec, nil
 }
+
+// at builds a config path for config.Config.ErrorAt.
+func at(path ...any) []any { return path }
 
 // release stops what a failed compile created, keeping what prev owns.
 func (c *compiled) release(prev parts) {
@@ -285,13 +317,6 @@ func retireParts(old, keep parts) {
 			go t.Close() // waits for its senders; never hold a reload for that
 		}
 	}
-}
-
-// sameBackend compares backend configs, ignoring where they were written.
-func sameBackend(a, b *config.Backend) bool {
-	x, y := *a, *b
-	x.Pos, y.Pos = config.Pos{}, config.Pos{}
-	return reflect.DeepEqual(x, y)
 }
 
 func newLogger(c config.Log, out io.Writer) *slog.Logger {

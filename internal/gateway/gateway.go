@@ -98,7 +98,7 @@ func Check(cfg *config.Config) (warnings []string, err error) {
 		var errs config.ErrorList
 		for _, sc := range cfg.Egress.Services {
 			if eerr := egress.ValidateService(sc); eerr != nil {
-				errs = append(errs, &config.Error{File: cfg.File, Line: sc.Pos.Line, Col: sc.Pos.Col, Msg: eerr.Error()})
+				errs = append(errs, cfg.ErrorAt(at("egress", "services", sc.Name), "%v", eerr))
 			}
 		}
 		if len(errs) > 0 {

@@ -81,18 +81,12 @@ func (g *Gateway) retire(c *compiled) {
 // warnRestartOnly says which changed settings only take effect on restart.
 func warnRestartOnly(old, cfg *config.Config, log interface{ Warn(string, ...any) }) {
 	if old.Listen != cfg.Listen || !reflect.DeepEqual(old.TLS, cfg.TLS) || old.Admin != cfg.Admin || old.Server != cfg.Server ||
-		old.DataDir != cfg.DataDir || old.Comparison != cfg.Comparison || !sameTracing(old.Tracing, cfg.Tracing) {
+		old.DataDir != cfg.DataDir || old.Comparison != cfg.Comparison || !reflect.DeepEqual(old.Tracing, cfg.Tracing) {
 		log.Warn("listen, tls, admin, server, data_dir, comparison and tracing settings changed; they apply at the next restart")
 	}
-	if clusterChanged(old.Cluster, cfg.Cluster) {
+	if !reflect.DeepEqual(old.Cluster, cfg.Cluster) {
 		log.Warn("cluster settings changed; they apply at the next restart")
 	}
-}
-
-// sameTracing compares tracing settings, ignoring where they were written.
-func sameTracing(a, b config.Tracing) bool {
-	a.Pos, b.Pos = config.Pos{}, config.Pos{}
-	return reflect.DeepEqual(a, b)
 }
 
 // Watch reloads when the config file changes. It watches the directory,
@@ -134,13 +128,4 @@ func (g *Gateway) watchLoop(ctx context.Context, w *fsnotify.Watcher, file strin
 			_ = g.Reload()
 		}
 	}
-}
-
-func clusterChanged(a, b *config.Cluster) bool {
-	if a == nil || b == nil {
-		return a != b
-	}
-	x, y := *a, *b
-	x.Pos, y.Pos = config.Pos{}, config.Pos{}
-	return !reflect.DeepEqual(x, y)
 }

@@ -118,11 +118,7 @@ func NewTarget(route string, cfg *config.Shadow, bcfg *config.Backend, mm *Metri
 // Same reports whether t was built from the same configuration, so a reload
 // can keep it (its queue, breaker and connections) instead of replacing it.
 func (t *Target) Same(route string, cfg *config.Shadow, bcfg *config.Backend) bool {
-	a, b := t.cfg, *cfg
-	a.Pos, b.Pos = config.Pos{}, config.Pos{}
-	x, y := t.backendCfg, *bcfg
-	x.Pos, y.Pos = config.Pos{}, config.Pos{}
-	return t.Route == route && reflect.DeepEqual(a, b) && reflect.DeepEqual(x, y)
+	return t.Route == route && reflect.DeepEqual(&t.cfg, cfg) && reflect.DeepEqual(&t.backendCfg, bcfg)
 }
 
 // SetLog updates the logger after a reload that kept the target.
