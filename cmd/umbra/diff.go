@@ -27,18 +27,23 @@ func diffCmd() *cobra.Command {
   umbra diff --samples                         the kept samples of every regression
   umbra diff --samples --route checkout --endpoint "GET /checkout/{id}" --field '$.total'
   umbra diff --reset --route checkout          forget one route's results (noise marks stay)
+  umbra diff --reset --route checkout --endpoint "GET /checkout/{id}"   forget one endpoint's
   umbra diff --reset                           forget every route's results`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			switch {
 			case samples && reset:
 				return &exitError{2, fmt.Errorf("--samples and --reset do not go together")}
-			case (endpoint != "" || field != "") && !samples:
+			case reset && field != "":
+				return &exitError{2, fmt.Errorf("--reset forgets whole endpoints, not one --field (a field's rates are over its endpoint's compared answers)")}
+			case reset && endpoint != "" && route == "":
+				return &exitError{2, fmt.Errorf("--reset --endpoint needs --route")}
+			case (endpoint != "" || field != "") && !samples && !reset:
 				return &exitError{2, fmt.Errorf("--endpoint and --field select samples: add --samples")}
 			case field != "" && route == "":
 				return &exitError{2, fmt.Errorf("--field needs --route")}
 			case reset:
-				return diffReset(cmd.OutOrStdout(), &a, route)
+				return diffReset(cmd.OutOrStdout(), &a, route, endpoint)
 			case samples:
 				return diffSamples(cmd.OutOrStdout(), &a, route, endpoint, field, asJSON)
 			}
@@ -66,9 +71,9 @@ func diffCmd() *cobra.Command {
 	cmd.Flags().StringVar(&route, "route", "", "only this route")
 	cmd.Flags().BoolVar(&asJSON, "json", false, "print the admin API's JSON")
 	cmd.Flags().BoolVar(&samples, "samples", false, "show the kept sample pairs (live, candidate, secondary) of the regressed fields, or of --field")
-	cmd.Flags().StringVar(&endpoint, "endpoint", "", `with --samples: only this endpoint, as the report names it ("GET /checkout/{id}")`)
+	cmd.Flags().StringVar(&endpoint, "endpoint", "", `with --samples or --reset: only this endpoint, as the report names it ("GET /checkout/{id}")`)
 	cmd.Flags().StringVar(&field, "field", "", "with --samples: this field's samples, regression or not (needs --route)")
-	cmd.Flags().BoolVar(&reset, "reset", false, "forget the comparison results and samples of --route, or of every route (noise marks stay)")
+	cmd.Flags().BoolVar(&reset, "reset", false, "forget the comparison results and samples of --endpoint of --route, of --route, or of every route (noise marks stay)")
 	return cmd
 }
 

@@ -11,12 +11,15 @@ import (
 	"github.com/umbragw/umbra/internal/diffs"
 )
 
-// diffReset forgets the results of one route, or of all
-// (DELETE /api/v1/diffs[/{route}]).
-func diffReset(w io.Writer, a *adminClient, route string) error {
+// diffReset forgets the results of one endpoint of a route, of a route,
+// or of all (DELETE /api/v1/diffs[/{route}][?endpoint=E]).
+func diffReset(w io.Writer, a *adminClient, route, endpoint string) error {
 	path := "/api/v1/diffs"
 	if route != "" {
 		path += "/" + url.PathEscape(route)
+	}
+	if endpoint != "" {
+		path += "?endpoint=" + url.QueryEscape(endpoint)
 	}
 	var out struct {
 		Reset int `json:"reset_endpoints"`
@@ -25,7 +28,10 @@ func diffReset(w io.Writer, a *adminClient, route string) error {
 		return err
 	}
 	what := "every route"
-	if route != "" {
+	switch {
+	case endpoint != "":
+		what = "route " + route + " endpoint " + endpoint
+	case route != "":
 		what = "route " + route
 	}
 	fmt.Fprintf(w, "Reset %s: %d endpoints forgotten (noise marks kept).\n", what, out.Reset)

@@ -82,15 +82,33 @@ func markStoreKey(k markKey) string {
 	return "mark/" + k.route + "\x00" + k.endpoint + "\x00" + k.field
 }
 
-// recordPrefixes are the key prefixes of a route's results ("" for all).
-func recordPrefixes(route string) []string {
+// recordPrefixes are the key prefixes of the results of one endpoint of a
+// route, of a whole route (endpoint "") or of every route (both ""). An
+// endpoint's field and sample keys all start with its prefix plus "\x00";
+// its two single records are recordKeys.
+func recordPrefixes(route, endpoint string) []string {
 	out := []string{"ep/", "lat/", "f/", "s/"}
 	if route != "" {
 		for i := range out {
 			out[i] += route + "\x00"
 		}
 	}
+	if endpoint != "" {
+		out = []string{out[2] + endpoint + "\x00", out[3] + endpoint + "\x00"}
+	}
 	return out
+}
+
+// recordKeys are the single keys of one endpoint's results that
+// recordPrefixes leaves out (none for a route or everything): they end
+// with the endpoint, and as a prefix "ep/r\x00GET /a" would also take
+// "GET /ab".
+func recordKeys(route, endpoint string) []string {
+	if endpoint == "" {
+		return nil
+	}
+	k := epKey{route, endpoint}
+	return []string{epStoreKey(k), latStoreKey(k)}
 }
 
 // load merges persisted results into memory; r.mu is held. An unreadable

@@ -332,7 +332,7 @@ func TestSampleCapAndByteBudget(t *testing.T) {
 	r.mu.Unlock()
 
 	// Reset returns the budget.
-	if n, err := r.Reset("r"); err != nil || n != 1 {
+	if n, err := r.Reset("r", ""); err != nil || n != 1 {
 		t.Fatalf("Reset = %d, %v", n, err)
 	}
 	r.mu.Lock()
@@ -670,7 +670,7 @@ func TestResetKeepsMarksAndOtherRoutes(t *testing.T) {
 		t.Fatal(err)
 	}
 
-	if n, err := r.Reset("a"); err != nil || n != 2 {
+	if n, err := r.Reset("a", ""); err != nil || n != 2 {
 		t.Fatalf("Reset(a) = %d, %v; want 2", n, err)
 	}
 	if r.ep("a", "GET /x") != nil || r.ep("ab", "GET /x") == nil {
@@ -696,7 +696,7 @@ func TestResetKeepsMarksAndOtherRoutes(t *testing.T) {
 		t.Errorf("after a reset, new results start from zero and the mark still holds: %s", js(rep))
 	}
 
-	if n, err := r.Reset(""); err != nil || n != 2 {
+	if n, err := r.Reset("", ""); err != nil || n != 2 {
 		t.Fatalf("Reset() = %d, %v; want 2", n, err)
 	}
 	if err := r.flush(); err != nil {
@@ -707,6 +707,70 @@ func TestResetKeepsMarksAndOtherRoutes(t *testing.T) {
 	}
 	if rep := r.Report(""); len(rep.Routes) != 2 || len(rep.Routes[0].Endpoints)+len(rep.Routes[1].Endpoints) != 0 {
 		t.Errorf("report after Reset(): %s", js(rep))
+	}
+}
+
+// TestResetOneEndpoint: Reset(route, endpoint) forgets that endpoint's
+// counters, latencies and samples in memory and in the store; the
+// route's other endpoints (one whose name starts the same), other routes
+// and every noise mark stay, and new results start from zero.
+func TestResetOneEndpoint(t *testing.T) {
+	st := openStore(t, t.TempDir())
+	t.Cleanup(func() { st.Close() })
+	r := newRec(t, testCfg(), "a", "b")
+	if err := r.Attach(st); err != nil {
+		t.Fatal(err)
+	}
+	for _, ex := range []*shadow.Exchange{priced("a", "GET /x", "12"), priced("a", "GET /x", "13"),
+		priced("a", "GET /xy", "12"), priced("b", "GET /x", "12")} {
+		r.process(ex)
+	}
+	if err := r.MarkNoise("a", "GET /x", "$.price", true); err != nil {
+		t.Fatal(err)
+	}
+	if err := r.flush(); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := r.Reset("", "GET /x"); err == nil {
+		t.Errorf("an endpoint without its route was reset")
+	}
+	if n, err := r.Reset("a", "GET /x"); err != nil || n != 1 {
+		t.Fatalf("Reset(a, GET /x) = %d, %v; want 1", n, err)
+	}
+	if r.ep("a", "GET /x") != nil || r.ep("a", "GET /xy") == nil || r.ep("b", "GET /x") == nil {
+		t.Errorf("Reset(a, GET /x) must forget that endpoint only")
+	}
+	r.checkBudget(t)
+	var stored []string
+	_ = st.View(func(tx *store.Tx) error {
+		return tx.Scan(bucket, "", func(k string, _ []byte) error {
+			if strings.Contains(k, "a\x00GET /x\x00") || strings.HasSuffix(k, "a\x00GET /x") {
+				stored = append(stored, strings.ReplaceAll(k, "\x00", "|"))
+			}
+			return nil
+		})
+	})
+	if want := []string{"mark/a|GET /x|$.price"}; !slices.Equal(stored, want) {
+		t.Errorf("store after Reset(a, GET /x): %q, want only the mark %q", stored, want)
+	}
+	if n, err := r.Reset("a", "GET /nothing"); err != nil || n != 0 {
+		t.Errorf("Reset of an unknown endpoint = %d, %v; want 0", n, err)
+	}
+	r.process(priced("a", "GET /x", "12"))
+	if err := r.flush(); err != nil {
+		t.Fatal(err)
+	}
+	r2 := newRec(t, testCfg(), "a", "b")
+	if err := r2.Attach(st); err != nil {
+		t.Fatal(err)
+	}
+	for _, ep := range r2.Report("a").Routes[0].Endpoints {
+		if want := map[string]int64{"GET /x": 1, "GET /xy": 1}[ep.Endpoint]; ep.Compared != want {
+			t.Errorf("after the reset and a restart, %s has %d compared, want %d", ep.Endpoint, ep.Compared, want)
+		}
+		if ep.Endpoint == "GET /x" && (len(ep.Noise) != 1 || !ep.Noise[0].MarkedNoise) {
+			t.Errorf("the noise mark of GET /x did not survive its reset: %s", js(ep))
+		}
 	}
 }
 
@@ -732,7 +796,7 @@ func TestResetIsNotUndoneByAConcurrentFlush(t *testing.T) {
 		}()
 		go func() {
 			defer wg.Done()
-			if _, err := r.Reset("r"); err != nil {
+			if _, err := r.Reset("r", ""); err != nil {
 				t.Error(err)
 			}
 		}()

@@ -193,14 +193,24 @@ func (r *Recorder) MarkNoise(route, endpoint, field string, noise bool) error {
 	})
 }
 
-// Reset forgets the results (not the noise marks) of one route, or all.
-func (r *Recorder) Reset(route string) (int, error) {
+// Reset forgets the results (not the noise marks) of one endpoint of a
+// route, of the whole route (endpoint "") or of every route (both ""), in
+// memory and in the store, and returns how many endpoints it forgot.
+// Single fields are not reset: their counts are rates over the endpoint's
+// compared answers, which a field of its own cannot restart.
+func (r *Recorder) Reset(route, endpoint string) (int, error) {
+	if endpoint != "" && route == "" {
+		return 0, fmt.Errorf("diffs: resetting endpoint %q needs its route", endpoint)
+	}
+	in := func(kRoute, kEndpoint string) bool {
+		return (route == "" || kRoute == route) && (endpoint == "" || kEndpoint == endpoint)
+	}
 	r.persist.Lock()
 	defer r.persist.Unlock()
 	r.mu.Lock()
 	n := 0
 	for k, e := range r.endpoints {
-		if route == "" || k.route == route {
+		if in(k.route, k.endpoint) {
 			for _, f := range e.Fields {
 				for _, s := range f.Samples {
 					r.sampleBytes -= int64(s.size())
@@ -214,7 +224,7 @@ func (r *Recorder) Reset(route string) (int, error) {
 	}
 	for _, queued := range []map[fieldKey]bool{r.dirtyFields, r.unsaved} {
 		for fk := range queued {
-			if route == "" || fk.route == route {
+			if in(fk.route, fk.endpoint) {
 				delete(queued, fk)
 			}
 		}
@@ -225,8 +235,13 @@ func (r *Recorder) Reset(route string) (int, error) {
 		return n, nil
 	}
 	return n, st.Update(func(tx *store.Tx) error {
-		for _, prefix := range recordPrefixes(route) {
+		for _, prefix := range recordPrefixes(route, endpoint) {
 			if _, err := tx.DeletePrefix(bucket, prefix); err != nil {
+				return err
+			}
+		}
+		for _, key := range recordKeys(route, endpoint) {
+			if err := tx.Delete(bucket, key); err != nil {
 				return err
 			}
 		}
@@ -296,10 +311,24 @@ func (r *Recorder) handleNoise(w http.ResponseWriter, req *http.Request) {
 	admin.WriteJSON(w, http.StatusOK, map[string]any{"route": req.PathValue("route"), "endpoint": body.Endpoint, "field": body.Field, "noise": noise})
 }
 
+// handleReset serves DELETE /api/v1/diffs[/{route}][?endpoint=E]: one
+// endpoint's results with ?endpoint=, else the route's or every route's.
 func (r *Recorder) handleReset(w http.ResponseWriter, req *http.Request) {
-	n, err := r.Reset(req.PathValue("route"))
+	route := req.PathValue("route")
+	q := req.URL.Query()
+	endpoint := q.Get("endpoint")
+	if q.Has("endpoint") && (endpoint == "" || route == "") {
+		admin.WriteError(w, http.StatusBadRequest, "bad_request",
+			`?endpoint= names one endpoint of the route in the path: DELETE /api/v1/diffs/{route}?endpoint=GET%20/checkout/{id}`)
+		return
+	}
+	n, err := r.Reset(route, endpoint)
 	if err != nil {
 		admin.WriteError(w, http.StatusInternalServerError, "store_error", err.Error())
+		return
+	}
+	if endpoint != "" && n == 0 {
+		admin.WriteError(w, http.StatusNotFound, "not_found", fmt.Sprintf("no comparisons for route %q endpoint %q", route, endpoint))
 		return
 	}
 	admin.WriteJSON(w, http.StatusOK, map[string]any{"reset_endpoints": n})

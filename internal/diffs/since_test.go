@@ -24,7 +24,7 @@ func TestSinceJudgesOnlyNewComparisons(t *testing.T) {
 	if n, worst, x := r.Since("shop", nil); n != 150 || worst != "GET /p $.price" || x < 0.33 || x > 0.34 {
 		t.Errorf("everything: %d compared, worst %q %v; want 150, GET /p $.price at 1/3", n, worst, x)
 	}
-	if _, err := r.Reset("shop"); err != nil {
+	if _, err := r.Reset("shop", ""); err != nil {
 		t.Fatal(err)
 	}
 	for range 10 {

@@ -82,8 +82,8 @@ func TestDiffCLI(t *testing.T) {
 }
 
 // `umbra diff --samples` prints a regression's sample pairs (statuses,
-// latencies and differing values side by side) and `--reset` forgets a
-// route's results; bad flag combinations exit 2.
+// latencies and differing values side by side) and `--reset` forgets an
+// endpoint's or a route's results; bad flag combinations exit 2.
 func TestDiffCLISamplesAndReset(t *testing.T) {
 	t.Parallel()
 	umbra(t)
@@ -112,12 +112,26 @@ func TestDiffCLISamplesAndReset(t *testing.T) {
 	if _, stderr, code := run(t, "diff", "--admin", g.AdminURL, "--samples", "--route", "items", "--field", "$.nope"); code != 1 || !strings.Contains(stderr, "$.nope") {
 		t.Errorf("unknown field: exit %d, stderr %q", code, stderr)
 	}
-	for _, args := range [][]string{{"--field", "$.price"}, {"--samples", "--reset"}, {"--samples", "--field", "$.price"}} {
+	for _, args := range [][]string{{"--field", "$.price"}, {"--samples", "--reset"}, {"--samples", "--field", "$.price"},
+		{"--reset", "--route", "items", "--field", "$.price"}, {"--reset", "--endpoint", getEP}} {
 		if _, stderr, code := run(t, append([]string{"diff", "--admin", g.AdminURL}, args...)...); code != 2 {
 			t.Errorf("umbra diff %v: exit %d, want 2 (%s)", args, code, stderr)
 		}
 	}
 
+	out, stderr, code = run(t, "diff", "--admin", g.AdminURL, "--reset", "--route", "items", "--endpoint", getEP)
+	if code != 0 || !strings.Contains(out, "Reset route items endpoint "+getEP+": 1 endpoints forgotten") {
+		t.Fatalf("umbra diff --reset --route items --endpoint %q: exit %d\n%s%s", getEP, code, out, stderr)
+	}
+	if _, ok := g.endpoint(t, "items", getEP); ok {
+		t.Errorf("%s still has results after its reset", getEP)
+	}
+	if _, stderr, code := run(t, "diff", "--admin", g.AdminURL, "--reset", "--route", "items", "--endpoint", "GET /nope"); code != 1 || !strings.Contains(stderr, "404") {
+		t.Errorf("resetting an unknown endpoint: exit %d, stderr %q; want 1 and the API's 404", code, stderr)
+	}
+
+	sendItems(t, g, 3, 2)
+	g.wait(t, "items", getEP, 2)
 	out, stderr, code = run(t, "diff", "--admin", g.AdminURL, "--reset", "--route", "items")
 	if code != 0 || !strings.Contains(out, "Reset route items: 1 endpoints forgotten") {
 		t.Fatalf("umbra diff --reset --route items: exit %d\n%s%s", code, out, stderr)

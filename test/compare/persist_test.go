@@ -2,6 +2,7 @@ package comparetest
 
 import (
 	"net/http"
+	"net/url"
 	"reflect"
 	"slices"
 	"strconv"
@@ -190,5 +191,66 @@ func TestResetRouteKeepsMarks(t *testing.T) {
 	g.getN(t, "/a/", 1, nil)
 	if e := g.wait(t, "a", epA, 1); len(e.Noise) != 1 || !e.Noise[0].MarkedNoise {
 		t.Errorf("the mark did not survive DELETE /api/v1/diffs: %+v", e)
+	}
+}
+
+// 12. DELETE /api/v1/diffs/{route}?endpoint=E forgets one endpoint of the
+// route (its counters and samples, not the marks) and nothing else, also
+// after a restart; a bad or unknown endpoint is refused.
+func TestResetOneEndpointOverTheAPI(t *testing.T) {
+	t.Parallel()
+	tr := newTrio(t, item("10"), item("12"))
+	g := start(t, "", tr.expand(`routes:
+  - name: a
+    match: {path: "/a/{id}"}
+    backend: v1
+    shadow: [{backend: v2, percent: 100}]
+    compare: {secondary: v1b}
+`))
+	const getA, headA = "GET /a/{id}", "HEAD /a/{id}"
+	g.getN(t, "/a/", 4, nil)
+	for i := range 3 {
+		g.do(t, "HEAD", "/a/"+strconv.Itoa(i), nil)
+	}
+	g.wait(t, "a", getA, 4)
+	headBefore := g.wait(t, "a", headA, 3)
+	g.mark(t, "a", getA, "$.price", true)
+
+	var out struct {
+		N int `json:"reset_endpoints"`
+	}
+	g.Admin(t, "DELETE", "/api/v1/diffs/a?endpoint="+url.QueryEscape(getA), nil, http.StatusOK, &out)
+	if out.N != 1 {
+		t.Errorf("DELETE ?endpoint=%s reset %d endpoints, want 1", getA, out.N)
+	}
+	if _, ok := g.endpoint(t, "a", getA); ok {
+		t.Errorf("%s still has results after its reset", getA)
+	}
+	g.Admin(t, "GET", samplesPath("a", getA, "$.price"), nil, http.StatusNotFound, nil)
+	if head, _ := g.endpoint(t, "a", headA); !reflect.DeepEqual(head, headBefore) {
+		t.Errorf("resetting %s changed %s:\n%+v\nwant\n%+v", getA, headA, head, headBefore)
+	}
+	for _, bad := range []struct {
+		path   string
+		status int
+	}{
+		{"/api/v1/diffs/a?endpoint=", http.StatusBadRequest},
+		{"/api/v1/diffs?endpoint=" + url.QueryEscape(getA), http.StatusBadRequest},
+		{"/api/v1/diffs/a?endpoint=" + url.QueryEscape("GET /nothing"), http.StatusNotFound},
+	} {
+		g.Admin(t, "DELETE", bad.path, nil, bad.status, nil)
+	}
+	if head, _ := g.endpoint(t, "a", headA); head.Compared != headBefore.Compared {
+		t.Errorf("a refused reset changed %s: %+v", headA, head)
+	}
+
+	g.getN(t, "/a/", 2, nil)
+	g.wait(t, "a", getA, 2)
+	g = g.restart(t)
+	if e, _ := g.endpoint(t, "a", getA); e.Compared != 2 || len(e.Noise) == 0 || !e.Noise[0].MarkedNoise {
+		t.Errorf("after a restart %s: %+v, want the 2 compared since its reset and $.price still marked", getA, e)
+	}
+	if head, _ := g.endpoint(t, "a", headA); head.Compared != headBefore.Compared {
+		t.Errorf("after a restart %s has %d compared, want %d", headA, head.Compared, headBefore.Compared)
 	}
 }

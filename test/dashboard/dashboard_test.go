@@ -8,6 +8,8 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"net/url"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -216,6 +218,77 @@ func TestMarkNoiseAndResetFromThePage(t *testing.T) {
 	e.api(t, "GET", "/api/v1/diffs/checkout", &rep)
 	if len(rep.Routes) != 1 || len(rep.Routes[0].Endpoints) != 0 {
 		t.Errorf("after reset the API still reports %+v", rep.Routes)
+	}
+}
+
+// TestResetEndpointFromThePage: an endpoint's "Reset endpoint" button asks
+// for confirmation and forgets that endpoint's results only: the route's
+// other endpoint stays, on the page and in the API.
+func TestResetEndpointFromThePage(t *testing.T) {
+	e := startEnv(t, envOptions{})
+	ctx := browser(t)
+	e.send(t, 60)
+	for i := range 5 { // a second endpoint of the checkout route
+		if r, err := testkit.Send(e.client, "HEAD", e.gw.URL+"/checkout/"+strconv.Itoa(1000+i), nil); err != nil || r.Status != http.StatusOK {
+			t.Fatalf("HEAD /checkout: %v %d", err, r.Status)
+		}
+	}
+	endpoints := func() map[string]int64 {
+		var rep diffs.Report
+		e.api(t, "GET", "/api/v1/diffs/checkout", &rep)
+		out := map[string]int64{}
+		for _, ep := range rep.Routes[0].Endpoints {
+			out[ep.Endpoint] = ep.Compared
+		}
+		return out
+	}
+	var get, head string
+	poll.Until(t, "a GET and a HEAD endpoint compared", func() (bool, string) {
+		get, head = "", ""
+		for name := range endpoints() {
+			switch {
+			case strings.HasPrefix(name, "GET "):
+				get = name
+			case strings.HasPrefix(name, "HEAD "):
+				head = name
+			}
+		}
+		return get != "" && head != "", fmt.Sprint(endpoints())
+	})
+	button := fmt.Sprintf(`#diffs-checkout section.endpoint[data-endpoint=%q] button.reset-endpoint`, get)
+	do(t, ctx, "differences", chromedp.Navigate(e.gw.AdminURL+"/ui/diffs"), chromedp.WaitVisible(chromedp.CSS(button)))
+
+	do(t, ctx, "reset endpoint, cancelled", chromedp.Click(chromedp.CSS(button)),
+		chromedp.WaitVisible(chromedp.CSS("dialog#confirm")),
+		chromedp.Click(chromedp.CSS(`dialog#confirm button[value="cancel"]`)),
+		chromedp.WaitNotVisible(chromedp.CSS("dialog#confirm")))
+	if _, ok := endpoints()[get]; !ok {
+		t.Fatalf("a cancelled reset forgot %s", get)
+	}
+
+	do(t, ctx, "reset endpoint", chromedp.Click(chromedp.CSS(button)), chromedp.WaitVisible(chromedp.CSS("dialog#confirm")))
+	call := text(t, ctx, "#confirm-call")
+	if u, err := url.Parse(strings.TrimPrefix(call, "DELETE ")); err != nil || !strings.HasPrefix(call, "DELETE ") ||
+		u.Path != "/api/v1/diffs/checkout" || u.Query().Get("endpoint") != get {
+		t.Errorf("the dialog names the call %q, want DELETE /api/v1/diffs/checkout?endpoint=%s", call, get)
+	}
+	if msg := text(t, ctx, "#confirm-text"); !strings.Contains(msg, get) {
+		t.Errorf("the dialog does not name the endpoint: %q", msg)
+	}
+	do(t, ctx, "confirm", chromedp.Click(chromedp.CSS("#confirm-ok")))
+	poll.Until(t, get+" gone from the page", func() (bool, string) {
+		n, err := chromedp.Run(ctx, chromedp.Evaluate[int](fmt.Sprintf(`document.querySelectorAll(%q).length`, button)))
+		return err == nil && n == 0, fmt.Sprint(n, err)
+	})
+	left := endpoints()
+	if _, ok := left[get]; ok {
+		t.Errorf("the API still reports %s after its reset: %v", get, left)
+	}
+	if left[head] == 0 {
+		t.Errorf("resetting %s forgot %s too: %v", get, head, left)
+	}
+	if n := eval[int](t, ctx, fmt.Sprintf(`document.querySelectorAll('#diffs-checkout section.endpoint[data-endpoint=%q]').length`, head)); n != 1 {
+		t.Errorf("the page lost %s", head)
 	}
 }
 
