@@ -143,6 +143,17 @@ func TestRegressionSamplesOpen(t *testing.T) {
 	if n := eval[int](t, ctx, `document.querySelectorAll("#sample-0 .side.secondary mark.noise").length`); n == 0 {
 		t.Errorf("the secondary marks no noise (created_at and request_id differ on every instance)")
 	}
+
+	// Having seen the pairs, the operator marks the field as noise from
+	// the samples themselves; the panel stays open and says so.
+	do(t, ctx, "mark as noise from the samples", chromedp.Click(chromedp.CSS(`#samples header button.action`)),
+		chromedp.WaitVisible(chromedp.CSS("dialog#confirm")))
+	if msg := text(t, ctx, "#confirm-text"); !strings.Contains(msg, "$.total") {
+		t.Errorf("the dialog does not name the field: %q", msg)
+	}
+	do(t, ctx, "confirm", chromedp.Click(chromedp.CSS("#confirm-ok")))
+	untilText(t, ctx, "#samples header", "marked noise")
+	untilText(t, ctx, "#samples header button.action", "Unmark")
 }
 
 // TestRolloutPausedAndResumedFromThePage: the Pause and Resume buttons
