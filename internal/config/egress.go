@@ -40,7 +40,14 @@ type EgressRecord struct {
 	Wait Duration `yaml:"wait" json:"wait"`
 	// Redact names what is replaced by "REDACTED" before a call is stored.
 	Redact Redact `yaml:"redact" json:"redact"`
+	// Persist keeps the recordings (redacted) in the embedded store in
+	// data_dir, so that shadow copies find them after a restart; default
+	// true. false keeps them in memory only.
+	Persist *bool `yaml:"persist" json:"persist,omitempty"`
 }
+
+// Persists reports whether recordings are kept in the embedded store.
+func (r *EgressRecord) Persists() bool { return r.Persist == nil || *r.Persist }
 
 // Redact lists sensitive parts of recorded calls.
 type Redact struct {

@@ -38,7 +38,7 @@ var discard = slog.New(slog.NewTextHandler(io.Discard, nil))
 // newSandbox starts a sandbox whose service "provider" forwards to upstream.
 func newSandbox(tb testing.TB, upstream, extra string) *Sandbox {
 	tb.Helper()
-	s, err := New(parseEgress(tb, upstream, extra, ""), nil, prometheus.NewRegistry(), discard)
+	s, err := New(parseEgress(tb, upstream, extra, ""), nil, nil, prometheus.NewRegistry(), discard)
 	if err != nil {
 		tb.Fatal(err)
 	}

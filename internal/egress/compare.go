@@ -37,13 +37,14 @@ func (s *Sandbox) compareCalls(live *episode) {
 			sec = c
 		}
 	}
-	if cand == nil || live.ambiguous {
+	if cand == nil || live.ambiguous || cand.restored {
 		live.mu.Unlock()
 		return
 	}
 	liveCalls := map[callKey][]*message{}
 	for k, list := range live.calls {
 		for _, c := range list {
+			c.settle()
 			liveCalls[k] = append(liveCalls[k], &c.req)
 		}
 	}

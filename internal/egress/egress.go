@@ -24,6 +24,7 @@ import (
 
 	"github.com/umbragw/umbra/internal/config"
 	"github.com/umbragw/umbra/internal/shadow"
+	"github.com/umbragw/umbra/internal/store"
 )
 
 // HeaderShadow marks a shadow copy (shadow.HeaderShadow); on an outbound
@@ -44,6 +45,7 @@ type Sandbox struct {
 	metrics  *Metrics
 	sink     shadow.Sink
 	log      atomic.Pointer[slog.Logger]
+	rec      *recorder
 
 	limiter  logLimiter
 	stop     chan struct{}
@@ -53,8 +55,10 @@ type Sandbox struct {
 }
 
 // New starts a sandbox for cfg, reading (or creating) its trace key.
-// sink receives the comparisons of outbound calls; reg gets the metrics.
-func New(cfg *config.Egress, sink shadow.Sink, reg prometheus.Registerer, log *slog.Logger) (*Sandbox, error) {
+// st keeps the recordings across restarts (nil: memory only; with
+// record.persist false it is not used); sink receives the comparisons of
+// outbound calls; reg gets the metrics.
+func New(cfg *config.Egress, st *store.Store, sink shadow.Sink, reg prometheus.Registerer, log *slog.Logger) (*Sandbox, error) {
 	key, err := loadKey(cfg.KeyFile)
 	if err != nil {
 		return nil, err
@@ -66,10 +70,34 @@ func New(cfg *config.Egress, sink shadow.Sink, reg prometheus.Registerer, log *s
 		sink:    sink,
 		stop:    make(chan struct{}),
 	}
+	if !cfg.Record.Persists() {
+		st = nil
+	}
+	s.rec = &recorder{st: st, s: s}
 	s.log.Store(log)
 	s.metrics.collectTable(s.table)
 	if err := s.Configure(cfg, log); err != nil {
 		return nil, err
+	}
+	if st != nil {
+		s.table.gone = s.rec.forget
+		res, err := s.restore(st)
+		if err != nil {
+			// A store that cannot be read is no reason to stop serving:
+			// copies of earlier requests get simulations or unmatched.
+			s.metrics.storeErrors.Inc()
+			log.Error("egress: reading recordings from the store failed; starting without them", "file", st.Path(), "err", err)
+		}
+		s.metrics.restored.WithLabelValues(RoleLive).Add(float64(res.lives))
+		s.metrics.restored.WithLabelValues(RoleShadow).Add(float64(res.copies))
+		if res.lives+res.copies+res.dropped > 0 {
+			log.Info("egress: recordings restored from the store", "live_requests", res.lives, "copies", res.copies,
+				"expired", res.expired, "not_restored", res.dropped, "clean_stop", res.clean)
+		}
+		if !res.clean && res.dropped > 0 {
+			log.Warn("egress: the last run did not stop cleanly; shadow copies it paired are answered by simulations or the unmatched answer, not replayed (their last calls may not have been written)",
+				"copies", res.dropped)
+		}
 	}
 	s.wg.Add(1)
 	go s.sweeper()
@@ -108,10 +136,15 @@ func (s *Sandbox) retire(set *serviceSet) {
 	}
 }
 
-// Close stops the sweeper and closes the services' connections.
+// Close stops the sweeper, writes what is left of the recordings (the
+// store is then marked as cleanly stopped) and closes the services'
+// connections. Call it after the egress listener stopped.
 func (s *Sandbox) Close() {
 	close(s.stop)
 	s.wg.Wait()
+	if err := s.rec.flush(true); err != nil {
+		s.log.Load().Error("egress: writing the last recordings to the store failed", "err", err)
+	}
 	s.closeMu.Lock()
 	for _, r := range s.retiring {
 		r.close(nil)
@@ -121,16 +154,22 @@ func (s *Sandbox) Close() {
 	s.services.Load().close(nil)
 }
 
+// sweeper drops expired episodes every second and runs the recorder
+// every flushInterval.
 func (s *Sandbox) sweeper() {
 	defer s.wg.Done()
-	t := time.NewTicker(time.Second)
-	defer t.Stop()
+	sweep := time.NewTicker(time.Second)
+	defer sweep.Stop()
+	flush := time.NewTicker(flushInterval)
+	defer flush.Stop()
 	for {
 		select {
 		case <-s.stop:
 			return
-		case now := <-t.C:
+		case now := <-sweep.C:
 			s.table.sweep(now)
+		case <-flush.C:
+			_ = s.rec.flush(false)
 		}
 	}
 }
@@ -212,6 +251,9 @@ func (l *Live) PairCopy(target string, role shadow.CopyRole) (string, func(ok bo
 	c := newCopy(id, live, target, role, s.table.expiry(time.Now()))
 	if !s.table.putCopy(c) {
 		s.metrics.dropped(RoleShadow, "store_full")
+	} else if s.rec.st != nil {
+		c.dirty = true
+		s.rec.mark(c)
 	}
 	if role == shadow.CopyPlain {
 		return id.traceparent(), func(bool) {}

@@ -103,7 +103,7 @@ func TestRedaction(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	h := r.header(http.Header{"Authorization": {"Bearer sk"}, "X-Signature": {"s"}, "Stripe-Api-Key": {"k"}, "Accept": {"a"}})
+	h := r.header(http.Header{"Authorization": {"Bearer sk"}, "X-Signature": {"s"}, "Stripe-Api-Key": {"k"}, "Accept": {"a"}}, false)
 	if h.Get("Authorization") != Redacted || h.Get("X-Signature") != Redacted || h.Get("Stripe-Api-Key") != Redacted || h.Get("Accept") != "a" {
 		t.Errorf("headers = %v", h)
 	}

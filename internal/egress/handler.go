@@ -137,14 +137,19 @@ func presize(buf *bytes.Buffer, length, max int64) {
 }
 
 // request returns the call's request as it is recorded: redacted, the
-// body bounded.
+// body bounded (a shadow call's, kept for the comparison).
 func (c *callCtx) request() message {
+	m := c.rawRequest(outgoingHeader(c.r.Header))
+	return c.set.redact.message(m, false)
+}
+
+// rawRequest is the call's request with header h, not yet redacted.
+func (c *callCtx) rawRequest(h http.Header) message {
 	body := c.body
 	if c.truncated {
 		body = body[:len(body)-1]
 	}
-	return message{Method: c.r.Method, URI: c.uri(), Header: c.set.redact.header(outgoingHeader(c.r.Header)),
-		Body: c.set.redact.body(body, c.r.Header.Get("Content-Type")), Truncated: c.truncated}
+	return message{Method: c.r.Method, URI: c.uri(), Header: h, Body: body, Truncated: c.truncated}
 }
 
 // uri is the path and query relative to the service.
@@ -162,7 +167,7 @@ func (c *callCtx) serveShadow() {
 	req := c.request()
 	var rec *call
 	if cp := c.origin.ep; cp != nil && cp.live != nil {
-		ord := cp.claim(c.key, &req)
+		ord := cp.claim(c.key, &req, c.s.rec)
 		if live := cp.live; !live.isAmbiguous() {
 			rec = c.s.await(c.r.Context(), live, c.key, ord, c.set.record.Wait.D())
 		}
@@ -214,11 +219,20 @@ func (c *callCtx) simBody() []byte {
 
 // claim gives a copy's call its ordinal among the copy's calls to key and
 // keeps the call for the comparison.
-func (e *episode) claim(key callKey, req *message) int {
+// A copy restored from the store continues after the calls it claimed
+// before the restart. With a store the claim is written in the next flush.
+func (e *episode) claim(key callKey, req *message, rec *recorder) int {
 	e.mu.Lock()
-	defer e.mu.Unlock()
-	ord := len(e.sent[key])
+	ord := e.claims[key] + len(e.sent[key])
 	e.sent[key] = append(e.sent[key], req)
+	queue := rec.st != nil && !e.dirty
+	if queue {
+		e.dirty = true
+	}
+	e.mu.Unlock()
+	if queue {
+		rec.mark(e)
+	}
 	return ord
 }
 
@@ -229,9 +243,9 @@ func (e *episode) isAmbiguous() bool {
 }
 
 // await returns the live call at (key, ord) once its answer is recorded,
-// waiting at most wait while the live request is still being served or
-// its calls are in flight. It returns nil when there is no replayable
-// answer.
+// redacted, waiting at most wait while the live request is still being
+// served or its calls are in flight. It returns nil when there is no
+// replayable answer.
 func (s *Sandbox) await(ctx context.Context, live *episode, key callKey, ord int, wait time.Duration) *call {
 	var timeout <-chan time.Time
 	for {
@@ -241,29 +255,24 @@ func (s *Sandbox) await(ctx context.Context, live *episode, key callKey, ord int
 		if ord < len(list) {
 			c = list[ord]
 		}
-		settled := !live.open && live.pending == 0
-		changed := live.changed
-		live.mu.Unlock()
-		if c == nil && settled {
+		if c != nil && c.finished {
+			c.settle()
+			live.mu.Unlock()
+			if c.failed != "" {
+				return nil
+			}
+			return c
+		}
+		if c == nil && !live.open && live.pending == 0 {
+			live.mu.Unlock()
 			return nil
 		}
+		changed := live.waitChan()
+		live.mu.Unlock()
 		if timeout == nil {
 			t := time.NewTimer(wait)
 			defer t.Stop()
 			timeout = t.C
-		}
-		if c != nil {
-			select {
-			case <-c.done:
-				if c.failed != "" {
-					return nil
-				}
-				return c
-			case <-timeout:
-				return nil
-			case <-ctx.Done():
-				return nil
-			}
 		}
 		select {
 		case <-changed:
@@ -283,11 +292,13 @@ func (c *callCtx) forward() {
 		c.s.metrics.leaked.Inc()
 		return
 	}
+	out := c.outgoing()
 	var rec *call
 	if ep := c.origin.ep; ep != nil {
-		rec = c.s.startRecording(ep, c.key, c.request())
+		// The outgoing header is shared, not copied: egress backends have
+		// no tracer, so nothing writes to it once it is built.
+		rec = c.s.startRecording(ep, c.key, c.rawRequest(out.Header), c.set.redact)
 	}
-	out := c.outgoing()
 	resp, err := c.svc.backend.Exchange(c.r.Context(), out, nil)
 	if err != nil {
 		kind := backend.KindOf(err)
@@ -330,17 +341,15 @@ func (c *callCtx) forward() {
 		return
 	}
 	body := buf.Bytes()
-	var recorded http.Header
-	if rec != nil {
-		recorded = c.set.redact.header(cloneHeader(h))
-	}
 	h.Set("Content-Length", strconv.Itoa(len(body)))
 	c.w.WriteHeader(resp.StatusCode)
 	c.w.Write(body)
 	c.done(OutcomeForwarded)
 	if rec != nil {
-		c.s.finishRecording(rec, &message{Status: resp.StatusCode, Header: recorded,
-			Body: c.set.redact.body(body, recorded.Get("Content-Type"))}, "")
+		// As it came: redacted on its first read (call.settle), and the
+		// header map is the upstream answer's own, which nothing changes
+		// (the client's copy shares only its values).
+		c.s.finishRecording(rec, &message{Status: resp.StatusCode, Header: resp.Header, Body: body}, "")
 	}
 }
 
@@ -373,16 +382,27 @@ func (c *callCtx) outgoing() *http.Request {
 	return out
 }
 
-// outgoingHeader copies a call's header without hop-by-hop fields.
+// outgoingHeader copies a call's header without hop-by-hop fields. The
+// values share one backing array (as http.Header.Clone does): one
+// allocation instead of one per field.
 func outgoingHeader(in http.Header) http.Header {
+	n := 0
+	for _, vs := range in {
+		n += len(vs)
+	}
+	all := make([]string, n)
 	h := make(http.Header, len(in))
 	for k, vs := range in {
 		if headers.IsHopByHop(k) || k == "X-Umbra-Sandbox" {
 			continue
 		}
-		h[k] = append([]string(nil), vs...)
+		m := copy(all, vs)
+		h[k] = all[:m:m]
+		all = all[m:]
 	}
-	removeConnectionHeaders(h, in)
+	if in["Connection"] != nil {
+		removeConnectionHeaders(h, in)
+	}
 	return h
 }
 
@@ -394,21 +414,17 @@ func removeConnectionHeaders(h, from http.Header) {
 	}
 }
 
-func cloneHeader(h http.Header) http.Header {
-	out := h.Clone()
-	delete(out, "Content-Length")
-	return out
-}
-
 // maxCallsPerTrace bounds the calls recorded for one live trace.
 const maxCallsPerTrace = 1024
 
-// startRecording records a live call's request before it is forwarded.
-// The call always takes its place among the episode's calls, so that the
-// calls after it keep their ordinals; when the budget is full its content
-// is not kept and it is never replayed.
-func (s *Sandbox) startRecording(ep *episode, key callKey, req message) *call {
-	c := &call{ep: ep, req: req, at: time.Now(), done: make(chan struct{})}
+// startRecording records a live call's request (as it came; red redacts
+// it on its first read) before it is forwarded. The call always takes its
+// place among the episode's calls, so that the calls after it keep their
+// ordinals; when the budget is full its content is not kept and it is
+// never replayed.
+func (s *Sandbox) startRecording(ep *episode, key callKey, req message, red *redactor) *call {
+	now := time.Now()
+	c := &call{ep: ep, key: key, req: req, at: now, red: red, reqRaw: true}
 	ep.mu.Lock()
 	defer ep.mu.Unlock()
 	if ep.ncalls >= maxCallsPerTrace {
@@ -421,25 +437,30 @@ func (s *Sandbox) startRecording(ep *episode, key callKey, req message) *call {
 	ep.ncalls++
 	if !s.table.charge(ep, req.size()) {
 		c.req = message{Method: req.Method, URI: req.URI}
+		c.reqRaw = false
 		c.failed = "store_full"
 		s.metrics.dropped(ep.role, "store_full")
 	}
+	if ep.calls == nil {
+		ep.calls = map[callKey][]*call{}
+	}
+	c.ord = len(ep.calls[key])
 	ep.calls[key] = append(ep.calls[key], c)
+	ep.order = append(ep.order, c)
 	ep.pending++
-	ep.expires.Store(s.table.expiry(time.Now()).UnixNano())
+	ep.expires.Store(s.table.expiry(now).UnixNano())
 	ep.notify()
 	return c
 }
 
 // finishRecording records a call's answer (nil with a reason when there
-// is none to replay).
+// is none to replay), as it came: it is redacted on its first read.
 func (s *Sandbox) finishRecording(c *call, resp *message, reason string) {
 	if c == nil {
 		return
 	}
 	ep := c.ep
 	ep.mu.Lock()
-	defer ep.mu.Unlock()
 	switch {
 	case c.failed != "":
 	case resp == nil:
@@ -449,10 +470,17 @@ func (s *Sandbox) finishRecording(c *call, resp *message, reason string) {
 		s.metrics.dropped(ep.role, "store_full")
 	default:
 		c.resp = *resp
+		c.respRaw = true
 	}
 	ep.pending--
-	close(c.done)
+	c.finished = true
 	ep.notify()
+	queue := !ep.dirty
+	ep.dirty = true
+	ep.mu.Unlock()
+	if queue {
+		s.rec.mark(ep)
+	}
 }
 
 func writeMessage(w http.ResponseWriter, m *message) {

@@ -441,12 +441,9 @@ func (s *Sandbox) Recorded(service string) (*Simulation, bool) {
 				continue
 			}
 			for _, c := range list {
-				select {
-				case <-c.done:
-					if c.failed == "" {
-						recs = append(recs, exportedCall{at: c.at, req: c.req, resp: c.resp})
-					}
-				default:
+				if c.finished && c.failed == "" {
+					c.settle()
+					recs = append(recs, exportedCall{at: c.at, req: c.req, resp: c.resp})
 				}
 			}
 		}

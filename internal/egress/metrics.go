@@ -20,6 +20,9 @@ type Metrics struct {
 	drops     *prometheus.CounterVec
 	leaked    prometheus.Counter
 	noService prometheus.Counter
+	// The recordings' store.
+	storeErrors prometheus.Counter
+	restored    *prometheus.CounterVec
 	reg       prometheus.Registerer
 
 	mu       sync.Mutex
@@ -58,7 +61,17 @@ func newMetrics(reg prometheus.Registerer) *Metrics {
 			Help: "Calls to the egress listener that named no configured service.",
 		}),
 	}
-	reg.MustRegister(m.requests, m.latency, m.drops, m.leaked, m.noService)
+	m.storeErrors = prometheus.NewCounter(prometheus.CounterOpts{
+		Name: "umbra_egress_store_errors_total",
+		Help: "Failed reads and writes of recordings in the embedded store (recordings stay in memory; writes are tried again).",
+	})
+	m.restored = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "umbra_egress_restored_total",
+		Help: "Recorded live requests (role live) and shadow copies (role shadow) read from the store at start-up.",
+	}, []string{"role"})
+	m.restored.WithLabelValues(RoleLive)
+	m.restored.WithLabelValues(RoleShadow)
+	reg.MustRegister(m.requests, m.latency, m.drops, m.leaked, m.noService, m.storeErrors, m.restored)
 	for _, role := range []string{RoleLive, RoleCanary} {
 		for _, reason := range []string{"store_full", "trace_full"} {
 			m.drops.WithLabelValues(role, reason) // exported at 0 from the start

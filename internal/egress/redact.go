@@ -7,6 +7,7 @@ import (
 	"strings"
 
 	"github.com/umbragw/umbra/internal/config"
+	"github.com/umbragw/umbra/internal/headers"
 	"github.com/umbragw/umbra/internal/jsonpath"
 )
 
@@ -46,10 +47,25 @@ func sensitiveHeader(name string) bool {
 		strings.Contains(n, "api-key") || strings.Contains(n, "apikey") || strings.Contains(n, "password")
 }
 
-// header returns h with sensitive values replaced (h itself is not changed).
-func (r *redactor) header(h http.Header) http.Header {
+// message returns m redacted: its header and JSON body. An answer's
+// header also loses the fields that belong to its hop (hop-by-hop, those
+// its Connection field names, Content-Length): the live path records the
+// upstream's header as it came.
+func (r *redactor) message(m message, answer bool) message {
+	m.Header = r.header(m.Header, answer)
+	m.Body = r.body(m.Body, m.Header.Get("Content-Type"))
+	return m
+}
+
+// header returns h with sensitive values replaced (h itself is not
+// changed); an answer's without hop-by-hop fields, Content-Length and the
+// fields its Connection names.
+func (r *redactor) header(h http.Header, answer bool) http.Header {
 	out := make(http.Header, len(h))
 	for k, vs := range h {
+		if answer && (headers.IsHopByHop(k) || k == "Content-Length") {
+			continue
+		}
 		if r.headers[k] || sensitiveHeader(k) {
 			red := make([]string, len(vs))
 			for i := range red {
@@ -59,6 +75,9 @@ func (r *redactor) header(h http.Header) http.Header {
 			continue
 		}
 		out[k] = vs
+	}
+	if answer {
+		removeConnectionHeaders(out, h)
 	}
 	return out
 }

@@ -47,14 +47,38 @@ func (m *message) size() int64 {
 }
 
 // call is one live call: its request, recorded before it is forwarded,
-// and its answer, recorded when it is back. done is closed then.
+// and its answer, recorded when it is back (finished is set then).
+//
+// The live call's path keeps both as they came; they are redacted on
+// their first read (settle), by a shadow call replaying the answer, the
+// comparison, an export, or the recorder, which settles every finished
+// call within flushInterval and only then writes it to the store. The
+// JSON redaction and the header copies are thus off the live path.
 type call struct {
-	ep     *episode // the live episode that made it
-	req    message
-	resp   message
-	at     time.Time
-	done   chan struct{}
-	failed string // why there is no answer to replay: an error kind, "truncated"
+	ep       *episode // the live episode that made it
+	key      callKey
+	ord      int // position among ep's calls to key
+	req      message
+	resp     message
+	at       time.Time
+	finished bool   // the answer is recorded (or failed says why not)
+	failed   string // why there is no answer to replay: an error kind, "truncated"
+	red      *redactor
+	reqRaw   bool // req is not yet redacted
+	respRaw  bool // resp is not yet redacted
+	saved    bool // written to the store
+}
+
+// settle redacts what is not yet redacted; ep.mu is held.
+func (c *call) settle() {
+	if c.reqRaw {
+		c.req = c.red.message(c.req, false)
+		c.reqRaw = false
+	}
+	if c.respRaw {
+		c.resp = c.red.message(c.resp, true)
+		c.respRaw = false
+	}
 }
 
 // episode is what umbra knows of one trace: a live (or canary) request and
@@ -65,14 +89,21 @@ type episode struct {
 	route   string
 	expires atomic.Int64 // unix nanoseconds
 
+	seq     uint64 // unique in the table (and its store), also across restarts
 	mu      sync.Mutex
 	open    bool                   // live: the request is being served
 	pending int                    // live: calls forwarded, answer not yet back
 	ncalls  int                    // live: calls recorded (placeholders included)
-	calls   map[callKey][]*call    // live: the calls in order per key
-	changed chan struct{}          // live: closed and replaced when calls change
+	calls   map[callKey][]*call    // live: the calls in order per key (nil until the first)
+	order   []*call                // live: the calls in the order they were made
+	changed chan struct{}          // live: made by a waiter, closed when calls change
 	bytes   int64                  // charged to the table's budget
 	sent    map[callKey][]*message // copy: its own calls in order per key
+	claims  map[callKey]int        // copy: calls claimed before a restart (restored)
+
+	dirty    bool // queued for the recorder
+	stored   bool // has a record in the store
+	restored bool // read from the store at start-up
 
 	// Copies only.
 	live      *episode
@@ -87,8 +118,7 @@ type episode struct {
 }
 
 func newLive(id traceID, route, role string, expires time.Time) *episode {
-	e := &episode{id: id, role: role, route: route, open: true, calls: map[callKey][]*call{},
-		changed: make(chan struct{})}
+	e := &episode{id: id, role: role, route: route, open: true}
 	e.expires.Store(expires.UnixNano())
 	return e
 }
@@ -103,10 +133,22 @@ func newCopy(id traceID, live *episode, target string, role shadow.CopyRole, exp
 	return e
 }
 
-// notify wakes shadow calls waiting for this live episode's calls; e.mu is held.
+// notify wakes shadow calls waiting for this live episode's calls; e.mu
+// is held. The channel exists only while someone waits: the live path
+// makes none.
 func (e *episode) notify() {
-	close(e.changed)
-	e.changed = make(chan struct{})
+	if e.changed != nil {
+		close(e.changed)
+		e.changed = nil
+	}
+}
+
+// waitChan is the channel notify closes next; e.mu is held.
+func (e *episode) waitChan() chan struct{} {
+	if e.changed == nil {
+		e.changed = make(chan struct{})
+	}
+	return e.changed
 }
 
 // table holds the episodes by trace id, bounded in time (ttl) and size
@@ -117,6 +159,10 @@ type table struct {
 	max    atomic.Int64
 	ttl    atomic.Int64 // nanoseconds
 	count  atomic.Int64
+	seq    atomic.Uint64 // the last episode's seq
+	// gone is told of an episode that left the table and has a record in
+	// the store (nil without a store).
+	gone func(*episode)
 }
 
 type tableShard struct {
@@ -165,6 +211,7 @@ func (t *table) get(id traceID, now time.Time) *episode {
 // request's answers. A trace id reused after the first request ended is a
 // new episode. It returns nil when the budget is full.
 func (t *table) putLive(e *episode) {
+	e.seq = t.seq.Add(1)
 	s := t.shard(e.id)
 	s.mu.Lock()
 	old := s.m[e.id]
@@ -187,13 +234,20 @@ func (t *table) putLive(e *episode) {
 	old.detached = true
 	t.bytes.Add(-old.bytes)
 	old.bytes = 0
+	stored := old.stored
 	old.mu.Unlock()
+	if stored && t.gone != nil {
+		t.gone(old)
+	}
 }
 
 // putCopy registers a copy's episode; false when the budget is full.
 func (t *table) putCopy(e *episode) bool {
 	if !t.reserve(e.bytes) {
 		return false
+	}
+	if e.seq == 0 {
+		e.seq = t.seq.Add(1)
 	}
 	s := t.shard(e.id)
 	s.mu.Lock()
@@ -203,6 +257,20 @@ func (t *table) putCopy(e *episode) bool {
 	if !dup {
 		t.count.Add(1)
 	}
+	return true
+}
+
+// putRestored registers a live episode read from the store, unless a
+// newer one has its trace id (restore goes newest first).
+func (t *table) putRestored(e *episode) bool {
+	s := t.shard(e.id)
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.m[e.id] != nil {
+		return false
+	}
+	s.m[e.id] = e
+	t.count.Add(1)
 	return true
 }
 
@@ -243,7 +311,11 @@ func (t *table) sweep(now time.Time) {
 			e.detached = true
 			t.bytes.Add(-e.bytes)
 			e.bytes = 0
+			stored := e.stored
 			e.mu.Unlock()
+			if stored && t.gone != nil {
+				t.gone(e)
+			}
 		}
 	}
 }

@@ -16,7 +16,7 @@ func (g *Gateway) startEgress(cfg *config.Config, snap *proxy.Snapshot) error {
 	if cfg.Egress == nil {
 		return nil
 	}
-	sb, err := egress.New(cfg.Egress, g.diffs.Submit, g.metrics.Registry(), snap.Log)
+	sb, err := egress.New(cfg.Egress, g.store, g.diffs.Submit, g.metrics.Registry(), snap.Log)
 	if err != nil {
 		return fmt.Errorf("egress: %w", err)
 	}

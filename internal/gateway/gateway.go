@@ -191,8 +191,9 @@ func New(cfg *config.Config, opts Options) (*Gateway, error) {
 }
 
 // ensureStore opens the embedded store in data_dir the first time a
-// config needs persistence (a route compares answers or has a rollout). A
-// plain proxy never touches the disk.
+// config needs persistence (a route compares answers or has a rollout, or
+// the egress sandbox keeps its recordings). A plain proxy never touches
+// the disk.
 func (g *Gateway) ensureStore(cfg *config.Config, log *slog.Logger) error {
 	if g.store != nil || !needsStore(cfg) {
 		return nil
@@ -215,6 +216,9 @@ func (g *Gateway) ensureStore(cfg *config.Config, log *slog.Logger) error {
 }
 
 func needsStore(cfg *config.Config) bool {
+	if cfg.Egress != nil && cfg.Egress.Record.Persists() {
+		return true
+	}
 	for _, r := range cfg.Routes {
 		if r.Compare != nil || r.Rollout != nil {
 			return true
