@@ -23,7 +23,7 @@ type Metrics struct {
 	// The recordings' store.
 	storeErrors prometheus.Counter
 	restored    *prometheus.CounterVec
-	reg       prometheus.Registerer
+	reg         prometheus.Registerer
 
 	mu       sync.Mutex
 	services map[string]*serviceMetrics
