@@ -366,6 +366,7 @@ func (s *Sandbox) restore(st *store.Store) (restored, error) {
 			continue
 		}
 		live := lives[rec.Live]
+		rec.Expires = min(rec.Expires, now.Add(time.Duration(s.table.ttl.Load())).UnixNano())
 		switch {
 		case live == nil || rec.Expires < now.UnixNano():
 			res.expired++
@@ -404,7 +405,14 @@ func (s *Sandbox) restore(st *store.Store) (restored, error) {
 // expired, e nil with ok when the budget has no room for it.
 func (s *Sandbox) restoreLive(seq uint64, rec *episodeRecord, calls []callRecord, now time.Time) (e *episode, ok bool) {
 	id, err := parseTraceHex(rec.Trace)
-	if err != nil || rec.Expires < now.UnixNano() || len(calls) == 0 {
+	if err != nil || len(calls) == 0 {
+		return nil, false
+	}
+	// A record.ttl lowered since the calls were recorded applies to them.
+	if ttlEnd := calls[len(calls)-1].At + s.table.ttl.Load(); ttlEnd < rec.Expires {
+		rec.Expires = ttlEnd
+	}
+	if rec.Expires < now.UnixNano() {
 		return nil, false
 	}
 	e = &episode{id: id, role: rec.Role, route: rec.Route, seq: seq, ambiguous: rec.Ambiguous,

@@ -101,6 +101,7 @@ type checkout struct {
 	egress   atomic.Pointer[string] // base URL of the service on the egress listener
 	client   *http.Client
 	preDelay atomic.Int64 // nanoseconds to wait before the first call
+	gate     atomic.Pointer[chan struct{}] // when set, calls wait until it is closed
 	served   atomic.Int64
 	mu       sync.Mutex
 	answers  map[string]string // checkout id -> its answer body
@@ -151,6 +152,9 @@ func (c *checkout) serve(w http.ResponseWriter, r *http.Request) {
 	_ = json.NewDecoder(r.Body).Decode(&in)
 	if d := c.preDelay.Load(); d > 0 {
 		time.Sleep(time.Duration(d))
+	}
+	if g := c.gate.Load(); g != nil {
+		<-*g
 	}
 	currency := "usd"
 	if c.version == "v2" {
@@ -267,6 +271,12 @@ func start(t *testing.T, o options) *setup {
 		"      endpoints: [\"/v1/charges/{id}\"]\n" + o.svc
 	s.gw = testkit.Launch(t, "egresstest", testkit.Top{}, cfg)
 	s.gw.Poll = testkit.Slow
+	s.aim(o)
+	return s
+}
+
+// aim points the checkouts at the gateway's egress listener.
+func (s *setup) aim(o options) {
 	name := "payments"
 	if o.service != "" {
 		name = o.service
@@ -279,7 +289,6 @@ func start(t *testing.T, o options) *setup {
 		v2base = "http://" + s.gw.EgressAddr() + "/" + o.v2Service
 	}
 	s.v2.egress.Store(&v2base)
-	return s
 }
 
 // checkout sends one checkout through the gateway and returns the live answer.

@@ -1,0 +1,274 @@
+package egress
+
+import (
+	"encoding/json"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/testutil"
+
+	"github.com/umbragw/umbra/internal/config"
+	"github.com/umbragw/umbra/internal/shadow"
+	"github.com/umbragw/umbra/internal/store"
+)
+
+// run is one umbra run over a data dir: a store and a sandbox on it.
+type run struct {
+	st *store.Store
+	s  *Sandbox
+}
+
+// startRun opens dir's store and starts a sandbox on it with cfg.
+func startRun(t *testing.T, dir string, cfg *config.Egress) *run {
+	t.Helper()
+	st, err := store.Open(dir, store.Options{Log: discard})
+	if err != nil {
+		t.Fatal(err)
+	}
+	s, err := New(cfg, st, nil, prometheus.NewRegistry(), discard)
+	if err != nil {
+		st.Close()
+		t.Fatal(err)
+	}
+	return &run{st: st, s: s}
+}
+
+// stop ends the run cleanly: the sandbox writes what is left.
+func (r *run) stop(t *testing.T) {
+	r.s.Close()
+	if err := r.st.Close(); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// crash ends the run as a killed process would: nothing more is written.
+func (r *run) crash(t *testing.T) {
+	close(r.s.stop)
+	r.s.wg.Wait()
+	r.s.services.Load().close(nil)
+	if err := r.st.Close(); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// persistConfig is a config whose key file and store live in dir.
+func persistConfig(t *testing.T, dir, upstream, record string) *config.Egress {
+	cfg := parseEgress(t, upstream, record, "")
+	cfg.KeyFile = filepath.Join(dir, "egress.key")
+	return cfg
+}
+
+// A copy paired before a clean restart is replayed its live request's
+// recorded answer after it, by the new process, and its calls keep their
+// positions: a call it made before the restart is not made again. Nothing
+// reaches the provider but the live call.
+func TestRecordingsSurviveRestart(t *testing.T) {
+	var hits atomic.Int64
+	up := chargeProvider(t, &hits).URL
+	dir := t.TempDir()
+	cfg := persistConfig(t, dir, up, "")
+	a := startRun(t, dir, cfg)
+	// Two live requests, each with one charge; copy 1 makes its call
+	// before the restart, copy 2 after.
+	l1, l2 := liveWithCall(t, a.s), liveWithCall(t, a.s)
+	tp1, done1 := l1.PairCopy("v2", shadow.CopyPlain)
+	tp2, _ := l2.PairCopy("v2", shadow.CopyPlain)
+	if w := charge(a.s, tp1); w.Code != 201 {
+		t.Fatalf("copy 1 before the restart: %d %s", w.Code, w.Body)
+	}
+	done1(true)
+	a.stop(t)
+
+	b := startRun(t, dir, cfg)
+	defer b.stop(t)
+	if got := testutil.ToFloat64(b.s.metrics.restored.WithLabelValues(RoleLive)); got != 2 {
+		t.Errorf("restored live requests = %v, want 2", got)
+	}
+	if w := charge(b.s, tp2); w.Code != 201 || !strings.Contains(w.Body.String(), "ch_live") || w.Header().Get("Content-Length") == "" {
+		t.Errorf("copy 2 after the restart = %d %s, want the recorded answer", w.Code, w.Body)
+	}
+	// Copy 1's first charge was claimed before the restart: its second
+	// has no recording.
+	if w := charge(b.s, tp1); w.Code != 502 || w.Header().Get("X-Umbra-Egress") != OutcomeUnmatched {
+		t.Errorf("copy 1's second call after the restart = %d %s, want unmatched", w.Code, w.Body)
+	}
+	if hits.Load() != 2 {
+		t.Errorf("the provider saw %d calls, want 2 (the live ones)", hits.Load())
+	}
+	// The restored recordings are exported too.
+	if sim, _ := b.s.Recorded("provider"); len(sim.Data.Pairs) != 2 {
+		t.Errorf("export after the restart has %d pairs, want 2", len(sim.Data.Pairs))
+	}
+}
+
+// After a crash the recordings written before it are restored, but the
+// copies are not: their last claims may be lost, so their calls get the
+// unmatched answer (never a possibly wrong recording, never the provider).
+func TestRestoreAfterCrash(t *testing.T) {
+	var hits atomic.Int64
+	up := chargeProvider(t, &hits).URL
+	dir := t.TempDir()
+	cfg := persistConfig(t, dir, up, "")
+	a := startRun(t, dir, cfg)
+	l := liveWithCall(t, a.s)
+	tp, _ := l.PairCopy("v2", shadow.CopyPlain)
+	if err := a.s.rec.flush(false); err != nil {
+		t.Fatal(err)
+	}
+	a.crash(t)
+
+	b := startRun(t, dir, cfg)
+	defer b.stop(t)
+	if w := charge(b.s, tp); w.Code != 502 || w.Header().Get("X-Umbra-Egress") != OutcomeUnmatched {
+		t.Errorf("a copy's call after a crash = %d %s, want unmatched", w.Code, w.Body)
+	}
+	if sim, _ := b.s.Recorded("provider"); len(sim.Data.Pairs) != 1 {
+		t.Errorf("export after the crash has %d pairs, want the 1 recorded before it", len(sim.Data.Pairs))
+	}
+	if hits.Load() != 1 {
+		t.Errorf("the provider saw %d calls, want 1", hits.Load())
+	}
+}
+
+// What reaches the disk is redacted: headers and configured JSON fields.
+func TestStoredRecordingsAreRedacted(t *testing.T) {
+	var hits atomic.Int64
+	up := chargeProvider(t, &hits).URL
+	dir := t.TempDir()
+	a := startRun(t, dir, persistConfig(t, dir, up, "  record: {redact: {json: [\"$.checkout_id\", \"$.id\"]}}\n"))
+	liveWithCall(t, a.s)
+	a.stop(t)
+	st, err := store.Open(dir, store.Options{Log: discard})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	var all strings.Builder
+	var bodies []string
+	n := 0
+	st.View(func(tx *store.Tx) error {
+		return tx.Scan(bucket, "", func(key string, raw []byte) error {
+			n++
+			all.WriteString(key + " " + string(raw) + "\n")
+			if strings.HasPrefix(key, "c/") {
+				var rec callRecord
+				if err := json.Unmarshal(raw, &rec); err != nil {
+					t.Errorf("%s: %v", key, err)
+				}
+				bodies = append(bodies, string(rec.Req.Body), string(rec.Resp.Body))
+			}
+			return nil
+		})
+	})
+	if n < 3 || len(bodies) != 2 { // the state, the episode, its call
+		t.Fatalf("the store holds %d records:\n%s", n, all.String())
+	}
+	text := all.String() + strings.Join(bodies, "\n")
+	for _, secret := range []string{"sk_live", "co-000001", "ch_live"} {
+		if strings.Contains(text, secret) {
+			t.Errorf("the store holds %q:\n%s", secret, text)
+		}
+	}
+	if !strings.Contains(text, Redacted) || !strings.Contains(bodies[0], `"amount":1999`) {
+		t.Errorf("the stored call is not the redacted call:\n%s", text)
+	}
+}
+
+// Expired recordings are not restored and are deleted from the disk, and
+// a restart with a smaller record.max_bytes keeps the newest recordings
+// that fit and deletes the others: the bounds hold on disk too.
+func TestRestoreKeepsBounds(t *testing.T) {
+	var hits atomic.Int64
+	up := chargeProvider(t, &hits).URL
+	dir := t.TempDir()
+	a := startRun(t, dir, persistConfig(t, dir, up, ""))
+	var lives []*Live
+	for range 10 {
+		lives = append(lives, liveWithCall(t, a.s))
+	}
+	oldest, _ := lives[0].PairCopy("v2", shadow.CopyPlain)
+	newest, _ := lives[9].PairCopy("v2", shadow.CopyPlain)
+	a.stop(t)
+	// What a restored live request is charged (redacted, it is smaller
+	// than when it was recorded).
+	b0 := startRun(t, dir, persistConfig(t, dir, up, ""))
+	per := (b0.s.table.bytes.Load() - 2*episodeOverhead) / 10
+	b0.stop(t)
+	// Room for three of the ten and one copy.
+	b := startRun(t, dir, persistConfig(t, dir, up, "  record: {max_bytes: "+strconv.FormatInt(3*per+episodeOverhead+per/2, 10)+"}\n"))
+	if got := testutil.ToFloat64(b.s.metrics.restored.WithLabelValues(RoleLive)); got != 3 {
+		t.Errorf("restored %v live requests, want 3", got)
+	}
+	// The newest are kept.
+	if w := charge(b.s, newest); w.Code != 201 {
+		t.Errorf("the newest copy after the restart = %d %s, want its recording", w.Code, w.Body)
+	}
+	if w := charge(b.s, oldest); w.Code != 502 {
+		t.Errorf("the oldest copy after the restart = %d %s, want unmatched", w.Code, w.Body)
+	}
+	b.stop(t)
+	if n := countKeys(t, dir, "e/"); n != 4 {
+		t.Errorf("%d episodes on disk after the restart, want 4 (3 live requests, 1 copy)", n)
+	}
+	// All expire: nothing restored, nothing left on disk.
+	c := startRun(t, dir, persistConfig(t, dir, up, "  record: {ttl: 1ms}\n"))
+	c.stop(t)
+	time.Sleep(5 * time.Millisecond)
+	d := startRun(t, dir, persistConfig(t, dir, up, "  record: {ttl: 1ms}\n"))
+	if got := testutil.ToFloat64(d.s.metrics.restored.WithLabelValues(RoleLive)); got != 0 {
+		t.Errorf("restored %v expired live requests", got)
+	}
+	d.stop(t)
+	if n := countKeys(t, dir, "e/") + countKeys(t, dir, "c/"); n != 0 {
+		t.Errorf("%d expired records left on disk", n)
+	}
+}
+
+// An episode that leaves the table (expired) leaves the store in the
+// next flush.
+func TestSweptEpisodesLeaveTheStore(t *testing.T) {
+	var hits atomic.Int64
+	up := chargeProvider(t, &hits).URL
+	dir := t.TempDir()
+	a := startRun(t, dir, persistConfig(t, dir, up, ""))
+	liveWithCall(t, a.s)
+	if err := a.s.rec.flush(false); err != nil {
+		t.Fatal(err)
+	}
+	a.s.table.sweep(time.Now().Add(time.Hour))
+	a.stop(t)
+	if n := countKeys(t, dir, "e/") + countKeys(t, dir, "c/"); n != 0 {
+		t.Errorf("%d records of swept episodes left on disk", n)
+	}
+}
+
+// record.persist: false never opens or writes the bucket.
+func TestPersistOff(t *testing.T) {
+	var hits atomic.Int64
+	up := chargeProvider(t, &hits).URL
+	dir := t.TempDir()
+	a := startRun(t, dir, persistConfig(t, dir, up, "  record: {persist: false}\n"))
+	liveWithCall(t, a.s)
+	a.stop(t)
+	if n := countKeys(t, dir, ""); n != 0 {
+		t.Errorf("record.persist false wrote %d records", n)
+	}
+}
+
+func countKeys(t *testing.T, dir, prefix string) int {
+	t.Helper()
+	st, err := store.Open(dir, store.Options{Log: discard})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	n := 0
+	st.View(func(tx *store.Tx) error { n = tx.Count(bucket, prefix); return nil })
+	return n
+}
+
