@@ -271,4 +271,3 @@ func countKeys(t *testing.T, dir, prefix string) int {
 	st.View(func(tx *store.Tx) error { n = tx.Count(bucket, prefix); return nil })
 	return n
 }
-

@@ -100,7 +100,7 @@ type checkout struct {
 	version  string
 	egress   atomic.Pointer[string] // base URL of the service on the egress listener
 	client   *http.Client
-	preDelay atomic.Int64 // nanoseconds to wait before the first call
+	preDelay atomic.Int64                  // nanoseconds to wait before the first call
 	gate     atomic.Pointer[chan struct{}] // when set, calls wait until it is closed
 	served   atomic.Int64
 	mu       sync.Mutex
