@@ -41,7 +41,8 @@ func TestDockerfile(t *testing.T) {
 }
 
 // TestDockerBuild runs scripts/check-docker.sh, which builds the image and
-// compares its binary with the README's build. It needs a Docker engine.
+// compares its binary with the README's build. It needs a Docker engine
+// that can pull the base images; the script says when it has none.
 func TestDockerBuild(t *testing.T) {
 	if _, err := exec.LookPath("docker"); err != nil {
 		t.Skip("docker is not installed: the Dockerfile is not built (scripts/check-docker.sh)")
@@ -52,6 +53,9 @@ func TestDockerBuild(t *testing.T) {
 	cmd := exec.Command("bash", filepath.Join("scripts", "check-docker.sh"))
 	cmd.Dir = root
 	out, err := cmd.CombinedOutput()
+	if _, reason, ok := strings.Cut(string(out), "check-docker: SKIPPED: "); ok && err == nil {
+		t.Skip(strings.TrimSpace(reason) + " (scripts/check-docker.sh)")
+	}
 	if err != nil || !strings.Contains(string(out), "check-docker: ok") {
 		t.Errorf("scripts/check-docker.sh: %v\n%s", err, out)
 	}
