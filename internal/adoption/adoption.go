@@ -79,11 +79,13 @@ type Tracker struct {
 	requests *prometheus.CounterVec
 	fields   *prometheus.CounterVec
 	skipped  *prometheus.CounterVec
+
+	fleet fleetState // fleet.go
 }
 
 // New returns an empty Tracker; call Configure with the routes.
 func New(o Options) *Tracker {
-	t := &Tracker{now: o.Now, callers: map[string]bool{}, states: map[string]*routeState{}}
+	t := &Tracker{now: o.Now, callers: map[string]bool{}, states: map[string]*routeState{}, fleet: newFleetState()}
 	if t.now == nil {
 		t.now = time.Now
 	}

@@ -69,8 +69,18 @@ type CallerUsage struct {
 }
 
 // Report summarises usage; "within the window" means in the last window
-// before now (window <= 0: since counting started).
+// before now (window <= 0: since counting started). In fleet mode it is
+// the fleet's: every replica's counts added up.
 func (t *Tracker) Report(window time.Duration) Report {
+	rep := t.localReport(window)
+	if ref := t.fleet.ref.Load(); ref != nil {
+		rep = merged(rep, ref.f.Peers(), window)
+	}
+	return rep
+}
+
+// localReport is Report of this replica's counts.
+func (t *Tracker) localReport(window time.Duration) Report {
 	now := t.now()
 	cutoff := t.started.UnixNano() - 1
 	if window > 0 {
@@ -128,6 +138,12 @@ func usage(mu *sync.RWMutex, m map[string]*cell, cutoff int64) []CallerUsage {
 		out = append(out, CallerUsage{Caller: name, Requests: c.n.Load(), LastSeen: time.Unix(0, last).UTC(), InWindow: last > cutoff})
 	}
 	mu.RUnlock()
+	sortCallers(out)
+	return out
+}
+
+// sortCallers orders callers busiest first, then by name.
+func sortCallers(out []CallerUsage) {
 	slices.SortFunc(out, func(a, b CallerUsage) int {
 		if a.Requests != b.Requests {
 			if a.Requests > b.Requests {
@@ -137,7 +153,6 @@ func usage(mu *sync.RWMutex, m map[string]*cell, cutoff int64) []CallerUsage {
 		}
 		return strings.Compare(a.Caller, b.Caller)
 	})
-	return out
 }
 
 func timePtr(nanos int64) *time.Time {

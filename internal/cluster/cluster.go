@@ -24,6 +24,7 @@ import (
 	"google.golang.org/grpc/connectivity"
 
 	"github.com/umbragw/umbra/internal/config"
+	"github.com/umbragw/umbra/internal/diffs"
 	"github.com/umbragw/umbra/internal/rollout"
 )
 
@@ -54,6 +55,10 @@ type Node struct {
 	waiters map[string]chan resultValue // command id → its answer
 	rev     int64                       // the last revision read (sync or watch)
 	publish chan struct{}               // kicks the publisher (a burst)
+
+	// Shared results (shared.go); nil when not shared.
+	compare, adoption *shared
+	recorder          *diffs.Recorder
 }
 
 // New connects to etcd (without waiting for it: Start does) and prepares
@@ -119,10 +124,11 @@ func (n *Node) Start() {
 		n.startRoute(r)
 	}
 	n.mu.Unlock()
-	n.wg.Add(3)
+	n.wg.Add(4)
 	go n.sessions()
 	go n.watch()
 	go n.publisher()
+	go n.sharer()
 }
 
 // Close resigns every leadership (a survivor takes over at once instead

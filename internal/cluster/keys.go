@@ -60,6 +60,8 @@ func (k keys) parse(key string) (parsed, bool) {
 		return parsed{kind: "member", name: rest[len(membersDir):]}, true
 	case strings.HasPrefix(rest, resultsDir):
 		return parsed{kind: "result", name: rest[len(resultsDir):]}, true
+	case strings.HasPrefix(rest, "compare/") || strings.HasPrefix(rest, "adoption/"):
+		return parseShared(rest)
 	case strings.HasPrefix(rest, rolloutsDir):
 		route, sub, ok := strings.Cut(rest[len(rolloutsDir):], "/")
 		if !ok || route == "" {

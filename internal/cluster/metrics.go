@@ -12,6 +12,9 @@ type metrics struct {
 	resyncs     prometheus.Counter
 	published   prometheus.Counter
 	propagation prometheus.Histogram
+	shared      *prometheus.CounterVec
+	sharedBytes *prometheus.GaugeVec
+	folded      *prometheus.CounterVec
 }
 
 func newMetrics(reg prometheus.Registerer) *metrics {
@@ -26,7 +29,7 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 			Name: "umbra_cluster_leader", Help: "1 when this replica judges the route's rollout.",
 		}, []string{"route"}),
 		errors: prometheus.NewCounterVec(prometheus.CounterOpts{
-			Name: "umbra_cluster_etcd_errors_total", Help: "Failed etcd operations by kind (session, campaign, save, publish, watch, sync, command).",
+			Name: "umbra_cluster_etcd_errors_total", Help: "Failed etcd operations by kind (session, campaign, save, publish, watch, sync, command, share).",
 		}, []string{"op"}),
 		badValues: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "umbra_cluster_bad_values_total", Help: "Values read from etcd that were ignored (garbage, another format version, a state that does not fit the plan), by kind.",
@@ -42,15 +45,30 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 			Help:    "From a leader writing a rollout state to this replica applying it (the writer's clock: meaningful when clocks agree).",
 			Buckets: []float64{.001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5},
 		}),
+		shared: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "umbra_cluster_summaries_published_total", Help: "Summaries of shared results this replica wrote to etcd, by kind (compare, adoption).",
+		}, []string{"kind"}),
+		sharedBytes: prometheus.NewGaugeVec(prometheus.GaugeOpts{
+			Name: "umbra_cluster_summary_bytes", Help: "Size of the last summary of shared results this replica wrote, by kind (compare, adoption).",
+		}, []string{"kind"}),
+		folded: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "umbra_cluster_summaries_folded_total", Help: "Summaries of replicas whose lease ended that this replica kept as departed records, by kind.",
+		}, []string{"kind"}),
 	}
-	reg.MustRegister(m.up, m.members, m.leader, m.errors, m.badValues, m.resyncs, m.published, m.propagation)
+	reg.MustRegister(m.up, m.members, m.leader, m.errors, m.badValues, m.resyncs, m.published, m.propagation,
+		m.shared, m.sharedBytes, m.folded)
 	// Every series exists from the start, so rate() and alerts see the
 	// first error.
-	for _, op := range []string{"session", "campaign", "save", "publish", "watch", "sync", "command"} {
+	for _, op := range []string{"session", "campaign", "save", "publish", "watch", "sync", "command", "share"} {
 		m.errors.WithLabelValues(op)
 	}
-	for _, kind := range []string{"state", "window", "member", "command", "result"} {
+	for _, kind := range []string{"state", "window", "member", "command", "result", "summary", "mark", "reset"} {
 		m.badValues.WithLabelValues(kind)
+	}
+	for _, kind := range []string{"compare", "adoption"} {
+		m.shared.WithLabelValues(kind)
+		m.folded.WithLabelValues(kind)
+		m.sharedBytes.WithLabelValues(kind)
 	}
 	return m
 }

@@ -27,6 +27,8 @@ func (n *Node) sync(ctx context.Context) error {
 		n.handle(kv, false)
 	}
 	n.forgetMissing(present)
+	n.forgetMissingShared(present)
+	n.syncMarks(resp.Kvs)
 	n.mu.Lock()
 	n.rev = resp.Header.Revision
 	n.mu.Unlock()
@@ -132,6 +134,14 @@ func (n *Node) handle(kv *mvccpb.KeyValue, deleted bool) {
 	case "result":
 		if !deleted {
 			n.handleResult(p.name, kv)
+		}
+	case "summary", "departed":
+		n.handleShared(p, kv, deleted)
+	case "mark":
+		n.handleMark(p.name, kv, deleted)
+	case "reset":
+		if !deleted {
+			n.handleReset(p.name, kv)
 		}
 	}
 }

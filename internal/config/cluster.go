@@ -16,6 +16,7 @@ const (
 	DefaultClusterDialTimeout     = Duration(5 * time.Second)
 	DefaultClusterRequestTimeout  = Duration(2 * time.Second)
 	DefaultClusterPublishInterval = Duration(time.Second)
+	DefaultClusterShareInterval   = Duration(5 * time.Second)
 	DefaultClusterLeaseTTL        = Duration(5 * time.Second)
 )
 
@@ -28,6 +29,10 @@ type Cluster struct {
 	// PublishInterval is how often a replica publishes its rollout
 	// windows (counts and latency samples) for the leader to merge.
 	PublishInterval Duration `yaml:"publish_interval" json:"publish_interval"`
+	// ShareInterval is how often a replica publishes its comparison
+	// results and adoption counts (one bounded summary each) for the
+	// others to merge on read.
+	ShareInterval Duration `yaml:"share_interval" json:"share_interval"`
 	// LeaseTTL bounds how long a dead replica keeps its leadership and
 	// its published windows: a survivor takes over within it.
 	LeaseTTL Duration `yaml:"lease_ttl" json:"lease_ttl"`
@@ -96,6 +101,10 @@ func (p *parser) validateCluster(c *Config) {
 	}
 	setDefault(&cl.PublishInterval, DefaultClusterPublishInterval)
 	setDefault(&cl.LeaseTTL, DefaultClusterLeaseTTL)
+	setDefault(&cl.ShareInterval, DefaultClusterShareInterval)
+	if d := cl.ShareInterval.D(); d < 10*time.Millisecond {
+		p.errorf(join(path, "share_interval"), "share_interval %v: use at least 10ms", d)
+	}
 	if d := cl.PublishInterval.D(); d < 10*time.Millisecond {
 		p.errorf(join(path, "publish_interval"), "publish_interval %v: use at least 10ms", d)
 	}

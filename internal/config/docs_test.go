@@ -251,6 +251,7 @@ func TestDocsDefaultsMatchCode(t *testing.T) {
 		"cluster.etcd.dial_timeout":            DefaultClusterDialTimeout,
 		"cluster.etcd.request_timeout":         DefaultClusterRequestTimeout,
 		"cluster.publish_interval":             DefaultClusterPublishInterval,
+		"cluster.share_interval":               DefaultClusterShareInterval,
 		"cluster.lease_ttl":                    DefaultClusterLeaseTTL,
 	}
 	keys := make([]string, 0, len(defaults))

@@ -67,6 +67,12 @@ type Recorder struct {
 	unsaved     map[fieldKey]bool
 	latSavedAt  time.Time
 	sampleBytes int64
+
+	// Fleet mode (fleet.go): the peers' results merged on read, the
+	// origin of this replica's counts and the fleet resets applied.
+	fleet  atomic.Pointer[fleetRef]
+	origin string
+	resets map[string]ResetMark // by resetScope
 }
 
 // Byte budgets of the samples kept: across all endpoints, and per
@@ -92,6 +98,8 @@ func New(cfg config.Comparison, reg prometheus.Registerer, log *slog.Logger) *Re
 		dirtyFields: map[fieldKey]bool{},
 		unsaved:     map[fieldKey]bool{},
 		latSavedAt:  time.Now(),
+		origin:      newOrigin(),
+		resets:      map[string]ResetMark{},
 		total: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "umbra_compare_total",
 			Help: "Comparisons of shadow answers with live ones by route, endpoint and result (equal, different, candidate_error, live_error, too_large, skipped_queue_full).",
@@ -126,6 +134,9 @@ func (r *Recorder) Attach(st *store.Store) error {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	if err := r.load(st); err != nil {
+		return err
+	}
+	if err := r.loadFleet(st); err != nil {
 		return err
 	}
 	r.store = st

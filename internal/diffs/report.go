@@ -38,6 +38,8 @@ type EndpointReport struct {
 	Regressions   []FieldReport    `json:"regressions"`
 	Noise         []FieldReport    `json:"noise"`
 	Latency       Latency          `json:"latency_ms"`
+	// Replicas are each replica's counts, in fleet mode (docs/fleet.md).
+	Replicas map[string]ReplicaCounts `json:"replicas,omitempty"`
 }
 
 // Latency compares recent live and candidate latencies, in milliseconds.
@@ -74,7 +76,8 @@ func (r *Recorder) Report(route string) Report {
 			byRoute[name] = &RouteReport{Route: name, Target: spec.Target, Secondary: spec.Secondary, Thresholds: spec.Thresholds}
 		}
 	}
-	for _, e := range r.endpoints {
+	eps, byNode := r.view(route)
+	for k, e := range eps {
 		if route != "" && e.Route != route {
 			continue
 		}
@@ -83,7 +86,9 @@ func (r *Recorder) Report(route string) Report {
 			rr = &RouteReport{Route: e.Route, Thresholds: compare.DefaultThresholds}
 			byRoute[e.Route] = rr
 		}
-		rr.Endpoints = append(rr.Endpoints, r.endpointReport(e, rr.Thresholds))
+		rep := r.endpointReport(e, rr.Thresholds)
+		rep.Replicas = byNode[k]
+		rr.Endpoints = append(rr.Endpoints, rep)
 	}
 	out := Report{Routes: []RouteReport{}}
 	for _, rr := range byRoute {
@@ -151,7 +156,8 @@ func (r *Recorder) Fields(route, endpoint string) ([]FieldReport, bool) {
 	}
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	e := r.endpoints[epKey{route, endpoint}]
+	eps, _ := r.view(route)
+	e := eps[epKey{route, endpoint}]
 	if e == nil {
 		return nil, false
 	}
@@ -162,16 +168,26 @@ func (r *Recorder) Fields(route, endpoint string) ([]FieldReport, bool) {
 func (r *Recorder) Samples(route, endpoint, field string) ([]*Sample, bool) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	e := r.endpoints[epKey{route, endpoint}]
+	eps, _ := r.view(route)
+	e := eps[epKey{route, endpoint}]
 	if e == nil || e.Fields[field] == nil {
 		return nil, false
 	}
 	return append([]*Sample(nil), e.Fields[field].Samples...), true
 }
 
-// MarkNoise sets or clears an operator's noise mark and persists it at once.
+// MarkNoise sets or clears an operator's noise mark and persists it at
+// once; in fleet mode the fleet stores it, for every replica.
 func (r *Recorder) MarkNoise(route, endpoint, field string, noise bool) error {
-	k := markKey{route, endpoint, field}
+	if f := r.fleetOf(); f != nil {
+		if err := f.SetMark(Mark{route, endpoint, field}, noise); err != nil {
+			return err
+		}
+	}
+	return r.markLocal(markKey{route, endpoint, field}, noise)
+}
+
+func (r *Recorder) markLocal(k markKey, noise bool) error {
 	r.persist.Lock()
 	defer r.persist.Unlock()
 	r.mu.Lock()
@@ -195,13 +211,30 @@ func (r *Recorder) MarkNoise(route, endpoint, field string, noise bool) error {
 
 // Reset forgets the results (not the noise marks) of one endpoint of a
 // route, of the whole route (endpoint "") or of every route (both ""), in
-// memory and in the store, and returns how many endpoints it forgot.
-// Single fields are not reset: their counts are rates over the endpoint's
-// compared answers, which a field of its own cannot restart.
+// memory and in the store, and returns how many endpoints it forgot; in
+// fleet mode on every replica. Single fields are not reset: their counts
+// are rates over the endpoint's compared answers, which a field of its
+// own cannot restart.
 func (r *Recorder) Reset(route, endpoint string) (int, error) {
 	if endpoint != "" && route == "" {
 		return 0, fmt.Errorf("diffs: resetting endpoint %q needs its route", endpoint)
 	}
+	f := r.fleetOf()
+	if f == nil {
+		return r.resetLocal(route, endpoint)
+	}
+	m, err := f.Reset(route, endpoint)
+	if err != nil {
+		return 0, err
+	}
+	n, err := r.resetLocal(route, endpoint)
+	if err != nil {
+		return n, err
+	}
+	return n, r.noteReset(resetScope(route, endpoint), m)
+}
+
+func (r *Recorder) resetLocal(route, endpoint string) (int, error) {
 	in := func(kRoute, kEndpoint string) bool {
 		return (route == "" || kRoute == route) && (endpoint == "" || kEndpoint == endpoint)
 	}
@@ -358,7 +391,8 @@ func (r *Recorder) Counts(route string) Counts {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	out := Counts{}
-	for k, e := range r.endpoints {
+	eps, _ := r.view(route)
+	for k, e := range eps {
 		if k.route != route {
 			continue
 		}
@@ -384,7 +418,8 @@ func (r *Recorder) Since(route string, base Counts) (compared int64, worst strin
 	}
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	for k, e := range r.endpoints {
+	eps, _ := r.view(route)
+	for k, e := range eps {
 		if k.route != route {
 			continue
 		}

@@ -263,7 +263,7 @@ func (e *EndpointStats) merge(o *EndpointStats, maxSamples int) (dropped int64) 
 	for name, of := range o.Fields {
 		f := e.Fields[name]
 		if f == nil {
-			e.Fields[name] = of
+			e.Fields[name] = of.clone() // o may be merged again elsewhere (a peer's summary)
 			continue
 		}
 		f.Raw += of.Raw

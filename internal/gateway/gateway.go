@@ -144,6 +144,7 @@ func New(cfg *config.Config, opts Options) (*Gateway, error) {
 		}
 		g.cluster = node
 		g.rollouts.SetFleet(node)
+		node.ShareResults(g.diffs) // before the store is attached: it keeps the results' origin
 	}
 	if err := g.ensureStore(cfg, logger); err != nil {
 		g.diffs.Close()
@@ -154,6 +155,9 @@ func New(cfg *config.Config, opts Options) (*Gateway, error) {
 	g.deps = deps{metrics: g.metrics, shadow: shadow.NewMetrics(g.metrics.Registry()), logOut: opts.LogOutput, sink: g.diffs.Submit,
 		rollouts: g.rollouts, adoption: adoption.New(adoption.Options{MaxCallers: cfg.Callers.MaxCallers, Registerer: g.metrics.Registry()}),
 		tracer: tr}
+	if g.cluster != nil {
+		g.cluster.ShareAdoption(g.deps.adoption)
+	}
 	c, err := compile(cfg, parts{}, g.deps)
 	if err != nil {
 		_ = g.closeStore()

@@ -23,7 +23,7 @@ import (
 // and lease, so the tests see windows and failovers quickly.
 func clusterBlock(node, etcdURL, prefix string) string {
 	return fmt.Sprintf("cluster:\n  node: %s\n  etcd: {endpoints: [%q], prefix: %q, dial_timeout: 3s, request_timeout: 1s}\n"+
-		"  publish_interval: 50ms\n  lease_ttl: 2s\n", node, etcdURL, prefix)
+		"  publish_interval: 50ms\n  share_interval: 50ms\n  lease_ttl: 2s\n", node, etcdURL, prefix)
 }
 
 // fleetPlan is the routes of a fleet test: checkout on v1 with v2 as its

@@ -385,7 +385,13 @@ type replicaProc struct {
 
 func startReplicaProc(t *testing.T, bin string, e *testkit.Etcd, node, plan string) *replicaProc {
 	t.Helper()
-	dir := t.TempDir()
+	return startReplicaProcIn(t, bin, t.TempDir(), e, node, plan)
+}
+
+// startReplicaProcIn starts a replica process with its config and data
+// in dir (a restart: the same dir as before).
+func startReplicaProcIn(t *testing.T, bin, dir string, e *testkit.Etcd, node, plan string) *replicaProc {
+	t.Helper()
 	listen, adm := testkit.FreeAddr(t), testkit.FreeAddr(t)
 	path := filepath.Join(dir, "umbra.yaml")
 	top := testkit.Top{Listen: listen, AdminAt: adm, DataDir: filepath.Join(dir, "data")}
