@@ -223,12 +223,22 @@ func (r *Recorder) Reset(route, endpoint string) (int, error) {
 	if f == nil {
 		return r.resetLocal(route, endpoint)
 	}
+	// The fleet's endpoints are reset: count them (this replica may have
+	// none of them, and the watch may apply the reset here first).
+	r.mu.Lock()
+	eps, _ := r.view(route)
+	n := 0
+	for k := range eps {
+		if endpoint == "" || k.endpoint == endpoint {
+			n++
+		}
+	}
+	r.mu.Unlock()
 	m, err := f.Reset(route, endpoint)
 	if err != nil {
 		return 0, err
 	}
-	n, err := r.resetLocal(route, endpoint)
-	if err != nil {
+	if _, err := r.resetLocal(route, endpoint); err != nil {
 		return n, err
 	}
 	return n, r.noteReset(resetScope(route, endpoint), m)

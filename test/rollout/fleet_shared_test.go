@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"net/http"
 	"net/http/httptest"
+	"net/url"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -203,6 +204,11 @@ func TestFleetDiffsAddUp(t *testing.T) {
 		if rep := waitCompared(t, g, 5); rep.Replicas["node2"].Compared != 0 {
 			t.Errorf("%s: node2 shows %d comparisons after the reset", g.AdminURL, rep.Replicas["node2"].Compared)
 		}
+	}
+	// An endpoint's reset on node3 too.
+	gws[2].Admin(t, http.MethodDelete, "/api/v1/diffs/shop?endpoint="+url.QueryEscape(shopEP), nil, http.StatusOK, nil)
+	for _, g := range gws {
+		testkit.Wait.UntilTrue(t, "the endpoint reset on "+g.AdminURL, func() bool { return shopReport(t, g).Compared == 0 })
 	}
 }
 
