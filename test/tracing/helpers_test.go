@@ -14,8 +14,6 @@ import (
 	"net"
 	"net/http"
 	"net/http/httptest"
-	"os"
-	"path/filepath"
 	"strings"
 	"sync"
 	"testing"
@@ -27,14 +25,8 @@ import (
 	"google.golang.org/grpc"
 	"google.golang.org/protobuf/proto"
 
-	"github.com/umbragw/umbra/internal/config"
-	"github.com/umbragw/umbra/internal/gateway"
 	"github.com/umbragw/umbra/test/testkit"
 )
-
-const waitFor = 15 * time.Second
-
-var poll = testkit.Poll{Timeout: waitFor, Interval: 20 * time.Millisecond}
 
 // span is one received span with the service that sent it.
 type span struct {
@@ -185,75 +177,37 @@ func newGRPCReceiver(t *testing.T) (*collector, string) {
 	return c, "http://" + ln.Addr().String()
 }
 
-// upstream records the traceparent of every request it gets, by path.
-type upstream struct {
-	*httptest.Server
-	mu     sync.Mutex
-	parent map[string][]string
-}
+// upstream records every request; its answers name it.
+type upstream struct{ *testkit.Upstream }
 
 func newUpstream(t *testing.T, name string) *upstream {
-	u := &upstream{parent: map[string][]string{}}
-	u.Server = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		_, _ = io.Copy(io.Discard, r.Body)
-		u.mu.Lock()
-		u.parent[r.URL.Path] = append(u.parent[r.URL.Path], r.Header.Get("Traceparent"))
-		u.mu.Unlock()
+	return &upstream{testkit.NewUpstream(t, name, func(w http.ResponseWriter, _ *http.Request, _ []byte) {
 		w.Header().Set("Content-Type", "application/json")
 		_, _ = io.WriteString(w, `{"from":"`+name+`"}`)
-	}))
-	t.Cleanup(u.Close)
-	return u
+	})}
 }
 
+// traceparents is the traceparent of each request for path, in order.
 func (u *upstream) traceparents(path string) []string {
-	u.mu.Lock()
-	defer u.mu.Unlock()
-	return append([]string(nil), u.parent[path]...)
+	var out []string
+	for _, s := range u.Seen() {
+		if s.Path == path {
+			out = append(out, s.Header.Get("Traceparent"))
+		}
+	}
+	return out
 }
 
-// gw is a running gateway with its log.
-type gw struct {
-	*gateway.Gateway
-	URL string
-	Log *testkit.LogBuffer
-}
+// gw is a running gateway.
+type gw struct{ *testkit.Gateway }
 
-// start writes the config (after a standard header) and starts a gateway.
-// The OTEL_* variables of the process apply (tests set them with Setenv).
+// start starts a gateway on body after the standard top, access logs on
+// unless the body has a log block. The OTEL_* variables of the process
+// apply (tests set them with Setenv).
 func start(t *testing.T, body string) *gw {
 	t.Helper()
-	dir := t.TempDir()
-	logLine := "log: {level: info, access: true}\n" // access logs on unless the body says otherwise
-	if strings.HasPrefix(body, "log:") || strings.Contains(body, "\nlog:") {
-		logLine = ""
-	}
-	text := "listen: 127.0.0.1:0\nadmin: {listen: 127.0.0.1:0}\ndata_dir: " + filepath.Join(dir, "data") +
-		"\n" + logLine + "server: {shutdown_grace: 5s}\n" + body
-	path := filepath.Join(dir, "umbra.yaml")
-	if err := os.WriteFile(path, []byte(text), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	cfg, err := config.Parse(path, []byte(text))
-	if err != nil {
-		t.Fatalf("config: %v\n%s", err, text)
-	}
-	logs := &testkit.LogBuffer{}
-	g, err := gateway.New(cfg, gateway.Options{Version: "tracingtest", LogOutput: logs})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := g.Start(); err != nil {
-		t.Fatal(err)
-	}
-	w := &gw{Gateway: g, URL: "http://" + g.Addr(), Log: logs}
-	t.Cleanup(func() {
-		_ = g.Shutdown()
-		if t.Failed() {
-			t.Logf("gateway log:\n%s", testkit.Tail(logs.String(), 40))
-		}
-	})
-	return w
+	own := strings.HasPrefix(body, "log:") || strings.Contains(body, "\nlog:")
+	return &gw{testkit.Launch(t, "tracingtest", testkit.Top{Access: true, NoLog: own}, body)}
 }
 
 // flushUntil flushes the gateway's spans until cond holds for the
@@ -261,7 +215,7 @@ func start(t *testing.T, body string) *gw {
 func (g *gw) flushUntil(t *testing.T, c *collector, what string, cond func([]span) bool) []span {
 	t.Helper()
 	var got []span
-	poll.Until(t, what, func() (bool, string) {
+	testkit.Wait.Until(t, what, func() (bool, string) {
 		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
 		defer cancel()
 		_ = g.Tracer().ForceFlush(ctx)

@@ -70,7 +70,7 @@ func TestTracingOTLPHTTP(t *testing.T) {
   timeout: 5s
   sampler: {ratio: 1, parent_based: true}
 `, endpoint)+routeConfig(t, v1, v2, v3))
-	c := testkit.NewClient(t, 2, waitFor)
+	c := testkit.NewClient(t, 2, testkit.Wait.Timeout)
 
 	// A: live, from a sampled caller trace, with a deprecated field.
 	r := testkit.Do(t, c, "POST", g.URL+"/shop/orders/7", strings.NewReader(`{"email": "a@example.com"}`),
@@ -87,7 +87,7 @@ func TestTracingOTLPHTTP(t *testing.T) {
 	if r := testkit.Do(t, c, "GET", g.URL+"/shop/orders/9", nil, "Traceparent", "00-"+unsampledTrace+"-"+unsampledParent+"-00"); r.Status != 200 {
 		t.Fatalf("unsampled: %d", r.Status)
 	}
-	poll.UntilTrue(t, "the shadow copies", func() bool {
+	testkit.Wait.UntilTrue(t, "the shadow copies", func() bool {
 		return len(v3.traceparents("/shop/orders/7")) == 1 && len(v3.traceparents("/shop/orders/9")) == 1
 	})
 	canaryTrace, _, _ := traceparent(t, v2.traceparents("/shop/orders/8")[0])
@@ -222,10 +222,10 @@ func TestTracingOTLPGRPCFromEnv(t *testing.T) {
 	if g.Tracer() == nil {
 		t.Fatal("OTEL_TRACES_EXPORTER=otlp did not turn tracing on")
 	}
-	c := testkit.NewClient(t, 2, waitFor)
+	c := testkit.NewClient(t, 2, testkit.Wait.Timeout)
 	testkit.Do(t, c, "GET", g.URL+"/shop/orders/1", nil) // a new trace: ratio 0 drops it
 	testkit.Do(t, c, "GET", g.URL+"/shop/orders/2", nil, "Traceparent", "00-"+incomingTrace+"-"+incomingParent+"-01")
-	poll.UntilTrue(t, "both shadow copies", func() bool {
+	testkit.Wait.UntilTrue(t, "both shadow copies", func() bool {
 		return len(v3.traceparents("/shop/orders/1")) == 1 && len(v3.traceparents("/shop/orders/2")) == 1
 	})
 	dropped, _, flags := traceparent(t, v1.traceparents("/shop/orders/1")[0])
