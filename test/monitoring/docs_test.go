@@ -78,7 +78,7 @@ func TestMetricsDocumented(t *testing.T) {
 	var families map[string]*dto.MetricFamily
 	deadline := time.Now().Add(30 * time.Second)
 	for {
-		families = parseFamilies(t, f.scrape(t))
+		families = parseFamilies(t, f.ScrapeText(t))
 		missing := 0
 		for name := range docs {
 			if families[name] == nil {

@@ -5,11 +5,8 @@ import (
 	"fmt"
 	"math/rand/v2"
 	"net/http"
-	"net/http/httptest"
-	"os"
 	"path/filepath"
 	"strings"
-	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -26,9 +23,6 @@ type fixture struct {
 	client *http.Client
 	config string // the config text the gateway runs
 
-	stopTraffic chan struct{}
-	trafficDone sync.WaitGroup
-	stopOnce    sync.Once
 }
 
 const flagsJSON = `{"flags": {"geo": {"state": "ENABLED", "variants": {"on": true, "off": false}, "defaultVariant": "off",
@@ -115,11 +109,8 @@ egress:
 func startFixture(t *testing.T) *fixture {
 	t.Helper()
 	dir := t.TempDir()
-	f := &fixture{dir: dir, flags: filepath.Join(dir, "flags.json"), client: testkit.NewClient(t, 16, 10*time.Second),
-		stopTraffic: make(chan struct{})}
-	if err := os.WriteFile(f.flags, []byte(flagsJSON), 0o600); err != nil {
-		t.Fatal(err)
-	}
+	f := &fixture{dir: dir, flags: filepath.Join(dir, "flags.json"), client: testkit.NewClient(t, 16, 10*time.Second)}
+	testkit.WriteFile(t, f.flags, flagsJSON)
 	var v2n atomic.Int64
 	v1 := upstream(t, func(w http.ResponseWriter, r *http.Request) { answer(w, r, 12) })
 	v1b := upstream(t, func(w http.ResponseWriter, r *http.Request) { answer(w, r, 12) })
@@ -138,14 +129,11 @@ func startFixture(t *testing.T) *fixture {
 	f.config = strings.NewReplacer("DIR", dir, "V1B", v1b.URL, "V1", v1.URL, "V2", v2.URL, "BAD", bad.URL,
 		"SLOW", slow.URL, "DEAD", "http://"+testkit.DeadAddr(t)).Replace(configTemplate)
 	f.Gateway = testkit.Start(t, "monitoring-test", filepath.Join(dir, "umbra.yaml"), f.config)
-	t.Cleanup(f.stop) // runs before the gateway's own cleanup
 	return f
 }
 
-func upstream(t *testing.T, h http.HandlerFunc) *httptest.Server {
-	s := httptest.NewServer(h)
-	t.Cleanup(s.Close)
-	return s
+func upstream(t *testing.T, h http.HandlerFunc) *testkit.Upstream {
+	return testkit.NewStreamUpstream(t, "", h)
 }
 
 // answer writes a JSON answer whose ts differs every time (noise the
@@ -159,20 +147,7 @@ func answer(w http.ResponseWriter, r *http.Request, total any) {
 // 300 requests per second across the routes, little enough for a loaded
 // CI machine with the race detector.
 func (f *fixture) startTraffic(t *testing.T) {
-	f.trafficDone.Add(1)
-	go func() {
-		defer f.trafficDone.Done()
-		tick := time.NewTicker(40 * time.Millisecond)
-		defer tick.Stop()
-		for i := 0; ; i++ {
-			select {
-			case <-f.stopTraffic:
-				return
-			case <-tick.C:
-			}
-			f.round(i)
-		}
-	}()
+	testkit.StartLoop(t, 1, 40*time.Millisecond, func(i int, _ <-chan struct{}) { f.round(i) })
 }
 
 // round sends one request of each kind; errors (the dead backend's 502s
@@ -205,30 +180,9 @@ func (f *fixture) round(i int) {
 // drop to 0.
 func (f *fixture) breakFiles(t *testing.T) {
 	t.Helper()
-	if err := os.WriteFile(f.Path, []byte(f.config+"no_such_key: 1\n"), 0o600); err != nil {
-		t.Fatal(err)
-	}
+	testkit.WriteFile(t, f.Path, f.config+"no_such_key: 1\n")
 	if err := f.Reload(); err == nil {
 		t.Fatal("a config with an unknown key was applied")
 	}
-	if err := os.WriteFile(f.flags, []byte(`{"flags": `), 0o600); err != nil {
-		t.Fatal(err)
-	}
-}
-
-func (f *fixture) stop() {
-	f.stopOnce.Do(func() {
-		close(f.stopTraffic)
-		f.trafficDone.Wait()
-	})
-}
-
-// scrape returns the gateway's /metrics text.
-func (f *fixture) scrape(t *testing.T) string {
-	t.Helper()
-	r, err := testkit.Send(f.client, "GET", f.AdminURL+"/metrics", nil)
-	if err != nil || r.Status != http.StatusOK {
-		t.Fatalf("/metrics: %v %d", err, r.Status)
-	}
-	return string(r.Body)
+	testkit.WriteFile(t, f.flags, `{"flags": `)
 }

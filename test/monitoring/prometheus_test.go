@@ -3,7 +3,6 @@ package monitoringtest
 import (
 	"encoding/json"
 	"fmt"
-	"net"
 	"net/http"
 	"net/url"
 	"os"
@@ -121,7 +120,7 @@ scrape_configs:
 	// The free port may be taken by a parallel test before Prometheus
 	// binds it: then try another.
 	for attempt := 1; ; attempt++ {
-		p, err := launchPrometheus(t, bin, cfgFile, filepath.Join(dir, "data"), freeAddr(t))
+		p, err := launchPrometheus(t, bin, cfgFile, filepath.Join(dir, "data"), testkit.FreeAddr(t))
 		if err == nil {
 			return p
 		}
@@ -169,19 +168,6 @@ func launchPrometheus(t *testing.T, bin, cfgFile, data, addr string) (*prometheu
 		}
 		time.Sleep(100 * time.Millisecond)
 	}
-}
-
-// freeAddr returns a loopback address with a port free a moment ago
-// (Prometheus cannot report the port it picked for :0).
-func freeAddr(t *testing.T) string {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	addr := ln.Addr().String()
-	ln.Close()
-	return addr
 }
 
 // vectorSample is one sample of an instant vector.
