@@ -205,7 +205,7 @@ func TestMarkNoiseAndResetFromThePage(t *testing.T) {
 	do(t, ctx, "differences", chromedp.Navigate(e.gw.AdminURL+"/ui/diffs"),
 		chromedp.Click(chromedp.CSS("tr.regression button.action")),
 		chromedp.WaitVisible(chromedp.CSS("dialog#confirm")), chromedp.Click(chromedp.CSS("#confirm-ok")))
-	poll.Until(t, "$.total marked as noise", func() (bool, string) {
+	testkit.Slow.Until(t, "$.total marked as noise", func() (bool, string) {
 		var rep diffs.Report
 		e.api(t, "GET", "/api/v1/diffs/checkout", &rep)
 		for _, ep := range rep.Routes[0].Endpoints {
@@ -312,7 +312,7 @@ func TestLiveUpdates(t *testing.T) {
 	do(t, ctx, "mark the document", chromedp.Evaluate[chromedp.Void](`window.__sameDocument = true`))
 	before := text(t, ctx, "#route-checkout table.roles")
 	e.send(t, 300)
-	poll.Until(t, "the overview's totals to change in place", func() (bool, string) {
+	testkit.Slow.Until(t, "the overview's totals to change in place", func() (bool, string) {
 		s, err := chromedp.Run(ctx, chromedp.Text(chromedp.CSS("#route-checkout table.roles")))
 		if err != nil {
 			return false, err.Error()

@@ -7,12 +7,10 @@ import (
 	"math/rand/v2"
 	"net/http"
 	"net/http/httptest"
-	"os"
 	"os/exec"
 	"path/filepath"
 	"strconv"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -22,11 +20,6 @@ import (
 	"github.com/umbragw/umbra/internal/ui"
 	"github.com/umbragw/umbra/test/testkit"
 )
-
-// waitFor bounds every wait: generous for two shared cores under -race.
-const waitFor = 60 * time.Second
-
-var poll = testkit.Poll{Timeout: waitFor, Interval: 50 * time.Millisecond}
 
 // shop is a test upstream: one version of a small checkout API.
 //
@@ -46,7 +39,7 @@ func newShop(t *testing.T, version string) *shop {
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /checkout/{id}", s.order)
 	mux.HandleFunc("POST /users", func(w http.ResponseWriter, _ *http.Request) {
-		writeJSON(w, http.StatusCreated, map[string]any{"ok": true})
+		testkit.WriteJSON(w, http.StatusCreated, map[string]any{"ok": true})
 	})
 	s.Server = httptest.NewServer(mux)
 	t.Cleanup(s.Close)
@@ -64,18 +57,12 @@ func (s *shop) order(w http.ResponseWriter, r *http.Request) {
 		}
 	}
 	w.Header().Set("X-Served-By", "shop-"+s.version)
-	writeJSON(w, http.StatusOK, map[string]any{
+	testkit.WriteJSON(w, http.StatusOK, map[string]any{
 		"id": id, "total": total, "currency": "EUR",
 		"items":      []map[string]any{{"sku": "A-" + id, "qty": 1 + n%3}},
 		"created_at": time.Now().UTC().Format(time.RFC3339Nano),
 		"request_id": fmt.Sprintf("%016x", rand.Uint64()),
 	})
-}
-
-func writeJSON(w http.ResponseWriter, status int, v any) {
-	w.Header().Set("Content-Type", "application/json")
-	w.WriteHeader(status)
-	_ = json.NewEncoder(w).Encode(v)
 }
 
 const flagsJSON = `{
@@ -98,12 +85,9 @@ const flagsJSON = `{
 // env is a running umbra in front of real upstreams with shadow,
 // comparison (with a secondary), a canary rollout, flags and adoption.
 type env struct {
-	gw       *testkit.Gateway
-	client   *http.Client
-	v1, v2   *shop
-	token    string
-	stop     chan struct{}
-	trafficW sync.WaitGroup
+	gw     *testkit.Gateway
+	client *http.Client
+	v1, v2 *shop
 }
 
 type envOptions struct {
@@ -114,23 +98,16 @@ type envOptions struct {
 func startEnv(t *testing.T, o envOptions) *env {
 	t.Helper()
 	dir := t.TempDir()
-	e := &env{v1: newShop(t, "v1"), v2: newShop(t, "v2"), token: o.token, stop: make(chan struct{})}
+	e := &env{v1: newShop(t, "v1"), v2: newShop(t, "v2")}
 	v1b := newShop(t, "v1")
-	if err := os.WriteFile(filepath.Join(dir, "flags.json"), []byte(flagsJSON), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	admin := "admin: {listen: 127.0.0.1:0}\n"
+	testkit.WriteFile(t, filepath.Join(dir, "flags.json"), flagsJSON)
+	top := testkit.Top{Level: "warn"}
 	if o.token != "" {
 		tf := filepath.Join(dir, "admin.token")
-		if err := os.WriteFile(tf, []byte(o.token+"\n"), 0o600); err != nil {
-			t.Fatal(err)
-		}
-		admin = fmt.Sprintf("admin: {listen: 127.0.0.1:0, token_file: %q}\n", tf)
+		testkit.WriteFile(t, tf, o.token+"\n")
+		top.Admin = fmt.Sprintf("token_file: %q", tf)
 	}
-	cfg := "listen: 127.0.0.1:0\n" + admin +
-		fmt.Sprintf("data_dir: %q\n", filepath.Join(dir, "data")) +
-		"log: {level: warn, access: false}\n" +
-		fmt.Sprintf("flags: {file: %q}\n", filepath.Join(dir, "flags.json")) +
+	cfg := fmt.Sprintf("flags: {file: %q}\n", filepath.Join(dir, "flags.json")) +
 		`callers: {key: "header:X-Client-ID"}
 backends:
   shop-v1: {endpoints: ["` + e.v1.URL + `"]}
@@ -168,10 +145,9 @@ routes:
 	if interval == 0 {
 		interval = 250 * time.Millisecond
 	}
-	e.gw = testkit.StartWith(t, gateway.Options{Version: "test", Dashboard: ui.Options{Interval: interval}},
-		filepath.Join(dir, "umbra.yaml"), cfg)
+	e.gw = testkit.LaunchWith(t, gateway.Options{Version: "test", Dashboard: ui.Options{Interval: interval}}, top, cfg)
+	e.gw.Token, e.gw.Poll = o.token, testkit.Slow
 	e.client = testkit.NewClient(t, 16, 10*time.Second)
-	t.Cleanup(e.stopTraffic)
 	return e
 }
 
@@ -212,46 +188,20 @@ func (e *env) one(i int) error {
 
 // traffic sends requests in the background at about rps until the test
 // ends, so live updates have something to show.
-func (e *env) traffic(rps int) {
-	e.trafficW.Add(1)
-	go func() {
-		defer e.trafficW.Done()
-		t := time.NewTicker(time.Second / time.Duration(rps))
-		defer t.Stop()
-		for i := 0; ; i++ {
-			select {
-			case <-e.stop:
-				return
-			case <-t.C:
-				_ = e.one(i)
-			}
-		}
-	}()
-}
-
-func (e *env) stopTraffic() {
-	select {
-	case <-e.stop:
-	default:
-		close(e.stop)
-	}
-	e.trafficW.Wait()
+func (e *env) traffic(t *testing.T, rps int) {
+	testkit.StartLoop(t, 1, time.Second/time.Duration(rps), func(i int, _ <-chan struct{}) { _ = e.one(i) })
 }
 
 // api calls the admin API and decodes its JSON answer.
 func (e *env) api(t *testing.T, method, path string, out any) int {
 	t.Helper()
-	hdr := []string{}
-	if e.token != "" {
-		hdr = append(hdr, "Authorization", "Bearer "+e.token)
-	}
-	r := testkit.Do(t, e.client, method, e.gw.AdminURL+path, nil, hdr...)
-	if out != nil && r.Status < 300 {
-		if err := json.Unmarshal(r.Body, out); err != nil {
-			t.Fatalf("%s %s: %v: %s", method, path, err, r.Body)
+	code, body := e.gw.AdminDo(t, method, path, nil)
+	if out != nil && code < 300 {
+		if err := json.Unmarshal(body, out); err != nil {
+			t.Fatalf("%s %s: %v: %s", method, path, err, body)
 		}
 	}
-	return r.Status
+	return code
 }
 
 // rolloutPhase is the checkout rollout's phase and step from the API.
@@ -268,7 +218,7 @@ func (e *env) rolloutPhase(t *testing.T) (phase string, step int) {
 func (e *env) waitCanaryStep(t *testing.T) {
 	t.Helper()
 	i := 0
-	poll.Until(t, "the rollout in its first canary step", func() (bool, string) {
+	testkit.Slow.Until(t, "the rollout in its first canary step", func() (bool, string) {
 		for j := 0; j < 20; j++ {
 			_ = e.one(i)
 			i++
@@ -291,7 +241,7 @@ func chromium(t *testing.T) string {
 }
 
 // browser starts a headless Chromium with a fresh profile and returns a
-// tab context bounded by waitFor.
+// tab context bounded by testkit.Slow.Timeout.
 func browser(t *testing.T) context.Context {
 	t.Helper()
 	opts := []chromedp.ExecAllocatorOption{
@@ -312,7 +262,7 @@ func browser(t *testing.T) context.Context {
 	}
 	actx, cancelA := chromedp.NewExecAllocator(context.Background(), opts...)
 	ctx, cancelB := chromedp.NewContext(actx)
-	tctx, cancelC := context.WithTimeout(ctx, 3*waitFor)
+	tctx, cancelC := context.WithTimeout(ctx, 3*testkit.Slow.Timeout)
 	t.Cleanup(func() { cancelC(); cancelB(); cancelA() })
 	if err := chromedp.Do(tctx); err != nil {
 		t.Fatalf("starting chromium: %v", err)
@@ -351,7 +301,7 @@ func text(t *testing.T, ctx context.Context, sel string) string {
 // untilText waits until the text of the element sel contains want.
 func untilText(t *testing.T, ctx context.Context, sel, want string) {
 	t.Helper()
-	poll.Until(t, fmt.Sprintf("%s to show %q", sel, want), func() (bool, string) {
+	testkit.Slow.Until(t, fmt.Sprintf("%s to show %q", sel, want), func() (bool, string) {
 		s, err := chromedp.Run(ctx, chromedp.Evaluate[string](
 			fmt.Sprintf(`(document.querySelector(%q) || {}).textContent || ""`, sel)))
 		if err != nil {

@@ -23,7 +23,7 @@ func TestScreenshots(t *testing.T) {
 	e := startEnv(t, envOptions{interval: 500 * time.Millisecond})
 	ctx := browser(t)
 	e.waitCanaryStep(t)
-	e.traffic(150)
+	e.traffic(t, 150)
 	time.Sleep(20 * time.Second) // charts fill
 	admin := e.gw.AdminURL
 	do(t, ctx, "diffs page", chromedp.Navigate(admin+"/ui/diffs"))
