@@ -254,7 +254,7 @@ func TestResetEndpointFromThePage(t *testing.T) {
 		return out
 	}
 	var get, head string
-	poll.Until(t, "a GET and a HEAD endpoint compared", func() (bool, string) {
+	testkit.Slow.Until(t, "a GET and a HEAD endpoint compared", func() (bool, string) {
 		get, head = "", ""
 		for name := range endpoints() {
 			switch {
@@ -287,7 +287,7 @@ func TestResetEndpointFromThePage(t *testing.T) {
 		t.Errorf("the dialog does not name the endpoint: %q", msg)
 	}
 	do(t, ctx, "confirm", chromedp.Click(chromedp.CSS("#confirm-ok")))
-	poll.Until(t, get+" gone from the page", func() (bool, string) {
+	testkit.Slow.Until(t, get+" gone from the page", func() (bool, string) {
 		n, err := chromedp.Run(ctx, chromedp.Evaluate[int](fmt.Sprintf(`document.querySelectorAll(%q).length`, button)))
 		return err == nil && n == 0, fmt.Sprint(n, err)
 	})
