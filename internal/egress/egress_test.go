@@ -129,7 +129,7 @@ func TestRedaction(t *testing.T) {
 func TestEndpointTemplates(t *testing.T) {
 	svc := &service{}
 	for _, tpl := range []string{"/v1/charges/{id}", "/v1/customers/{id}/cards"} {
-		svc.templates = append(svc.templates, strings.Split(tpl, "/"))
+		svc.templates = append(svc.templates, newTemplate(tpl))
 	}
 	for in, want := range map[string]string{
 		"/v1/charges/ch_1":          "POST /v1/charges/{id}",
@@ -137,10 +137,20 @@ func TestEndpointTemplates(t *testing.T) {
 		"/v1/charges/":              "POST /v1/charges/",
 		"/v1/customers/cu_1/cards":  "POST /v1/customers/{id}/cards",
 		"/v1/customers/cu_1/cards/": "POST /v1/customers/cu_1/cards/",
+		"/v1/customers//cards":      "POST /v1/customers//cards",
+		"/v2/charges/ch_1":          "POST /v2/charges/ch_1",
+		"/v1/charges/ch_1/refunds":  "POST /v1/charges/ch_1/refunds",
+		"":                          "POST ",
 	} {
 		if got := svc.endpoint("POST", in); got != want {
 			t.Errorf("endpoint(%q) = %q, want %q", in, got, want)
 		}
+	}
+	if got := svc.endpoint("PROPFIND", "/v1/charges/x"); got != "PROPFIND /v1/charges/{id}" {
+		t.Errorf("an unusual method: %q", got)
+	}
+	if n := testing.AllocsPerRun(100, func() { svc.endpoint("POST", "/v1/customers/cu_1/cards") }); n != 0 {
+		t.Errorf("naming a call allocates %v times", n)
 	}
 }
 

@@ -114,6 +114,13 @@ func (c *callCtx) readBody(max int64) error {
 	if c.r.Body == nil || c.r.Body == http.NoBody {
 		return nil
 	}
+	if n := c.r.ContentLength; n > 0 && n <= max {
+		// The usual call: a declared length within the limit, read into
+		// a buffer of its size (no limit reader, no growing).
+		c.body = make([]byte, n)
+		_, err := io.ReadFull(c.r.Body, c.body)
+		return err
+	}
 	var buf bytes.Buffer
 	presize(&buf, c.r.ContentLength, max)
 	n, err := buf.ReadFrom(io.LimitReader(c.r.Body, max+1))
@@ -314,10 +321,7 @@ func (c *callCtx) forward() {
 		return
 	}
 	defer resp.Body.Close()
-	max := int64(c.set.record.MaxBody)
-	var buf bytes.Buffer
-	presize(&buf, resp.ContentLength, max)
-	n, rerr := buf.ReadFrom(io.LimitReader(resp.Body, max+1))
+	body, whole, rerr := readAnswer(resp, int64(c.set.record.MaxBody))
 	h := c.w.Header()
 	for k, vs := range resp.Header {
 		if !headers.IsHopByHop(k) {
@@ -325,7 +329,7 @@ func (c *callCtx) forward() {
 		}
 	}
 	removeConnectionHeaders(h, resp.Header)
-	if rerr != nil || n > max {
+	if rerr != nil || !whole {
 		// Too large to record, or cut short: pass it on as it comes.
 		reason := "truncated"
 		if rerr != nil {
@@ -333,14 +337,13 @@ func (c *callCtx) forward() {
 		}
 		c.s.finishRecording(rec, nil, reason)
 		c.w.WriteHeader(resp.StatusCode)
-		c.w.Write(buf.Bytes())
+		c.w.Write(body)
 		if rerr == nil {
 			io.Copy(c.w, resp.Body)
 		}
 		c.done(OutcomeForwarded)
 		return
 	}
-	body := buf.Bytes()
 	h.Set("Content-Length", strconv.Itoa(len(body)))
 	c.w.WriteHeader(resp.StatusCode)
 	c.w.Write(body)
@@ -352,6 +355,29 @@ func (c *callCtx) forward() {
 		c.s.finishRecording(rec, &message{Status: resp.StatusCode, Header: resp.Header, Body: body}, "")
 	}
 }
+
+// readAnswer reads an answer's body up to max bytes; whole says it is all
+// of it (else the rest is still in resp.Body).
+func readAnswer(resp *http.Response, max int64) (body []byte, whole bool, err error) {
+	if n := resp.ContentLength; n >= 0 && n <= max {
+		if n == 0 {
+			return nil, true, nil
+		}
+		body = make([]byte, n)
+		k, err := io.ReadFull(resp.Body, body)
+		return body[:k], true, err
+	}
+	var buf bytes.Buffer
+	presize(&buf, resp.ContentLength, max)
+	got, err := buf.ReadFrom(io.LimitReader(resp.Body, max+1))
+	return buf.Bytes(), got <= max, err
+}
+
+// bodyReader is an outgoing body held in memory: one allocation where
+// io.NopCloser(bytes.NewReader) takes two.
+type bodyReader struct{ bytes.Reader }
+
+func (*bodyReader) Close() error { return nil }
 
 // outgoing builds the request sent upstream: the call's method, the
 // service's base path joined with the call's path, its query, headers
@@ -369,7 +395,9 @@ func (c *callCtx) outgoing() *http.Request {
 		Header: outgoingHeader(c.r.Header),
 	}
 	if c.body != nil {
-		out.Body = io.NopCloser(bytes.NewReader(c.body))
+		b := &bodyReader{}
+		b.Reset(c.body)
+		out.Body = b
 		out.ContentLength = int64(len(c.body))
 		if c.more != nil {
 			out.Body = io.NopCloser(io.MultiReader(bytes.NewReader(c.body), c.more))

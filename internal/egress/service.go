@@ -26,7 +26,7 @@ type service struct {
 	cfg       *config.EgressService
 	backend   *backend.Backend
 	base      string // the upstream's base path, escaped, without a trailing "/"
-	templates [][]string
+	templates []template
 	sims      *simulation // nil without simulation files
 	cmp       *compare.Comparator
 	m         *serviceMetrics
@@ -59,7 +59,7 @@ func newService(sc *config.EgressService, m *Metrics) (*service, error) {
 	}
 	svc := &service{name: sc.Name, cfg: sc, backend: b, base: sc.URL.EscapedPath(), m: m.service(sc.Name)}
 	for _, ep := range sc.Endpoints {
-		svc.templates = append(svc.templates, strings.Split(ep, "/"))
+		svc.templates = append(svc.templates, newTemplate(ep))
 	}
 	if len(sc.Simulations) > 0 {
 		if svc.sims, err = loadSimulations(sc.Simulations); err != nil {
@@ -125,12 +125,15 @@ func (set *serviceSet) resolve(r *http.Request) (*service, string) {
 	if len(p) < 2 || p[0] != '/' {
 		return nil, ""
 	}
-	name, rest, _ := strings.Cut(p[1:], "/")
+	name, _, found := strings.Cut(p[1:], "/")
 	svc := set.byName[name]
 	if svc == nil {
 		return nil, ""
 	}
-	return svc, "/" + rest
+	if !found {
+		return svc, "/"
+	}
+	return svc, p[1+len(name):] // "/rest", without a concatenation
 }
 
 func orRoot(p string) string {
@@ -140,32 +143,56 @@ func orRoot(p string) string {
 	return p
 }
 
+// template is an endpoint template with its names for the usual methods
+// made once, so that naming a call allocates nothing.
+type template struct {
+	segs  []string
+	names map[string]string // method -> "METHOD /v1/charges/{id}"
+}
+
+func newTemplate(ep string) template {
+	t := template{segs: strings.Split(ep, "/"), names: map[string]string{}}
+	for _, m := range []string{"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"} {
+		t.names[m] = m + " " + ep
+	}
+	return t
+}
+
+func (t *template) name(method string) string {
+	if n, ok := t.names[method]; ok {
+		return n
+	}
+	return method + " " + strings.Join(t.segs, "/")
+}
+
 // endpoint names a call: its method and the first endpoint template its
 // path matches, or the path itself.
 func (svc *service) endpoint(method, path string) string {
-	segs := strings.Split(path, "/")
-	for _, t := range svc.templates {
-		if templateMatches(t, segs) {
-			return method + " " + strings.Join(t, "/")
+	for i := range svc.templates {
+		if t := &svc.templates[i]; t.matches(path) {
+			return t.name(method)
 		}
 	}
 	return method + " " + path
 }
 
-func templateMatches(t, segs []string) bool {
-	if len(t) != len(segs) {
-		return false
-	}
-	for i, s := range t {
-		if strings.HasPrefix(s, "{") {
-			if segs[i] == "" {
-				return false
-			}
-			continue
-		}
-		if s != segs[i] {
+// matches reports whether path has the template's segments, a "{name}"
+// segment standing for any non-empty one.
+func (t *template) matches(path string) bool {
+	rest := path
+	for i, s := range t.segs {
+		seg, tail, more := strings.Cut(rest, "/")
+		if more != (i < len(t.segs)-1) {
 			return false
 		}
+		if strings.HasPrefix(s, "{") {
+			if seg == "" {
+				return false
+			}
+		} else if s != seg {
+			return false
+		}
+		rest = tail
 	}
 	return true
 }

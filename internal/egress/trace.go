@@ -41,13 +41,20 @@ func parseTraceparent(s string) (traceID, bool) {
 
 func (id traceID) String() string { return hex.EncodeToString(id[:]) }
 
-// traceparent renders id as a sampled traceparent with a random span id.
+// traceparent renders id as a sampled traceparent with a random span id
+// (one allocation: the string).
 func (id traceID) traceparent() string {
 	var span [8]byte
 	for span == ([8]byte{}) {
 		putUint64(span[:], mrand.Uint64())
 	}
-	return "00-" + hex.EncodeToString(id[:]) + "-" + hex.EncodeToString(span[:]) + "-01"
+	var b [55]byte
+	copy(b[:], "00-")
+	hex.Encode(b[3:35], id[:])
+	b[35] = '-'
+	hex.Encode(b[36:52], span[:])
+	copy(b[52:], "-01")
+	return string(b[:])
 }
 
 func putUint64(b []byte, v uint64) {
@@ -65,22 +72,28 @@ func putUint64(b []byte, v uint64) {
 // random trace id is a copy's with probability 2^-64.
 type minter struct {
 	key  []byte
-	macs sync.Pool
+	macs sync.Pool // of *mac
+}
+
+// mac is a pooled HMAC with the scratch space of its sum: a sum on the
+// stack escapes through the hash.Hash interface (one allocation a call).
+type mac struct {
+	h   hash.Hash
+	sum [sha256.Size]byte
 }
 
 func newMinter(key []byte) *minter {
 	m := &minter{key: key}
-	m.macs.New = func() any { return hmac.New(sha256.New, m.key) }
+	m.macs.New = func() any { return &mac{h: hmac.New(sha256.New, m.key)} }
 	return m
 }
 
 func (m *minter) tag(nonce []byte, out []byte) {
-	h := m.macs.Get().(hash.Hash)
-	h.Reset()
-	h.Write(nonce)
-	var sum [sha256.Size]byte
-	copy(out, h.Sum(sum[:0]))
-	m.macs.Put(h)
+	x := m.macs.Get().(*mac)
+	x.h.Reset()
+	x.h.Write(nonce)
+	copy(out, x.h.Sum(x.sum[:0]))
+	m.macs.Put(x)
 }
 
 // mint returns a new shadow trace id.
