@@ -12,6 +12,14 @@
 #
 #   bench/egress.sh        the table (DURATION, CONNECTIONS, RUNS as in run.sh;
 #                          METHOD=POST sends a 100-byte JSON body)
+#   RATE=5000 bench/egress.sh
+#                          the added latency at a fixed rate below saturation
+#                          (bench/openloop, open loop, latency from each
+#                          request's due time): p50/p99/p99.9 per row and the
+#                          p99 added to direct. wrk's closed loop at saturation
+#                          measures queueing (p99 ~ connections / throughput),
+#                          so its "p99 added" is mostly the lower throughput;
+#                          the 1 ms target is about the call's own added time.
 #
 # The recording and replay paths are measured by Go benchmarks (one core):
 #   GOMAXPROCS=1 go test -run - -bench 'Egress' -benchmem ./internal/egress/
@@ -83,6 +91,55 @@ LUA
 	echo "-s $BENCH_TMP/post.lua"
 }
 
+# bench_openloop URL OUT: one fixed-rate run pinned to the load-generator core.
+bench_openloop() {
+	local url=$1 out=$2 rc=0 body=() hdr=()
+	if [[ $METHOD == POST ]]; then
+		body=(-body '{"checkout_id":"co-000001","amount":1999,"currency":"usd","kind":"charge","ts":1700000000}')
+		hdr=(-header 'Content-Type: application/json')
+	fi
+	bench_spawn openloop "$BENCH_LOADGEN_CORE" "$BENCH_BIN/openloop" -url "$url" -rate "$RATE" \
+		-duration "$DURATION" -warmup "$WARMUP" -conns "$CONNECTIONS" -method "$METHOD" "${body[@]}" "${hdr[@]}"
+	wait "${BENCH_PIDS[openloop]}" || rc=$?
+	unset "BENCH_PIDS[openloop]"
+	mv "${BENCH_LOGS[openloop]}" "$out"
+	((rc == 0)) || { cat "$out" >&2; bench_warn "openloop failed (exit $rc) against $url"; return 1; }
+}
+
+measure_rate_table() {
+	declare -A p50 p99 p999 errs
+	local run row out
+	for ((run = 1; run <= RUNS; run++)); do
+		for row in "${ROWS[@]}"; do
+			row_up "$row" || bench_die "$row did not start"
+			out=$BENCH_TMP/$row-rate-$run.txt
+			bench_openloop "$(row_url "$row")" "$out" || true
+			read -r _ _ _ _ _ e _ a _ _ _ b _ c _ _ < <(grep '^sent ' "$out")
+			p50[$row]+="$a " p99[$row]+="$b " p999[$row]+="$c " errs[$row]+="$e "
+			row_down "$row"
+			bench_log "$row run $run at $RATE/s: p50 $a ms, p99 $b ms, p99.9 $c ms, errors $e"
+		done
+	done
+	echo "## Added latency of calls through the egress listener at $RATE requests/s (one proxy core, $METHOD, open loop)"
+	echo
+	bench_machine_info
+	echo "- load: bench/openloop at a fixed $RATE requests/s over $CONNECTIONS keep-alive connections, latency from each request's due time, $DURATION per run after a $WARMUP warm-up; median of $RUNS interleaved runs"
+	echo "- pinning: proxy on core $BENCH_PROXY_CORE (umbra GOMAXPROCS=1, nginx 1 worker); openloop and the third party on core $BENCH_LOADGEN_CORE"
+	echo
+	echo "| row | p50 | p99 | p99.9 | p99 added to direct | errors (runs) |"
+	echo "| --- | ---: | ---: | ---: | ---: | --- |"
+	local d99
+	# shellcheck disable=SC2086
+	d99=$(bench_median ${p99[direct]})
+	for row in "${ROWS[@]}"; do
+		local m50 m99 m999
+		# shellcheck disable=SC2086
+		m50=$(bench_median ${p50[$row]}) m99=$(bench_median ${p99[$row]}) m999=$(bench_median ${p999[$row]})
+		printf '| %s | %.3f ms | %.3f ms | %.3f ms | %+.3f ms | %s|\n' "$row" "$m50" "$m99" "$m999" \
+			"$(awk -v a="$m99" -v b="$d99" 'BEGIN{print a-b}')" "${errs[$row]}"
+	done
+}
+
 measure_table() {
 	declare -A rps p50 p99
 	local run row out extra
@@ -125,7 +182,14 @@ measure_table() {
 bench_setup
 bench_ensure_packages nginx wrk
 bench_build_upstream
+if [[ -n ${RATE:-} ]]; then
+	(cd "$BENCH_REPO" && go build -o "$BENCH_BIN/openloop" ./bench/openloop) || bench_die "building bench/openloop failed"
+fi
 bench_build_umbra || bench_die "umbra does not build"
 bench_start_upstream upstream "$BENCH_UPSTREAM_ADDR"
 bench_port_free "$EGRESS_PORT"
-measure_table | tee "$BENCH_BIN/egress-$(date -u +%Y%m%dT%H%M%SZ).md"
+if [[ -n ${RATE:-} ]]; then
+	measure_rate_table | tee "$BENCH_BIN/egress-rate-$(date -u +%Y%m%dT%H%M%SZ).md"
+else
+	measure_table | tee "$BENCH_BIN/egress-$(date -u +%Y%m%dT%H%M%SZ).md"
+fi
