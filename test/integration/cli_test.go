@@ -1,6 +1,7 @@
 package integration
 
 import (
+	"encoding/json"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -214,11 +215,20 @@ func TestCLIServeBadConfig(t *testing.T) {
 	}
 }
 
-// TestCLIDemo runs `umbra demo` on ephemeral ports, reads the gateway URL
-// from the tour and calls the demo route.
+// TestCLIDemo runs `umbra demo` on ephemeral ports, checks its egress
+// checkout report, reads the gateway URL from the tour, calls the demo
+// route and exports the recorded payment calls with `umbra egress export`.
 func TestCLIDemo(t *testing.T) {
 	t.Parallel()
 	p := start(t, "demo", "--listen", "127.0.0.1:0", "--admin", "127.0.0.1:0", "--egress", "127.0.0.1:0")
+	// The checkout through the egress sandbox (reported before the tour):
+	// the provider charged each live checkout once, and v2's changed
+	// currency is reported.
+	m := p.WaitLine(t, time.Minute, regexp.MustCompile(`payment provider received (\d+) calls: (\d+) checkouts charged exactly once, (\d+) charged more than once`))
+	if m[2] == "0" || m[3] != "0" {
+		t.Errorf("demo egress report: %s", m[0])
+	}
+	p.WaitLine(t, time.Minute, regexp.MustCompile(`REGRESSION\s+\$\.currency`))
 	gwURL := p.WaitLine(t, time.Minute, regexp.MustCompile(`^\s*gateway\s+(http://\S+)`))[1]
 	admURL := p.WaitLine(t, time.Minute, regexp.MustCompile(`^\s*admin API\s+(http://\S+)`))[1]
 	for _, u := range []string{gwURL, admURL} {
@@ -233,6 +243,23 @@ func TestCLIDemo(t *testing.T) {
 	}
 	if r := do(t, c, "GET", admURL+"/readyz", nil); r.Status != 200 {
 		t.Errorf("demo readyz: %d", r.Status)
+	}
+	// umbra egress export writes the recorded calls as a Hoverfly v5
+	// simulation.
+	stdout, stderr, code := run(t, "egress", "export", "payments", "--admin", admURL)
+	var sim struct {
+		Data struct {
+			Pairs []json.RawMessage `json:"pairs"`
+		} `json:"data"`
+		Meta struct {
+			SchemaVersion string `json:"schemaVersion"`
+		} `json:"meta"`
+	}
+	if err := json.Unmarshal([]byte(stdout), &sim); code != 0 || err != nil || sim.Meta.SchemaVersion != "v5" || len(sim.Data.Pairs) == 0 {
+		t.Errorf("umbra egress export: exit %d, %v, %d pairs, schema %q; stderr %s", code, err, len(sim.Data.Pairs), sim.Meta.SchemaVersion, stderr)
+	}
+	if _, _, code := run(t, "egress", "export", "nosuch", "--admin", admURL); code == 0 {
+		t.Error("umbra egress export of an unknown service exited 0")
 	}
 	if code := p.Stop(t); code != 0 {
 		t.Errorf("demo exit code after SIGTERM: %d, want 0", code)
