@@ -31,6 +31,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/umbragw/umbra/internal/config"
+	"github.com/umbragw/umbra/internal/jsonpath"
 )
 
 // Caller labels that are not caller names.
@@ -144,7 +145,7 @@ type Route struct {
 
 type field struct {
 	name, path string
-	steps      []config.PathStep
+	steps      []jsonpath.Step
 }
 
 // routeState is a route's counts; it outlives config reloads.
@@ -208,10 +209,7 @@ func (t *Tracker) Configure(routes []*config.Route) []*Route {
 				if len(rt.fields) == MaxFields {
 					break
 				}
-				steps := f.Steps
-				if steps == nil {
-					steps, _ = config.ParseFieldPath(f.Path)
-				}
+				steps, _ := config.ParseFieldPath(f.Path) // validated with the config
 				if steps == nil {
 					continue
 				}

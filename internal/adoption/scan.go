@@ -113,7 +113,7 @@ func (s *scanner) object(active []act, depth int) bool {
 		next := buf[:0]
 		for _, a := range active {
 			st := s.fields[a.field].steps[a.step]
-			if st.Index < 0 && !st.Any && keyEqual(key, st.Name) {
+			if st.Kind == jsonpath.Key && keyEqual(key, st.Key) {
 				next = append(next, act{a.field, a.step + 1})
 			}
 		}
@@ -154,7 +154,7 @@ func (s *scanner) array(active []act, depth int) bool {
 		next := buf[:0]
 		for _, a := range active {
 			st := s.fields[a.field].steps[a.step]
-			if st.Any || st.Index == i {
+			if st.Kind == jsonpath.Any || st.Kind == jsonpath.Index && st.Index == i {
 				next = append(next, act{a.field, a.step + 1})
 			}
 		}

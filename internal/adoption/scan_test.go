@@ -8,6 +8,7 @@ import (
 	"testing"
 
 	"github.com/umbragw/umbra/internal/config"
+	"github.com/umbragw/umbra/internal/jsonpath"
 )
 
 func fieldsOf(t testing.TB, paths ...string) []field {
@@ -39,20 +40,20 @@ func reference(body []byte, fields []field) (uint64, bool) {
 	return found, true
 }
 
-func present(v any, steps []config.PathStep) bool {
+func present(v any, steps []jsonpath.Step) bool {
 	if len(steps) == 0 {
 		return true
 	}
 	st := steps[0]
 	switch t := v.(type) {
 	case map[string]any:
-		if st.Index >= 0 || st.Any {
+		if st.Kind != jsonpath.Key {
 			return false
 		}
-		c, ok := t[st.Name]
+		c, ok := t[st.Key]
 		return ok && present(c, steps[1:])
 	case []any:
-		if st.Any {
+		if st.Kind == jsonpath.Any {
 			for _, c := range t {
 				if present(c, steps[1:]) {
 					return true
@@ -60,7 +61,7 @@ func present(v any, steps []config.PathStep) bool {
 			}
 			return false
 		}
-		return st.Index >= 0 && st.Index < len(t) && present(t[st.Index], steps[1:])
+		return st.Kind == jsonpath.Index && st.Index < len(t) && present(t[st.Index], steps[1:])
 	}
 	return false
 }

@@ -95,8 +95,7 @@ type Option func(*Backend)
 func WithTracer(t *tracing.Tracer) Option { return func(b *Backend) { b.tracer = t } }
 
 // New builds a Backend from its configuration. Zero values take the
-// package defaults. Endpoint URLs come from cfg.URLs (filled by config
-// validation) or, when that is empty, are parsed from cfg.Endpoints.
+// package defaults. Endpoint URLs are parsed from cfg.Endpoints.
 func New(cfg *config.Backend, opts ...Option) (*Backend, error) {
 	if cfg == nil {
 		return nil, errors.New("backend: nil config")
@@ -157,26 +156,24 @@ func (b *Backend) setPolicies(cfg *config.Backend) error {
 	return nil
 }
 
-// endpointURLs returns the validated endpoint URLs. A backend without
-// endpoints is refused here, at load time, rather than failing every request.
+// endpointURLs parses the endpoints (config validation explained what is
+// wrong with them, at its position) down to scheme://host:port. A backend
+// without endpoints is refused here, at load time, rather than failing
+// every request.
 func endpointURLs(cfg *config.Backend) ([]*url.URL, error) {
-	urls := cfg.URLs
-	if len(urls) == 0 {
-		for _, raw := range cfg.Endpoints {
-			u, err := url.Parse(raw)
-			if err != nil {
-				return nil, fmt.Errorf("endpoint %q: %w", raw, err)
-			}
-			urls = append(urls, u)
-		}
-	}
-	if len(urls) == 0 {
+	if len(cfg.Endpoints) == 0 {
 		return nil, errors.New("no endpoints")
 	}
-	for _, u := range urls {
-		if (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
-			return nil, fmt.Errorf("endpoint %q: want http://host:port or https://host:port", u)
+	urls := make([]*url.URL, 0, len(cfg.Endpoints))
+	for _, raw := range cfg.Endpoints {
+		u, err := url.Parse(raw)
+		if err != nil {
+			return nil, fmt.Errorf("endpoint %q: %w", raw, err)
 		}
+		if (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+			return nil, fmt.Errorf("endpoint %q: want http://host:port or https://host:port", raw)
+		}
+		urls = append(urls, &url.URL{Scheme: u.Scheme, Host: u.Host})
 	}
 	return urls, nil
 }

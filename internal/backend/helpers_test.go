@@ -18,21 +18,13 @@ import (
 	"github.com/umbragw/umbra/internal/config"
 )
 
-// newBackend builds a Backend over endpoints, parsing the URLs as config
-// validation would.
+// newBackend builds a Backend over endpoints.
 func newBackend(t testing.TB, cfg config.Backend, endpoints ...string) *Backend {
 	t.Helper()
 	if cfg.Name == "" {
 		cfg.Name = "test"
 	}
 	cfg.Endpoints = endpoints
-	for _, raw := range endpoints {
-		u, err := url.Parse(raw)
-		if err != nil {
-			t.Fatal(err)
-		}
-		cfg.URLs = append(cfg.URLs, u)
-	}
 	b, err := New(&cfg)
 	if err != nil {
 		t.Fatal(err)

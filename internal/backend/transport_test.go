@@ -159,10 +159,16 @@ func TestNewRejectsBadConfig(t *testing.T) {
 	if _, err := New(nil); err == nil {
 		t.Error("New(nil) succeeded")
 	}
-	// Endpoints without pre-parsed URLs are parsed by New.
-	b, err := New(&config.Backend{Endpoints: []string{"http://127.0.0.1:1"}})
-	if err != nil || len(b.eps) != 1 {
+	// Endpoints are parsed by New, down to scheme://host:port.
+	b, err := New(&config.Backend{Endpoints: []string{"http://127.0.0.1:1/", "https://[::1]:8443", "http://Svc.Internal"}})
+	if err != nil || len(b.eps) != 3 {
 		t.Fatalf("New with raw endpoints: %v", err)
+	}
+	want := []string{"http://127.0.0.1:1", "https://[::1]:8443", "http://Svc.Internal"}
+	for i, e := range b.eps {
+		if e.url.String() != want[i] {
+			t.Errorf("endpoint %d = %s, want %s", i, e.url, want[i])
+		}
 	}
 	b.Close()
 }

@@ -11,7 +11,6 @@ import (
 	"errors"
 	"fmt"
 	"math/big"
-	"net/url"
 	"os"
 	"path/filepath"
 	"reflect"
@@ -629,11 +628,6 @@ routes:
     backend: v1
     match: {host: "*.EXAMPLE.com"}
 `)
-	urls := cfg.Backends["v1"].URLs
-	want := []*url.URL{{Scheme: "http", Host: "127.0.0.1:9001"}, {Scheme: "https", Host: "[::1]:8443"}, {Scheme: "http", Host: "Svc.Internal"}}
-	if !reflect.DeepEqual(urls, want) {
-		t.Errorf("URLs = %v, want %v", urls, want)
-	}
 	if got := cfg.Backends["v1"].Endpoints; got[0] != "http://127.0.0.1:9001/" {
 		t.Errorf("Endpoints rewritten: %v", got)
 	}

@@ -90,8 +90,6 @@ type EgressService struct {
 	MaxIdlePerEndpoint  int          `yaml:"max_idle_per_endpoint" json:"max_idle_per_endpoint"`
 	MaxConnsPerEndpoint int          `yaml:"max_conns_per_endpoint" json:"max_conns_per_endpoint"`
 	TLS                 *UpstreamTLS `yaml:"tls" json:"tls,omitempty"`
-
-	URL *url.URL `yaml:"-" json:"-"` // Upstream parsed
 }
 
 // EgressAnswer is a fixed answer.
@@ -200,8 +198,6 @@ func (p *parser) validateEgressService(s *EgressService, path []any) {
 		p.errorf(join(path, "upstream"), "upstream %q has no host", s.Upstream)
 	case u.RawQuery != "" || u.User != nil || u.Fragment != "":
 		p.errorf(join(path, "upstream"), "upstream %q: only scheme://host:port/base-path is allowed", s.Upstream)
-	default:
-		s.URL = &url.URL{Scheme: u.Scheme, Host: u.Host, Path: strings.TrimSuffix(u.Path, "/")}
 	}
 	if s.Unknown == "" {
 		s.Unknown = DefaultEgressUnknown
@@ -243,19 +239,6 @@ func (p *parser) validateEgressService(s *EgressService, path []any) {
 		if _, err := os.ReadFile(s.TLS.CAFile); err != nil {
 			p.errorf(join(path, "tls", "ca_file"), "%v", err)
 		}
-	}
-}
-
-// Backend returns the backend config egress forwards s's calls with: one
-// endpoint, the endpoint's Host, and no retries (a payment is never sent twice).
-func (s *EgressService) Backend() *Backend {
-	u := &url.URL{Scheme: s.URL.Scheme, Host: s.URL.Host}
-	return &Backend{
-		Name: "egress:" + s.Name, Endpoints: []string{u.String()}, URLs: []*url.URL{u},
-		Balance: "round_robin", Host: "endpoint",
-		Timeout: s.Timeout, ConnectTimeout: s.ConnectTimeout, IdleTimeout: s.IdleTimeout,
-		MaxIdlePerEndpoint: s.MaxIdlePerEndpoint, MaxConnsPerEndpoint: s.MaxConnsPerEndpoint,
-		Retry: Retry{Disable: true}, TLS: s.TLS,
 	}
 }
 

@@ -90,17 +90,8 @@ type Adoption struct {
 
 // AdoptionField is one request-body field whose use is counted.
 type AdoptionField struct {
-	Name  string     `yaml:"name" json:"name"`
-	Path  string     `yaml:"path" json:"path"`
-	Steps []PathStep `yaml:"-" json:"-"` // Path parsed (filled by validation)
-}
-
-// PathStep is one step of a field path: an object member (Name), an
-// array index (Index >= 0) or every array element (Any).
-type PathStep struct {
-	Name  string
-	Index int // -1 unless an index step
-	Any   bool
+	Name string `yaml:"name" json:"name"`
+	Path string `yaml:"path" json:"path"`
 }
 
 // APIKey is one line of an API key file.
@@ -161,29 +152,20 @@ func ReadAPIKeys(path string) ([]APIKey, error) {
 // ParseFieldPath parses an adoption rule's path with the shared JSONPath
 // grammar (package jsonpath) and keeps the steps a request body can be
 // scanned for: names, indexes and "*"; recursive descent ("..") is refused.
-func ParseFieldPath(s string) ([]PathStep, error) {
+func ParseFieldPath(s string) ([]jsonpath.Step, error) {
 	p, err := jsonpath.Parse(s)
 	if err != nil {
 		return nil, err
 	}
-	steps := make([]PathStep, 0, len(p.Steps()))
 	for _, st := range p.Steps() {
 		if st.Descend {
 			return nil, fmt.Errorf("path %q: recursive descent (..) is not supported in adoption rules", s)
 		}
-		switch st.Kind {
-		case jsonpath.Key:
-			steps = append(steps, PathStep{Name: st.Key, Index: -1})
-		case jsonpath.Index:
-			steps = append(steps, PathStep{Index: st.Index})
-		default:
-			steps = append(steps, PathStep{Index: -1, Any: true})
-		}
 	}
-	if len(steps) == 0 {
+	if len(p.Steps()) == 0 {
 		return nil, fmt.Errorf("path %q names no field", s)
 	}
-	return steps, nil
+	return p.Steps(), nil
 }
 
 // validateFlagsAndCallers checks the top-level flags and callers blocks.
@@ -346,11 +328,9 @@ func (p *parser) validateRouteFlags(c *Config, r *Route, path []any) {
 				p.errorf(join(fp, "name"), "field name %q is used twice in this route", f.Name)
 			}
 			fieldNames[f.Name] = true
-			steps, err := ParseFieldPath(f.Path)
-			if err != nil {
+			if _, err := ParseFieldPath(f.Path); err != nil {
 				p.errorf(join(fp, "path"), "%v", err)
 			}
-			f.Steps = steps
 		}
 	}
 }

@@ -6,6 +6,8 @@ import (
 	"strconv"
 	"strings"
 	"testing"
+
+	"github.com/umbragw/umbra/internal/jsonpath"
 )
 
 // writeFlagFiles writes stand-ins for the flag-related files of the
@@ -64,9 +66,9 @@ callers: {key: "header:X-Client-ID", api_keys_file: {{dir}}/callers.keys}
 	if users.Adoption.MaxBody != DefaultAdoptionMaxBody {
 		t.Errorf("adoption max_body %d", users.Adoption.MaxBody)
 	}
-	wantSteps := []PathStep{{Name: "items", Index: -1}, {Index: -1, Any: true}, {Name: "sku", Index: -1}}
-	if !reflect.DeepEqual(users.Adoption.Fields[1].Steps, wantSteps) {
-		t.Errorf("steps %+v", users.Adoption.Fields[1].Steps)
+	wantSteps := []jsonpath.Step{{Kind: jsonpath.Key, Key: "items"}, {Kind: jsonpath.Any}, {Kind: jsonpath.Key, Key: "sku"}}
+	if steps, err := ParseFieldPath(users.Adoption.Fields[1].Path); err != nil || !reflect.DeepEqual(steps, wantSteps) {
+		t.Errorf("steps %+v %v", steps, err)
 	}
 }
 
@@ -138,14 +140,14 @@ func itoa(n int) string { return strconv.Itoa(n) }
 func TestParseFieldPath(t *testing.T) {
 	for _, c := range []struct {
 		in   string
-		want []PathStep
+		want []jsonpath.Step
 		err  string
 	}{
-		{"$.email", []PathStep{{Name: "email", Index: -1}}, ""},
-		{"$.a.b", []PathStep{{Name: "a", Index: -1}, {Name: "b", Index: -1}}, ""},
-		{"$['e-mail']", []PathStep{{Name: "e-mail", Index: -1}}, ""},
-		{`$["a.b"][2]`, []PathStep{{Name: "a.b", Index: -1}, {Index: 2}}, ""},
-		{"$.items[*].sku", []PathStep{{Name: "items", Index: -1}, {Index: -1, Any: true}, {Name: "sku", Index: -1}}, ""},
+		{"$.email", []jsonpath.Step{{Kind: jsonpath.Key, Key: "email"}}, ""},
+		{"$.a.b", []jsonpath.Step{{Kind: jsonpath.Key, Key: "a"}, {Kind: jsonpath.Key, Key: "b"}}, ""},
+		{"$['e-mail']", []jsonpath.Step{{Kind: jsonpath.Key, Key: "e-mail"}}, ""},
+		{`$["a.b"][2]`, []jsonpath.Step{{Kind: jsonpath.Key, Key: "a.b"}, {Kind: jsonpath.Index, Index: 2}}, ""},
+		{"$.items[*].sku", []jsonpath.Step{{Kind: jsonpath.Key, Key: "items"}, {Kind: jsonpath.Any}, {Kind: jsonpath.Key, Key: "sku"}}, ""},
 		{"$", nil, "names no field"},
 		{"email", nil, `starts with "$"`},
 		{"$.", nil, "expected a name"},

@@ -3,6 +3,7 @@ package config
 import (
 	"errors"
 	"fmt"
+	"net/url"
 	"os"
 	"path/filepath"
 	"strings"
@@ -98,12 +99,12 @@ func checkValid(t *testing.T, cfg *Config) {
 		t.Fatalf("admin off loopback without a token: %q", cfg.Admin.Listen)
 	}
 	for name, b := range cfg.Backends {
-		if b == nil || b.Name != name || len(b.URLs) == 0 || len(b.URLs) != len(b.Endpoints) {
+		if b == nil || b.Name != name || len(b.Endpoints) == 0 {
 			t.Fatalf("backend %q: %+v", name, b)
 		}
-		for _, u := range b.URLs {
-			if (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" || u.Path != "" {
-				t.Fatalf("backend %q: endpoint %v", name, u)
+		for _, e := range b.Endpoints {
+			if u, err := url.Parse(e); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" || (u.Path != "" && u.Path != "/") {
+				t.Fatalf("backend %q: endpoint %v", name, e)
 			}
 		}
 	}

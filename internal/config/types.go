@@ -5,11 +5,7 @@
 // added freely but never renamed without a recorded reason.
 package config
 
-import (
-	"net/url"
-
-	"go.yaml.in/yaml/v3"
-)
+import "go.yaml.in/yaml/v3"
 
 // Config is one loaded, validated configuration file. It is immutable once
 // Load returns: the gateway compiles it into a runtime snapshot.
@@ -104,7 +100,6 @@ type Backend struct {
 	MaxConnsPerEndpoint int          `yaml:"max_conns_per_endpoint" json:"max_conns_per_endpoint"`
 	Health              HealthCheck  `yaml:"health" json:"health"`
 	Retry               Retry        `yaml:"retry" json:"retry"`
-	URLs                []*url.URL   `yaml:"-" json:"-"` // parsed Endpoints
 	TLS                 *UpstreamTLS `yaml:"tls" json:"tls,omitempty"`
 }
 

@@ -229,7 +229,6 @@ func (p *parser) validateBackend(b *Backend, path []any) {
 	if len(b.Endpoints) == 0 {
 		p.errorf(path, "backend %q has no endpoints", b.Name)
 	}
-	b.URLs = b.URLs[:0]
 	for i, e := range b.Endpoints {
 		u, err := url.Parse(e)
 		switch {
@@ -244,9 +243,7 @@ func (p *parser) validateBackend(b *Backend, path []any) {
 			continue
 		case u.Path != "" && u.Path != "/" || u.RawQuery != "" || u.User != nil:
 			p.errorf(join(path, "endpoints", i), "endpoint %q: only scheme://host:port is allowed (no path, query or credentials)", e)
-			continue
 		}
-		b.URLs = append(b.URLs, &url.URL{Scheme: u.Scheme, Host: u.Host})
 	}
 	if b.Balance == "" {
 		b.Balance = "round_robin"

@@ -214,7 +214,7 @@ func (c *callCtx) destination() string {
 	if c.set.byHost[strings.ToLower(c.r.Host)] == c.svc {
 		return c.r.Host
 	}
-	return c.svc.cfg.URL.Host
+	return c.svc.host
 }
 
 func (c *callCtx) simBody() []byte {

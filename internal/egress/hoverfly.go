@@ -454,5 +454,5 @@ func (s *Sandbox) Recorded(service string) (*Simulation, bool) {
 	for i := range recs {
 		recs[i].req.URI = base + recs[i].req.URI
 	}
-	return exportSimulation(recs, svc.cfg.URL.Host), true
+	return exportSimulation(recs, svc.host), true
 }

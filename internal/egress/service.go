@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"net"
 	"net/http"
+	"net/url"
 	"strings"
 	"time"
 
@@ -25,6 +26,7 @@ type service struct {
 	name      string
 	cfg       *config.EgressService
 	backend   *backend.Backend
+	host      string // the upstream's host:port
 	base      string // the upstream's base path, escaped, without a trailing "/"
 	templates []template
 	sims      *simulation // nil without simulation files
@@ -52,12 +54,29 @@ func newServiceSet(cfg *config.Egress, m *Metrics) (*serviceSet, error) {
 	return set, nil
 }
 
+// forwarder is the backend config live calls to sc are forwarded with:
+// one endpoint, the endpoint's Host, and no retries (a payment is never
+// sent twice).
+func forwarder(sc *config.EgressService, up *url.URL) *config.Backend {
+	return &config.Backend{
+		Name: "egress:" + sc.Name, Endpoints: []string{up.Scheme + "://" + up.Host},
+		Balance: "round_robin", Host: "endpoint",
+		Timeout: sc.Timeout, ConnectTimeout: sc.ConnectTimeout, IdleTimeout: sc.IdleTimeout,
+		MaxIdlePerEndpoint: sc.MaxIdlePerEndpoint, MaxConnsPerEndpoint: sc.MaxConnsPerEndpoint,
+		Retry: config.Retry{Disable: true}, TLS: sc.TLS,
+	}
+}
+
 func newService(sc *config.EgressService, m *Metrics) (*service, error) {
-	b, err := backend.New(sc.Backend())
+	up, err := url.Parse(sc.Upstream) // validated with the config
 	if err != nil {
 		return nil, fmt.Errorf("egress service %q: %w", sc.Name, err)
 	}
-	svc := &service{name: sc.Name, cfg: sc, backend: b, base: sc.URL.EscapedPath(), m: m.service(sc.Name)}
+	b, err := backend.New(forwarder(sc, up))
+	if err != nil {
+		return nil, fmt.Errorf("egress service %q: %w", sc.Name, err)
+	}
+	svc := &service{name: sc.Name, cfg: sc, backend: b, host: up.Host, base: (&url.URL{Path: strings.TrimSuffix(up.Path, "/")}).EscapedPath(), m: m.service(sc.Name)}
 	for _, ep := range sc.Endpoints {
 		svc.templates = append(svc.templates, newTemplate(ep))
 	}
