@@ -55,7 +55,7 @@ const (
 // Options configure a Tracker.
 type Options struct {
 	// MaxCallers caps the callers tracked by name; default
-	// config.DefaultMaxCallers.
+	// config.DefaultConfig.Callers.MaxCallers.
 	MaxCallers int
 	// Registerer receives the metrics; nil for none.
 	Registerer prometheus.Registerer
@@ -130,7 +130,7 @@ func register(reg prometheus.Registerer, c *prometheus.CounterVec) *prometheus.C
 // names when the cap is lowered.
 func (t *Tracker) SetMaxCallers(n int) {
 	if n <= 0 {
-		n = config.DefaultMaxCallers
+		n = config.DefaultConfig.Callers.MaxCallers
 	}
 	t.maxCallers.Store(int64(n))
 }
@@ -203,7 +203,7 @@ func (t *Tracker) Configure(routes []*config.Route) []*Route {
 		if a := cr.Adoption; a != nil {
 			rt.maxBody = int(a.MaxBody)
 			if rt.maxBody <= 0 {
-				rt.maxBody = int(config.DefaultAdoptionMaxBody)
+				rt.maxBody = int(config.DefaultAdoption.MaxBody)
 			}
 			for _, f := range a.Fields {
 				if len(rt.fields) == MaxFields {

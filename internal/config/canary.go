@@ -1,8 +1,5 @@
 package config
 
-// DefaultCanaryCookie prefixes the affinity cookie; the route name follows.
-const DefaultCanaryCookie = "umbra_canary_"
-
 func (p *parser) validateCanary(c *Config, r *Route, path []any) {
 	cn := r.Canary
 	p.checkBackendRef(c, join(path, "backend"), cn.Backend, "canary")

@@ -10,16 +10,6 @@ import (
 	"time"
 )
 
-// Defaults of fleet mode (docs/config.md, "Cluster").
-const (
-	DefaultClusterPrefix          = "/umbra/"
-	DefaultClusterDialTimeout     = Duration(5 * time.Second)
-	DefaultClusterRequestTimeout  = Duration(2 * time.Second)
-	DefaultClusterPublishInterval = Duration(time.Second)
-	DefaultClusterShareInterval   = Duration(5 * time.Second)
-	DefaultClusterLeaseTTL        = Duration(5 * time.Second)
-)
-
 // Cluster turns on fleet mode: replicas share rollout state through etcd
 // (docs/fleet.md). Without it a replica works alone on its embedded store.
 type Cluster struct {
@@ -99,9 +89,6 @@ func (p *parser) validateCluster(c *Config) {
 	} else if !nameRe.MatchString(cl.Node) {
 		p.errorf(join(path, "node"), "node name %q: use letters, digits, '.', '_' and '-'", cl.Node)
 	}
-	setDefault(&cl.PublishInterval, DefaultClusterPublishInterval)
-	setDefault(&cl.LeaseTTL, DefaultClusterLeaseTTL)
-	setDefault(&cl.ShareInterval, DefaultClusterShareInterval)
 	if d := cl.ShareInterval.D(); d < 10*time.Millisecond {
 		p.errorf(join(path, "share_interval"), "share_interval %v: use at least 10ms", d)
 	}
@@ -124,14 +111,9 @@ func (p *parser) validateEtcd(e *ClusterEtcd, path []any) {
 			p.errorf(join(path, "endpoints", i), "etcd endpoint %q: use http://host:port or https://host:port", ep)
 		}
 	}
-	if e.Prefix == "" {
-		e.Prefix = DefaultClusterPrefix
-	}
 	if !strings.HasSuffix(e.Prefix, "/") {
 		e.Prefix += "/"
 	}
-	setDefault(&e.DialTimeout, DefaultClusterDialTimeout)
-	setDefault(&e.RequestTimeout, DefaultClusterRequestTimeout)
 	if (e.Username == "") != (e.PasswordFile == "") {
 		p.errorf(path, "cluster.etcd: username and password_file go together")
 	}

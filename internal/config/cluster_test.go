@@ -13,9 +13,9 @@ func TestClusterDefaults(t *testing.T) {
 	}
 	host, _ := os.Hostname()
 	c := cfg.Cluster
-	if c.Node != host || c.Etcd.Prefix != "/fleet/" || c.LeaseTTL != DefaultClusterLeaseTTL ||
-		c.PublishInterval != DefaultClusterPublishInterval || c.Etcd.DialTimeout != DefaultClusterDialTimeout ||
-		c.Etcd.RequestTimeout != DefaultClusterRequestTimeout {
+	if c.Node != host || c.Etcd.Prefix != "/fleet/" || c.LeaseTTL != DefaultCluster.LeaseTTL ||
+		c.PublishInterval != DefaultCluster.PublishInterval || c.Etcd.DialTimeout != DefaultCluster.Etcd.DialTimeout ||
+		c.Etcd.RequestTimeout != DefaultCluster.Etcd.RequestTimeout {
 		t.Errorf("defaults: %+v", c)
 	}
 	cfg, err = Parse("c.yaml", []byte("listen: 127.0.0.1:1\n"))

@@ -44,39 +44,17 @@ type Comparison struct {
 	FlushInterval Duration `yaml:"flush_interval" json:"flush_interval"`
 }
 
-// Comparison defaults.
-const (
-	DefaultCompareMaxBody     = ByteSize(1 << 20)
-	DefaultRelativeThreshold  = 0.20
-	DefaultAbsoluteThreshold  = 0.0003
-	DefaultCompareWorkers     = 2
-	DefaultCompareQueueSize   = 1024
-	DefaultSamplesPerField    = 5
-	DefaultMaxEndpoints       = 200
-	DefaultMaxFields          = 200
-	DefaultCompareFlushPeriod = Duration(1e9)
-)
-
-func (p *parser) comparisonDefaults(c *Comparison) {
+// validateComparison refuses negative sizes of the comparison engine.
+func (p *parser) validateComparison(c *Comparison) {
 	for _, v := range []struct {
-		field *int
-		def   int
+		value int
 		name  string
-	}{
-		{&c.Workers, DefaultCompareWorkers, "workers"},
-		{&c.QueueSize, DefaultCompareQueueSize, "queue_size"},
-		{&c.SamplesPerField, DefaultSamplesPerField, "samples_per_field"},
-		{&c.MaxEndpoints, DefaultMaxEndpoints, "max_endpoints"},
-		{&c.MaxFields, DefaultMaxFields, "max_fields"},
-	} {
-		if *v.field < 0 {
+	}{{c.Workers, "workers"}, {c.QueueSize, "queue_size"}, {c.SamplesPerField, "samples_per_field"},
+		{c.MaxEndpoints, "max_endpoints"}, {c.MaxFields, "max_fields"}} {
+		if v.value < 0 {
 			p.errorf(at("comparison", v.name), "%s must not be negative", v.name)
 		}
-		if *v.field <= 0 {
-			*v.field = v.def
-		}
 	}
-	setDefault(&c.FlushInterval, DefaultCompareFlushPeriod)
 }
 
 func (p *parser) validateCompare(c *Config, r *Route, path []any) {
@@ -105,19 +83,10 @@ func (p *parser) validateCompare(c *Config, r *Route, path []any) {
 			p.errorf(join(path, "secondary"), "secondary must be another instance of the live version, not the route's backend or a shadow target (%q)", cmp.Secondary)
 		}
 	}
-	if cmp.MaxBody == 0 {
-		cmp.MaxBody = DefaultCompareMaxBody
-	}
 	if cmp.NumericTolerance < 0 || cmp.NumericTolerance >= 1 {
 		p.errorf(join(path, "numeric_tolerance"), "numeric_tolerance is relative: a number from 0 to 1 (0.001 = 0.1%%)")
 	}
 	t := &cmp.Thresholds
-	if t.Relative == 0 {
-		t.Relative = DefaultRelativeThreshold
-	}
-	if t.Absolute == 0 {
-		t.Absolute = DefaultAbsoluteThreshold
-	}
 	if t.Relative < 0 || t.Relative > 1 || t.Absolute < 0 || t.Absolute > 1 {
 		p.errorf(join(path, "thresholds"), "thresholds are fractions from 0 to 1")
 	}

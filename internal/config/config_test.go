@@ -456,31 +456,31 @@ func TestDefaults(t *testing.T) {
 			t.Errorf("%s = %v, want %v", name, got, want)
 		}
 	}
-	check("listen", cfg.Listen, DefaultListen)
-	check("listen constant", DefaultListen, "127.0.0.1:8080")
+	check("listen", cfg.Listen, DefaultConfig.Listen)
+	check("listen constant", DefaultConfig.Listen, "127.0.0.1:8080")
 	check("tls", cfg.TLS, (*TLS)(nil))
-	check("admin.listen", cfg.Admin.Listen, DefaultAdminListen)
-	check("admin listen constant", DefaultAdminListen, "127.0.0.1:9901")
+	check("admin.listen", cfg.Admin.Listen, DefaultConfig.Admin.Listen)
+	check("admin listen constant", DefaultConfig.Admin.Listen, "127.0.0.1:9901")
 	check("admin.token_file", cfg.Admin.TokenFile, "")
-	check("data_dir", cfg.DataDir, DefaultDataDir)
-	check("data_dir constant", DefaultDataDir, "./umbra-data")
+	check("data_dir", cfg.DataDir, DefaultConfig.DataDir)
+	check("data_dir constant", DefaultConfig.DataDir, "./umbra-data")
 	check("log.format", cfg.Log.Format, "text")
 	check("log.level", cfg.Log.Level, "info")
 	check("log.access", cfg.Log.AccessEnabled(), true)
-	check("server.read_header_timeout", cfg.Server.ReadHeaderTimeout, DefaultReadHeaderTimeout)
-	check("server.idle_timeout", cfg.Server.IdleTimeout, DefaultIdleTimeout)
-	check("server.max_header_bytes", cfg.Server.MaxHeaderBytes, DefaultMaxHeaderBytes)
-	check("server.max_header_count", cfg.Server.MaxHeaderCount, DefaultMaxHeaderCount)
-	check("server.shutdown_grace", cfg.Server.ShutdownGrace, DefaultShutdownGrace)
+	check("server.read_header_timeout", cfg.Server.ReadHeaderTimeout, DefaultConfig.Server.ReadHeaderTimeout)
+	check("server.idle_timeout", cfg.Server.IdleTimeout, DefaultConfig.Server.IdleTimeout)
+	check("server.max_header_bytes", cfg.Server.MaxHeaderBytes, DefaultConfig.Server.MaxHeaderBytes)
+	check("server.max_header_count", cfg.Server.MaxHeaderCount, DefaultConfig.Server.MaxHeaderCount)
+	check("server.shutdown_grace", cfg.Server.ShutdownGrace, DefaultConfig.Server.ShutdownGrace)
 	// The documented values of the constants (docs/config.md).
-	check("DefaultReadHeaderTimeout", DefaultReadHeaderTimeout.D(), 10*time.Second)
-	check("DefaultIdleTimeout", DefaultIdleTimeout.D(), 2*time.Minute)
-	check("DefaultMaxHeaderBytes", DefaultMaxHeaderBytes, ByteSize(1<<20))
-	check("DefaultShutdownGrace", DefaultShutdownGrace.D(), 15*time.Second)
+	check("DefaultConfig.Server.ReadHeaderTimeout", DefaultConfig.Server.ReadHeaderTimeout.D(), 10*time.Second)
+	check("DefaultConfig.Server.IdleTimeout", DefaultConfig.Server.IdleTimeout.D(), 2*time.Minute)
+	check("DefaultConfig.Server.MaxHeaderBytes", DefaultConfig.Server.MaxHeaderBytes, ByteSize(1<<20))
+	check("DefaultConfig.Server.ShutdownGrace", DefaultConfig.Server.ShutdownGrace.D(), 15*time.Second)
 
 	check("comparison", cfg.Comparison, Comparison{
-		Workers: DefaultCompareWorkers, QueueSize: DefaultCompareQueueSize, SamplesPerField: DefaultSamplesPerField,
-		MaxEndpoints: DefaultMaxEndpoints, MaxFields: DefaultMaxFields, FlushInterval: DefaultCompareFlushPeriod,
+		Workers: DefaultConfig.Comparison.Workers, QueueSize: DefaultConfig.Comparison.QueueSize, SamplesPerField: DefaultConfig.Comparison.SamplesPerField,
+		MaxEndpoints: DefaultConfig.Comparison.MaxEndpoints, MaxFields: DefaultConfig.Comparison.MaxFields, FlushInterval: DefaultConfig.Comparison.FlushInterval,
 	})
 
 	b := cfg.Backends["v1"]
@@ -507,19 +507,19 @@ func TestDefaults(t *testing.T) {
 	s := r.Shadow[0]
 	check("percent", s.Percent, Percent(10))
 	check("unsafe", s.Unsafe, "skip")
-	check("max_body", s.MaxBody, DefaultShadowMaxBody)
-	check("shadow timeout", s.Timeout, DefaultShadowTimeout)
-	check("max_in_flight", s.MaxInFlight, DefaultShadowMaxInFlight)
-	check("queue_size", s.QueueSize, DefaultShadowQueueSize)
-	check("breaker.failures", s.Breaker.Failures, DefaultBreakerFailures)
-	check("breaker.open_for", s.Breaker.OpenFor, DefaultBreakerOpenFor)
+	check("max_body", s.MaxBody, DefaultShadow.MaxBody)
+	check("shadow timeout", s.Timeout, DefaultShadow.Timeout)
+	check("max_in_flight", s.MaxInFlight, DefaultShadow.MaxInFlight)
+	check("queue_size", s.QueueSize, DefaultShadow.QueueSize)
+	check("breaker.failures", s.Breaker.Failures, DefaultShadow.Breaker.Failures)
+	check("breaker.open_for", s.Breaker.OpenFor, DefaultShadow.Breaker.OpenFor)
 	check("host_suffix", s.HostSuffix, "")
-	check("DefaultShadowMaxBody", DefaultShadowMaxBody, ByteSize(1<<20))
-	check("DefaultShadowTimeout", DefaultShadowTimeout.D(), 5*time.Second)
-	check("DefaultShadowMaxInFlight", DefaultShadowMaxInFlight, 64)
-	check("DefaultShadowQueueSize", DefaultShadowQueueSize, 256)
-	check("DefaultBreakerFailures", DefaultBreakerFailures, 5)
-	check("DefaultBreakerOpenFor", DefaultBreakerOpenFor.D(), 10*time.Second)
+	check("DefaultShadow.MaxBody", DefaultShadow.MaxBody, ByteSize(1<<20))
+	check("DefaultShadow.Timeout", DefaultShadow.Timeout.D(), 5*time.Second)
+	check("DefaultShadow.MaxInFlight", DefaultShadow.MaxInFlight, 64)
+	check("DefaultShadow.QueueSize", DefaultShadow.QueueSize, 256)
+	check("DefaultShadow.Breaker.Failures", DefaultShadow.Breaker.Failures, 5)
+	check("DefaultShadow.Breaker.OpenFor", DefaultShadow.Breaker.OpenFor.D(), 10*time.Second)
 }
 
 // Defaults of the optional route blocks, as docs/config.md documents them.
@@ -532,8 +532,8 @@ func TestCompareAndCanaryDefaults(t *testing.T) {
     canary: {backend: v2}
 `)
 	r := cfg.Routes[0]
-	want := &Compare{Target: "v2", MaxBody: DefaultCompareMaxBody,
-		Thresholds: Thresholds{Relative: DefaultRelativeThreshold, Absolute: DefaultAbsoluteThreshold}}
+	want := &Compare{Target: "v2", MaxBody: DefaultCompare.MaxBody,
+		Thresholds: Thresholds{Relative: DefaultCompare.Thresholds.Relative, Absolute: DefaultCompare.Thresholds.Absolute}}
 	if !reflect.DeepEqual(r.Compare, want) {
 		t.Errorf("compare = %+v, want %+v", r.Compare, want)
 	}
@@ -551,12 +551,12 @@ routes:
     shadow:
       - {backend: v2, percent: 0, max_body: 0, timeout: 0s, max_in_flight: 0, queue_size: 0, breaker: {failures: 0}}
 `)
-	if cfg.Server.IdleTimeout != DefaultIdleTimeout || cfg.Server.MaxHeaderBytes != DefaultMaxHeaderBytes {
+	if cfg.Server.IdleTimeout != DefaultConfig.Server.IdleTimeout || cfg.Server.MaxHeaderBytes != DefaultConfig.Server.MaxHeaderBytes {
 		t.Errorf("server = %+v", cfg.Server)
 	}
 	s := cfg.Routes[0].Shadow[0]
-	if s.Percent != 0 || s.MaxBody != DefaultShadowMaxBody || s.Timeout != DefaultShadowTimeout ||
-		s.MaxInFlight != DefaultShadowMaxInFlight || s.QueueSize != DefaultShadowQueueSize || s.Breaker.Failures != DefaultBreakerFailures {
+	if s.Percent != 0 || s.MaxBody != DefaultShadow.MaxBody || s.Timeout != DefaultShadow.Timeout ||
+		s.MaxInFlight != DefaultShadow.MaxInFlight || s.QueueSize != DefaultShadow.QueueSize || s.Breaker.Failures != DefaultShadow.Breaker.Failures {
 		t.Errorf("shadow = %+v", s)
 	}
 }

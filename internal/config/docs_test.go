@@ -211,48 +211,62 @@ func hasKey(nodes []*yaml.Node, steps []string) bool {
 	return hasKey(next, steps[1:])
 }
 
-// The defaults written in docs/config.md are the code's constants.
+// defaultBlocks are the DefaultX values and the key each one is the
+// default of, as docs/config.md writes keys.
+var defaultBlocks = []struct {
+	prefix string
+	value  any
+}{
+	{"", DefaultConfig},
+	{"backends.NAME", DefaultBackend},
+	{"routes[]", DefaultRoute},
+	{"routes[].shadow[]", DefaultShadow},
+	{"routes[].compare", DefaultCompare},
+	{"routes[].rollout", DefaultRollout},
+	{"routes[].rollout.steps[].shadow", DefaultShadowStep},
+	{"routes[].adoption", DefaultAdoption},
+	{"cluster", DefaultCluster},
+	{"egress", DefaultEgress},
+	{"egress.services.NAME", DefaultEgressService},
+	{"flags", DefaultFlags},
+}
+
+// codeDefaults lists every key with a default in the DefaultX values
+// (zero fields have none), with its value.
+func codeDefaults(prefix string, v reflect.Value, out map[string]any) {
+	for i := range v.NumField() {
+		f := v.Type().Field(i)
+		name, _, _ := strings.Cut(f.Tag.Get("yaml"), ",")
+		if name == "" || name == "-" || !f.IsExported() || v.Field(i).IsZero() {
+			continue
+		}
+		key := name
+		if prefix != "" {
+			key = prefix + "." + name
+		}
+		if fv := v.Field(i); fv.Kind() == reflect.Struct {
+			codeDefaults(key, fv, out)
+		} else {
+			out[key] = fv.Interface()
+		}
+	}
+}
+
+// The default of every key written in docs/config.md is the code's: each
+// non-zero field of a DefaultX value has a row whose Default column says
+// that value, and the defaults validation derives (from other values) are
+// documented as such.
 func TestDocsDefaultsMatchCode(t *testing.T) {
 	docs := readDocs(t)
 	defaults := map[string]any{
-		"listen":                               DefaultListen,
-		"admin.listen":                         DefaultAdminListen,
-		"data_dir":                             DefaultDataDir,
-		"store.on_corruption":                  DefaultStoreOnCorruption,
-		"store.check_timeout":                  DefaultStoreCheckTimeout,
-		"server.read_header_timeout":           DefaultReadHeaderTimeout,
-		"server.idle_timeout":                  DefaultIdleTimeout,
-		"server.max_header_bytes":              DefaultMaxHeaderBytes,
-		"server.max_header_count":              DefaultMaxHeaderCount,
-		"server.shutdown_grace":                DefaultShutdownGrace,
-		"routes[].shadow[].max_body":           DefaultShadowMaxBody,
-		"routes[].shadow[].timeout":            DefaultShadowTimeout,
-		"routes[].shadow[].max_in_flight":      DefaultShadowMaxInFlight,
-		"routes[].shadow[].queue_size":         DefaultShadowQueueSize,
-		"routes[].shadow[].breaker.failures":   DefaultBreakerFailures,
-		"routes[].shadow[].breaker.open_for":   DefaultBreakerOpenFor,
-		"routes[].compare.max_body":            DefaultCompareMaxBody,
-		"routes[].compare.thresholds.relative": DefaultRelativeThreshold,
-		"routes[].compare.thresholds.absolute": DefaultAbsoluteThreshold,
-		"comparison.workers":                   DefaultCompareWorkers,
-		"comparison.queue_size":                DefaultCompareQueueSize,
-		"comparison.samples_per_field":         DefaultSamplesPerField,
-		"comparison.max_endpoints":             DefaultMaxEndpoints,
-		"comparison.max_fields":                DefaultMaxFields,
-		"comparison.flush_interval":            DefaultCompareFlushPeriod,
-		"log.format":                           "text",
-		"log.level":                            "info",
-		"backends.NAME.balance":                "round_robin",
-		"backends.NAME.host":                   "keep",
-		"routes[].shadow[].unsafe":             "skip",
-		"routes[].canary.cookie":               DefaultCanaryCookie,
-		"routes[].canary.weight":               Percent(0),
-		"cluster.etcd.prefix":                  DefaultClusterPrefix,
-		"cluster.etcd.dial_timeout":            DefaultClusterDialTimeout,
-		"cluster.etcd.request_timeout":         DefaultClusterRequestTimeout,
-		"cluster.publish_interval":             DefaultClusterPublishInterval,
-		"cluster.share_interval":               DefaultClusterShareInterval,
-		"cluster.lease_ttl":                    DefaultClusterLeaseTTL,
+		"routes[].canary.cookie": DefaultCanaryCookie,
+		"routes[].canary.weight": Percent(0),
+	}
+	for _, b := range defaultBlocks {
+		codeDefaults(b.prefix, reflect.ValueOf(b.value), defaults)
+	}
+	if len(defaults) < 50 {
+		t.Fatalf("only %d defaults found: %v", len(defaults), defaults)
 	}
 	keys := make([]string, 0, len(defaults))
 	for k := range defaults {
@@ -284,16 +298,56 @@ func TestDocsDefaultsMatchCode(t *testing.T) {
 			got = Percent(f)
 		case string:
 			got = cell
+		case []string:
+			got = strings.Fields(strings.NewReplacer("[", "", "]", "", ",", " ").Replace(cell))
 		default:
 			t.Fatalf("%s: unhandled type %T", k, want)
 		}
-		if err != nil || got != defaults[k] {
+		if err != nil || !reflect.DeepEqual(got, defaults[k]) {
 			want := defaults[k]
 			if d, ok := want.(Duration); ok {
 				want = d.D()
 			}
 			t.Errorf("docs/config.md: `%s` defaults to `%s`, the code to %v", k, cell, want)
 		}
+	}
+}
+
+// A config that writes no optional key gets exactly the DefaultX values:
+// applyDefaults and the table above agree with what loading does.
+func TestLoadingAppliesDefaults(t *testing.T) {
+	cfg := mustParse(t, `backends:
+  v1: {endpoints: ["http://127.0.0.1:9001"]}
+  v2: {endpoints: ["http://127.0.0.1:9002"]}
+routes:
+  - name: r
+    backend: v1
+    shadow: [{backend: v2, percent: 5, max_in_flight: 0, timeout: 0s}]
+    compare: {}
+    canary: {backend: v2}
+    rollout: {steps: [{shadow: {}}, {promote: {}}]}
+`)
+	if cfg.Server != DefaultConfig.Server || cfg.Comparison != DefaultConfig.Comparison || cfg.Store != DefaultConfig.Store ||
+		cfg.Listen != DefaultConfig.Listen || cfg.Admin != DefaultConfig.Admin || cfg.DataDir != DefaultConfig.DataDir {
+		t.Errorf("top level: %+v", cfg)
+	}
+	if b := cfg.Backends["v1"]; b.Balance != DefaultBackend.Balance || b.Host != DefaultBackend.Host {
+		t.Errorf("backend: %+v", b)
+	}
+	r := cfg.Routes[0]
+	s := *r.Shadow[0]
+	s.Backend, s.Percent = "", 0
+	if !reflect.DeepEqual(s, DefaultShadow) {
+		t.Errorf("shadow (zero values written are left out):\n%+v\nwant\n%+v", s, DefaultShadow)
+	}
+	if !reflect.DeepEqual(r.Upgrades, DefaultRoute.Upgrades) || &r.Upgrades[0] == &DefaultRoute.Upgrades[0] {
+		t.Errorf("upgrades %v: want a copy of %v", r.Upgrades, DefaultRoute.Upgrades)
+	}
+	if r.Rollout.Analysis != DefaultRollout.Analysis || r.Rollout.Interval != DefaultRollout.Interval || *r.Rollout.Steps[0].Shadow != DefaultShadowStep {
+		t.Errorf("rollout: %+v", r.Rollout)
+	}
+	if r.Compare.Thresholds != DefaultCompare.Thresholds || r.Compare.MaxBody != DefaultCompare.MaxBody {
+		t.Errorf("compare: %+v", r.Compare)
 	}
 }
 

@@ -7,7 +7,6 @@ import (
 	"regexp"
 	"sort"
 	"strings"
-	"time"
 )
 
 // Egress is umbra's egress sandbox: a listener through which services call
@@ -105,17 +104,6 @@ type EgressCompare struct {
 	IgnoreHeaders []string `yaml:"ignore_headers" json:"ignore_headers,omitempty"`
 }
 
-// Egress defaults.
-const (
-	DefaultEgressTTL      = Duration(10 * time.Minute)
-	DefaultEgressMaxBytes = ByteSize(64 << 20)
-	DefaultEgressMaxBody  = ByteSize(1 << 20)
-	DefaultEgressWait     = Duration(2 * time.Second)
-	DefaultEgressTimeout  = Duration(30 * time.Second)
-	DefaultEgressUnknown  = "forward"
-	DefaultUnmatchedCode  = 502
-)
-
 var egressTemplateRe = regexp.MustCompile(`^(/([^/{}]*|\{[A-Za-z_][A-Za-z0-9_]*\}))+$`)
 
 func (p *parser) validateEgress(c *Config) {
@@ -135,14 +123,6 @@ func (p *parser) validateEgress(c *Config) {
 		e.KeyFile = c.DataDir + string(os.PathSeparator) + "egress.key"
 	}
 	r := &e.Record
-	setDefault(&r.TTL, DefaultEgressTTL)
-	setDefault(&r.Wait, DefaultEgressWait)
-	if r.MaxBytes == 0 {
-		r.MaxBytes = DefaultEgressMaxBytes
-	}
-	if r.MaxBody == 0 {
-		r.MaxBody = DefaultEgressMaxBody
-	}
 	for i, h := range r.Redact.Headers {
 		if !headerRe.MatchString(h) {
 			p.errorf(at("egress", "record", "redact", "headers", i), "invalid header name %q", h)
@@ -199,9 +179,6 @@ func (p *parser) validateEgressService(s *EgressService, path []any) {
 	case u.RawQuery != "" || u.User != nil || u.Fragment != "":
 		p.errorf(join(path, "upstream"), "upstream %q: only scheme://host:port/base-path is allowed", s.Upstream)
 	}
-	if s.Unknown == "" {
-		s.Unknown = DefaultEgressUnknown
-	}
 	if !oneOf(s.Unknown, "forward", "deny") {
 		p.errorf(join(path, "unknown"), "unknown %q: use forward or deny", s.Unknown)
 	}
@@ -220,9 +197,6 @@ func (p *parser) validateEgressService(s *EgressService, path []any) {
 			p.errorf(join(path, "hosts", i), "host %q: want a host name, optionally with :port", h)
 		}
 	}
-	if s.Unmatched.Status == 0 {
-		s.Unmatched.Status = DefaultUnmatchedCode
-	}
 	if s.Unmatched.Status < 200 || s.Unmatched.Status > 599 {
 		p.errorf(join(path, "unmatched", "status"), "status %d: want 200 to 599", s.Unmatched.Status)
 	}
@@ -231,7 +205,6 @@ func (p *parser) validateEgressService(s *EgressService, path []any) {
 			p.errorf(join(path, "compare", "ignore", i), "JSON path %q must start with $", j)
 		}
 	}
-	setDefault(&s.Timeout, DefaultEgressTimeout)
 	if s.MaxIdlePerEndpoint < 0 || s.MaxConnsPerEndpoint < 0 {
 		p.errorf(path, "pool sizes must not be negative")
 	}

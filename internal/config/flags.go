@@ -100,14 +100,7 @@ type APIKey struct {
 	Key  string
 }
 
-// Flag and caller defaults; documented in docs/config.md.
-const (
-	DefaultOFREPPathPrefix = "/ofrep"
-	DefaultMaxCallers      = 100
-	DefaultAdoptionMaxBody = ByteSize(64 << 10)
-
-	maxAdoptionFields = 64 // adoption.MaxFields
-)
+const maxAdoptionFields = 64 // adoption.MaxFields
 
 // TargetingKey is the evaluation context attribute holding the caller's key.
 const TargetingKey = "targetingKey"
@@ -182,9 +175,6 @@ func (p *parser) validateFlagsAndCallers(c *Config) {
 		}
 		o := &f.OFREP
 		op := join(path, "ofrep")
-		if o.PathPrefix == "" {
-			o.PathPrefix = DefaultOFREPPathPrefix
-		}
 		if !strings.HasPrefix(o.PathPrefix, "/") || strings.HasSuffix(o.PathPrefix, "/") || strings.ContainsAny(o.PathPrefix, "?# \t{}*") {
 			p.errorf(join(op, "path_prefix"), "path_prefix %q: use a path starting with '/' and not ending with '/', for example /ofrep", o.PathPrefix)
 		}
@@ -226,9 +216,6 @@ func (p *parser) validateFlagsAndCallers(c *Config) {
 	}
 	if cl.MaxCallers < 0 {
 		p.errorf(at("callers", "max_callers"), "max_callers must not be negative")
-	}
-	if cl.MaxCallers == 0 {
-		cl.MaxCallers = DefaultMaxCallers
 	}
 }
 
@@ -311,9 +298,6 @@ func (p *parser) validateRouteFlags(c *Config, r *Route, path []any) {
 		}
 		if len(a.Fields) > maxAdoptionFields {
 			p.errorf(join(ap, "fields"), "at most %d adoption fields per route", maxAdoptionFields)
-		}
-		if a.MaxBody == 0 {
-			a.MaxBody = DefaultAdoptionMaxBody
 		}
 		fieldNames := map[string]bool{}
 		for i := range a.Fields {

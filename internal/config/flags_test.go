@@ -48,10 +48,10 @@ callers: {key: "header:X-Client-ID", api_keys_file: {{dir}}/callers.keys}
 	if err != nil {
 		t.Fatal(err)
 	}
-	if cfg.Flags.OFREP.PathPrefix != DefaultOFREPPathPrefix || !cfg.Flags.OFREP.On() {
+	if cfg.Flags.OFREP.PathPrefix != DefaultFlags.OFREP.PathPrefix || !cfg.Flags.OFREP.On() {
 		t.Errorf("ofrep defaults: %+v", cfg.Flags.OFREP)
 	}
-	if cfg.Callers.MaxCallers != DefaultMaxCallers || cfg.Callers.KeySource != (KeySource{"header", "X-Client-ID"}) || !cfg.Callers.Enabled() {
+	if cfg.Callers.MaxCallers != DefaultConfig.Callers.MaxCallers || cfg.Callers.KeySource != (KeySource{"header", "X-Client-ID"}) || !cfg.Callers.Enabled() {
 		t.Errorf("callers: %+v", cfg.Callers)
 	}
 	geo := cfg.Routes[0]
@@ -63,7 +63,7 @@ callers: {key: "header:X-Client-ID", api_keys_file: {{dir}}/callers.keys}
 		t.Errorf("geo route: %+v dark=%v", geo.Match.Flag, geo.Dark)
 	}
 	users := cfg.Routes[1]
-	if users.Adoption.MaxBody != DefaultAdoptionMaxBody {
+	if users.Adoption.MaxBody != DefaultAdoption.MaxBody {
 		t.Errorf("adoption max_body %d", users.Adoption.MaxBody)
 	}
 	wantSteps := []jsonpath.Step{{Kind: jsonpath.Key, Key: "items"}, {Kind: jsonpath.Any}, {Kind: jsonpath.Key, Key: "sku"}}
@@ -194,8 +194,8 @@ func TestReadAPIKeys(t *testing.T) {
 func TestDocsFlagDefaults(t *testing.T) {
 	docs := readDocs(t)
 	for key, want := range map[string]string{
-		"flags.ofrep.path_prefix":    DefaultOFREPPathPrefix,
-		"callers.max_callers":        itoa(DefaultMaxCallers),
+		"flags.ofrep.path_prefix":    DefaultFlags.OFREP.PathPrefix,
+		"callers.max_callers":        itoa(DefaultConfig.Callers.MaxCallers),
 		"routes[].adoption.max_body": "64KiB",
 		"flags.ofrep.enabled":        "true",
 	} {
@@ -204,7 +204,7 @@ func TestDocsFlagDefaults(t *testing.T) {
 			t.Errorf("docs/config.md: `%s` defaults to %q, the code to %q", key, cell, want)
 		}
 	}
-	if b, _ := ParseByteSize("64KiB"); b != DefaultAdoptionMaxBody {
-		t.Errorf("adoption max_body default %d", DefaultAdoptionMaxBody)
+	if b, _ := ParseByteSize("64KiB"); b != DefaultAdoption.MaxBody {
+		t.Errorf("adoption max_body default %d", DefaultAdoption.MaxBody)
 	}
 }

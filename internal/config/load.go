@@ -32,6 +32,7 @@ func Parse(file string, data []byte) (*Config, error) {
 		return nil, p.errs.sorted()
 	}
 	cfg.File, cfg.root = file, p.root
+	applyDefaults(cfg)
 	p.validate(cfg)
 	if len(p.errs) > 0 {
 		return nil, p.errs.sorted()

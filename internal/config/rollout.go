@@ -1,7 +1,5 @@
 package config
 
-import "time"
-
 // Rollout is an automated, step-by-step rollout of a route's canary.
 type Rollout struct {
 	// Start is manual (default: `umbra rollout start ROUTE`) or auto (as
@@ -93,37 +91,14 @@ type Webhooks struct {
 	Timeout          Duration `yaml:"timeout" json:"timeout"`
 }
 
-// Rollout defaults.
-const (
-	DefaultRolloutInterval      = Duration(10 * time.Second)
-	DefaultMaxDiffRate          = 0.01
-	DefaultMaxShadowErrorRate   = 0.01
-	DefaultMaxErrorRateIncrease = 0.005
-	DefaultConfidence           = 0.98
-	DefaultMaxLatencyIncrease   = 1.2
-	DefaultMaxP99Ratio          = 1.5
-	// A burst needs min_errors failures among the canary's last window
-	// requests and a recent rate min_increase above live's: with 20 and
-	// 0.2, five straight failures decide.
-	DefaultBurstWindow      = 20
-	DefaultBurstMinErrors   = 5
-	DefaultBurstMinIncrease = 0.2
-	DefaultAnalysisSamples  = 2000
-	DefaultWebhookTimeout   = Duration(5 * time.Second)
-)
-
 func (p *parser) validateRollout(c *Config, r *Route, path []any) {
 	ro := r.Rollout
 	if r.Canary == nil {
 		p.errorf(path, "rollout needs a canary on the route (canary: {backend: ...})")
 	}
-	if ro.Start == "" {
-		ro.Start = "manual"
-	}
 	if !oneOf(ro.Start, "manual", "auto") {
 		p.errorf(join(path, "start"), "start %q: use manual or auto", ro.Start)
 	}
-	setDefault(&ro.Interval, DefaultRolloutInterval)
 	if len(ro.Steps) == 0 {
 		p.errorf(path, "rollout needs steps (shadow, canary and a final promote)")
 	}
@@ -136,7 +111,9 @@ func (p *parser) validateRollout(c *Config, r *Route, path []any) {
 		}
 		switch {
 		case s.Shadow != nil:
-			p.shadowStep(r, s.Shadow, join(sp, "shadow"))
+			if r.Compare == nil {
+				p.errorf(join(sp, "shadow"), "a shadow step is judged on comparisons: the route needs compare:")
+			}
 		case s.Canary != nil:
 			w := float64(s.Canary.Weight)
 			if w <= last || w >= 100 {
@@ -150,8 +127,7 @@ func (p *parser) validateRollout(c *Config, r *Route, path []any) {
 	if n := len(ro.Steps); n > 0 && ro.Steps[n-1] != nil && ro.Steps[n-1].Promote == nil {
 		p.errorf(join(path, "steps", n-1), "the last step must be promote: {}")
 	}
-	p.analysisDefaults(&ro.Analysis, join(path, "analysis"))
-	setDefault(&ro.Webhooks.Timeout, DefaultWebhookTimeout)
+	p.validateAnalysis(&ro.Analysis, join(path, "analysis"))
 	for _, h := range []struct{ name, url string }{{"before_step", ro.Webhooks.BeforeStep},
 		{"confirm_promotion", ro.Webhooks.ConfirmPromotion}, {"on_rollback", ro.Webhooks.OnRollback}} {
 		if h.url != "" && !isHTTPURL(h.url) {
@@ -160,33 +136,14 @@ func (p *parser) validateRollout(c *Config, r *Route, path []any) {
 	}
 }
 
-func (p *parser) shadowStep(r *Route, s *ShadowStep, path []any) {
-	if r.Compare == nil {
-		p.errorf(path, "a shadow step is judged on comparisons: the route needs compare:")
-	}
-	if s.MaxDiffRate == 0 {
-		s.MaxDiffRate = DefaultMaxDiffRate
-	}
-	if s.MaxErrorRate == 0 {
-		s.MaxErrorRate = DefaultMaxShadowErrorRate
-	}
-}
-
-func (p *parser) analysisDefaults(a *Analysis, path []any) {
-	defaultFloat(&a.MaxErrorRateIncrease, DefaultMaxErrorRateIncrease)
-	defaultFloat(&a.Confidence, DefaultConfidence)
-	defaultFloat(&a.Latency.Confidence, DefaultConfidence)
-	defaultFloat(&a.Latency.MaxIncrease, DefaultMaxLatencyIncrease)
-	defaultFloat(&a.Latency.MaxP99Ratio, DefaultMaxP99Ratio)
-	defaultFloat(&a.Burst.MinIncrease, DefaultBurstMinIncrease)
-	if a.Burst.Window <= 0 {
-		a.Burst.Window = DefaultBurstWindow
-	}
-	if a.Burst.MinErrors <= 0 {
-		a.Burst.MinErrors = DefaultBurstMinErrors
-	}
-	if a.Samples <= 0 {
-		a.Samples = DefaultAnalysisSamples
+func (p *parser) validateAnalysis(a *Analysis, path []any) {
+	// Documented: 0 or less means the default (0 was filled in decoding).
+	def := &DefaultRollout.Analysis
+	for _, v := range []struct{ field, def *int }{{&a.Burst.Window, &def.Burst.Window},
+		{&a.Burst.MinErrors, &def.Burst.MinErrors}, {&a.Samples, &def.Samples}} {
+		if *v.field < 0 {
+			*v.field = *v.def
+		}
 	}
 	for _, c := range []struct {
 		name string
@@ -198,12 +155,6 @@ func (p *parser) analysisDefaults(a *Analysis, path []any) {
 	}
 	if a.Latency.MaxIncrease < 1 || a.Latency.MaxP99Ratio < 1 {
 		p.errorf(join(path, "latency"), "latency ratios are at least 1 (1.2 allows 20%% slower)")
-	}
-}
-
-func defaultFloat(v *float64, def float64) {
-	if *v == 0 {
-		*v = def
 	}
 }
 

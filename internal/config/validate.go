@@ -7,36 +7,10 @@ import (
 	"net/url"
 	"os"
 	"regexp"
-	"slices"
 	"sort"
 	"strings"
-	"time"
 
 	"golang.org/x/net/http/httpguts"
-)
-
-// Defaults, applied where the file leaves a key out. They are documented
-// in docs/config.md; change both together.
-const (
-	DefaultListen            = "127.0.0.1:8080"
-	DefaultAdminListen       = "127.0.0.1:9901"
-	DefaultDataDir           = "./umbra-data"
-	DefaultReadHeaderTimeout = Duration(10 * time.Second)
-	// DefaultBodyReadTimeout is nginx's client_body_timeout.
-	DefaultBodyReadTimeout   = Duration(60 * time.Second)
-	DefaultIdleTimeout       = Duration(120 * time.Second)
-	DefaultMaxHeaderBytes    = ByteSize(1 << 20)
-	DefaultMaxHeaderCount    = 100
-	DefaultShutdownGrace     = Duration(15 * time.Second)
-	DefaultStoreOnCorruption = "recover"
-	DefaultStoreCheckTimeout = Duration(30 * time.Second)
-
-	DefaultShadowMaxBody     = ByteSize(1 << 20)
-	DefaultShadowTimeout     = Duration(5 * time.Second)
-	DefaultShadowMaxInFlight = 64
-	DefaultShadowQueueSize   = 256
-	DefaultBreakerFailures   = 5
-	DefaultBreakerOpenFor    = Duration(10 * time.Second)
 )
 
 var (
@@ -68,15 +42,9 @@ func (p *parser) validate(c *Config) {
 }
 
 func (p *parser) validateTop(c *Config) {
-	if c.Listen == "" {
-		c.Listen = DefaultListen
-	}
 	p.checkAddr(at("listen"), c.Listen)
 	if c.TLS != nil {
 		p.validateTLS(c.TLS)
-	}
-	if c.Admin.Listen == "" {
-		c.Admin.Listen = DefaultAdminListen
 	}
 	p.checkAddr(at("admin", "listen"), c.Admin.Listen)
 	if c.Admin.TokenFile != "" {
@@ -86,42 +54,19 @@ func (p *parser) validateTop(c *Config) {
 	} else if !IsLoopback(c.Admin.Listen) {
 		p.errorf(at("admin", "listen"), "admin listens off loopback (%s): set admin.token_file so the admin API requires a bearer token", c.Admin.Listen)
 	}
-	if c.DataDir == "" {
-		c.DataDir = DefaultDataDir
-	}
-	if c.Store.OnCorruption == "" {
-		c.Store.OnCorruption = DefaultStoreOnCorruption
-	}
 	if !oneOf(c.Store.OnCorruption, "recover", "fail") {
 		p.errorf(at("store", "on_corruption"), "store.on_corruption %q: use recover or fail", c.Store.OnCorruption)
-	}
-	setDefault(&c.Store.CheckTimeout, DefaultStoreCheckTimeout)
-	if c.Log.Format == "" {
-		c.Log.Format = "text"
 	}
 	if !oneOf(c.Log.Format, "text", "json") {
 		p.errorf(at("log", "format"), "log format %q: use text or json", c.Log.Format)
 	}
-	if c.Log.Level == "" {
-		c.Log.Level = "info"
-	}
 	if !oneOf(c.Log.Level, "debug", "info", "warn", "error") {
 		p.errorf(at("log", "level"), "log level %q: use debug, info, warn or error", c.Log.Level)
 	}
-	p.comparisonDefaults(&c.Comparison)
+	p.validateComparison(&c.Comparison)
 	p.validateTracing(&c.Tracing)
 	s := &c.Server
-	setDefault(&s.ReadHeaderTimeout, DefaultReadHeaderTimeout)
-	setDefault(&s.IdleTimeout, DefaultIdleTimeout)
-	setDefault(&s.BodyReadTimeout, DefaultBodyReadTimeout)
-	setDefault(&s.ShutdownGrace, DefaultShutdownGrace)
-	if s.MaxHeaderBytes == 0 {
-		s.MaxHeaderBytes = DefaultMaxHeaderBytes
-	}
-	switch {
-	case s.MaxHeaderCount == 0:
-		s.MaxHeaderCount = DefaultMaxHeaderCount
-	case s.MaxHeaderCount < 0:
+	if s.MaxHeaderCount < 0 {
 		p.errorf(at("server", "max_header_count"), "max_header_count must be positive")
 	}
 	if s.MaxConnections < 0 {
@@ -197,12 +142,6 @@ func ReadToken(path string) (string, error) {
 	return tok, nil
 }
 
-func setDefault(d *Duration, def Duration) {
-	if *d == 0 {
-		*d = def
-	}
-}
-
 func (p *parser) validateBackends(c *Config) {
 	names := make([]string, 0, len(c.Backends))
 	for name := range c.Backends {
@@ -245,14 +184,8 @@ func (p *parser) validateBackend(b *Backend, path []any) {
 			p.errorf(join(path, "endpoints", i), "endpoint %q: only scheme://host:port is allowed (no path, query or credentials)", e)
 		}
 	}
-	if b.Balance == "" {
-		b.Balance = "round_robin"
-	}
 	if !oneOf(b.Balance, "round_robin", "least_request") {
 		p.errorf(join(path, "balance"), "balance %q: use round_robin or least_request", b.Balance)
-	}
-	if b.Host == "" {
-		b.Host = "keep"
 	}
 	if strings.ContainsAny(b.Host, " /\t") {
 		p.errorf(join(path, "host"), "host %q: use keep, endpoint or a host name", b.Host)
@@ -320,17 +253,9 @@ func (p *parser) validateRoute(c *Config, r *Route, path []any) {
 	p.validateUpgrades(r, path)
 }
 
-// DefaultUpgrades are the protocols a route lets clients upgrade to when
-// it does not list its own.
-var DefaultUpgrades = []string{"websocket"}
-
-// validateUpgrades checks routes[].upgrades and fills in the default.
-// Names are compared case-insensitively, so they are kept in lower case.
+// validateUpgrades checks routes[].upgrades. Names are compared
+// case-insensitively, so they are kept in lower case.
 func (p *parser) validateUpgrades(r *Route, path []any) {
-	if r.Upgrades == nil {
-		r.Upgrades = slices.Clone(DefaultUpgrades)
-		return
-	}
 	seen := map[string]bool{}
 	for i, name := range r.Upgrades {
 		ep := join(path, "upgrades", i)
@@ -441,26 +366,16 @@ func (p *parser) validateShadow(c *Config, r *Route, s *Shadow, path []any) {
 	if !p.has(join(path, "percent")...) {
 		p.errorf(path, "shadow needs percent (0 to 100, decimals allowed)")
 	}
-	if s.Unsafe == "" {
-		s.Unsafe = "skip"
-	}
 	if !oneOf(s.Unsafe, "skip", "mark", "allow") {
 		p.errorf(join(path, "unsafe"), "unsafe %q: use skip, mark or allow", s.Unsafe)
 	}
-	if s.MaxBody == 0 {
-		s.MaxBody = DefaultShadowMaxBody
+	// Documented: 0 or less means the default (0 was filled in decoding).
+	for _, v := range []struct{ field, def *int }{{&s.MaxInFlight, &DefaultShadow.MaxInFlight},
+		{&s.QueueSize, &DefaultShadow.QueueSize}, {&s.Breaker.Failures, &DefaultShadow.Breaker.Failures}} {
+		if *v.field < 0 {
+			*v.field = *v.def
+		}
 	}
-	setDefault(&s.Timeout, DefaultShadowTimeout)
-	if s.MaxInFlight <= 0 {
-		s.MaxInFlight = DefaultShadowMaxInFlight
-	}
-	if s.QueueSize <= 0 {
-		s.QueueSize = DefaultShadowQueueSize
-	}
-	if s.Breaker.Failures <= 0 {
-		s.Breaker.Failures = DefaultBreakerFailures
-	}
-	setDefault(&s.Breaker.OpenFor, DefaultBreakerOpenFor)
 	p.normalizeMethods(s.Match.Methods, join(path, "match", "methods"))
 	for i := range s.Match.Headers {
 		p.validateValueMatch(&s.Match.Headers[i], join(path, "match", "headers", i), true)

@@ -67,7 +67,7 @@ type Handler struct {
 func NewHandler(e *Evaluator, o HandlerOptions) *Handler {
 	h := &Handler{e: e, prefix: strings.TrimSuffix(o.PathPrefix, "/"), origins: map[string]bool{}, reqTK: o.RequireTargetingKey}
 	if o.PathPrefix == "" {
-		h.prefix = config.DefaultOFREPPathPrefix
+		h.prefix = config.DefaultFlags.OFREP.PathPrefix
 	}
 	for _, or := range o.CORSOrigins {
 		if or == "*" {
