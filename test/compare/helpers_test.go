@@ -144,17 +144,13 @@ func (g *gw) report(t *testing.T, route string) diffs.Report {
 // endpoint finds one endpoint in the report of its route.
 func (g *gw) endpoint(t *testing.T, route, endpoint string) (diffs.EndpointReport, bool) {
 	t.Helper()
-	for _, r := range g.report(t, route).Routes {
+	rep := g.report(t, route)
+	for _, r := range rep.Routes {
 		if r.Route != route {
 			t.Fatalf("GET /api/v1/diffs/%s returned route %q", route, r.Route)
 		}
-		for _, e := range r.Endpoints {
-			if e.Endpoint == endpoint {
-				return e, true
-			}
-		}
 	}
-	return diffs.EndpointReport{}, false
+	return testkit.Endpoint(rep, endpoint)
 }
 
 // processed counts the exchanges an endpoint has recorded: compared or
@@ -256,12 +252,7 @@ func (g *gw) reset(t *testing.T, route string) int {
 
 // field finds a field by name.
 func field(list []diffs.FieldReport, name string) (diffs.FieldReport, bool) {
-	for _, f := range list {
-		if f.Field == name {
-			return f, true
-		}
-	}
-	return diffs.FieldReport{}, false
+	return testkit.Field(name, list)
 }
 
 func names(list []diffs.FieldReport) []string {

@@ -87,31 +87,31 @@ func TestShadowedCheckoutsChargeOnce(t *testing.T) {
 	var rep diffs.Report
 	testkit.Slow.Until(t, "outbound calls compared", func() (bool, string) {
 		s.gw.GetJSON(t, "/api/v1/diffs", &rep)
-		ep := endpoint(rep, "egress payments POST /v1/charges")
-		return ep != nil && ep.Compared == int64(2*n), fmt.Sprintf("%+v", ep)
+		ep, ok := testkit.Endpoint(rep, "egress payments POST /v1/charges")
+		return ok && ep.Compared == int64(2*n), fmt.Sprintf("%+v", ep)
 	})
-	charge := endpoint(rep, "egress payments POST /v1/charges")
-	if f := field(charge.Regressions, "$.currency"); f == nil || f.Raw != int64(2*n) {
+	charge, _ := testkit.Endpoint(rep, "egress payments POST /v1/charges")
+	if f, ok := testkit.Field("$.currency", charge.Regressions); !ok || f.Raw != int64(2*n) {
 		t.Errorf("$.currency is not a regression of every charge: %+v", charge)
 	}
-	if f := field(charge.Noise, "$.ts"); f == nil {
+	if _, ok := testkit.Field("$.ts", charge.Noise); !ok {
 		t.Errorf("$.ts (a timestamp) is not noise: %+v", charge)
 	}
-	if f := field(charge.Regressions, "$.ts"); f != nil {
+	if f, ok := testkit.Field("$.ts", charge.Regressions); ok {
 		t.Errorf("$.ts reported as a regression: %+v", f)
 	}
-	if f := field(charge.Regressions, "header:Authorization"); f != nil {
+	if f, ok := testkit.Field("header:Authorization", charge.Regressions); ok {
 		t.Errorf("redacted Authorization differs: %+v", f)
 	}
-	get := endpoint(rep, "egress payments GET /v1/charges/{id}")
-	if get == nil || get.Compared != int64(n) || get.Differing != 0 {
+	get, ok := testkit.Endpoint(rep, "egress payments GET /v1/charges/{id}")
+	if !ok || get.Compared != int64(n) || get.Differing != 0 {
 		t.Errorf("the charge read (same in v1 and v2) = %+v", get)
 	}
-	extra := endpoint(rep, "egress payments POST /v1/fraud-check")
-	if extra == nil {
+	extra, ok := testkit.Endpoint(rep, "egress payments POST /v1/fraud-check")
+	if !ok {
 		t.Fatalf("the extra call is not reported: %+v", rep)
 	}
-	if f := field(extra.Regressions, diffs.FieldCall); f == nil || f.Kinds["extra"] != int64(n) {
+	if f, ok := testkit.Field(diffs.FieldCall, extra.Regressions); !ok || f.Kinds["extra"] != int64(n) {
 		t.Errorf("the extra call is not a regression of kind extra: %+v", extra)
 	}
 	// The answers themselves are equal: v2 got v1's recorded answers.
@@ -126,24 +126,4 @@ func TestShadowedCheckoutsChargeOnce(t *testing.T) {
 	if ans == nil || ans.Compared != int64(n) || ans.Differing != 0 {
 		t.Errorf("answers differ though v2 was replayed v1's calls: %+v", ans)
 	}
-}
-
-func endpoint(rep diffs.Report, name string) *diffs.EndpointReport {
-	for _, r := range rep.Routes {
-		for i := range r.Endpoints {
-			if r.Endpoints[i].Endpoint == name {
-				return &r.Endpoints[i]
-			}
-		}
-	}
-	return nil
-}
-
-func field(list []diffs.FieldReport, name string) *diffs.FieldReport {
-	for i := range list {
-		if list[i].Field == name {
-			return &list[i]
-		}
-	}
-	return nil
 }

@@ -88,14 +88,8 @@ func shopReport(t *testing.T, g *testkit.Gateway) diffs.EndpointReport {
 	t.Helper()
 	var rep diffs.Report
 	g.GetJSON(t, "/api/v1/diffs/shop", &rep)
-	for _, r := range rep.Routes {
-		for _, e := range r.Endpoints {
-			if e.Endpoint == shopEP {
-				return e
-			}
-		}
-	}
-	return diffs.EndpointReport{}
+	e, _ := testkit.Endpoint(rep, shopEP)
+	return e
 }
 
 // waitCompared waits until the replica's report shows want answers
@@ -114,14 +108,7 @@ func waitCompared(t *testing.T, g *testkit.Gateway, want int64) diffs.EndpointRe
 }
 
 func field(e diffs.EndpointReport, name string) (diffs.FieldReport, bool) {
-	for _, fs := range [][]diffs.FieldReport{e.Regressions, e.Noise} {
-		for _, f := range fs {
-			if f.Field == name {
-				return f, true
-			}
-		}
-	}
-	return diffs.FieldReport{}, false
+	return testkit.Field(name, e.Regressions, e.Noise)
 }
 
 // TestFleetDiffsAddUp: three replicas each compare the answers of the
