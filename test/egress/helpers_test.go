@@ -294,23 +294,12 @@ func (s *setup) aim(o options) {
 // checkout sends one checkout through the gateway and returns the live answer.
 func (s *setup) checkout(t testing.TB, id string, hdr ...string) (int, string) {
 	body := `{"checkout_id":"` + id + `","amount":` + strconv.Itoa(1000+len(id)) + `}`
-	req, err := http.NewRequest("POST", s.gw.URL+"/checkout", strings.NewReader(body))
-	if err != nil {
-		t.Fatal(err)
-	}
-	req.Header.Set("Content-Type", "application/json")
-	req.Header.Set("X-User-ID", id)
-	for i := 0; i+1 < len(hdr); i += 2 {
-		req.Header.Set(hdr[i], hdr[i+1])
-	}
-	resp, err := s.client.Do(req)
+	r, err := testkit.Send(s.client, "POST", s.gw.URL+"/checkout", strings.NewReader(body),
+		append([]string{"Content-Type", "application/json", "X-User-ID", id}, hdr...)...)
 	if err != nil {
 		t.Errorf("checkout %s: %v", id, err)
-		return 0, ""
 	}
-	defer resp.Body.Close()
-	b, _ := io.ReadAll(resp.Body)
-	return resp.StatusCode, string(b)
+	return r.Status, string(r.Body)
 }
 
 // run sends n checkouts with the given concurrency and returns the live

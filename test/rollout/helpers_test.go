@@ -79,23 +79,11 @@ func startGW(t *testing.T, body string) *testkit.Gateway {
 
 // get sends one request as user and returns the status and who served it.
 func get(c *http.Client, url, user string, hdr ...string) (status int, by string, err error) {
-	req, err := http.NewRequest(http.MethodGet, url, nil)
-	if err != nil {
-		return 0, "", err
-	}
 	if user != "" {
-		req.Header.Set("X-User-ID", user)
+		hdr = append([]string{"X-User-ID", user}, hdr...)
 	}
-	for i := 0; i+1 < len(hdr); i += 2 {
-		req.Header.Set(hdr[i], hdr[i+1])
-	}
-	resp, err := c.Do(req)
-	if err != nil {
-		return 0, "", err
-	}
-	_, _ = io.Copy(io.Discard, resp.Body)
-	resp.Body.Close()
-	return resp.StatusCode, resp.Header.Get(servedBy), nil
+	r, err := testkit.Send(c, http.MethodGet, url, nil, hdr...)
+	return r.Status, r.Header.Get(servedBy), err
 }
 
 // assign sends one request per user, with workers in parallel, and returns
