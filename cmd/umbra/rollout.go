@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"io"
 	"net/url"
+	"slices"
 	"sort"
 	"strings"
 	"text/tabwriter"
@@ -38,10 +39,10 @@ at the config's canary.weight until you start, promote or abort it.`,
 				route = args[1]
 			}
 			out := cmd.OutOrStdout()
-			switch verb {
-			case "status":
+			if verb == "status" {
 				return rolloutStatus(&a, route, asJSON, out)
-			case "start", "pause", "resume", "promote", "abort":
+			}
+			if slices.Contains(rollout.Commands, rollout.Action(verb)) {
 				if route == "" {
 					return &exitError{2, fmt.Errorf("rollout %s needs a ROUTE", verb)}
 				}
@@ -52,7 +53,7 @@ at the config's canary.weight until you start, promote or abort it.`,
 				printRollout(out, st, true)
 				return nil
 			}
-			return &exitError{2, fmt.Errorf("unknown rollout command %q (status, start, pause, resume, promote, abort)", verb)}
+			return &exitError{2, fmt.Errorf("unknown rollout command %q (status, %s)", verb, commandList())}
 		},
 	}
 	a.flags(cmd)
@@ -101,7 +102,7 @@ func printRollout(w io.Writer, st rollout.Status, decisions bool) {
 	fmt.Fprintf(w, "route %s: %s, step %d of %d (%s), canary weight %g%%\n", st.Route, st.Phase, st.Step+1, len(st.Steps), orDash(st.StepKind), st.Weight)
 	for i, s := range st.Steps {
 		mark := " "
-		if i == st.Step && st.Phase != "idle" {
+		if i == st.Step && st.Phase != rollout.Idle {
 			mark = ">"
 		}
 		fmt.Fprintf(w, "  %s %d. %s\n", mark, i+1, describeStep(s.Kind(), s))
@@ -118,6 +119,15 @@ func printRollout(w io.Writer, st rollout.Status, decisions bool) {
 		fmt.Fprintf(tw, "    %s\tstep %d\t%g%%\t%s\t%s\t%s\n", d.At.Format("15:04:05"), d.Step+1, d.Weight, d.Action, d.Reason, inputs(d.Inputs))
 	}
 	tw.Flush()
+}
+
+// commandList spells the rollout's commands for messages.
+func commandList() string {
+	names := make([]string, len(rollout.Commands))
+	for i, c := range rollout.Commands {
+		names[i] = string(c)
+	}
+	return strings.Join(names, ", ")
 }
 
 func describeStep(kind string, s any) string {

@@ -21,7 +21,7 @@ const commandTimeout = 10 * time.Second
 // Forward implements rollout.FleetMember: the command is written for the
 // leader, which runs it and answers; Forward returns the leader's answer
 // once this replica applied the state the command produced.
-func (n *Node) Forward(ctx context.Context, name, cmd string) error {
+func (n *Node) Forward(ctx context.Context, name string, cmd rollout.Action) error {
 	r := n.route(name)
 	if r == nil {
 		return fmt.Errorf("route %q is not in the fleet", name)

@@ -107,10 +107,10 @@ type memberValue struct {
 }
 
 type commandValue struct {
-	V        int       `json:"v"`
-	Command  string    `json:"command"`
-	From     string    `json:"from"`
-	Deadline time.Time `json:"deadline"`
+	V        int            `json:"v"`
+	Command  rollout.Action `json:"command"`
+	From     string         `json:"from"`
+	Deadline time.Time      `json:"deadline"`
 }
 
 type resultValue struct {

@@ -9,20 +9,20 @@ import (
 	"github.com/umbragw/umbra/internal/stats"
 )
 
-// Verdict of one analysis.
-type Verdict string
+// verdict of one analysis.
+type verdict string
 
 // Verdicts.
 const (
-	Pass Verdict = "pass" // the step's gates hold: go to the next step
-	Wait Verdict = "wait" // not enough data or time yet: hold, say what is missing
-	Fail Verdict = "fail" // the canary is worse: roll back
+	verdictPass verdict = "pass" // the step's gates hold: go to the next step
+	verdictWait verdict = "wait" // not enough data or time yet: hold, say what is missing
+	verdictFail verdict = "fail" // the canary is worse: roll back
 )
 
-// Result is an analysis with the numbers it was based on, recorded with
+// result is an analysis with the numbers it was based on, recorded with
 // every decision so an operator can see why.
-type Result struct {
-	Verdict Verdict            `json:"verdict"`
+type result struct {
+	Verdict verdict            `json:"verdict"`
 	Reason  string             `json:"reason"`
 	Inputs  map[string]float64 `json:"inputs"`
 }
@@ -31,14 +31,14 @@ type Result struct {
 // then errors (significant and above the allowed increase), then latency
 // (Mann-Whitney U and the Hodges-Lehmann shift, as Kayenta does, and the
 // p99 ratio).
-func analyzeCanary(c counts, step *config.CanaryStep, a *config.Analysis) Result {
+func analyzeCanary(c counts, step *config.CanaryStep, a *config.Analysis) result {
 	in := map[string]float64{
 		"live_requests": float64(c.liveN), "canary_requests": float64(c.canaryN),
 		"live_errors": float64(c.liveErr), "canary_errors": float64(c.canaryErr),
 		"elapsed_seconds": c.elapsed.Seconds(),
 	}
 	if missing := waitingFor(c, step.MinRequests, step.MinDuration.D()); missing != "" {
-		return Result{Wait, missing, in}
+		return result{verdictWait, missing, in}
 	}
 	if r, done := errorVerdict(c, a, in); done {
 		return r
@@ -46,7 +46,7 @@ func analyzeCanary(c counts, step *config.CanaryStep, a *config.Analysis) Result
 	if r, done := latencyVerdict(c, a, in); done {
 		return r
 	}
-	return Result{Pass, fmt.Sprintf("canary no worse than live over %d/%d requests", c.canaryN, c.liveN), in}
+	return result{verdictPass, fmt.Sprintf("canary no worse than live over %d/%d requests", c.canaryN, c.liveN), in}
 }
 
 // waitingFor says what a step still needs, or "" when it has enough. Too
@@ -69,44 +69,44 @@ func waitingFor(c counts, minRequests int64, minDuration time.Duration) string {
 	return "waiting for " + joinAnd(needs)
 }
 
-func errorVerdict(c counts, a *config.Analysis, in map[string]float64) (Result, bool) {
+func errorVerdict(c counts, a *config.Analysis, in map[string]float64) (result, bool) {
 	p, err := stats.CompareProportions(c.canaryErr, c.canaryN, c.liveErr, c.liveN)
 	if err != nil {
-		return Result{Wait, "error counts: " + err.Error(), in}, true
+		return result{verdictWait, "error counts: " + err.Error(), in}, true
 	}
 	in["live_error_rate"], in["canary_error_rate"], in["error_p_value"] = p.LiveRate, p.CanaryRate, p.P
 	increase := p.CanaryRate - p.LiveRate
 	if increase > a.MaxErrorRateIncrease && p.P < 1-a.Confidence {
-		return Result{Fail, fmt.Sprintf("canary error rate %.2f%% vs live %.2f%% (+%.2f points > allowed %.2f, p=%.2g)",
+		return result{verdictFail, fmt.Sprintf("canary error rate %.2f%% vs live %.2f%% (+%.2f points > allowed %.2f, p=%.2g)",
 			100*p.CanaryRate, 100*p.LiveRate, 100*increase, 100*a.MaxErrorRateIncrease, p.P), in}, true
 	}
-	return Result{}, false
+	return result{}, false
 }
 
-func latencyVerdict(c counts, a *config.Analysis, in map[string]float64) (Result, bool) {
+func latencyVerdict(c counts, a *config.Analysis, in map[string]float64) (result, bool) {
 	if len(c.canaryMs) < 2 || len(c.liveMs) < 2 {
-		return Result{}, false
+		return result{}, false
 	}
 	l := a.Latency
 	mw, err := stats.MannWhitney(c.canaryMs, c.liveMs, stats.Greater)
 	if err != nil {
-		return Result{Wait, "latency: " + err.Error(), in}, true
+		return result{verdictWait, "latency: " + err.Error(), in}, true
 	}
 	in["latency_p_value"] = mw.P
 	if ratio, ok := stats.ShiftRatio(c.canaryMs, c.liveMs); ok {
 		in["latency_shift_ratio"] = ratio
 		if mw.P < 1-l.Confidence && ratio > l.MaxIncrease {
-			return Result{Fail, fmt.Sprintf("canary latency %.0f%% above live (Hodges-Lehmann shift, allowed %.0f%%, Mann-Whitney p=%.2g)",
+			return result{verdictFail, fmt.Sprintf("canary latency %.0f%% above live (Hodges-Lehmann shift, allowed %.0f%%, Mann-Whitney p=%.2g)",
 				100*(ratio-1), 100*(l.MaxIncrease-1), mw.P), in}, true
 		}
 	}
 	if r99, ok := stats.QuantileRatio(c.canaryMs, c.liveMs, 0.99); ok && !math.IsInf(r99, 0) {
 		in["p99_ratio"] = r99
 		if r99 > l.MaxP99Ratio && mw.P < 1-l.Confidence {
-			return Result{Fail, fmt.Sprintf("canary p99 latency %.2fx live's (allowed %.2fx)", r99, l.MaxP99Ratio), in}, true
+			return result{verdictFail, fmt.Sprintf("canary p99 latency %.2fx live's (allowed %.2fx)", r99, l.MaxP99Ratio), in}, true
 		}
 	}
-	return Result{}, false
+	return result{}, false
 }
 
 // ShadowStatus is what a shadow step is judged on.
@@ -117,14 +117,14 @@ type ShadowStatus struct {
 	Sent, Failed int64   // shadow copies since the step began, and those that failed
 }
 
-func analyzeShadow(s ShadowStatus, elapsed time.Duration, step *config.ShadowStep) Result {
+func analyzeShadow(s ShadowStatus, elapsed time.Duration, step *config.ShadowStep) result {
 	in := map[string]float64{"compared": float64(s.Compared), "shadow_sent": float64(s.Sent),
 		"shadow_failed": float64(s.Failed), "worst_diff_rate": s.WorstExcess, "elapsed_seconds": elapsed.Seconds()}
 	if s.Sent > 0 {
 		rate := float64(s.Failed) / float64(s.Sent)
 		in["shadow_error_rate"] = rate
 		if s.Sent >= step.MinRequests && rate > step.MaxErrorRate {
-			return Result{Fail, fmt.Sprintf("shadow error rate %.2f%% > allowed %.2f%%", 100*rate, 100*step.MaxErrorRate), in}
+			return result{verdictFail, fmt.Sprintf("shadow error rate %.2f%% > allowed %.2f%%", 100*rate, 100*step.MaxErrorRate), in}
 		}
 	}
 	var needs []string
@@ -135,13 +135,13 @@ func analyzeShadow(s ShadowStatus, elapsed time.Duration, step *config.ShadowSte
 		needs = append(needs, fmt.Sprintf("%s more time", (step.MinDuration.D()-elapsed).Round(time.Second)))
 	}
 	if len(needs) > 0 {
-		return Result{Wait, "waiting for " + joinAnd(needs), in}
+		return result{verdictWait, "waiting for " + joinAnd(needs), in}
 	}
 	if s.WorstExcess > step.MaxDiffRate {
-		return Result{Fail, fmt.Sprintf("shadow answers differ: %s in %.1f%% more answers than noise explains (allowed %.1f%%)",
+		return result{verdictFail, fmt.Sprintf("shadow answers differ: %s in %.1f%% more answers than noise explains (allowed %.1f%%)",
 			s.WorstField, 100*s.WorstExcess, 100*step.MaxDiffRate), in}
 	}
-	return Result{Pass, fmt.Sprintf("%d answers compared, no field regressed beyond %.1f%%", s.Compared, 100*step.MaxDiffRate), in}
+	return result{verdictPass, fmt.Sprintf("%d answers compared, no field regressed beyond %.1f%%", s.Compared, 100*step.MaxDiffRate), in}
 }
 
 func joinAnd(parts []string) string {

@@ -46,7 +46,7 @@ func TestAnalyzeCanaryWaitsForData(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			r := analyzeCanary(tc.c, tc.step, a)
-			if r.Verdict != Wait || r.Reason != tc.reason {
+			if r.Verdict != verdictWait || r.Reason != tc.reason {
 				t.Fatalf("got %s %q, want wait %q", r.Verdict, r.Reason, tc.reason)
 			}
 			if r.Inputs["canary_requests"] != float64(tc.c.canaryN) || r.Inputs["live_requests"] != float64(tc.c.liveN) ||
@@ -64,7 +64,7 @@ func TestAnalyzeCanaryPasses(t *testing.T) {
 	a := defaultAnalysis(t)
 	c := counts{canaryN: 500, liveN: 4500, liveMs: ms(500, 10, 2), canaryMs: ms(500, 10, 2), elapsed: time.Minute}
 	r := analyzeCanary(c, canaryStep(500, 30*time.Second), a)
-	if r.Verdict != Pass || r.Reason != "canary no worse than live over 500/4500 requests" {
+	if r.Verdict != verdictPass || r.Reason != "canary no worse than live over 500/4500 requests" {
 		t.Fatalf("got %s %q", r.Verdict, r.Reason)
 	}
 	for _, k := range []string{"canary_error_rate", "live_error_rate", "error_p_value", "latency_p_value", "latency_shift_ratio", "p99_ratio"} {
@@ -86,7 +86,7 @@ func TestAnalyzeCanaryErrors(t *testing.T) {
 	t.Run("fails on a significant increase", func(t *testing.T) {
 		c := counts{canaryN: 500, canaryErr: 25, liveN: 2000, liveErr: 1, liveMs: same, canaryMs: same}
 		r := analyzeCanary(c, canaryStep(100, 0), a)
-		if r.Verdict != Fail {
+		if r.Verdict != verdictFail {
 			t.Fatalf("got %s %q, want fail", r.Verdict, r.Reason)
 		}
 		if !strings.HasPrefix(r.Reason, "canary error rate 5.00% vs live 0.05% (+4.95 points > allowed 0.50, p=") {
@@ -104,7 +104,7 @@ func TestAnalyzeCanaryErrors(t *testing.T) {
 		// Fisher's p = 20/220 ≈ 0.09 is not significant at 0.98.
 		c := counts{canaryN: 20, canaryErr: 1, liveN: 200, liveMs: same, canaryMs: same[:20]}
 		r := analyzeCanary(c, canaryStep(20, 0), a)
-		if r.Verdict != Pass {
+		if r.Verdict != verdictPass {
 			t.Fatalf("got %s %q, want pass", r.Verdict, r.Reason)
 		}
 		if p := r.Inputs["error_p_value"]; math.Abs(p-20.0/220) > 1e-9 {
@@ -114,7 +114,7 @@ func TestAnalyzeCanaryErrors(t *testing.T) {
 	t.Run("a significant increase below the allowance passes", func(t *testing.T) {
 		c := counts{canaryN: 10000, canaryErr: 30, liveN: 10000, liveErr: 10, liveMs: same, canaryMs: same}
 		r := analyzeCanary(c, canaryStep(100, 0), a)
-		if r.Verdict != Pass {
+		if r.Verdict != verdictPass {
 			t.Fatalf("got %s %q, want pass (+0.2 points < 0.5 allowed)", r.Verdict, r.Reason)
 		}
 		if !(r.Inputs["error_p_value"] < 0.02) {
@@ -123,14 +123,14 @@ func TestAnalyzeCanaryErrors(t *testing.T) {
 	})
 	t.Run("live failing as much as the canary passes", func(t *testing.T) {
 		c := counts{canaryN: 1000, canaryErr: 100, liveN: 9000, liveErr: 900, liveMs: same, canaryMs: same}
-		if r := analyzeCanary(c, canaryStep(100, 0), a); r.Verdict != Pass {
+		if r := analyzeCanary(c, canaryStep(100, 0), a); r.Verdict != verdictPass {
 			t.Fatalf("got %s %q, want pass", r.Verdict, r.Reason)
 		}
 	})
 	t.Run("impossible counts wait", func(t *testing.T) {
 		c := counts{canaryN: 10, canaryErr: 11, liveN: 10}
 		r := analyzeCanary(c, canaryStep(0, 0), a)
-		if r.Verdict != Wait || !strings.HasPrefix(r.Reason, "error counts: ") {
+		if r.Verdict != verdictWait || !strings.HasPrefix(r.Reason, "error counts: ") {
 			t.Fatalf("got %s %q", r.Verdict, r.Reason)
 		}
 	})
@@ -142,7 +142,7 @@ func TestAnalyzeCanaryLatency(t *testing.T) {
 	t.Run("30% slower fails on the Hodges-Lehmann shift", func(t *testing.T) {
 		c := counts{canaryN: 500, liveN: 500, liveMs: live, canaryMs: ms(500, 13, 2)}
 		r := analyzeCanary(c, canaryStep(100, 0), a)
-		if r.Verdict != Fail {
+		if r.Verdict != verdictFail {
 			t.Fatalf("got %s %q, want fail", r.Verdict, r.Reason)
 		}
 		for _, want := range []string{"canary latency 2", "% above live", "Hodges-Lehmann", "allowed 20%", "Mann-Whitney p="} {
@@ -163,7 +163,7 @@ func TestAnalyzeCanaryLatency(t *testing.T) {
 	t.Run("slower within the allowance passes", func(t *testing.T) {
 		c := counts{canaryN: 500, liveN: 500, liveMs: live, canaryMs: ms(500, 10.5, 2)}
 		r := analyzeCanary(c, canaryStep(100, 0), a)
-		if r.Verdict != Pass {
+		if r.Verdict != verdictPass {
 			t.Fatalf("got %s %q, want pass", r.Verdict, r.Reason)
 		}
 		if !(r.Inputs["latency_p_value"] < 0.02) {
@@ -172,7 +172,7 @@ func TestAnalyzeCanaryLatency(t *testing.T) {
 	})
 	t.Run("a faster canary passes", func(t *testing.T) {
 		c := counts{canaryN: 500, liveN: 500, liveMs: live, canaryMs: ms(500, 5, 1)}
-		if r := analyzeCanary(c, canaryStep(100, 0), a); r.Verdict != Pass {
+		if r := analyzeCanary(c, canaryStep(100, 0), a); r.Verdict != verdictPass {
 			t.Fatalf("got %s %q, want pass", r.Verdict, r.Reason)
 		}
 	})
@@ -183,7 +183,7 @@ func TestAnalyzeCanaryLatency(t *testing.T) {
 		}
 		c := counts{canaryN: 500, liveN: 500, liveMs: live, canaryMs: canary}
 		r := analyzeCanary(c, canaryStep(100, 0), a)
-		if r.Verdict != Fail || !strings.HasPrefix(r.Reason, "canary p99 latency ") || !strings.Contains(r.Reason, "(allowed 1.50x)") {
+		if r.Verdict != verdictFail || !strings.HasPrefix(r.Reason, "canary p99 latency ") || !strings.Contains(r.Reason, "(allowed 1.50x)") {
 			t.Fatalf("got %s %q, want a p99 failure", r.Verdict, r.Reason)
 		}
 		if sr := r.Inputs["latency_shift_ratio"]; sr > a.Latency.MaxIncrease {
@@ -203,14 +203,14 @@ func TestAnalyzeCanaryLatency(t *testing.T) {
 		if err != nil || mw.P < 0.02 {
 			t.Fatalf("precondition: Mann-Whitney p = %v (%v) should not be significant", mw.P, err)
 		}
-		if r := analyzeCanary(c, canaryStep(100, 0), a); r.Verdict != Pass {
+		if r := analyzeCanary(c, canaryStep(100, 0), a); r.Verdict != verdictPass {
 			t.Fatalf("got %s %q, want pass: p99 alone, without a significant shift, does not fail", r.Verdict, r.Reason)
 		}
 	})
 	t.Run("too few samples skip the latency test", func(t *testing.T) {
 		c := counts{canaryN: 1, liveN: 1, liveMs: []float64{10}, canaryMs: []float64{100}}
 		r := analyzeCanary(c, canaryStep(0, 0), a)
-		if r.Verdict != Pass {
+		if r.Verdict != verdictPass {
 			t.Fatalf("got %s %q", r.Verdict, r.Reason)
 		}
 		if _, ok := r.Inputs["latency_p_value"]; ok {
@@ -227,18 +227,18 @@ func TestAnalyzeShadow(t *testing.T) {
 		s       ShadowStatus
 		elapsed time.Duration
 		step    *config.ShadowStep
-		verdict Verdict
+		verdict verdict
 		reason  string
 	}{
-		{"waits for comparisons", ShadowStatus{Compared: 40, Sent: 50}, 0, step, Wait, "waiting for 60 more compared answers"},
-		{"waits for time", ShadowStatus{Compared: 200, Sent: 200}, 2 * time.Second, slow, Wait, "waiting for 3s more time"},
-		{"waits for both", ShadowStatus{Compared: 10, Sent: 10}, 2 * time.Second, slow, Wait, "waiting for 90 more compared answers and 3s more time"},
-		{"failures before min_requests copies wait", ShadowStatus{Compared: 40, Sent: 50, Failed: 10}, 0, step, Wait, "waiting for 60 more compared answers"},
-		{"a regression before min_requests waits", ShadowStatus{Compared: 40, Sent: 50, WorstField: "GET /x $.total", WorstExcess: 0.5}, 0, step, Wait, "waiting for 60 more compared answers"},
-		{"fails on shadow errors", ShadowStatus{Compared: 150, Sent: 200, Failed: 5}, 0, step, Fail, "shadow error rate 2.50% > allowed 1.00%"},
-		{"fails on a regression", ShadowStatus{Compared: 200, Sent: 200, WorstField: "GET /x $.total", WorstExcess: 0.05}, 0, step, Fail,
+		{"waits for comparisons", ShadowStatus{Compared: 40, Sent: 50}, 0, step, verdictWait, "waiting for 60 more compared answers"},
+		{"waits for time", ShadowStatus{Compared: 200, Sent: 200}, 2 * time.Second, slow, verdictWait, "waiting for 3s more time"},
+		{"waits for both", ShadowStatus{Compared: 10, Sent: 10}, 2 * time.Second, slow, verdictWait, "waiting for 90 more compared answers and 3s more time"},
+		{"failures before min_requests copies wait", ShadowStatus{Compared: 40, Sent: 50, Failed: 10}, 0, step, verdictWait, "waiting for 60 more compared answers"},
+		{"a regression before min_requests waits", ShadowStatus{Compared: 40, Sent: 50, WorstField: "GET /x $.total", WorstExcess: 0.5}, 0, step, verdictWait, "waiting for 60 more compared answers"},
+		{"fails on shadow errors", ShadowStatus{Compared: 150, Sent: 200, Failed: 5}, 0, step, verdictFail, "shadow error rate 2.50% > allowed 1.00%"},
+		{"fails on a regression", ShadowStatus{Compared: 200, Sent: 200, WorstField: "GET /x $.total", WorstExcess: 0.05}, 0, step, verdictFail,
 			"shadow answers differ: GET /x $.total in 5.0% more answers than noise explains (allowed 1.0%)"},
-		{"passes", ShadowStatus{Compared: 200, Sent: 200, Failed: 1, WorstField: "GET /x $.id", WorstExcess: 0.005}, 0, step, Pass,
+		{"passes", ShadowStatus{Compared: 200, Sent: 200, Failed: 1, WorstField: "GET /x $.id", WorstExcess: 0.005}, 0, step, verdictPass,
 			"200 answers compared, no field regressed beyond 1.0%"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {

@@ -37,7 +37,7 @@ func (m *Manager) handleCommand(w http.ResponseWriter, r *http.Request) {
 		admin.WriteError(w, http.StatusNotFound, "not_found", "route "+r.PathValue("route")+" has no rollout plan")
 		return
 	}
-	if err := m.command(r.Context(), c, r.PathValue("command")); err != nil {
+	if err := m.command(r.Context(), c, Action(r.PathValue("command"))); err != nil {
 		status := http.StatusBadRequest
 		if errors.Is(err, errNotAllowed) {
 			status = http.StatusConflict
@@ -53,7 +53,7 @@ func (m *Manager) handleCommand(w http.ResponseWriter, r *http.Request) {
 
 // command runs an operator command here, or on the route's leader in a
 // fleet (returning once this replica applied the leader's new state).
-func (m *Manager) command(ctx context.Context, c *Controller, cmd string) error {
+func (m *Manager) command(ctx context.Context, c *Controller, cmd Action) error {
 	m.mu.Lock()
 	member := m.member
 	m.mu.Unlock()

@@ -20,20 +20,48 @@ import (
 	"github.com/umbragw/umbra/internal/store"
 )
 
+// Phase is where a rollout is; its spelling is stored, shown by the
+// admin API and a metric label, so it never changes.
+type Phase string
+
 // Phases of a rollout.
 const (
-	Idle       = "idle"
-	Running    = "running"
-	Paused     = "paused"
-	Promoted   = "promoted"
-	RolledBack = "rolled_back"
-	Aborted    = "aborted"
+	Idle       Phase = "idle"
+	Running    Phase = "running"
+	Paused     Phase = "paused"
+	Promoted   Phase = "promoted"
+	RolledBack Phase = "rolled_back"
+	Aborted    Phase = "aborted"
 	// Held: the state an earlier run saved is missing or unreadable (the
 	// store was empty or damaged, or the value does not decode). Callers
 	// stay where the config puts them (canary.weight) and nothing is
 	// decided until an operator starts, promotes or aborts the rollout.
-	Held = "held"
+	Held Phase = "held"
 )
+
+// Action is a recorded decision; an operator's commands (Commands) are
+// actions too. Its spelling is stored and a metric label.
+type Action string
+
+// The operator's commands (Controller.Command).
+const (
+	Start   Action = "start"
+	Pause   Action = "pause"
+	Resume  Action = "resume"
+	Promote Action = "promote" // pass the current step now; from held, promote
+	Abort   Action = "abort"
+)
+
+// The controller's own decisions.
+const (
+	actionHold     Action = "hold"
+	actionRollback Action = "rollback"
+	actionComplete Action = "complete" // promoted: the canary serves everyone
+	actionHeld     Action = "held"     // the saved state is gone (Held)
+)
+
+// Commands lists the operator's commands, in the order the CLI shows them.
+var Commands = []Action{Start, Pause, Resume, Promote, Abort}
 
 // maxDecisions bounds the decision history kept per route.
 const maxDecisions = 200
@@ -41,7 +69,7 @@ const maxDecisions = 200
 // State is a rollout's persisted state.
 type State struct {
 	Route         string    `json:"route"`
-	Phase         string    `json:"phase"`
+	Phase         Phase     `json:"phase"`
 	Step          int       `json:"step"` // index into the plan's steps
 	StepKind      string    `json:"step_kind,omitempty"`
 	Weight        float64   `json:"weight"`
@@ -95,7 +123,7 @@ type Decision struct {
 	At     time.Time          `json:"at"`
 	Step   int                `json:"step"`
 	Weight float64            `json:"weight"`
-	Action string             `json:"action"` // start, hold, promote, rollback, pause, resume, abort, complete
+	Action Action             `json:"action"`
 	Reason string             `json:"reason"`
 	Inputs map[string]float64 `json:"inputs,omitempty"`
 }
@@ -167,7 +195,7 @@ func (c *Controller) configure(plan *config.Rollout, sp *split.Split) {
 		c.state.Weight = sp.Weight()
 		if c.announceHeld {
 			c.announceHeld = false
-			c.decide("held", c.state.HeldReason+"; callers stay at the config's canary.weight until an operator starts, promotes or aborts the rollout", nil)
+			c.decide(actionHeld, c.state.HeldReason+"; callers stay at the config's canary.weight until an operator starts, promotes or aborts the rollout", nil)
 		}
 	case Idle:
 		c.state.Weight = sp.Weight()
@@ -252,27 +280,27 @@ func (c *Controller) evaluate() {
 		return
 	}
 	step := c.plan.Steps[c.state.Step]
-	var r Result
+	var r result
 	switch {
 	case step.Shadow != nil:
 		r = c.shadowResult(step.Shadow)
 	case step.Canary != nil:
 		r = c.canaryResult(step.Canary)
 	default:
-		c.promoteLocked(Result{Pass, "all steps passed", nil})
+		c.promoteLocked(result{verdictPass, "all steps passed", nil})
 		return
 	}
 	switch r.Verdict {
-	case Fail:
+	case verdictFail:
 		c.rollbackLocked(r)
-	case Pass:
+	case verdictPass:
 		c.advanceLocked(r)
 	default:
-		c.decide("hold", r.Reason, r.Inputs)
+		c.decide(actionHold, r.Reason, r.Inputs)
 	}
 }
 
-func (c *Controller) shadowResult(step *config.ShadowStep) Result {
+func (c *Controller) shadowResult(step *config.ShadowStep) result {
 	b := c.state.Base
 	now := c.sources.Shadow(c.route, b.Diffs)
 	delta := ShadowStatus{Compared: now.Compared - b.Compared, Sent: now.Sent - b.ShadowSent,
@@ -280,18 +308,18 @@ func (c *Controller) shadowResult(step *config.ShadowStep) Result {
 	return analyzeShadow(delta, time.Since(c.state.StepStartedAt), step)
 }
 
-func (c *Controller) canaryResult(step *config.CanaryStep) Result {
+func (c *Controller) canaryResult(step *config.CanaryStep) result {
 	counts := c.win.snapshot()
 	replicas := 0
 	if c.fleet != nil {
 		peers, err := c.fleet.Peers(c.route, c.state.Window)
 		if err != nil {
-			return Result{Wait, "no decision without the fleet's data: " + err.Error(), nil}
+			return result{verdictWait, "no decision without the fleet's data: " + err.Error(), nil}
 		}
 		counts = merge(counts, peers, c.plan.Analysis.Samples)
 		replicas = 1 + len(peers)
 	}
-	var r Result
+	var r result
 	if counts.burst {
 		r = c.burstResult(counts)
 	} else {
@@ -307,8 +335,8 @@ func (c *Controller) canaryResult(step *config.CanaryStep) Result {
 	return r
 }
 
-func (c *Controller) burstResult(counts counts) Result {
-	return Result{Fail, fmt.Sprintf("error burst: %.0f%% of the last %d canary requests failed (live %.0f%%)",
+func (c *Controller) burstResult(counts counts) result {
+	return result{verdictFail, fmt.Sprintf("error burst: %.0f%% of the last %d canary requests failed (live %.0f%%)",
 		100*counts.canaryRecentRate, c.plan.Analysis.Burst.Window, 100*counts.liveRecentRate),
 		map[string]float64{"canary_recent_error_rate": counts.canaryRecentRate, "live_recent_error_rate": counts.liveRecentRate}}
 }
@@ -316,16 +344,16 @@ func (c *Controller) burstResult(counts counts) Result {
 // burstBeforeLeaving seals a canary step's window as the rollout leaves
 // the step and reports a burst that happened since the step was judged
 // (for example while a webhook was asked): it must roll back, not be lost.
-func (c *Controller) burstBeforeLeaving() (Result, bool) {
+func (c *Controller) burstBeforeLeaving() (result, bool) {
 	if c.plan.Steps[c.state.Step].Canary == nil || !c.win.seal() {
-		return Result{}, false
+		return result{}, false
 	}
 	return c.burstResult(c.win.snapshot()), true
 }
 
 // advanceLocked moves to the next step after the before_step webhook
 // agrees.
-func (c *Controller) advanceLocked(r Result) {
+func (c *Controller) advanceLocked(r result) {
 	next := c.state.Step + 1
 	if next >= len(c.plan.Steps) || c.plan.Steps[next].Promote != nil {
 		c.promoteLocked(r)
@@ -335,11 +363,11 @@ func (c *Controller) advanceLocked(r Result) {
 		return
 	}
 	c.enterStepLocked(next)
-	c.decide("promote", fmt.Sprintf("%s; step %d (%s) at weight %g%%", r.Reason, next+1, c.state.StepKind, c.state.Weight), r.Inputs)
+	c.decide(Promote, fmt.Sprintf("%s; step %d (%s) at weight %g%%", r.Reason, next+1, c.state.StepKind, c.state.Weight), r.Inputs)
 }
 
 // promoteLocked sends everyone to the canary, once confirm_promotion agrees.
-func (c *Controller) promoteLocked(r Result) {
+func (c *Controller) promoteLocked(r result) {
 	if !c.mayLeaveLocked(c.hooks.confirmPromotion, "confirm_promotion", len(c.plan.Steps)-1, r) {
 		return
 	}
@@ -347,14 +375,14 @@ func (c *Controller) promoteLocked(r Result) {
 	c.state.StepKind = "promote"
 	c.setWeight(100)
 	c.state.Phase = Promoted
-	c.decide("complete", r.Reason+"; the canary now serves everyone (see docs/rollouts.md to make it the live backend)", r.Inputs)
+	c.decide(actionComplete, r.Reason+"; the canary now serves everyone (see docs/rollouts.md to make it the live backend)", r.Inputs)
 }
 
 // mayLeaveLocked asks the webhook hook (event, about step) whether the
 // rollout, judged r, may leave its step, then checks for a burst since
 // the step was judged. It returns false when the rollout stays (refused,
 // or superseded meanwhile) or has rolled back.
-func (c *Controller) mayLeaveLocked(hook, event string, step int, r Result) bool {
+func (c *Controller) mayLeaveLocked(hook, event string, step int, r result) bool {
 	ok, why, valid := c.askUnlocked(hook, c.event(event, step))
 	if !valid {
 		return false
@@ -386,20 +414,20 @@ func (c *Controller) askUnlocked(url string, event map[string]any) (ok bool, why
 	return ok, why, c.gen == gen
 }
 
-func (c *Controller) webhookRefused(why string, r Result) {
-	if why == "abort" {
+func (c *Controller) webhookRefused(why string, r result) {
+	if why == string(Abort) {
 		c.setWeight(0)
 		c.state.Phase = Aborted
-		c.decide("abort", "a webhook answered 410 Gone: rollout stopped", r.Inputs)
+		c.decide(Abort, "a webhook answered 410 Gone: rollout stopped", r.Inputs)
 		return
 	}
-	c.decide("hold", "webhook holds the rollout: "+why, r.Inputs)
+	c.decide(actionHold, "webhook holds the rollout: "+why, r.Inputs)
 }
 
-func (c *Controller) rollbackLocked(r Result) {
+func (c *Controller) rollbackLocked(r result) {
 	c.setWeight(0)
 	c.state.Phase = RolledBack
-	c.decide("rollback", r.Reason, r.Inputs)
+	c.decide(actionRollback, r.Reason, r.Inputs)
 	go c.hooks.notify(c.hooks.onRollback, c.event("rollback", c.state.Step))
 }
 
@@ -434,11 +462,11 @@ func (c *Controller) holdLost(reason string) {
 }
 
 // decide records a decision, persists the state and updates the metrics.
-func (c *Controller) decide(action, reason string, inputs map[string]float64) {
+func (c *Controller) decide(action Action, reason string, inputs map[string]float64) {
 	c.gen++
 	d := Decision{At: time.Now(), Step: c.state.Step, Weight: c.state.Weight, Action: action, Reason: reason, Inputs: inputs}
 	last := len(c.state.Decisions) - 1
-	if action == "hold" && last >= 0 && c.state.Decisions[last].Action == "hold" && c.state.Decisions[last].Step == d.Step {
+	if action == actionHold && last >= 0 && c.state.Decisions[last].Action == actionHold && c.state.Decisions[last].Step == d.Step {
 		// Holds within one step replace each other: a service with trickling
 		// traffic must not push the start and promote decisions out.
 		c.state.Decisions[last] = d
@@ -447,8 +475,8 @@ func (c *Controller) decide(action, reason string, inputs map[string]float64) {
 		if len(c.state.Decisions) > maxDecisions {
 			c.state.Decisions = c.state.Decisions[len(c.state.Decisions)-maxDecisions:]
 		}
-		if action != "hold" {
-			c.log.Info("rollout decision", "route", c.route, "action", action, "step", c.state.Step+1, "weight", c.state.Weight, "reason", reason)
+		if action != actionHold {
+			c.log.Info("rollout decision", "route", c.route, "action", string(action), "step", c.state.Step+1, "weight", c.state.Weight, "reason", reason)
 		}
 	}
 	c.metrics.decided(c.route, action, c.state)

@@ -150,7 +150,7 @@ func TestBurstRollsBackAtOnce(t *testing.T) {
 	if len(u.c.kick) != 0 || u.split.Weight() != 0 {
 		t.Errorf("observing after the rollback: kicked %d, weight %v", len(u.c.kick), u.split.Weight())
 	}
-	if got := gathered(t, u.reg, "umbra_rollout_phase", map[string]string{"route": "svc", "phase": RolledBack}); got != 1 {
+	if got := gathered(t, u.reg, "umbra_rollout_phase", map[string]string{"route": "svc", "phase": string(RolledBack)}); got != 1 {
 		t.Errorf("umbra_rollout_phase{rolled_back} = %v", got)
 	}
 }
@@ -192,7 +192,7 @@ func TestShadowStepJudgedOnItsOwnCounts(t *testing.T) {
 // sense in, with an error the API maps to 409; unknown commands are not.
 func TestCommandPhases(t *testing.T) {
 	u := newUnit(t, quietPlan, nil)
-	for _, cmd := range []string{"pause", "resume", "promote", "abort"} {
+	for _, cmd := range []Action{"pause", "resume", "promote", "abort"} {
 		if err := u.c.Command(cmd); !errors.Is(err, errNotAllowed) {
 			t.Errorf("%s while idle: %v, want errNotAllowed", cmd, err)
 		}
@@ -200,14 +200,14 @@ func TestCommandPhases(t *testing.T) {
 	if err := u.c.Command("bogus"); err == nil || errors.Is(err, errNotAllowed) {
 		t.Errorf("unknown command: %v", err)
 	}
-	must := func(cmd string) {
+	must := func(cmd Action) {
 		t.Helper()
 		if err := u.c.Command(cmd); err != nil {
 			t.Fatalf("%s: %v", cmd, err)
 		}
 	}
 	must("start")
-	for _, cmd := range []string{"start", "resume"} {
+	for _, cmd := range []Action{"start", "resume"} {
 		if err := u.c.Command(cmd); !errors.Is(err, errNotAllowed) {
 			t.Errorf("%s while running: %v", cmd, err)
 		}
@@ -216,7 +216,7 @@ func TestCommandPhases(t *testing.T) {
 	if u.split.Weight() != 10 {
 		t.Errorf("pause changed the weight to %v", u.split.Weight())
 	}
-	for _, cmd := range []string{"start", "pause"} {
+	for _, cmd := range []Action{"start", "pause"} {
 		if err := u.c.Command(cmd); !errors.Is(err, errNotAllowed) {
 			t.Errorf("%s while paused: %v", cmd, err)
 		}
@@ -229,7 +229,7 @@ func TestCommandPhases(t *testing.T) {
 	if st := u.state(); st.Phase != Aborted || st.Weight != 0 || u.split.Weight() != 0 {
 		t.Fatalf("abort: %+v", st)
 	}
-	for _, cmd := range []string{"pause", "resume", "promote", "abort"} {
+	for _, cmd := range []Action{"pause", "resume", "promote", "abort"} {
 		if err := u.c.Command(cmd); !errors.Is(err, errNotAllowed) {
 			t.Errorf("%s while aborted: %v", cmd, err)
 		}
@@ -255,7 +255,7 @@ func TestStatePersistsAcrossManagers(t *testing.T) {
 	m.Attach(st)
 	c := m.Controller("svc")
 	m.Configure(map[string]Plan{"svc": {Rollout: r.Rollout, Split: split.New(r)}})
-	for _, cmd := range []string{"start", "promote"} {
+	for _, cmd := range []Action{"start", "promote"} {
 		if err := c.Command(cmd); err != nil {
 			t.Fatal(err)
 		}

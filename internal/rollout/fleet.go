@@ -274,7 +274,7 @@ type FleetMember interface {
 	Joiner
 	// Forward runs an operator command on the route's leader and returns
 	// once the leader has answered.
-	Forward(ctx context.Context, route, cmd string) error
+	Forward(ctx context.Context, route string, cmd Action) error
 	// Flush waits until the leader's newest state is written, so a
 	// command's answer means every replica can see it.
 	Flush(ctx context.Context, route string) error

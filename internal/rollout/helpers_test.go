@@ -129,7 +129,7 @@ func gathered(t *testing.T, reg *prometheus.Registry, name string, labels map[st
 func actions(ds []Decision) string {
 	out := make([]string, len(ds))
 	for i, d := range ds {
-		out[i] = d.Action
+		out[i] = string(d.Action)
 	}
 	return strings.Join(out, ",")
 }

@@ -87,7 +87,7 @@ func (m *Manager) load(c *Controller) {
 	}
 }
 
-func knownPhase(p string) bool {
+func knownPhase(p Phase) bool {
 	for _, k := range phases {
 		if p == k {
 			return true
@@ -225,52 +225,52 @@ func (c *Controller) Status() Status {
 var errNotAllowed = fmt.Errorf("not allowed in this phase")
 
 // Command runs an operator command: start, pause, resume, promote, abort.
-func (c *Controller) Command(cmd string) error {
+func (c *Controller) Command(cmd Action) error {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	p := c.state.Phase
 	switch cmd {
-	case "start":
+	case Start:
 		if p == Running || p == Paused {
 			return fmt.Errorf("start: the rollout is already %s: %w", p, errNotAllowed)
 		}
 		c.startLocked("started by operator")
-	case "pause":
+	case Pause:
 		if p != Running {
 			return fmt.Errorf("pause: the rollout is %s: %w", p, errNotAllowed)
 		}
 		c.state.Phase = Paused
-		c.decide("pause", "paused by operator; the weight stays", nil)
-	case "resume":
+		c.decide(Pause, "paused by operator; the weight stays", nil)
+	case Resume:
 		if p != Paused {
 			return fmt.Errorf("resume: the rollout is %s: %w", p, errNotAllowed)
 		}
 		c.state.Phase = Running
 		c.state.Window++
 		c.win = newWindow(c.plan.Analysis.Samples, c.plan.Analysis.Burst.Window)
-		c.decide("resume", "resumed by operator; the step's window starts again", nil)
-	case "promote":
+		c.decide(Resume, "resumed by operator; the step's window starts again", nil)
+	case Promote:
 		if p == Held {
 			c.state.HeldReason = ""
 			c.state.Step, c.state.StepKind = len(c.plan.Steps)-1, "promote"
 			c.setWeight(100)
 			c.state.Phase = Promoted
-			c.decide("complete", "promoted by operator from held; the canary now serves everyone", nil)
+			c.decide(actionComplete, "promoted by operator from held; the canary now serves everyone", nil)
 			return nil
 		}
 		if p != Running && p != Paused {
 			return fmt.Errorf("promote: the rollout is %s: %w", p, errNotAllowed)
 		}
 		c.state.Phase = Running
-		c.advanceLocked(Result{Pass, "step passed by operator", nil})
-	case "abort":
+		c.advanceLocked(result{verdictPass, "step passed by operator", nil})
+	case Abort:
 		if p != Running && p != Paused && p != Held {
 			return fmt.Errorf("abort: the rollout is %s: %w", p, errNotAllowed)
 		}
 		c.setWeight(0)
 		c.state.Phase = Aborted
 		c.state.HeldReason = ""
-		c.decide("abort", "aborted by operator; everyone back on live", nil)
+		c.decide(Abort, "aborted by operator; everyone back on live", nil)
 	default:
 		return fmt.Errorf("unknown command %q (use start, pause, resume, promote or abort)", cmd)
 	}
@@ -284,5 +284,5 @@ func (c *Controller) startLocked(reason string) {
 	c.state.StartedAt = time.Now()
 	c.state.Decisions = c.state.Decisions[:0:0]
 	c.enterStepLocked(0)
-	c.decide("start", fmt.Sprintf("%s; step 1 (%s) at weight %g%%", reason, c.state.StepKind, c.state.Weight), nil)
+	c.decide(Start, fmt.Sprintf("%s; step 1 (%s) at weight %g%%", reason, c.state.StepKind, c.state.Weight), nil)
 }

@@ -9,7 +9,7 @@ type Metrics struct {
 	decisions    *prometheus.CounterVec
 }
 
-var phases = []string{Idle, Running, Paused, Promoted, RolledBack, Aborted, Held}
+var phases = []Phase{Idle, Running, Paused, Promoted, RolledBack, Aborted, Held}
 
 // NewMetrics registers the rollout metrics on reg.
 func NewMetrics(reg prometheus.Registerer) *Metrics {
@@ -43,12 +43,12 @@ func (m *Metrics) set(route string, st State) {
 		if p == st.Phase {
 			v = 1
 		}
-		m.phase.WithLabelValues(route, p).Set(v)
+		m.phase.WithLabelValues(route, string(p)).Set(v)
 	}
 }
 
-func (m *Metrics) decided(route, action string, st State) {
-	m.decisions.WithLabelValues(route, action).Inc()
+func (m *Metrics) decided(route string, action Action, st State) {
+	m.decisions.WithLabelValues(route, string(action)).Inc()
 	m.set(route, st)
 }
 

@@ -38,7 +38,7 @@ func (w *webhooks) ask(url string, event map[string]any) (ok bool, why string) {
 	case status >= 200 && status < 300:
 		return true, ""
 	case status == http.StatusGone:
-		return false, "abort"
+		return false, string(Abort)
 	}
 	return false, fmt.Sprintf("%s answered %d", url, status)
 }

@@ -115,7 +115,7 @@ func TestOutboundRegressionRollsBack(t *testing.T) {
 	var st rollout.Status
 	testkit.Slow.Until(t, "the rollout to roll back", func() (bool, string) {
 		s.gw.GetJSON(t, "/api/v1/rollouts/checkout", &st)
-		return st.Phase == rollout.RolledBack, st.Phase
+		return st.Phase == rollout.RolledBack, string(st.Phase)
 	})
 	last := st.Decisions[len(st.Decisions)-1]
 	if last.Action != "rollback" || !strings.Contains(last.Reason, "egress payments") {

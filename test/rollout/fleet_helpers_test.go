@@ -105,7 +105,7 @@ func leader(t *testing.T, gws []*testkit.Gateway, route string) int {
 }
 
 // waitAllPhase waits until every replica shows the phase.
-func waitAllPhase(t *testing.T, gws []*testkit.Gateway, route, phase string) []rollout.Status {
+func waitAllPhase(t *testing.T, gws []*testkit.Gateway, route string, phase rollout.Phase) []rollout.Status {
 	t.Helper()
 	out := make([]rollout.Status, len(gws))
 	for i, g := range gws {

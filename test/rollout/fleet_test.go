@@ -441,8 +441,8 @@ func TestFleetWatchSurvivesCompaction(t *testing.T) {
 		v, _ := b.Scrape(t).Sum("umbra_cluster_resyncs_total", nil)
 		return v
 	}
-	phaseOf := func(g *testkit.Gateway, phase string) {
-		testkit.Wait.UntilTrue(t, "phase "+phase, func() bool { return status(t, g, "checkout").Phase == phase })
+	phaseOf := func(g *testkit.Gateway, phase rollout.Phase) {
+		testkit.Wait.UntilTrue(t, "phase "+string(phase), func() bool { return status(t, g, "checkout").Phase == phase })
 	}
 
 	before := resyncs()

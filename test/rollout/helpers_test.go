@@ -246,10 +246,10 @@ func mustCommand(t *testing.T, g *testkit.Gateway, route, cmd string) rollout.St
 }
 
 // waitPhase polls the rollout until it leaves running (or reaches phase).
-func waitPhase(t *testing.T, g *testkit.Gateway, route, phase string) rollout.Status {
+func waitPhase(t *testing.T, g *testkit.Gateway, route string, phase rollout.Phase) rollout.Status {
 	t.Helper()
 	var st rollout.Status
-	testkit.Wait.UntilTrue(t, "rollout "+route+" phase "+phase, func() bool {
+	testkit.Wait.UntilTrue(t, "rollout "+route+" phase "+string(phase), func() bool {
 		st = status(t, g, route)
 		if st.Phase != phase && st.Phase != rollout.Running && st.Phase != rollout.Paused {
 			t.Fatalf("rollout %s ended %s, want %s:\n%s", route, st.Phase, phase, dump(st.Decisions))
@@ -294,7 +294,7 @@ func moves(ds []rollout.Decision) []rollout.Decision {
 func actions(ds []rollout.Decision) string {
 	out := make([]string, len(ds))
 	for i, d := range ds {
-		out[i] = d.Action
+		out[i] = string(d.Action)
 	}
 	return strings.Join(out, ",")
 }
