@@ -122,11 +122,11 @@ func BenchmarkFleetWeightPropagation(b *testing.B) {
 	b.ResetTimer()
 	for range b.N {
 		cur := lead.Weight()
-		cmd := "promote"
+		cmd := rollout.Promote
 		if cur >= 98 {
-			cmd = "abort"
+			cmd = rollout.Abort
 		} else if cur == 0 {
-			cmd = "start"
+			cmd = rollout.Start
 		}
 		start := time.Now()
 		if err := lead.Command(cmd); err != nil {
