@@ -86,17 +86,26 @@ func (h *Handler) serveTraced(snap *Snapshot, w http.ResponseWriter, r *http.Req
 	status = h.serve(snap, w, r, start, span)
 }
 
+// exchange is what every step of serving one request needs: the snapshot
+// it runs on, the request, when it started, its id and its server span
+// (nil when tracing is off). It lives on serve's stack.
+type exchange struct {
+	snap  *Snapshot
+	r     *http.Request
+	start time.Time
+	id    string
+	span  trace.Span
+}
+
 // serve routes and forwards r; span is its server span, nil when tracing
 // is off (then nothing of tracing runs). It returns the status sent.
 func (h *Handler) serve(snap *Snapshot, w http.ResponseWriter, r *http.Request, start time.Time, span trace.Span) int {
-	id := ensureRequestID(r)
+	x := exchange{snap: snap, r: r, start: start, id: ensureRequestID(r), span: span}
 	m := snap.Table.Match(r)
 	if m == nil {
 		h.metrics.Unmatched(r.Method)
 		n := writeError(w, r, http.StatusNotFound, "no_route", "no route matches this request")
-		if snap.Access {
-			accessLog(snap.Log, r, "", "", "", http.StatusNotFound, n, start, id, span)
-		}
+		x.accessLog("", "", "", http.StatusNotFound, n)
 		return http.StatusNotFound
 	}
 	route := snap.Routes[m.Index]
@@ -104,9 +113,7 @@ func (h *Handler) serve(snap *Snapshot, w http.ResponseWriter, r *http.Request, 
 		// 403 as Envoy answers an upgrade its route does not allow.
 		n := writeError(w, r, http.StatusForbidden, "upgrade_not_allowed",
 			"route "+route.Config.Name+" does not allow upgrading to "+strconv.Quote(proto))
-		if snap.Access {
-			accessLog(snap.Log, r, route.Config.Name, "", "", http.StatusForbidden, n, start, id, span)
-		}
+		x.accessLog(route.Config.Name, "", "", http.StatusForbidden, n)
 		return http.StatusForbidden
 	}
 	forwardFlags(snap, route, r)
@@ -135,9 +142,9 @@ func (h *Handler) serve(snap *Snapshot, w http.ResponseWriter, r *http.Request, 
 	}
 	usage := beginAdoption(snap, route, r)
 	if span != nil && tracing.Recording(span) {
-		traceMatched(span, snap, route, t, r, m.Endpoint, id, usage)
+		traceMatched(span, snap, route, t, r, m.Endpoint, x.id, usage)
 	}
-	status := forward(snap, route, t, w, r, start, id, copies, span)
+	status := x.forward(route, t, w, copies)
 	calls.End()
 	fields := usage.observe(route, m.Endpoint)
 	if span != nil && fields != 0 && tracing.Recording(span) {
@@ -169,7 +176,8 @@ func traceMatched(span trace.Span, snap *Snapshot, route *Route, t *Target, r *h
 // runs when ReverseProxy aborts a response whose upstream body failed half
 // way (it panics with http.ErrAbortHandler), so gauges never leak and the
 // shadow copies of an aborted request are still counted.
-func forward(snap *Snapshot, route *Route, t *Target, w http.ResponseWriter, r *http.Request, start time.Time, id string, copies *shadow.Pending, span trace.Span) (status int) {
+func (x *exchange) forward(route *Route, t *Target, w http.ResponseWriter, copies *shadow.Pending) (status int) {
+	r := x.r
 	rec := newRecorder(w)
 	rec.capture = copies.LiveCapture()
 	t.Metrics.Start()
@@ -179,10 +187,8 @@ func forward(snap *Snapshot, route *Route, t *Target, w http.ResponseWriter, r *
 			t.Metrics.UpstreamError(backend.KindReset)
 		}
 		status = rec.finalStatus()
-		t.Metrics.Done(r.Method, status, time.Since(start))
-		if snap.Access {
-			accessLog(snap.Log, r, route.Config.Name, t.Backend.Name(), t.Role, status, rec.bytes, start, id, span)
-		}
+		t.Metrics.Done(r.Method, status, time.Since(x.start))
+		x.accessLog(route.Config.Name, t.Backend.Name(), t.Role, status, rec.bytes)
 		rec.release()
 		if p != nil {
 			if copies != nil {
@@ -260,9 +266,14 @@ func writeError(w http.ResponseWriter, r *http.Request, status int, code, msg st
 	return int64(n)
 }
 
-// accessLog writes a request's access log line; with tracing on it names
-// the request's trace (trace_id), so a line leads to its trace.
-func accessLog(l *slog.Logger, r *http.Request, route, backend, role string, status int, bytes int64, start time.Time, id string, span trace.Span) {
+// accessLog writes the request's access log line when access logging is
+// on; with tracing on it names the request's trace (trace_id), so a line
+// leads to its trace.
+func (x *exchange) accessLog(route, backend, role string, status int, bytes int64) {
+	if !x.snap.Access {
+		return
+	}
+	r := x.r
 	attrs := [...]slog.Attr{
 		slog.String("route", route),
 		slog.String("backend", backend),
@@ -272,17 +283,17 @@ func accessLog(l *slog.Logger, r *http.Request, route, backend, role string, sta
 		slog.String("path", r.URL.Path),
 		slog.Int("status", status),
 		slog.Int64("bytes", bytes),
-		durationMS(time.Since(start)),
-		slog.String("request_id", id),
+		durationMS(time.Since(x.start)),
+		slog.String("request_id", x.id),
 		slog.String("remote", r.RemoteAddr),
 		{}, // trace_id
 	}
 	n := len(attrs) - 1
-	if span != nil {
-		attrs[n] = slog.String("trace_id", tracing.TraceID(span))
+	if x.span != nil {
+		attrs[n] = slog.String("trace_id", tracing.TraceID(x.span))
 		n++
 	}
-	l.LogAttrs(context.Background(), slog.LevelInfo, "access", attrs[:n]...)
+	x.snap.Log.LogAttrs(context.Background(), slog.LevelInfo, "access", attrs[:n]...)
 }
 
 // durationMS is a log attribute with the unit in its name: a duration in
