@@ -14,7 +14,8 @@ import (
 // (docs/fleet.md). Without it a replica works alone on its embedded store.
 type Cluster struct {
 	// Node names this replica in the fleet; default the host name.
-	Node string      `yaml:"node" json:"node"`
+	Node string `yaml:"node" json:"node"`
+	// How to reach the etcd cluster.
 	Etcd ClusterEtcd `yaml:"etcd" json:"etcd"`
 	// PublishInterval is how often a replica publishes its rollout
 	// windows (counts and latency samples) for the leader to merge.
@@ -30,23 +31,31 @@ type Cluster struct {
 
 // ClusterEtcd is how to reach the etcd cluster.
 type ClusterEtcd struct {
+	// etcd client URLs, http://host:port or https://host:port.
 	Endpoints []string `yaml:"endpoints" json:"endpoints"`
 	// Prefix is put before every key umbra writes, so several fleets (or
 	// other programs) can share one etcd; it always ends with '/'.
-	Prefix         string   `yaml:"prefix" json:"prefix"`
-	DialTimeout    Duration `yaml:"dial_timeout" json:"dial_timeout"`
+	Prefix string `yaml:"prefix" json:"prefix"`
+	// Time to connect to etcd, and a starting replica's wait for the fleet's state.
+	DialTimeout Duration `yaml:"dial_timeout" json:"dial_timeout"`
+	// Bound of each etcd request; a slower one counts as etcd trouble.
 	RequestTimeout Duration `yaml:"request_timeout" json:"request_timeout"`
-	Username       string   `yaml:"username" json:"username,omitempty"`
+	// etcd user (etcd's role-based access); needs PasswordFile.
+	Username string `yaml:"username" json:"username,omitempty"`
 	// PasswordFile holds the password of Username (whitespace trimmed).
-	PasswordFile string      `yaml:"password_file" json:"password_file,omitempty"`
-	TLS          *ClusterTLS `yaml:"tls" json:"tls,omitempty"`
+	PasswordFile string `yaml:"password_file" json:"password_file,omitempty"`
+	// TLS to etcd, for https endpoints with a private CA or client certificates.
+	TLS *ClusterTLS `yaml:"tls" json:"tls,omitempty"`
 }
 
 // ClusterTLS secures the connections to etcd.
 type ClusterTLS struct {
-	CAFile   string `yaml:"ca_file" json:"ca_file,omitempty"`
+	// PEM CA bundle that signs the etcd servers' certificates.
+	CAFile string `yaml:"ca_file" json:"ca_file,omitempty"`
+	// PEM client certificate (etcd's --client-cert-auth).
 	CertFile string `yaml:"cert_file" json:"cert_file,omitempty"`
-	KeyFile  string `yaml:"key_file" json:"key_file,omitempty"`
+	// PEM private key of CertFile.
+	KeyFile string `yaml:"key_file" json:"key_file,omitempty"`
 }
 
 // ClientConfig loads the TLS files into a client configuration.

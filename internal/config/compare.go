@@ -8,20 +8,28 @@ type Compare struct {
 	Target string `yaml:"target" json:"target"`
 	// Secondary is a second instance of the live version. Its answers to the
 	// same copies show which fields differ anyway (noise).
-	Secondary        string     `yaml:"secondary" json:"secondary,omitempty"`
-	Ignore           []string   `yaml:"ignore" json:"ignore,omitempty"`
-	UnorderedArrays  []string   `yaml:"unordered_arrays" json:"unordered_arrays,omitempty"`
-	NumericTolerance float64    `yaml:"numeric_tolerance" json:"numeric_tolerance,omitempty"`
-	IgnoreHeaders    []string   `yaml:"ignore_headers" json:"ignore_headers,omitempty"`
-	MaxBody          ByteSize   `yaml:"max_body" json:"max_body"`
-	Thresholds       Thresholds `yaml:"thresholds" json:"thresholds"`
+	Secondary string `yaml:"secondary" json:"secondary,omitempty"`
+	// JSON paths of body fields never compared, for example $.created_at.
+	Ignore []string `yaml:"ignore" json:"ignore,omitempty"`
+	// JSON paths of arrays compared as multisets (order ignored).
+	UnorderedArrays []string `yaml:"unordered_arrays" json:"unordered_arrays,omitempty"`
+	// Relative difference under which two JSON numbers are equal (0.001: 0.1%).
+	NumericTolerance float64 `yaml:"numeric_tolerance" json:"numeric_tolerance,omitempty"`
+	// Response headers not compared, besides the default list (Date, Server, ...).
+	IgnoreHeaders []string `yaml:"ignore_headers" json:"ignore_headers,omitempty"`
+	// Largest response body compared; larger exchanges are counted, not compared.
+	MaxBody ByteSize `yaml:"max_body" json:"max_body"`
+	// When a field's differences are a regression rather than noise.
+	Thresholds Thresholds `yaml:"thresholds" json:"thresholds"`
 }
 
 // Thresholds decide when a field's differences are a regression rather
 // than noise: its raw rate must exceed the noise rate by more than Relative
 // (of the raw rate) and by more than Absolute.
 type Thresholds struct {
+	// Margin relative to the field's difference rate, a fraction from 0 to 1.
 	Relative float64 `yaml:"relative" json:"relative"`
+	// Absolute margin on the rates, a fraction from 0 to 1.
 	Absolute float64 `yaml:"absolute" json:"absolute"`
 }
 

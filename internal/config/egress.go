@@ -14,12 +14,15 @@ import (
 // (replayed from the live request's recorded calls, or simulated) and never
 // reach the third party (see docs/egress.md).
 type Egress struct {
+	// Address of the egress listener (plain HTTP/1.1).
 	Listen string `yaml:"listen" json:"listen"`
 	// KeyFile holds the secret that tags shadow trace ids; default
 	// DATA_DIR/egress.key, created on first start. Replicas of a fleet that
 	// share egress listeners must share it.
-	KeyFile  string                    `yaml:"key_file" json:"key_file,omitempty"`
-	Record   EgressRecord              `yaml:"record" json:"record"`
+	KeyFile string `yaml:"key_file" json:"key_file,omitempty"`
+	// What is kept of live calls, and for how long.
+	Record EgressRecord `yaml:"record" json:"record"`
+	// The third parties, by name.
 	Services map[string]*EgressService `yaml:"services" json:"services"`
 }
 
@@ -60,6 +63,7 @@ type Redact struct {
 
 // EgressService is one third party reached through the egress listener.
 type EgressService struct {
+	// The service's name (its key under egress.services), set by validation.
 	Name string `yaml:"-" json:"-"`
 	// Upstream is the base URL calls are forwarded to: a call to
 	// http://EGRESS/NAME/PATH goes to UPSTREAM/PATH.
@@ -83,24 +87,35 @@ type EgressService struct {
 	// request's (on routes that compare answers).
 	Compare EgressCompare `yaml:"compare" json:"compare"`
 
-	Timeout             Duration     `yaml:"timeout" json:"timeout"`
-	ConnectTimeout      Duration     `yaml:"connect_timeout" json:"connect_timeout"`
-	IdleTimeout         Duration     `yaml:"idle_timeout" json:"idle_timeout"`
-	MaxIdlePerEndpoint  int          `yaml:"max_idle_per_endpoint" json:"max_idle_per_endpoint"`
-	MaxConnsPerEndpoint int          `yaml:"max_conns_per_endpoint" json:"max_conns_per_endpoint"`
-	TLS                 *UpstreamTLS `yaml:"tls" json:"tls,omitempty"`
+	// Longest wait for the third party's response headers.
+	Timeout Duration `yaml:"timeout" json:"timeout"`
+	// Longest time to open a connection to the upstream, as for backends.
+	ConnectTimeout Duration `yaml:"connect_timeout" json:"connect_timeout"`
+	// Pooled connections unused this long are closed, as for backends.
+	IdleTimeout Duration `yaml:"idle_timeout" json:"idle_timeout"`
+	// Keep-alive pool size, as for backends.
+	MaxIdlePerEndpoint int `yaml:"max_idle_per_endpoint" json:"max_idle_per_endpoint"`
+	// Cap on connections to the upstream (0: unlimited), as for backends.
+	MaxConnsPerEndpoint int `yaml:"max_conns_per_endpoint" json:"max_conns_per_endpoint"`
+	// Settings for an https upstream, as for backends.
+	TLS *UpstreamTLS `yaml:"tls" json:"tls,omitempty"`
 }
 
 // EgressAnswer is a fixed answer.
 type EgressAnswer struct {
-	Status int    `yaml:"status" json:"status"`
-	Body   string `yaml:"body" json:"body"`
+	// Its status code (200 to 599).
+	Status int `yaml:"status" json:"status"`
+	// Its body.
+	Body string `yaml:"body" json:"body"`
 }
 
 // EgressCompare configures the comparison of outbound calls.
 type EgressCompare struct {
-	Disable       bool     `yaml:"disable" json:"disable,omitempty"`
-	Ignore        []string `yaml:"ignore" json:"ignore,omitempty"`
+	// Stops comparing this service's calls.
+	Disable bool `yaml:"disable" json:"disable,omitempty"`
+	// JSON paths of request body fields never compared.
+	Ignore []string `yaml:"ignore" json:"ignore,omitempty"`
+	// Request headers not compared, besides the comparison's defaults.
 	IgnoreHeaders []string `yaml:"ignore_headers" json:"ignore_headers,omitempty"`
 }
 

@@ -8,10 +8,14 @@ import (
 
 // Error is one problem in a config file, reported as FILE:LINE:COL: reason.
 type Error struct {
+	// The config file (or what stood for it).
 	File string
+	// Line of the problem, from 1; 0 when the problem is the file as a whole.
 	Line int
-	Col  int
-	Msg  string
+	// Column of the problem, from 1.
+	Col int
+	// What is wrong, and how to put it right where that helps.
+	Msg string
 }
 
 func (e *Error) Error() string {

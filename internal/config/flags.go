@@ -16,8 +16,9 @@ import (
 type Flags struct {
 	// File is the flag definition file (flagd's JSON format). It is
 	// watched and reloaded on its own, apart from the config file.
-	File  string `yaml:"file" json:"file"`
-	OFREP OFREP  `yaml:"ofrep" json:"ofrep"`
+	File string `yaml:"file" json:"file"`
+	// The OpenFeature remote evaluation endpoint on the main listener.
+	OFREP OFREP `yaml:"ofrep" json:"ofrep"`
 }
 
 // OFREP configures the OpenFeature Remote Evaluation Protocol endpoint on
@@ -27,13 +28,15 @@ type OFREP struct {
 	Enabled *bool `yaml:"enabled" json:"enabled"`
 	// PathPrefix is where the endpoint is mounted; OFREP's paths
 	// (/v1/evaluate/flags...) follow it. Default /ofrep.
-	PathPrefix  string   `yaml:"path_prefix" json:"path_prefix"`
+	PathPrefix string `yaml:"path_prefix" json:"path_prefix"`
+	// Browser origins allowed to call the endpoint from JavaScript, or "*".
 	CORSOrigins []string `yaml:"cors_origins" json:"cors_origins,omitempty"`
 	// RequireTargetingKey answers TARGETING_KEY_MISSING for flags whose
 	// targeting buckets on the targeting key when the context has none,
 	// instead of flagd's behaviour (the default variant).
-	RequireTargetingKey bool      `yaml:"require_targeting_key" json:"require_targeting_key"`
-	Auth                OFREPAuth `yaml:"auth" json:"auth"`
+	RequireTargetingKey bool `yaml:"require_targeting_key" json:"require_targeting_key"`
+	// Require a credential for evaluations (not for CORS preflights).
+	Auth OFREPAuth `yaml:"auth" json:"auth"`
 }
 
 // On reports whether the OFREP endpoint is served (default true).
@@ -61,6 +64,7 @@ type Callers struct {
 	// MaxCallers caps the callers tracked by name; the rest are "other".
 	MaxCallers int `yaml:"max_callers" json:"max_callers"`
 
+	// Key parsed (set by validation).
 	KeySource KeySource `yaml:"-" json:"-"`
 }
 
@@ -69,14 +73,18 @@ func (c Callers) Enabled() bool { return c.Key != "" || c.APIKeysFile != "" }
 
 // FlagMatch is a route condition on a flag's evaluated variant.
 type FlagMatch struct {
-	Key     string `yaml:"key" json:"key"`
+	// Key of a flag in the flag file.
+	Key string `yaml:"key" json:"key"`
+	// The variant the caller must get, for example "on".
 	Variant string `yaml:"variant" json:"variant"`
 }
 
 // ContextAttr is one parsed routes[].flag_context entry: the evaluation
 // context attribute Name takes the request value read from Source.
 type ContextAttr struct {
-	Name   string
+	// The evaluation context attribute.
+	Name string
+	// Where the request's value for it is read from.
 	Source KeySource
 }
 
@@ -84,20 +92,24 @@ type ContextAttr struct {
 type Adoption struct {
 	// MaxBody is how much of a JSON request body is inspected; a longer
 	// body is skipped (and counted), never half-read.
-	MaxBody ByteSize        `yaml:"max_body" json:"max_body"`
-	Fields  []AdoptionField `yaml:"fields" json:"fields"`
+	MaxBody ByteSize `yaml:"max_body" json:"max_body"`
+	// The fields counted, at most 64.
+	Fields []AdoptionField `yaml:"fields" json:"fields"`
 }
 
 // AdoptionField is one request-body field whose use is counted.
 type AdoptionField struct {
+	// Name of the field in reports and metrics; unique within the route.
 	Name string `yaml:"name" json:"name"`
+	// Where the field is in the body: $ followed by .name, ['name'], [N] or [*].
 	Path string `yaml:"path" json:"path"`
 }
 
 // APIKey is one line of an API key file.
 type APIKey struct {
 	Name string // "" when the line holds only the key
-	Key  string
+	// The key itself.
+	Key string
 }
 
 const maxAdoptionFields = 64 // adoption.MaxFields

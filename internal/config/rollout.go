@@ -4,17 +4,24 @@ package config
 type Rollout struct {
 	// Start is manual (default: `umbra rollout start ROUTE`) or auto (as
 	// soon as the config is applied, unless a rollout already ran).
-	Start    string         `yaml:"start" json:"start"`
-	Interval Duration       `yaml:"interval" json:"interval"`
-	Steps    []*RolloutStep `yaml:"steps" json:"steps"`
-	Analysis Analysis       `yaml:"analysis" json:"analysis"`
-	Webhooks Webhooks       `yaml:"webhooks" json:"webhooks"`
+	Start string `yaml:"start" json:"start"`
+	// How often the plan is evaluated.
+	Interval Duration `yaml:"interval" json:"interval"`
+	// The steps, in order; the last one is promote: {}.
+	Steps []*RolloutStep `yaml:"steps" json:"steps"`
+	// How a canary step is judged against live over the same window.
+	Analysis Analysis `yaml:"analysis" json:"analysis"`
+	// Optional hooks that can hold or stop the rollout.
+	Webhooks Webhooks `yaml:"webhooks" json:"webhooks"`
 }
 
 // RolloutStep is exactly one of shadow, canary or promote.
 type RolloutStep struct {
-	Shadow  *ShadowStep  `yaml:"shadow" json:"shadow,omitempty"`
-	Canary  *CanaryStep  `yaml:"canary" json:"canary,omitempty"`
+	// A shadow step: weight 0, judged on the comparison of shadow answers.
+	Shadow *ShadowStep `yaml:"shadow" json:"shadow,omitempty"`
+	// A canary step at a given weight.
+	Canary *CanaryStep `yaml:"canary" json:"canary,omitempty"`
+	// The last step: the canary serves everyone.
 	Promote *PromoteStep `yaml:"promote" json:"promote,omitempty"`
 }
 
@@ -33,18 +40,25 @@ func (s *RolloutStep) Kind() string {
 // regressed by more than MaxDiffRate and the shadow's errors stay under
 // MaxErrorRate.
 type ShadowStep struct {
-	MinRequests  int64    `yaml:"min_requests" json:"min_requests"`
-	MinDuration  Duration `yaml:"min_duration" json:"min_duration"`
-	MaxDiffRate  float64  `yaml:"max_diff_rate" json:"max_diff_rate"`
-	MaxErrorRate float64  `yaml:"max_error_rate" json:"max_error_rate"`
+	// Answers compared during the step before it can pass.
+	MinRequests int64 `yaml:"min_requests" json:"min_requests"`
+	// Time the step lasts at least.
+	MinDuration Duration `yaml:"min_duration" json:"min_duration"`
+	// Largest excess of a regressed field's raw rate over its noise rate.
+	MaxDiffRate float64 `yaml:"max_diff_rate" json:"max_diff_rate"`
+	// Share of shadow copies that may fail before the rollout rolls back.
+	MaxErrorRate float64 `yaml:"max_error_rate" json:"max_error_rate"`
 }
 
 // CanaryStep sends Weight percent of callers to the canary and passes when
 // both versions served MinRequests for MinDuration and the analysis finds
 // the canary no worse.
 type CanaryStep struct {
-	Weight      Percent  `yaml:"weight" json:"weight"`
-	MinRequests int64    `yaml:"min_requests" json:"min_requests"`
+	// Share of callers on the canary; rises step by step, below 100.
+	Weight Percent `yaml:"weight" json:"weight"`
+	// Requests each version must serve during the step before it is judged.
+	MinRequests int64 `yaml:"min_requests" json:"min_requests"`
+	// Time the step lasts at least.
 	MinDuration Duration `yaml:"min_duration" json:"min_duration"`
 }
 
@@ -56,10 +70,13 @@ type Analysis struct {
 	// MaxErrorRateIncrease is the absolute error-rate increase allowed
 	// (0.005 = half a percentage point); a larger, significant increase
 	// rolls back.
-	MaxErrorRateIncrease float64         `yaml:"max_error_rate_increase" json:"max_error_rate_increase"`
-	Confidence           float64         `yaml:"confidence" json:"confidence"`
-	Latency              LatencyAnalysis `yaml:"latency" json:"latency"`
-	Burst                BurstAnalysis   `yaml:"burst" json:"burst"`
+	MaxErrorRateIncrease float64 `yaml:"max_error_rate_increase" json:"max_error_rate_increase"`
+	// Confidence of the error-rate test (significant when p < 1 - confidence).
+	Confidence float64 `yaml:"confidence" json:"confidence"`
+	// How the canary's latency is judged.
+	Latency LatencyAnalysis `yaml:"latency" json:"latency"`
+	// Immediate rollback on an error burst.
+	Burst BurstAnalysis `yaml:"burst" json:"burst"`
 	// Samples is the latency reservoir size per version and step.
 	Samples int `yaml:"samples" json:"samples"`
 }
@@ -67,8 +84,11 @@ type Analysis struct {
 // LatencyAnalysis compares latency distributions (Mann-Whitney U) and the
 // shift of the canary (Hodges-Lehmann), as Kayenta does, plus tail latency.
 type LatencyAnalysis struct {
-	Confidence  float64 `yaml:"confidence" json:"confidence"`
+	// Confidence of the Mann-Whitney U test that the canary is slower.
+	Confidence float64 `yaml:"confidence" json:"confidence"`
+	// Largest allowed ratio of the canary's median latency to live's (Hodges-Lehmann).
 	MaxIncrease float64 `yaml:"max_increase" json:"max_increase"`
+	// Largest allowed ratio of the canary's p99 latency to live's.
 	MaxP99Ratio float64 `yaml:"max_p99_ratio" json:"max_p99_ratio"`
 }
 
@@ -77,18 +97,25 @@ type LatencyAnalysis struct {
 // the canary's error rate is MinIncrease above live's over its own last
 // Window requests.
 type BurstAnalysis struct {
-	Window      int     `yaml:"window" json:"window"`
-	MinErrors   int     `yaml:"min_errors" json:"min_errors"`
+	// Most recent requests per version the burst check looks at.
+	Window int `yaml:"window" json:"window"`
+	// Errors among the canary's last Window requests needed for a burst.
+	MinErrors int `yaml:"min_errors" json:"min_errors"`
+	// How far the canary's recent error rate must exceed live's for a burst.
 	MinIncrease float64 `yaml:"min_increase" json:"min_increase"`
 }
 
 // Webhooks let other systems hold or stop a rollout. A 2xx answer lets it
 // go on, 410 Gone aborts it, anything else (or no answer) holds it.
 type Webhooks struct {
-	BeforeStep       string   `yaml:"before_step" json:"before_step,omitempty"`
-	ConfirmPromotion string   `yaml:"confirm_promotion" json:"confirm_promotion,omitempty"`
-	OnRollback       string   `yaml:"on_rollback" json:"on_rollback,omitempty"`
-	Timeout          Duration `yaml:"timeout" json:"timeout"`
+	// URL asked before moving to the next shadow or canary step.
+	BeforeStep string `yaml:"before_step" json:"before_step,omitempty"`
+	// URL asked before promotion.
+	ConfirmPromotion string `yaml:"confirm_promotion" json:"confirm_promotion,omitempty"`
+	// URL told after a rollback (its answer is ignored).
+	OnRollback string `yaml:"on_rollback" json:"on_rollback,omitempty"`
+	// Time to wait for a webhook's answer.
+	Timeout Duration `yaml:"timeout" json:"timeout"`
 }
 
 func (p *parser) validateRollout(c *Config, r *Route, path []any) {

@@ -24,9 +24,11 @@ type Tracing struct {
 	// token); never shown by the admin API.
 	Headers map[string]string `yaml:"headers" json:"-"`
 	// Timeout bounds one export.
-	Timeout     Duration       `yaml:"timeout" json:"timeout,omitempty"`
-	ServiceName string         `yaml:"service_name" json:"service_name,omitempty"`
-	Sampler     TracingSampler `yaml:"sampler" json:"sampler"`
+	Timeout Duration `yaml:"timeout" json:"timeout,omitempty"`
+	// The service.name of umbra's spans.
+	ServiceName string `yaml:"service_name" json:"service_name,omitempty"`
+	// Which traces are recorded.
+	Sampler TracingSampler `yaml:"sampler" json:"sampler"`
 }
 
 // TracingSampler chooses which traces are recorded.

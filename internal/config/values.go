@@ -11,7 +11,10 @@ import (
 )
 
 // Pos is a position in the config file, for error messages.
-type Pos struct{ Line, Col int }
+type Pos struct {
+	Line int // from 1
+	Col  int // from 1
+}
 
 // Duration is a time.Duration written as "5s", "250ms" or "1m30s".
 type Duration time.Duration
