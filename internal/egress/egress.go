@@ -25,6 +25,7 @@ import (
 	"github.com/umbragw/umbra/internal/config"
 	"github.com/umbragw/umbra/internal/shadow"
 	"github.com/umbragw/umbra/internal/store"
+	"github.com/umbragw/umbra/internal/tracing"
 )
 
 // HeaderShadow marks a shadow copy (shadow.HeaderShadow); on an outbound
@@ -46,6 +47,7 @@ type Sandbox struct {
 	sink     shadow.Sink
 	log      atomic.Pointer[slog.Logger]
 	rec      *recorder
+	tracer   *tracing.Tracer // nil when tracing is off; set before serving
 
 	limiter  logLimiter
 	stop     chan struct{}
@@ -53,6 +55,10 @@ type Sandbox struct {
 	closeMu  sync.Mutex
 	retiring []*serviceSet
 }
+
+// SetTracer makes every outbound call a span (tracing.StartEgress); call
+// it before the egress listener serves. nil (the default) traces nothing.
+func (s *Sandbox) SetTracer(t *tracing.Tracer) { s.tracer = t }
 
 // New starts a sandbox for cfg, reading (or creating) its trace key.
 // st keeps the recordings across restarts (nil: memory only; with

@@ -12,6 +12,7 @@ import (
 
 	"github.com/umbragw/umbra/internal/backend"
 	"github.com/umbragw/umbra/internal/headers"
+	"github.com/umbragw/umbra/internal/tracing"
 )
 
 // Outcomes of a call, the values of umbra_egress_requests_total's outcome
@@ -65,6 +66,10 @@ func (s *Sandbox) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	o := s.classify(r, start)
 	c := &callCtx{s: s, set: set, svc: svc, w: w, r: r, path: path, origin: o, start: start}
+	if s.tracer != nil {
+		span := s.tracer.StartEgress(r, svc.name, o.role, path)
+		defer func() { tracing.EndEgress(span, c.outcome, c.status) }()
+	}
 	if o.role != RoleUnknown {
 		// Only recorded and shadow calls need their name: unknown calls,
 		// forwarded as they come, skip the template match.
@@ -102,9 +107,13 @@ type callCtx struct {
 	body      []byte    // the request body read so far (all of it unless more)
 	more      io.Reader // the rest of a body larger than max_body, or nil
 	truncated bool
+
+	outcome string // set by done, for the call's span
+	status  int    // the answer's status when the span should carry it
 }
 
 func (c *callCtx) done(outcome string) {
+	c.outcome = outcome
 	c.svc.m.observe(c.origin.role, outcome, time.Since(c.start))
 }
 
@@ -182,6 +191,7 @@ func (c *callCtx) serveShadow() {
 	switch {
 	case rec != nil:
 		c.done(OutcomeReplayed)
+		c.status = rec.resp.Status
 		writeMessage(c.w, &rec.resp)
 	case c.svc.sims != nil:
 		if m := c.svc.sims.match(c.r, c.destination(), c.svc.base+c.path, c.simBody()); m != nil {
@@ -321,6 +331,7 @@ func (c *callCtx) forward() {
 		return
 	}
 	defer resp.Body.Close()
+	c.status = resp.StatusCode
 	body, whole, rerr := readAnswer(resp, int64(c.set.record.MaxBody))
 	h := c.w.Header()
 	for k, vs := range resp.Header {

@@ -20,6 +20,7 @@ func (g *Gateway) startEgress(cfg *config.Config, snap *proxy.Snapshot) error {
 	if err != nil {
 		return fmt.Errorf("egress: %w", err)
 	}
+	sb.SetTracer(g.tracer)
 	g.egress = sb
 	snap.Egress = sb
 	g.admin.Handle("GET /api/v1/egress/{service}/simulation", sb.SimulationHandler)

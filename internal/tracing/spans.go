@@ -30,6 +30,8 @@ const (
 	AttrShadowOutcome = "umbra.shadow.outcome" // the copy's final outcome, as in umbra_shadow_requests_total
 	AttrShadowReason  = "umbra.shadow.reason"
 	AttrLink          = "umbra.link" // on a shadow span's link: "live_request"
+	AttrEgressService = "umbra.egress.service"
+	AttrEgressOutcome = "umbra.egress.outcome" // forwarded, replayed, simulated, ... as in umbra_egress_requests_total
 
 	EventFlag         = "feature_flag.evaluation"
 	EventShadowSkip   = "umbra.shadow.skipped"
@@ -287,6 +289,46 @@ func EndShadow(span trace.Span, outcome string, status int) {
 	}
 	if outcome != "ok" {
 		span.SetStatus(codes.Error, outcome)
+	}
+	span.End()
+}
+
+// StartEgress starts the span of one outbound call through the egress
+// sandbox, which serves it (a server span) on behalf of a service umbra
+// proxies: in the trace the call's traceparent carries, so a live
+// request's calls are in its trace and a shadow copy's calls in the
+// copy's. role is what the sandbox knows of the call's origin (live,
+// canary, shadow, unknown). EndEgress ends it.
+func (t *Tracer) StartEgress(r *http.Request, service, role, path string) trace.Span {
+	ctx := t.prop.Extract(r.Context(), propagation.HeaderCarrier(r.Header))
+	_, span := t.tracer.Start(ctx, "egress "+service, serverKind)
+	if span.IsRecording() {
+		span.SetAttributes(
+			attribute.String(AttrEgressService, service),
+			attribute.String(AttrRole, role),
+			attribute.String(attrMethod, r.Method),
+			attribute.String(attrURLPath, path),
+		)
+	}
+	return span
+}
+
+// EndEgress ends an outbound call's span with the sandbox's outcome and,
+// when the call was answered, the status it got.
+func EndEgress(span trace.Span, outcome string, status int) {
+	if !span.IsRecording() {
+		span.End()
+		return
+	}
+	span.SetAttributes(attribute.String(AttrEgressOutcome, outcome))
+	if status > 0 {
+		span.SetAttributes(attribute.Int(attrStatus, status))
+	}
+	switch {
+	case outcome == "" || strings.HasPrefix(outcome, "error_") || outcome == "denied" || outcome == "bad_request":
+		span.SetStatus(codes.Error, outcome)
+	case status >= 500:
+		span.SetStatus(codes.Error, "")
 	}
 	span.End()
 }
