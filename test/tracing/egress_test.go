@@ -33,11 +33,7 @@ func TestTracingEgressCalls(t *testing.T) {
 	// does.
 	var egressAddr atomic.Pointer[string]
 	service := func(name string) *upstream {
-		u := &upstream{parent: map[string][]string{}}
-		u.Server = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-			u.mu.Lock()
-			u.parent[r.URL.Path] = append(u.parent[r.URL.Path], r.Header.Get("Traceparent"))
-			u.mu.Unlock()
+		return &upstream{testkit.NewUpstream(t, name, func(w http.ResponseWriter, r *http.Request, _ []byte) {
 			req, _ := http.NewRequest("GET", "http://"+*egressAddr.Load()+"/payments/v1/charges/ch_1", nil)
 			req.Header.Set("Traceparent", r.Header.Get("Traceparent"))
 			resp, err := http.DefaultClient.Do(req)
@@ -49,9 +45,7 @@ func TestTracingEgressCalls(t *testing.T) {
 			resp.Body.Close()
 			w.Header().Set("Content-Type", "application/json")
 			fmt.Fprintf(w, `{"from":%q,"charge":%s}`, name, body)
-		}))
-		t.Cleanup(u.Close)
-		return u
+		})}
 	}
 	v1, v2 := service("v1"), service("v2")
 	g := start(t, fmt.Sprintf(`tracing: {enabled: true, endpoint: %q, sampler: {ratio: 1}}
@@ -74,11 +68,11 @@ egress:
 	addr := g.EgressAddr()
 	egressAddr.Store(&addr)
 
-	c := testkit.NewClient(t, 2, waitFor)
+	c := testkit.NewClient(t, 2, testkit.Wait.Timeout)
 	if r := testkit.Do(t, c, "GET", g.URL+"/shop/orders/7", nil, "Traceparent", "00-"+incomingTrace+"-"+incomingParent+"-01"); r.Status != 200 {
 		t.Fatalf("live request: %d %s", r.Status, r.Body)
 	}
-	poll.Until(t, "the copy's call", func() (bool, string) {
+	testkit.Wait.Until(t, "the copy's call", func() (bool, string) {
 		return len(v2.traceparents("/shop/orders/7")) == 1, ""
 	})
 	spans := g.flushUntil(t, rec, "two egress spans", func(s []span) bool { return len(find(s, tracepb.Span_SPAN_KIND_SERVER, "egress ")) == 2 })
