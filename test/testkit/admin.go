@@ -10,11 +10,11 @@ import (
 	"testing"
 )
 
-// AdminTry calls the admin API with a JSON body (in, nil for none) and
+// adminTry calls the admin API with a JSON body (in, nil for none) and
 // returns the status and body, or what went wrong. It sends the
 // gateway's Token when set and touches no testing.T, so any goroutine may
 // call it.
-func (g *Gateway) AdminTry(method, path string, in any) (int, []byte, error) {
+func (g *Gateway) adminTry(method, path string, in any) (int, []byte, error) {
 	r, err := g.adminSend(method, path, in)
 	return r.Status, r.Body, err
 }
@@ -38,10 +38,10 @@ func (g *Gateway) adminSend(method, path string, in any) (Response, error) {
 	return Send(g.Client, method, g.AdminURL+path, rd, hdr...)
 }
 
-// AdminDo is AdminTry that fails the test when the call fails.
+// AdminDo is adminTry that fails the test when the call fails.
 func (g *Gateway) AdminDo(t testing.TB, method, path string, in any) (int, []byte) {
 	t.Helper()
-	code, body, err := g.AdminTry(method, path, in)
+	code, body, err := g.adminTry(method, path, in)
 	if err != nil {
 		t.Fatalf("admin %s %s: %v", method, path, err)
 	}

@@ -241,8 +241,3 @@ func (p *Proc) Kill() {
 	err := <-p.done
 	p.done <- err
 }
-
-// Exited reports whether the process has ended.
-func (p *Proc) Exited() bool {
-	return p.exited()
-}

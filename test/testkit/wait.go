@@ -135,12 +135,12 @@ func Summarize(d []time.Duration) Latency {
 	if len(s) == 0 {
 		return Latency{}
 	}
-	return Latency{Median: Percentile(s, 0.5), P99: Percentile(s, 0.99), Max: s[len(s)-1]}
+	return Latency{Median: percentile(s, 0.5), P99: percentile(s, 0.99), Max: s[len(s)-1]}
 }
 
-// Percentile returns the p-th percentile (0 < p <= 1) of sorted durations,
+// percentile returns the p-th percentile (0 < p <= 1) of sorted durations,
 // by the nearest-rank method.
-func Percentile(sorted []time.Duration, p float64) time.Duration {
+func percentile(sorted []time.Duration, p float64) time.Duration {
 	if len(sorted) == 0 {
 		return 0
 	}
