@@ -26,10 +26,7 @@ func TestNoGoroutineLeak(t *testing.T) {
 		up := testkit.NewUpstream(t, "up", nil)
 		shadow := testkit.NewUpstream(t, "shadow", nil)
 		dead := testkit.DeadAddr(t)
-		g := startGW(t, base+fmt.Sprintf(`
-backends:
-  up: {endpoints: [%q]}
-  shadow: {endpoints: [%q]}
+		g := startGW(t, base+testkit.Backends("up", up.URL, "shadow", shadow.URL)+fmt.Sprintf(`
   dead: {endpoints: ["http://%s"]}
 routes:
   - name: app
@@ -37,7 +34,7 @@ routes:
     backend: up
     shadow: [{backend: shadow, percent: 100}]
   - {name: dead, match: {path_prefix: /dead}, backend: dead}
-`, up.URL, shadow.URL, dead))
+`, dead))
 		ctx, cancel := context.WithCancel(context.Background())
 		if err := g.Watch(ctx); err != nil {
 			t.Fatal(err)

@@ -157,12 +157,10 @@ routes:
 func TestForwardedHeaders(t *testing.T) {
 	t.Parallel()
 	up := testkit.NewUpstream(t, "fwd", nil)
-	g := startGW(t, base+fmt.Sprintf(`
-backends:
-  fwd: {endpoints: [%q]}
+	g := startGW(t, base+testkit.Backends("fwd", up.URL)+`
 routes:
   - {name: fwd, backend: fwd}
-`, up.URL))
+`)
 	c := newClient(t)
 
 	e := echoOf(t, do(t, c, "GET", g.URL+"/x", nil, "Host", "shop.test",
@@ -307,12 +305,10 @@ func TestRequestBodyStreamed(t *testing.T) {
 		rest, _ := io.ReadAll(r.Body)
 		fmt.Fprintf(w, "%s|%s", first, rest)
 	})
-	g := startGW(t, base+fmt.Sprintf(`
-backends:
-  sink: {endpoints: [%q]}
+	g := startGW(t, base+testkit.Backends("sink", up.URL)+`
 routes:
   - {name: upload, backend: sink}
-`, up.URL))
+`)
 
 	pr, pw := io.Pipe()
 	t.Cleanup(func() { pw.CloseWithError(errors.New("test over")) })
@@ -359,12 +355,10 @@ func TestResponseStreamed(t *testing.T) {
 		}
 		io.WriteString(w, "part2")
 	})
-	g := startGW(t, base+fmt.Sprintf(`
-backends:
-  stream: {endpoints: [%q]}
+	g := startGW(t, base+testkit.Backends("stream", up.URL)+`
 routes:
   - {name: stream, backend: stream}
-`, up.URL))
+`)
 	req, _ := http.NewRequestWithContext(ctxTimeout(t), "GET", g.URL+"/s", nil)
 	resp, err := newClient(t).Do(req)
 	if err != nil {
@@ -404,12 +398,10 @@ func TestServerSentEvents(t *testing.T) {
 			}
 		}
 	})
-	g := startGW(t, base+fmt.Sprintf(`
-backends:
-  sse: {endpoints: [%q]}
+	g := startGW(t, base+testkit.Backends("sse", up.URL)+`
 routes:
   - {name: events, backend: sse}
-`, up.URL))
+`)
 	req, _ := http.NewRequestWithContext(ctxTimeout(t), "GET", g.URL+"/events", nil)
 	req.Header.Set("Accept", "text/event-stream")
 	resp, err := newClient(t).Do(req)
@@ -621,12 +613,10 @@ func TestTrailers(t *testing.T) {
 		w.Header().Set("X-Checksum", "c0ffee")
 		w.Header().Set(http.TrailerPrefix+"X-Late", "late")
 	})
-	g := startGW(t, base+fmt.Sprintf(`
-backends:
-  tr: {endpoints: [%q]}
+	g := startGW(t, base+testkit.Backends("tr", up.URL)+`
 routes:
   - {name: tr, backend: tr}
-`, up.URL))
+`)
 	// GET takes the direct path, POST with a body ReverseProxy.
 	for _, body := range []io.Reader{nil, strings.NewReader("x")} {
 		method := map[bool]string{true: "GET", false: "POST"}[body == nil]
@@ -660,12 +650,10 @@ func TestEarlyHints(t *testing.T) {
 		w.Header().Set("Content-Type", "text/plain")
 		io.WriteString(w, "final")
 	})
-	g := startGW(t, base+fmt.Sprintf(`
-backends:
-  hints: {endpoints: [%q]}
+	g := startGW(t, base+testkit.Backends("hints", up.URL)+`
 routes:
   - {name: hints, backend: hints}
-`, up.URL))
+`)
 	for _, method := range []string{"GET", "POST"} {
 		c := dial(t, g.Addr())
 		req := method + " /h HTTP/1.1\r\nHost: app.test\r\n"
@@ -753,12 +741,10 @@ func TestClientGoneCancelsUpstream(t *testing.T) {
 		case <-time.After(testkit.Wait.Timeout):
 		}
 	})
-	g := startGW(t, base+fmt.Sprintf(`
-backends:
-  hang: {endpoints: [%q]}
+	g := startGW(t, base+testkit.Backends("hang", up.URL)+`
 routes:
   - {name: hang, backend: hang}
-`, up.URL))
+`)
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	req, _ := http.NewRequestWithContext(ctx, "GET", g.URL+"/hang", nil)
@@ -785,12 +771,10 @@ routes:
 func TestNoRoute(t *testing.T) {
 	t.Parallel()
 	up := testkit.NewUpstream(t, "api", nil)
-	g := startGW(t, base+fmt.Sprintf(`
-backends:
-  api: {endpoints: [%q]}
+	g := startGW(t, base+testkit.Backends("api", up.URL)+`
 routes:
   - {name: api, match: {path_prefix: /api/}, backend: api}
-`, up.URL))
+`)
 	c := newClient(t)
 	wantJSONError(t, do(t, c, "GET", g.URL+"/nothing/here", nil), http.StatusNotFound, "no_route")
 	r := do(t, c, "HEAD", g.URL+"/nothing/here", nil)

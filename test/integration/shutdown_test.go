@@ -38,12 +38,10 @@ func TestShutdownDrains(t *testing.T) {
 		time.Sleep(300 * time.Millisecond) // a slow answer, still inside the grace
 		fmt.Fprint(w, "finished")
 	})
-	g := startGW(t, base+fmt.Sprintf(`
-backends:
-  slow: {endpoints: [%q]}
+	g := startGW(t, base+testkit.Backends("slow", up.URL)+`
 routes:
   - {name: slow, backend: slow}
-`, up.URL))
+`)
 	if r := do(t, newClient(t), "GET", g.AdminURL+"/readyz", nil); r.Status != 200 {
 		t.Fatalf("readyz before shutdown: %d", r.Status)
 	}
