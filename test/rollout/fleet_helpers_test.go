@@ -29,10 +29,7 @@ func clusterBlock(node, etcdURL, prefix string) string {
 // fleetPlan is the routes of a fleet test: checkout on v1 with v2 as its
 // canary and the given rollout steps.
 func fleetPlan(v1, v2 *backend, steps string) string {
-	return fmt.Sprintf(`
-backends:
-  v1: {endpoints: [%q]}
-  v2: {endpoints: [%q]}
+	return testkit.Backends("v1", v1.URL, "v2", v2.URL) + fmt.Sprintf(`
 routes:
   - name: checkout
     match: {path_prefix: /checkout}
@@ -45,7 +42,7 @@ routes:
       steps:
 %s
       %s
-`, v1.URL, v2.URL, steps, calm)
+`, steps, calm)
 }
 
 // startReplica starts replica node of a fleet on etcd with the plan.

@@ -17,11 +17,7 @@ import (
 func TestHealthyRolloutPromotes(t *testing.T) {
 	t.Parallel()
 	v1, v1b, v2 := newBackend(t, "v1"), newBackend(t, "v1-secondary"), newBackend(t, "v2")
-	g := startGW(t, fmt.Sprintf(`
-backends:
-  v1: {endpoints: [%q]}
-  v1-secondary: {endpoints: [%q]}
-  v2: {endpoints: [%q]}
+	g := startGW(t, testkit.Backends("v1", v1.URL, "v1-secondary", v1b.URL, "v2", v2.URL)+fmt.Sprintf(`
 routes:
   - name: checkout
     match: {path_prefix: /checkout}
@@ -39,7 +35,7 @@ routes:
         - canary: {weight: 50, min_requests: 40}
         - promote: {}
       %s
-`, v1.URL, v1b.URL, v2.URL, calm))
+`, calm))
 
 	tr := startTraffic(t, g.URL+"/checkout/cart", "user-", 4, 5000)
 	st := waitPhase(t, g, "checkout", rollout.Promoted)
@@ -129,10 +125,7 @@ func TestErrorRateRollsBack(t *testing.T) {
 	t.Parallel()
 	v1, v2 := newBackend(t, "v1"), newBackend(t, "v2")
 	v2.failEvery.Store(20)
-	g := startGW(t, fmt.Sprintf(`
-backends:
-  v1: {endpoints: [%q]}
-  v2: {endpoints: [%q]}
+	g := startGW(t, testkit.Backends("v1", v1.URL, "v2", v2.URL)+`
 routes:
   - name: api
     backend: v1
@@ -146,7 +139,7 @@ routes:
         - canary: {weight: 50, min_requests: 200}
         - promote: {}
       analysis: {burst: {min_errors: 1000}}
-`, v1.URL, v2.URL))
+`)
 
 	tr := startTraffic(t, g.URL+"/api/orders", "user-", 4, 5000)
 	st := waitPhase(t, g, "api", rollout.RolledBack)
@@ -213,10 +206,7 @@ func TestLatencyRollsBack(t *testing.T) {
 	v2.delay.Store(int64(260 * time.Millisecond))
 	v1.jitter.Store(int64(20 * time.Millisecond))
 	v2.jitter.Store(int64(20 * time.Millisecond))
-	g := startGW(t, fmt.Sprintf(`
-backends:
-  v1: {endpoints: [%q]}
-  v2: {endpoints: [%q]}
+	g := startGW(t, testkit.Backends("v1", v1.URL, "v2", v2.URL)+`
 routes:
   - name: api
     backend: v1
@@ -231,7 +221,7 @@ routes:
       # max_increase stays at its default 1.2; the p99 rule is set out of
       # reach so that the reason is the median shift.
       analysis: {latency: {max_p99_ratio: 10}, burst: {min_errors: 1000}}
-`, v1.URL, v2.URL))
+`)
 
 	tr := startTraffic(t, g.URL+"/api/slow", "user-", 24, 5000) // ~100 requests/s: mostly waiting
 	st := waitPhase(t, g, "api", rollout.RolledBack)
@@ -262,10 +252,7 @@ routes:
 func TestQuietServiceHolds(t *testing.T) {
 	t.Parallel()
 	v1, v2 := newBackend(t, "v1"), newBackend(t, "v2")
-	g := startGW(t, fmt.Sprintf(`
-backends:
-  v1: {endpoints: [%q]}
-  v2: {endpoints: [%q]}
+	g := startGW(t, testkit.Backends("v1", v1.URL, "v2", v2.URL)+`
 routes:
   - name: quiet
     backend: v1
@@ -277,7 +264,7 @@ routes:
       steps:
         - canary: {weight: 10, min_requests: 100}
         - promote: {}
-`, v1.URL, v2.URL))
+`)
 
 	got := assign(t, testkit.NewClient(t, 64, testkit.Wait.Timeout), g.URL+"/q", users("quiet-", 40), 1)
 	var canaryN, liveN int
@@ -338,10 +325,7 @@ func TestErrorBurstRollsBackAtOnce(t *testing.T) {
 	t.Parallel()
 	const minErrors, workers = 10, 4
 	v1, v2 := newBackend(t, "v1"), newBackend(t, "v2")
-	g := startGW(t, fmt.Sprintf(`
-backends:
-  v1: {endpoints: [%q]}
-  v2: {endpoints: [%q]}
+	g := startGW(t, testkit.Backends("v1", v1.URL, "v2", v2.URL)+fmt.Sprintf(`
 routes:
   - name: burst
     backend: v1
@@ -356,7 +340,7 @@ routes:
       # window 40: 10 failures are a rate of 0.25, above min_increase, so
       # min_errors is what decides.
       analysis: {burst: {window: 40, min_errors: %d, min_increase: 0.2}}
-`, v1.URL, v2.URL, minErrors))
+`, minErrors))
 
 	tr := startTraffic(t, g.URL+"/b", "user-", workers, 5000)
 	testkit.Wait.UntilTrue(t, "v2 serving its share", func() bool { return v2.hits.Load() >= 60 })

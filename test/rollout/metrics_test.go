@@ -1,7 +1,6 @@
 package rollouttest
 
 import (
-	"fmt"
 	"testing"
 
 	"github.com/umbragw/umbra/test/testkit"
@@ -13,10 +12,7 @@ import (
 func TestRolloutMetrics(t *testing.T) {
 	t.Parallel()
 	v1, v2 := newBackend(t, "v1"), newBackend(t, "v2")
-	g := startGW(t, fmt.Sprintf(`
-backends:
-  v1: {endpoints: [%q]}
-  v2: {endpoints: [%q]}
+	g := startGW(t, testkit.Backends("v1", v1.URL, "v2", v2.URL)+`
 routes:
   - name: m
     backend: v1
@@ -28,7 +24,7 @@ routes:
         - canary: {weight: 10, min_requests: 1000000}
         - canary: {weight: 50, min_requests: 1000000}
         - promote: {}
-`, v1.URL, v2.URL))
+`)
 
 	type want struct {
 		step, weight float64

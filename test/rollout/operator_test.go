@@ -19,10 +19,7 @@ import (
 func TestOperatorCommands(t *testing.T) {
 	t.Parallel()
 	v1, v2 := newBackend(t, "v1"), newBackend(t, "v2")
-	g := startGW(t, fmt.Sprintf(`
-backends:
-  v1: {endpoints: [%q]}
-  v2: {endpoints: [%q]}
+	g := startGW(t, testkit.Backends("v1", v1.URL, "v2", v2.URL)+fmt.Sprintf(`
 routes:
   - name: ops
     match: {path_prefix: /ops}
@@ -40,7 +37,7 @@ routes:
   - name: plain
     match: {path_prefix: /plain}
     backend: v1
-`, v1.URL, v2.URL, calm))
+`, calm))
 	cli := umbraBinary(t)
 
 	// Idle: a manual rollout waits for start; commands of a running

@@ -43,10 +43,7 @@ func TestReloadKeepsRolloutWeight(t *testing.T) {
 		}
 	}
 
-	g := startGW(t, fmt.Sprintf(`
-backends:
-  v1: {endpoints: [%q]}
-  v2: {endpoints: [%q]}
+	g := startGW(t, testkit.Backends("v1", v1.URL, "v2", v2.URL)+fmt.Sprintf(`
 routes:
   - name: r
     backend: v1
@@ -61,7 +58,7 @@ routes:
         - promote: {}
       webhooks: {before_step: %q, timeout: 20s}
       %s
-`, v1.URL, v2.URL, hook.URL, calm))
+`, hook.URL, calm))
 	t.Cleanup(doRelease) // before the gateway's shutdown, which waits for the controller
 
 	tr := startTraffic(t, g.URL+"/r", "warm-", 2, 2000)

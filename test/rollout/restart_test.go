@@ -16,10 +16,7 @@ import (
 func TestRestartResumes(t *testing.T) {
 	t.Parallel()
 	v1, v2 := newBackend(t, "v1"), newBackend(t, "v2")
-	g := startGW(t, fmt.Sprintf(`
-backends:
-  v1: {endpoints: [%q]}
-  v2: {endpoints: [%q]}
+	g := startGW(t, testkit.Backends("v1", v1.URL, "v2", v2.URL)+fmt.Sprintf(`
 routes:
   - name: svc
     backend: v1
@@ -35,7 +32,7 @@ routes:
         - canary: {weight: 30, min_requests: 400}
         - promote: {}
       %s
-`, v1.URL, v2.URL, calm))
+`, calm))
 
 	tr := startTraffic(t, g.URL+"/svc", "warm-", 4, 5000)
 	waitStep(t, g, "svc", 1)

@@ -31,11 +31,7 @@ func TestShadowStepRetryAfterFix(t *testing.T) {
 		fmt.Fprintf(w, `{"user":%q,"path":%q,"ok":%t}`, r.Header.Get("X-User-ID"), r.URL.Path, !broken.Load())
 	}))
 	t.Cleanup(v2.Close)
-	g := startGW(t, fmt.Sprintf(`
-backends:
-  v1: {endpoints: [%q]}
-  v1-secondary: {endpoints: [%q]}
-  v2: {endpoints: [%q]}
+	g := startGW(t, testkit.Backends("v1", v1.URL, "v1-secondary", v1b.URL, "v2", v2.URL)+`
 routes:
   - name: checkout
     match: {path_prefix: /checkout}
@@ -49,7 +45,7 @@ routes:
       steps:
         - shadow: {min_requests: 60, max_diff_rate: 0.01}
         - promote: {}
-`, v1.URL, v1b.URL, v2.URL))
+`)
 
 	mustCommand(t, g, "checkout", "start")
 	tr := startTraffic(t, g.URL+"/checkout/cart", "user-", 4, 5000)

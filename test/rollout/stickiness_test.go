@@ -24,16 +24,13 @@ func TestStickyMonotoneSplit(t *testing.T) {
 	const n = 10000
 	v1, v2 := newBackend(t, "v1"), newBackend(t, "v2")
 	cfg := func(weight float64) string {
-		return fmt.Sprintf(`
-backends:
-  v1: {endpoints: [%q]}
-  v2: {endpoints: [%q]}
+		return testkit.Backends("v1", v1.URL, "v2", v2.URL) + fmt.Sprintf(`
 routes:
   - name: web
     backend: v1
     key: "header:X-User-ID"
     canary: {backend: v2, weight: %g, override_header: X-Umbra-Version}
-`, v1.URL, v2.URL, weight)
+`, weight)
 	}
 	g := startGW(t, cfg(5))
 	c := testkit.NewClient(t, 64, testkit.Wait.Timeout)

@@ -88,11 +88,7 @@ func TestWebhooks(t *testing.T) {
         timeout: 2s
 `, h.URL, route)
 	}
-	g := startGW(t, fmt.Sprintf(`
-backends:
-  v1: {endpoints: [%q]}
-  v2: {endpoints: [%q]}
-  v2-bad: {endpoints: [%q]}
+	g := startGW(t, testkit.Backends("v1", v1.URL, "v2", v2.URL, "v2-bad", bad.URL)+`
 routes:
   - name: a
     match: {path_prefix: /a}
@@ -109,7 +105,7 @@ routes:
     backend: v1
     key: "header:X-User-ID"
     canary: {backend: v2-bad}`+plan("c")+`
-`, v1.URL, v2.URL, bad.URL))
+`)
 
 	for _, p := range []string{"/a", "/b", "/c"} {
 		startTraffic(t, g.URL+p+"/x", "user-", 2, 3000)
