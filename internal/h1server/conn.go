@@ -47,6 +47,9 @@ type conn struct {
 	// in a new goroutine until waitUntil (zero: no limit).
 	handedOff bool
 	waitUntil time.Time
+	// park: the connection's place in the server's parker while it waits
+	// there with no goroutine (see parker).
+	park parkState
 	// simple is the request parseSimple fills; serveRequest hands the
 	// handler a copy with the request's context.
 	simple http.Request
@@ -120,16 +123,19 @@ func (c *conn) releaseBuffers() {
 }
 
 // serve reads and answers requests until the connection ends, or until
-// it idles past idleHold: then a new goroutine waits for the next request
-// and this one ends. Its stack grew with the handler's calls (to 8 KiB
-// and more through the proxy) and would stay that size, and resident,
-// while the connection idles; a new goroutine starts small.
+// it idles past idleHold: then it is parked (see parker), or where it
+// cannot be a new goroutine waits for the next request, and this one
+// ends. Its stack grew with the handler's calls (to 8 KiB and more
+// through the proxy) and would stay that size, and resident, while the
+// connection idles.
 func (c *conn) serve() {
 	handOff := false
 	defer func() {
 		p := recover()
 		if handOff && p == nil {
-			go c.resume()
+			if !c.srv.parker.park(c) {
+				go c.resume()
+			}
 			return
 		}
 		c.end(p)
@@ -137,11 +143,10 @@ func (c *conn) serve() {
 	handOff = c.loop()
 }
 
-// resume is the goroutine of a new connection, or of one handed off: it
-// waits for the first byte of a request, then serves. The wait is the
-// first thing it does, with no frame of serve's below it, so the stack
-// an idle connection keeps is small (a garbage collection shrinks it to
-// the 2 KiB minimum).
+// resume is the goroutine of a new connection, or of one handed off or
+// unparked: it waits for the first byte of a request, then serves. The
+// wait is the first thing it does, with no frame of serve's below it, so
+// the stack of a connection waiting in a goroutine is small.
 func (c *conn) resume() {
 	if err := c.awaitFirstByte(); err != nil {
 		c.end(nil) // gone, silent or shut down: nothing to answer

@@ -51,3 +51,6 @@ func BufferedConns(s *Server) int64 { return s.buffered.Load() }
 
 // IdleHold is how long an idle connection keeps its buffers.
 const IdleHold = idleHold
+
+// ParkedConns is how many idle connections of s wait without a goroutine.
+func ParkedConns(s *Server) int { return s.parker.count() }

@@ -79,6 +79,8 @@ type Server struct {
 	closing   atomic.Bool // Shutdown or Close called: no new requests
 	// buffered counts the connections holding read and write buffers.
 	buffered atomic.Int64
+	// parker keeps idle connections without goroutines.
+	parker parker
 
 	// Requests' contexts (internal/reqctx) take their values from values,
 	// BaseContext without its cancellation; BaseContext ending cancels
@@ -253,6 +255,7 @@ func (s *Server) closeListeners() bool {
 // waited for.
 func (s *Server) Shutdown(ctx context.Context) error {
 	s.closeListeners()
+	s.parker.close() // parked connections wait in goroutines, to be closed
 	tick := time.NewTicker(10 * time.Millisecond)
 	defer tick.Stop()
 	for {
@@ -284,6 +287,7 @@ func (s *Server) closeIdle() int {
 // Close stops accepting and closes every connection at once.
 func (s *Server) Close() error {
 	s.closeListeners()
+	s.parker.close()
 	s.mu.Lock()
 	for c := range s.conns {
 		c.state.Store(stateClosed)
