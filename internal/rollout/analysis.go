@@ -38,6 +38,9 @@ func analyzeCanary(c counts, step *config.CanaryStep, a *config.Analysis) result
 		"elapsed_seconds": c.elapsed.Seconds(),
 	}
 	if missing := waitingFor(c, step.MinRequests, step.MinDuration.D()); missing != "" {
+		if n, ok := toDetect(c, a); ok {
+			in["canary_requests_to_detect"] = float64(n)
+		}
 		return result{verdictWait, missing, in}
 	}
 	if r, done := errorVerdict(c, a, in); done {
@@ -67,6 +70,23 @@ func waitingFor(c counts, minRequests int64, minDuration time.Duration) string {
 		return ""
 	}
 	return "waiting for " + joinAnd(needs)
+}
+
+// toDetect is how many more canary requests the error test needs to
+// detect an increase of max_error_rate_increase over live's observed
+// rate at the analysis's confidence (stats.MinSamplesNeeded), which
+// min_requests may well be below; false when it cannot tell (no live
+// requests yet, or too few to pin live's rate down).
+func toDetect(c counts, a *config.Analysis) (int64, bool) {
+	if c.liveN == 0 {
+		return 0, false
+	}
+	n, err := stats.MinSamplesNeeded(stats.SampleSizeParams{LiveErrorRate: float64(c.liveErr) / float64(c.liveN),
+		LiveTotal: c.liveN, MaxIncrease: a.MaxErrorRateIncrease, Confidence: a.Confidence})
+	if err != nil {
+		return 0, false
+	}
+	return max(n-c.canaryN, 0), true
 }
 
 func errorVerdict(c counts, a *config.Analysis, in map[string]float64) (result, bool) {

@@ -56,7 +56,41 @@ func TestAnalyzeCanaryWaitsForData(t *testing.T) {
 			if _, ok := r.Inputs["error_p_value"]; ok {
 				t.Errorf("error test ran before the step had its data: %v", r.Inputs)
 			}
+			if n, ok := r.Inputs["canary_requests_to_detect"]; ok && (tc.c.liveN == 0 || n < 0) {
+				t.Errorf("canary_requests_to_detect %v with %d live requests", n, tc.c.liveN)
+			}
 		})
+	}
+}
+
+// TestHoldSaysRequestsToDetect: a holding canary step says how many more
+// canary requests the error test needs to see the configured increase:
+// fewer the more it has, more the rarer live's errors make the effect.
+func TestHoldSaysRequestsToDetect(t *testing.T) {
+	a := defaultAnalysis(t)
+	step := canaryStep(1_000_000, 0)
+	need := func(c counts) float64 {
+		r := analyzeCanary(c, step, a)
+		n, ok := r.Inputs["canary_requests_to_detect"]
+		if r.Verdict != verdictWait || !ok {
+			t.Fatalf("%+v: %s %v, want a hold that says how many", c, r.Verdict, r.Inputs)
+		}
+		return n
+	}
+	base := need(counts{liveN: 100_000, liveErr: 1000})
+	want, err := stats.MinSamplesNeeded(stats.SampleSizeParams{LiveErrorRate: 0.01, LiveTotal: 100_000,
+		MaxIncrease: a.MaxErrorRateIncrease, Confidence: a.Confidence})
+	if err != nil || base != float64(want) {
+		t.Fatalf("with no canary requests yet: %v, want MinSamplesNeeded's %d (%v)", base, want, err)
+	}
+	if got := need(counts{canaryN: 1000, liveN: 100_000, liveErr: 1000}); got != base-1000 {
+		t.Errorf("after 1000 canary requests: %v, want %v", got, base-1000)
+	}
+	if got := need(counts{canaryN: int64(base) + 5, liveN: 100_000, liveErr: 1000}); got != 0 {
+		t.Errorf("with enough canary requests: %v, want 0", got)
+	}
+	if got := need(counts{liveN: 100_000, liveErr: 10_000}); got <= base {
+		t.Errorf("a noisier live (10%% errors) needs %v, want more than %v", got, base)
 	}
 }
 
