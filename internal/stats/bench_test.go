@@ -49,14 +49,6 @@ func BenchmarkHodgesLehmann(b *testing.B) {
 			}
 		})
 	}
-	b.Run("ShiftCI/1000x1000", func(b *testing.B) {
-		r := rand.New(rand.NewPCG(3, 3))
-		x, y := latencies(r, 1000, 1.05), latencies(r, 1000, 1)
-		b.ReportAllocs()
-		for b.Loop() {
-			_, _ = ShiftCI(x, y, 0.95)
-		}
-	})
 }
 
 func BenchmarkCompareProportions(b *testing.B) {

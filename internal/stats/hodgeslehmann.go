@@ -1,7 +1,6 @@
 package stats
 
 import (
-	"errors"
 	"math"
 	"math/rand/v2"
 	"slices"
@@ -36,96 +35,6 @@ func HodgesLehmann(canary, live []float64) float64 {
 		return math.NaN()
 	}
 	return newDiffMatrix(x, y).median()
-}
-
-// ShiftEstimate is a Hodges-Lehmann shift with its confidence interval and
-// its size relative to the live median.
-type ShiftEstimate struct {
-	// Estimate is HodgesLehmann(canary, live), in the samples' unit.
-	Estimate float64
-
-	// Lower and Upper bound the shift with two-sided confidence
-	// Confidence. The lower limit alone is a one-sided lower bound at
-	// confidence (1+Confidence)/2.
-	Lower, Upper float64
-	Confidence   float64
-
-	// Exact reports that the interval comes from the exact distribution of
-	// U (both samples under ExactLimit, no ties); otherwise from the normal
-	// approximation.
-	Exact bool
-
-	// LiveMedian is the median of the live sample (Quantile type 7).
-	LiveMedian float64
-
-	// Ratio, RatioLower and RatioUpper give the shift relative to the live
-	// median: (LiveMedian + Estimate) / LiveMedian and the same for the
-	// limits. A canary whose latencies sit 20% above live's has Ratio
-	// ≈ 1.2, the form of a limit such as "latency max_increase 1.2". They
-	// are defined only when LiveMedian > 0 (HasRatio); otherwise they are 0
-	// (never NaN, so a result can always be encoded as JSON).
-	Ratio, RatioLower, RatioUpper float64
-	HasRatio                      bool
-}
-
-// ShiftCI returns the Hodges-Lehmann shift of canary against live with a
-// two-sided confidence interval at confidence conf (for example 0.95),
-// following R's wilcox.test(canary, live, conf.int = TRUE, conf.level =
-// conf):
-//
-//   - exact (no ties, both samples under ExactLimit): the interval is
-//     [d(k), d(mn+1−k)], d(1) ≤ … ≤ d(mn) the sorted pairwise differences
-//     and k = qwilcox((1−conf)/2, m, n) (at least 1), exactly as R does;
-//   - otherwise k = ⌈mn/2 − 0.5 − z·σ⌉, z = Φ⁻¹((1+conf)/2) and σ the
-//     standard deviation of U with the tie correction for ties within each
-//     sample. This is the order statistic at which R's continuity-corrected
-//     asymptotic interval (found by root search) jumps, so the limits agree
-//     with R's to R's root tolerance.
-//
-// The order statistics are selected like HodgesLehmann's median, so the
-// whole estimate costs O((m+n)·log(m+n)). Errors: ErrEmptySample, ErrNaN,
-// ErrNotFinite, or a conf outside (0, 1).
-func ShiftCI(canary, live []float64, conf float64) (ShiftEstimate, error) {
-	if !(conf > 0 && conf < 1) {
-		return ShiftEstimate{}, errors.New("stats: confidence must be in (0, 1)")
-	}
-	x, err := sortedCopy(canary, true)
-	if err != nil {
-		return ShiftEstimate{}, err
-	}
-	y, err := sortedCopy(live, true)
-	if err != nil {
-		return ShiftEstimate{}, err
-	}
-	m, n := len(x), len(y)
-	mn := int64(m) * int64(n)
-	dm := newDiffMatrix(x, y)
-	est := ShiftEstimate{
-		Estimate:   dm.median(),
-		Confidence: conf,
-		LiveMedian: QuantileSorted(y, 0.5),
-	}
-
-	alpha := 1 - conf
-	var k int64
-	if m < ExactLimit && n < ExactLimit && !rankSums(x, y).ties {
-		est.Exact = true
-		k = int64(newUDist(m, n).quantile(alpha / 2))
-	} else {
-		z := normalQuantile(1 - alpha/2)
-		sigma := uSigma(m, n, withinTieSum(x)+withinTieSum(y))
-		k = int64(math.Ceil(float64(mn)/2 - 0.5 - z*sigma))
-	}
-	k = max(1, min(k, mn))
-	est.Lower = dm.kth(k)
-	est.Upper = dm.kth(mn + 1 - k)
-	if est.LiveMedian > 0 {
-		est.HasRatio = true
-		est.Ratio = (est.LiveMedian + est.Estimate) / est.LiveMedian
-		est.RatioLower = (est.LiveMedian + est.Lower) / est.LiveMedian
-		est.RatioUpper = (est.LiveMedian + est.Upper) / est.LiveMedian
-	}
-	return est, nil
 }
 
 // ShiftRatio is the Hodges-Lehmann shift relative to the live median,

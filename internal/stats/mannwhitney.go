@@ -21,19 +21,6 @@ const (
 	Less
 )
 
-// String returns "two-sided", "greater" or "less" (R's names).
-func (a Alternative) String() string {
-	switch a {
-	case TwoSided:
-		return "two-sided"
-	case Greater:
-		return "greater"
-	case Less:
-		return "less"
-	}
-	return "invalid"
-}
-
 // Errors returned for unusable input.
 var (
 	ErrEmptySample    = errors.New("stats: empty sample")
@@ -227,23 +214,6 @@ func rankSums(x, y []float64) rankSummary {
 	return rs
 }
 
-// withinTieSum is Σ(t³−t) over groups of equal values inside one sorted
-// sample.
-func withinTieSum(x []float64) float64 {
-	s := 0.0
-	for i := 0; i < len(x); {
-		k := i + 1
-		for k < len(x) && x[k] == x[i] {
-			k++
-		}
-		if t := float64(k - i); t > 1 {
-			s += t*t*t - t
-		}
-		i = k
-	}
-	return s
-}
-
 // sortedCopy returns a sorted copy of xs. It rejects empty input and NaN,
 // and ±Inf too when finite is set.
 func sortedCopy(xs []float64, finite bool) ([]float64, error) {
@@ -366,21 +336,4 @@ func (d uDist) cdf(u int) float64 {
 // sf is P(U ≥ u) = P(U ≤ mn − u).
 func (d uDist) sf(u int) float64 {
 	return d.cdf(d.m*d.n - u)
-}
-
-// quantile is R's qwilcox(p, m, n): the smallest q with P(U ≤ q) ≥ p,
-// for 0 < p ≤ 0.5.
-func (d uDist) quantile(p float64) int {
-	mn := d.m * d.n
-	c := d.counts(mn / 2)
-	s := 0.0
-	for q, v := range c {
-		s += v
-		// R's qwilcox (nmath/wilcox.c) compares with p − 10ε so that
-		// rounding cannot push the quantile up a step.
-		if s/d.total >= p-10*dblEpsilon {
-			return q
-		}
-	}
-	return mn / 2
 }

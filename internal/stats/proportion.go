@@ -17,19 +17,6 @@ const (
 	FisherExact
 )
 
-// String returns "none", "z-test" or "fisher-exact".
-func (t ProportionTest) String() string {
-	switch t {
-	case NoTest:
-		return "none"
-	case ZTest:
-		return "z-test"
-	case FisherExact:
-		return "fisher-exact"
-	}
-	return "invalid"
-}
-
 // MinExpectedCount is the smallest expected count, in every cell of the
 // 2×2 table (errors and successes of each version, expected under equal
 // rates), for which CompareProportions trusts the z-test (Cochran's rule);

@@ -25,23 +25,6 @@ func Quantile(xs []float64, q float64) float64 {
 	return QuantileSorted(s, q)
 }
 
-// Quantiles returns the quantiles of xs at each of qs, sorting xs once.
-// Entries are NaN as Quantile would return them.
-func Quantiles(xs []float64, qs ...float64) []float64 {
-	out := make([]float64, len(qs))
-	s := slices.Clone(xs)
-	hasNaN := slices.ContainsFunc(s, math.IsNaN)
-	slices.Sort(s)
-	for i, q := range qs {
-		if hasNaN {
-			out[i] = math.NaN()
-			continue
-		}
-		out[i] = QuantileSorted(s, q)
-	}
-	return out
-}
-
 // QuantileSorted is Quantile for a sample already sorted in ascending order
 // (not checked), in O(1).
 func QuantileSorted(sorted []float64, q float64) float64 {

@@ -24,9 +24,7 @@ func TestQuantileAgainstR(t *testing.T) {
 			[]float64{1.3, 2, 2.5, 3.9699999999999998}},
 	}
 	for _, c := range cases {
-		got := Quantiles(c.xs, c.qs...)
 		for i, q := range c.qs {
-			checkClose(t, c.rcall, got[i], c.want[i], 1e-14)
 			checkClose(t, c.rcall, Quantile(c.xs, q), c.want[i], 1e-14)
 		}
 	}
@@ -40,9 +38,6 @@ func TestQuantileEdgeCases(t *testing.T) {
 		if v := Quantile(c.xs, c.q); !math.IsNaN(v) {
 			t.Errorf("Quantile(%v, %v) = %v, want NaN", c.xs, c.q, v)
 		}
-	}
-	if v := Quantiles([]float64{1, math.NaN()}, 0.5); !math.IsNaN(v[0]) {
-		t.Errorf("Quantiles with NaN = %v", v)
 	}
 	if v := Quantile([]float64{7}, 0.99); v != 7 {
 		t.Errorf("single value: %v", v)

@@ -40,13 +40,6 @@ func NewReservoir(capacity int) *Reservoir {
 	return newReservoir(capacity, rand.New(rand.NewPCG(rand.Uint64(), rand.Uint64())))
 }
 
-// NewSeededReservoir is NewReservoir with a fixed seed: the same seed and
-// the same sequence of Adds (in the same order) give the same sample. For
-// tests and reproducible analyses.
-func NewSeededReservoir(capacity int, seed uint64) *Reservoir {
-	return newReservoir(capacity, rand.New(rand.NewPCG(seed, seed^0x9e3779b97f4a7c15)))
-}
-
 func newReservoir(capacity int, rng *rand.Rand) *Reservoir {
 	capacity = max(capacity, 1)
 	r := &Reservoir{capacity: capacity, buf: make([]float64, 0, capacity), rng: rng}

@@ -2,6 +2,7 @@ package stats
 
 import (
 	"math"
+	"math/rand/v2"
 	"runtime"
 	"slices"
 	"sync"
@@ -234,4 +235,10 @@ func TestReservoirConcurrent(t *testing.T) {
 	if r.Len() > 64 || int64(r.Len()) > r.Count() {
 		t.Errorf("after racing resets: len %d count %d", r.Len(), r.Count())
 	}
+}
+
+// NewSeededReservoir is NewReservoir with a fixed seed: the same seed and
+// the same sequence of Adds (in the same order) give the same sample.
+func NewSeededReservoir(capacity int, seed uint64) *Reservoir {
+	return newReservoir(capacity, rand.New(rand.NewPCG(seed, seed^0x9e3779b97f4a7c15)))
 }
