@@ -34,8 +34,6 @@ var (
 // wilcox.test does; otherwise the normal approximation.
 const ExactLimit = 50
 
-const dblEpsilon = 2.220446049250313e-16
-
 // MannWhitneyResult is the outcome of a Mann-Whitney U test of the canary
 // sample against the live sample.
 type MannWhitneyResult struct {
