@@ -13,6 +13,7 @@ import (
 
 	"github.com/umbragw/umbra/internal/adoption"
 	"github.com/umbragw/umbra/internal/diffs"
+	"github.com/umbragw/umbra/internal/rollout"
 	"github.com/umbragw/umbra/test/testkit"
 )
 
@@ -265,4 +266,48 @@ func shopAdoption(t *testing.T, g *testkit.Gateway) adoption.RouteReport {
 		}
 	}
 	return adoption.RouteReport{}
+}
+
+// TestFleetShadowStepOnMergedComparisons: a shadow step that needs 30
+// compared answers, with 12 compared on each of three replicas: no
+// replica has enough alone, the fleet has 36. The leader judges the step
+// on the fleet's comparisons: a candidate whose price differs is rolled
+// back, one that differs only by noise passes to the next step.
+func TestFleetShadowStepOnMergedComparisons(t *testing.T) {
+	for _, differs := range []bool{true, false} {
+		t.Run(fmt.Sprintf("price differs %v", differs), func(t *testing.T) {
+			e := testkit.StartEtcd(t)
+			b := newShopBackends(t, differs)
+			gws := startFleet(t, e, 3, b.routes(`    rollout:
+      start: auto
+      interval: 100ms
+      steps:
+        - shadow: {min_requests: 30, max_diff_rate: 0.01}
+        - canary: {weight: 10, min_requests: 100000000}
+        - promote: {}
+`))
+			leader(t, gws, "shop")
+			for _, g := range gws {
+				sendShop(t, g.URL, 12)
+			}
+			var sts []rollout.Status
+			if differs {
+				sts = waitAllPhase(t, gws, "shop", rollout.RolledBack)
+			} else {
+				for _, g := range gws {
+					sts = append(sts, waitStep(t, g, "shop", 1))
+				}
+			}
+			sameDecisions(t, sts)
+			d := moves(sts[0].Decisions)[1]
+			if want := map[bool]string{true: "rollback", false: "promote"}[differs]; d.Action != want || d.Inputs["compared"] < 30 {
+				t.Fatalf("decision %s on %v, want %s on at least 30 comparisons:\n%s", d.Action, d.Inputs, want, dump(sts[0].Decisions))
+			}
+			for _, g := range gws {
+				if own := shopReport(t, g).Replicas; len(own) != 3 {
+					t.Errorf("%s: %d replicas' comparisons, want 3: %v", g.AdminURL, len(own), own)
+				}
+			}
+		})
+	}
 }
