@@ -4,7 +4,9 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"maps"
 	"net/url"
+	"slices"
 	"sort"
 	"strings"
 	"text/tabwriter"
@@ -17,7 +19,7 @@ import (
 func diffCmd() *cobra.Command {
 	var a adminClient
 	var route, endpoint, field string
-	var asJSON, samples, reset bool
+	var asJSON, samples, reset, replicas bool
 	cmd := &cobra.Command{
 		Use:   "diff",
 		Short: "Show how shadow answers differ from live ones, per route, endpoint and field",
@@ -28,7 +30,8 @@ func diffCmd() *cobra.Command {
   umbra diff --samples --route checkout --endpoint "GET /checkout/{id}" --field '$.total'
   umbra diff --reset --route checkout          forget one route's results (noise marks stay)
   umbra diff --reset --route checkout --endpoint "GET /checkout/{id}"   forget one endpoint's
-  umbra diff --reset                           forget every route's results`,
+  umbra diff --reset                           forget every route's results
+  umbra diff --replicas                        fleet mode: each replica's share of every endpoint`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			switch {
@@ -63,7 +66,7 @@ func diffCmd() *cobra.Command {
 			if err := a.do("GET", path, nil, &rep); err != nil {
 				return err
 			}
-			printDiffReport(cmd.OutOrStdout(), rep)
+			printDiffReport(cmd.OutOrStdout(), rep, replicas)
 			return nil
 		},
 	}
@@ -73,12 +76,14 @@ func diffCmd() *cobra.Command {
 	cmd.Flags().BoolVar(&samples, "samples", false, "show the kept sample pairs (live, candidate, secondary) of the regressed fields, or of --field")
 	cmd.Flags().StringVar(&endpoint, "endpoint", "", `with --samples or --reset: only this endpoint, as the report names it ("GET /checkout/{id}")`)
 	cmd.Flags().StringVar(&field, "field", "", "with --samples: this field's samples, regression or not (needs --route)")
+	cmd.Flags().BoolVar(&replicas, "replicas", false, "fleet mode: under each endpoint, the answers each replica compared and found differing")
 	cmd.Flags().BoolVar(&reset, "reset", false, "forget the comparison results and samples of --endpoint of --route, of --route, or of every route (noise marks stay)")
 	return cmd
 }
 
-// printDiffReport renders the report as one table per route.
-func printDiffReport(w io.Writer, rep diffs.Report) {
+// printDiffReport renders the report as one table per route, with each
+// replica's counts under its endpoint when asked (fleet mode).
+func printDiffReport(w io.Writer, rep diffs.Report, replicas bool) {
 	if len(rep.Routes) == 0 {
 		fmt.Fprintln(w, "No route compares answers (add compare: to a route with a shadow target).")
 		return
@@ -94,6 +99,12 @@ func printDiffReport(w io.Writer, rep diffs.Report) {
 		for _, e := range r.Endpoints {
 			fmt.Fprintf(tw, "  %s\t%d\t%d (%.1f%%)\t%.1f / %.1f\t%.1f / %.1f\t%s\n", e.Endpoint, e.Compared, e.Differing,
 				100*e.DiffRate, e.Latency.LiveP50, e.Latency.LiveP99, e.Latency.CandidateP50, e.Latency.CandidateP99, skipped(e.Skipped))
+			if replicas {
+				for _, node := range slices.Sorted(maps.Keys(e.Replicas)) {
+					c := e.Replicas[node]
+					fmt.Fprintf(tw, "    replica %s\t%d\t%d\t\t\t\n", node, c.Compared, c.Differing)
+				}
+			}
 			for _, f := range e.Regressions {
 				fmt.Fprintf(tw, "    REGRESSION %s\traw %.2f%%\tnoise %.2f%%\t%s\t\t\n", f.Field, 100*f.RawRate, 100*f.NoiseRate, kinds(f.Kinds))
 			}

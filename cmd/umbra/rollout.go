@@ -12,6 +12,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/umbragw/umbra/internal/cluster"
 	"github.com/umbragw/umbra/internal/rollout"
 )
 
@@ -110,13 +111,49 @@ func printRollout(w io.Writer, st rollout.Status, decisions bool) {
 	if st.HeldReason != "" {
 		fmt.Fprintf(w, "  held: %s\n  run `umbra rollout start|promote|abort %s`\n", st.HeldReason, st.Route)
 	}
+	printFleet(w, st)
 	if !decisions || len(st.Decisions) == 0 {
 		return
 	}
 	fmt.Fprintln(w, "  decisions:")
 	tw := tabwriter.NewWriter(w, 2, 4, 2, ' ', 0)
 	for _, d := range st.Decisions {
-		fmt.Fprintf(tw, "    %s\tstep %d\t%g%%\t%s\t%s\t%s\n", d.At.Format("15:04:05"), d.Step+1, d.Weight, d.Action, d.Reason, inputs(d.Inputs))
+		by := ""
+		if d.Node != "" {
+			by = "by " + d.Node
+		}
+		fmt.Fprintf(tw, "    %s\tstep %d\t%g%%\t%s\t%s\t%s\t%s\n", d.At.Format("15:04:05"), d.Step+1, d.Weight, d.Action, by, d.Reason, inputs(d.Inputs))
+	}
+	tw.Flush()
+}
+
+// printFleet shows, in fleet mode, who leads the rollout and each
+// replica's window of the current step.
+func printFleet(w io.Writer, st rollout.Status) {
+	if st.Fleet == nil {
+		return
+	}
+	var v cluster.FleetView
+	b, _ := json.Marshal(st.Fleet)
+	if json.Unmarshal(b, &v) != nil {
+		return
+	}
+	health := "etcd ok"
+	if !v.Healthy {
+		health = "etcd trouble: " + v.Problem
+	}
+	fmt.Fprintf(w, "  fleet: this replica %s, leader %s, members %s; %s\n", v.Node, orDash(v.Leader), strings.Join(v.Members, " "), health)
+	if len(v.Windows) == 0 {
+		return
+	}
+	tw := tabwriter.NewWriter(w, 2, 4, 2, ' ', 0)
+	fmt.Fprintln(tw, "    REPLICA\tLIVE REQUESTS\tERRORS\tp50/p99 ms\tCANARY REQUESTS\tERRORS\tp50/p99 ms")
+	for _, x := range v.Windows {
+		if x.Epoch != st.Window {
+			continue // an older step's, not yet replaced
+		}
+		fmt.Fprintf(tw, "    %s\t%d\t%d\t%.1f / %.1f\t%d\t%d\t%.1f / %.1f\n", x.Node, x.LiveRequests, x.LiveErrors, x.LiveP50, x.LiveP99,
+			x.CanaryRequest, x.CanaryErrors, x.CanaryP50, x.CanaryP99)
 	}
 	tw.Flush()
 }

@@ -106,6 +106,9 @@ func New(cfg *config.Cluster, log *slog.Logger, reg prometheus.Registerer) (*Nod
 // Name is this replica's node name.
 func (n *Node) Name() string { return n.name }
 
+// Self implements rollout.Fleet: the node name decisions are recorded under.
+func (n *Node) Self() string { return n.name }
+
 // Start reads the fleet's current state and applies it (so a replica that
 // joins late serves the current weights from its first request), then
 // starts the session, the elections, the watch and the publisher. If etcd

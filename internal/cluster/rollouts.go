@@ -14,6 +14,7 @@ import (
 	"go.etcd.io/etcd/client/v3/concurrency"
 
 	"github.com/umbragw/umbra/internal/rollout"
+	"github.com/umbragw/umbra/internal/stats"
 )
 
 // route is one rollout as the fleet shares it.
@@ -434,15 +435,20 @@ type FleetView struct {
 	Windows []WindowBrief `json:"windows,omitempty"` // per replica, this step
 }
 
-// WindowBrief is one replica's window of the step, without its samples.
+// WindowBrief is one replica's window of the step: its counts and the
+// median and 99th percentile of its latency sample (milliseconds).
 type WindowBrief struct {
-	Node          string `json:"node"`
-	Epoch         uint64 `json:"epoch"`
-	LiveRequests  int64  `json:"live_requests"`
-	LiveErrors    int64  `json:"live_errors"`
-	CanaryRequest int64  `json:"canary_requests"`
-	CanaryErrors  int64  `json:"canary_errors"`
-	Burst         bool   `json:"burst,omitempty"`
+	Node          string  `json:"node"`
+	Epoch         uint64  `json:"epoch"`
+	LiveRequests  int64   `json:"live_requests"`
+	LiveErrors    int64   `json:"live_errors"`
+	LiveP50       float64 `json:"live_p50_ms"`
+	LiveP99       float64 `json:"live_p99_ms"`
+	CanaryRequest int64   `json:"canary_requests"`
+	CanaryErrors  int64   `json:"canary_errors"`
+	CanaryP50     float64 `json:"canary_p50_ms"`
+	CanaryP99     float64 `json:"canary_p99_ms"`
+	Burst         bool    `json:"burst,omitempty"`
 }
 
 // Describe implements rollout.FleetMember.
@@ -483,5 +489,15 @@ func (n *Node) Describe(name string) any {
 
 func brief(w rollout.WindowSummary) WindowBrief {
 	return WindowBrief{Node: w.Node, Epoch: w.Epoch, LiveRequests: w.Live.N, LiveErrors: w.Live.Errors,
-		CanaryRequest: w.Canary.N, CanaryErrors: w.Canary.Errors, Burst: w.Burst}
+		LiveP50: quantile(w.Live.Ms, 0.5), LiveP99: quantile(w.Live.Ms, 0.99),
+		CanaryRequest: w.Canary.N, CanaryErrors: w.Canary.Errors,
+		CanaryP50: quantile(w.Canary.Ms, 0.5), CanaryP99: quantile(w.Canary.Ms, 0.99), Burst: w.Burst}
+}
+
+// quantile of a latency sample; 0 when empty (JSON has no NaN).
+func quantile(ms []float64, q float64) float64 {
+	if len(ms) == 0 {
+		return 0
+	}
+	return stats.Quantile(ms, q)
 }

@@ -126,6 +126,8 @@ type Decision struct {
 	Action Action             `json:"action"`
 	Reason string             `json:"reason"`
 	Inputs map[string]float64 `json:"inputs,omitempty"`
+	// Node is the replica that decided, in fleet mode (the leader).
+	Node string `json:"node,omitempty"`
 }
 
 // Sources give a controller what it judges the shadow step on.
@@ -465,6 +467,9 @@ func (c *Controller) holdLost(reason string) {
 func (c *Controller) decide(action Action, reason string, inputs map[string]float64) {
 	c.gen++
 	d := Decision{At: time.Now(), Step: c.state.Step, Weight: c.state.Weight, Action: action, Reason: reason, Inputs: inputs}
+	if c.fleet != nil {
+		d.Node = c.fleet.Self()
+	}
 	last := len(c.state.Decisions) - 1
 	if action == actionHold && last >= 0 && c.state.Decisions[last].Action == actionHold && c.state.Decisions[last].Step == d.Step {
 		// Holds within one step replace each other: a service with trickling

@@ -16,6 +16,8 @@ import (
 // The methods are called with the controller's lock held and must not
 // block on the network: the fleet does its I/O on its own goroutines.
 type Fleet interface {
+	// Self names this replica, recorded in the decisions it makes.
+	Self() string
 	// Leading reports whether this replica judges route now.
 	Leading(route string) bool
 	// Peers returns the other replicas' windows of the route's window

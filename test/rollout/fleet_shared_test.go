@@ -5,6 +5,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"net/url"
+	"regexp"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -12,6 +13,7 @@ import (
 	clientv3 "go.etcd.io/etcd/client/v3"
 
 	"github.com/umbragw/umbra/internal/adoption"
+	"github.com/umbragw/umbra/internal/cluster"
 	"github.com/umbragw/umbra/internal/diffs"
 	"github.com/umbragw/umbra/internal/rollout"
 	"github.com/umbragw/umbra/test/testkit"
@@ -142,6 +144,14 @@ func TestFleetDiffsAddUp(t *testing.T) {
 		}
 		if nonce, ok := field(rep, "$.nonce"); !ok || nonce.Raw != 31 || nonce.Noise != 31 || nonce.Regression {
 			t.Errorf("%s: nonce %+v, want 31 raw and 31 noise differences, not a regression", g.AdminURL, nonce)
+		}
+	}
+
+	// umbra diff --replicas shows each replica's share.
+	out, code := runCLI(t, umbraBinary(t), "diff", "--replicas", "--admin", gws[1].AdminURL)
+	for i, n := range sends {
+		if re := regexp.MustCompile(fmt.Sprintf(`replica node%d +%d +%d`, i+1, n, n)); code != 0 || !re.MatchString(out) {
+			t.Errorf("umbra diff --replicas (exit %d) does not show node%d with %d comparisons:\n%s", code, i+1, n, out)
 		}
 	}
 
@@ -309,5 +319,44 @@ func TestFleetShadowStepOnMergedComparisons(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+// TestFleetStatusPerReplica: the rollout's status on any replica (API and
+// umbra rollout status) shows each replica's window of the current step,
+// with its requests, errors and latency, and which replica decided.
+func TestFleetStatusPerReplica(t *testing.T) {
+	e := testkit.StartEtcd(t)
+	v1, v2 := newBackend(t, "v1"), newBackend(t, "v2")
+	gws := heldFleet(t, e, 3, 50, v1, v2)
+	lead := leader(t, gws, "checkout")
+	tr := startTrafficAll(t, urls(gws, "/checkout/cart"), "user-", 3, 300)
+	var v cluster.FleetView
+	var st rollout.Status
+	testkit.Wait.Until(t, "three replicas' windows of the step, with latencies", func() (bool, string) {
+		st, v = fleetStatus(t, gws[(lead+1)%3], "checkout")
+		n := 0
+		for _, w := range v.Windows {
+			if w.Epoch == st.Window && w.LiveRequests > 0 && w.CanaryRequest > 0 && w.LiveP99 > 0 && w.CanaryP99 > 0 {
+				n++
+			}
+		}
+		return n == 3, fmt.Sprintf("%+v", v.Windows)
+	})
+	tr.Stop()
+	leaderNode := fmt.Sprintf("node%d", lead+1)
+	if v.Leader != leaderNode {
+		t.Errorf("the status names %q as leader, want %s", v.Leader, leaderNode)
+	}
+	for _, d := range st.Decisions {
+		if d.Node != leaderNode {
+			t.Errorf("decision %s was made by %q, want the leader %s", d.Action, d.Node, leaderNode)
+		}
+	}
+	out, code := runCLI(t, umbraBinary(t), "rollout", "status", "checkout", "--admin", gws[(lead+2)%3].AdminURL)
+	for _, want := range []string{"leader " + leaderNode, "by " + leaderNode, "node1", "node2", "node3", "CANARY REQUESTS"} {
+		if code != 0 || !strings.Contains(out, want) {
+			t.Errorf("umbra rollout status (exit %d) does not show %q:\n%s", code, want, out)
+		}
 	}
 }
