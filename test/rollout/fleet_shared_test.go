@@ -9,6 +9,7 @@ import (
 	"strings"
 	"sync/atomic"
 	"testing"
+	"time"
 
 	clientv3 "go.etcd.io/etcd/client/v3"
 
@@ -358,5 +359,66 @@ func TestFleetStatusPerReplica(t *testing.T) {
 		if code != 0 || !strings.Contains(out, want) {
 			t.Errorf("umbra rollout status (exit %d) does not show %q:\n%s", code, want, out)
 		}
+	}
+}
+
+// TestFleetWriteRate: with traffic on every replica (a running canary
+// step, comparisons, adoption counts), each replica writes to etcd at
+// most once per publish_interval (its window) and twice per
+// share_interval (its two summaries), whatever the traffic: it logs the
+// puts per second per replica and the bytes etcd received.
+func TestFleetWriteRate(t *testing.T) {
+	const interval = 250 * time.Millisecond
+	e := testkit.StartEtcd(t)
+	b := newShopBackends(t, true)
+	gws := make([]*testkit.Gateway, 3)
+	for i := range gws {
+		gws[i] = startGW(t, fmt.Sprintf("cluster:\n  node: node%d\n  etcd: {endpoints: [%q], prefix: %q, dial_timeout: 3s, request_timeout: 1s}\n"+
+			"  publish_interval: %v\n  share_interval: %v\n  lease_ttl: 2s\n", i+1, e.URL, "/"+t.Name()+"/", interval, interval)+
+			b.routes(`    rollout:
+      start: auto
+      interval: 100ms
+      steps:
+        - canary: {weight: 50, min_requests: 100000000}
+        - promote: {}
+`))
+	}
+	for _, g := range gws {
+		testkit.Wait.UntilTrue(t, "the canary step running", func() bool { return status(t, g, "shop").Weight == 50 })
+	}
+	tr := startTrafficAll(t, urls(gws, "/shop/1"), "user-", 6, 500)
+	testkit.Wait.UntilTrue(t, "traffic", func() bool { return tr.sent.Load() > 300 })
+	puts := func() float64 { return e.Metric("etcd_mvcc_put_total") }
+	bytesIn := func() float64 { return e.Metric("etcd_network_client_grpc_received_bytes_total") }
+	summaries := func() (n float64) {
+		for _, g := range gws {
+			n += g.Metric(t, "umbra_cluster_summaries_published_total")
+		}
+		return n
+	}
+	p0, b0, s0, r0, start := puts(), bytesIn(), summaries(), tr.sent.Load(), time.Now()
+	time.Sleep(4 * time.Second)
+	p1, b1, s1, r1, elapsed := puts(), bytesIn(), summaries(), tr.sent.Load(), time.Since(start)
+	tr.Stop()
+	perReplica := (p1 - p0) / 3 / elapsed.Seconds()
+	// Per replica: a window and two summaries per interval; the leader
+	// also writes the state at each evaluation that holds (every 100 ms),
+	// a third of that per replica.
+	bound := 3/interval.Seconds() + 10.0/3 + 1
+	var sizes []string
+	for _, kind := range []string{"compare", "adoption"} {
+		sizes = append(sizes, fmt.Sprintf("%s %.0f B", kind, gws[0].Metric(t, "umbra_cluster_summary_bytes", "kind", kind)))
+	}
+	t.Logf("%d requests in %v (%.0f/s): %.2f etcd puts per second per replica (bound %.1f), of which %.2f summaries; %.0f bytes per second per replica; summary sizes %s",
+		r1-r0, elapsed.Round(time.Millisecond), float64(r1-r0)/elapsed.Seconds(), perReplica, bound,
+		(s1-s0)/3/elapsed.Seconds(), (b1-b0)/3/elapsed.Seconds(), strings.Join(sizes, ", "))
+	if summaryRate := (s1 - s0) / 3 / elapsed.Seconds(); summaryRate > 2/interval.Seconds()+0.5 {
+		t.Errorf("%.2f summaries per second per replica, more than two per share_interval", summaryRate)
+	}
+	if perReplica > bound {
+		t.Errorf("%.2f etcd puts per second per replica; the bound by time is %.1f", perReplica, bound)
+	}
+	if tr.errs.Load() != 0 || tr.failed.Load() != 0 {
+		t.Errorf("%d requests failed, %d answered 5xx", tr.errs.Load(), tr.failed.Load())
 	}
 }
