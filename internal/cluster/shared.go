@@ -43,8 +43,9 @@ const maxDeparted = 64
 
 // A source is one kind of shared results of this replica.
 type source interface {
-	// snapshot is this replica's summary and the origin of its counts.
-	snapshot() (origin string, data any)
+	// snapshot is this replica's summary and the origin of its counts,
+	// or why it cannot be published now.
+	snapshot() (origin string, data any, err error)
 	// decode reads and checks a summary of the kind written by node.
 	decode(node string, data json.RawMessage) (any, error)
 	// empty reports a summary that counts nothing: not worth a write
@@ -215,7 +216,11 @@ func (n *Node) sharedKinds() []*shared {
 }
 
 func (n *Node) publishShared(sh *shared, lease clientv3.LeaseID) {
-	origin, data := sh.src.snapshot()
+	origin, data, err := sh.src.snapshot()
+	if err != nil {
+		n.log.Error("shared results not published", "kind", sh.kind, "err", err)
+		return
+	}
 	raw, err := json.Marshal(data)
 	if err != nil {
 		n.log.Error("encoding shared results", "kind", sh.kind, "err", err)
@@ -261,6 +266,11 @@ func (n *Node) handleShared(p parsed, kv *mvccpb.KeyValue, deleted bool) {
 		if p.kind == "summary" {
 			gone, fold = sh.live[p.name]
 			delete(sh.live, p.name)
+			if fold && p.name != n.name && !sh.src.empty(gone.value) {
+				// Counted as departed at once, not when the fold comes
+				// back through the watch: the fleet's counts never dip.
+				sh.departed[gone.origin] = gone
+			}
 		} else {
 			delete(sh.departed, p.name)
 		}
@@ -357,24 +367,23 @@ func (n *Node) forgetMissingShared(present map[string]bool) {
 	for _, sh := range n.sharedKinds() {
 		var gone []sharedEntry
 		sh.mu.Lock()
-		for node, e := range sh.live {
-			if !present[n.keys.summary(sh.kind, node)] {
-				delete(sh.live, node)
-				if node != n.name {
-					gone = append(gone, e)
-				}
-			}
-		}
 		for origin := range sh.departed {
 			if !present[n.keys.departed(sh.kind, origin)] {
 				delete(sh.departed, origin)
 			}
 		}
+		for node, e := range sh.live {
+			if !present[n.keys.summary(sh.kind, node)] {
+				delete(sh.live, node)
+				if node != n.name && !sh.src.empty(e.value) {
+					sh.departed[e.origin] = e // until the fold comes back
+					gone = append(gone, e)
+				}
+			}
+		}
 		sh.mu.Unlock()
 		for _, e := range gone {
-			if !sh.src.empty(e.value) {
-				n.fold(sh, e)
-			}
+			n.fold(sh, e)
 		}
 	}
 }
@@ -410,10 +419,13 @@ func (c *compareShare) Peers() []diffs.Summary {
 	return out
 }
 
-func (c *compareShare) snapshot() (string, any) {
-	s := c.rec.Summary()
+func (c *compareShare) snapshot() (string, any, error) {
+	s, err := c.rec.Summary()
+	if err != nil {
+		return "", nil, fmt.Errorf("writing the results to the store before publishing them: %w", err)
+	}
 	s.Node = c.n.name
-	return s.Origin, s
+	return s.Origin, s, nil
 }
 
 func (c *compareShare) decode(node string, data json.RawMessage) (any, error) {
@@ -570,10 +582,10 @@ func (a *adoptionShare) Peers() []adoption.Summary {
 	return out
 }
 
-func (a *adoptionShare) snapshot() (string, any) {
+func (a *adoptionShare) snapshot() (string, any, error) {
 	s := a.t.Summary()
 	s.Node = a.n.name
-	return s.Origin, s
+	return s.Origin, s, nil
 }
 
 func (a *adoptionShare) decode(node string, data json.RawMessage) (any, error) {

@@ -154,14 +154,20 @@ func effective(resets map[string]ResetMark, route, endpoint string) ResetMark {
 
 // Summary is this replica's results for the fleet, within SummaryBudget:
 // samples are dropped first, then the least differing fields of the
-// busiest endpoints are counted under "(other fields)". What it holds is
-// written to the store first, so a replica that crashes and restarts on
-// its data never has fewer counts than it published: the fleet's view
-// does not go back.
-func (r *Recorder) Summary() Summary {
-	if err := r.flush(); err != nil {
-		r.log.Error("writing comparison results to the store failed", "err", err)
+// busiest endpoints are counted under "(other fields)". Everything it
+// holds is in the store when it returns (an error when it could not be
+// written: then it must not be published), so a replica that crashes and
+// restarts on its data never has fewer counts than it published: the
+// fleet's view does not go back.
+func (r *Recorder) Summary() (Summary, error) {
+	s := r.summary()
+	if err := r.flushLimit(1<<62, false); err != nil {
+		return Summary{}, err
 	}
+	return s, nil
+}
+
+func (r *Recorder) summary() Summary {
 	r.mu.Lock()
 	s := Summary{Origin: r.origin, Resets: maps.Clone(r.resets), Routes: map[string][]*EndpointStats{}}
 	for _, e := range r.endpoints {
