@@ -311,7 +311,7 @@ func TestFleetShadowStepOnMergedComparisons(t *testing.T) {
 			}
 			sameDecisions(t, sts)
 			d := moves(sts[0].Decisions)[1]
-			if want := map[bool]string{true: "rollback", false: "promote"}[differs]; d.Action != want || d.Inputs["compared"] < 30 {
+			if want := map[bool]rollout.Action{true: "rollback", false: "promote"}[differs]; d.Action != want || d.Inputs["compared"] < 30 {
 				t.Fatalf("decision %s on %v, want %s on at least 30 comparisons:\n%s", d.Action, d.Inputs, want, dump(sts[0].Decisions))
 			}
 			for _, g := range gws {
