@@ -132,6 +132,7 @@ YAML
 
 umbra_up() { # BIN RATIO
 	bench_port_free "$BENCH_UMBRA_PORT"
+	bench_port_free "$BENCH_UMBRA_ADMIN_PORT"
 	bench_spawn umbra "$BENCH_PROXY_CORE" env GOMAXPROCS=1 "$1" serve -c "$(umbra_yaml "$2")"
 	bench_wait_http umbra "$(bench_proxy_url umbra)" || bench_die "umbra ($1) did not start"
 }
