@@ -102,20 +102,7 @@ umbra_yaml() {
 		echo "log: {level: warn, access: false}"
 		[[ -z $1 ]] || UMBRA_TRACE_RATIO=$1 bench_umbra_tracing
 		if [[ $MODE == dashboard ]]; then
-			cat <<YAML
-data_dir: "$d/data"
-backends:
-  app: {endpoints: ["http://$BENCH_UPSTREAM_ADDR"]}
-  shadow: {endpoints: ["http://$SHADOW_ADDR"], timeout: 1s}
-  secondary: {endpoints: ["http://$SECONDARY_ADDR"]}
-routes:
-  - name: app
-    match: {path_prefix: "/"}
-    backend: app
-    shadow:
-      - {backend: shadow, percent: 100}
-    compare: {secondary: secondary}
-YAML
+			bench_umbra_compare_yaml "$d" "$SHADOW_ADDR" "$SECONDARY_ADDR"
 		else
 			cat <<YAML
 backends:

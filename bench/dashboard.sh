@@ -31,23 +31,12 @@ SECONDARY=127.0.0.1:18005
 umbra_config() {
 	local d=$BENCH_TMP/umbra
 	mkdir -p "$d"
-	cat >"$d/umbra.yaml" <<YAML
-listen: "127.0.0.1:$BENCH_UMBRA_PORT"
-admin: {listen: "127.0.0.1:$BENCH_UMBRA_ADMIN_PORT"}
-log: {level: warn, access: false}
-data_dir: "$d/data"
-backends:
-  app: {endpoints: ["http://$BENCH_UPSTREAM_ADDR"]}
-  shadow: {endpoints: ["http://$SHADOW"], timeout: 1s}
-  secondary: {endpoints: ["http://$SECONDARY"]}
-routes:
-  - name: app
-    match: {path_prefix: "/"}
-    backend: app
-    shadow:
-      - {backend: shadow, percent: 100}
-    compare: {secondary: secondary}
-YAML
+	{
+		echo "listen: \"127.0.0.1:$BENCH_UMBRA_PORT\""
+		echo "admin: {listen: \"127.0.0.1:$BENCH_UMBRA_ADMIN_PORT\"}"
+		echo "log: {level: warn, access: false}"
+		bench_umbra_compare_yaml "$d" "$SHADOW" "$SECONDARY"
+	} >"$d/umbra.yaml"
 	echo "$d/umbra.yaml"
 }
 

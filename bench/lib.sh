@@ -462,6 +462,27 @@ EOF
 	echo "$d/umbra.yaml"
 }
 
+# bench_umbra_compare_yaml DIR SHADOW_ADDR SECONDARY_ADDR: umbra's data_dir,
+# backends and routes for one route that copies every request to a shadow
+# target and compares its answers with a secondary's (the dashboard
+# benchmarks: every page has data).
+bench_umbra_compare_yaml() {
+	cat <<EOF
+data_dir: "$1/data"
+backends:
+  app: {endpoints: ["http://$BENCH_UPSTREAM_ADDR"]}
+  shadow: {endpoints: ["http://$2"], timeout: 1s}
+  secondary: {endpoints: ["http://$3"]}
+routes:
+  - name: app
+    match: {path_prefix: "/"}
+    backend: app
+    shadow:
+      - {backend: shadow, percent: 100}
+    compare: {secondary: secondary}
+EOF
+}
+
 # ---------------------------------------------------------------------------
 # Proxy start/stop
 
