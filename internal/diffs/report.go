@@ -142,6 +142,15 @@ func (r *Recorder) fieldReports(e *EndpointStats, th compare.Thresholds) []Field
 	return out
 }
 
+// thresholds are the route's, or the defaults for a route that compares
+// nothing (any longer).
+func (r *Recorder) thresholds(route string) compare.Thresholds {
+	if spec := (*r.routes.Load())[route]; spec != nil {
+		return spec.Thresholds
+	}
+	return compare.DefaultThresholds
+}
+
 // marked reports an operator's noise mark for the field on this endpoint
 // or on every endpoint of the route ("").
 func (r *Recorder) marked(route, endpoint, field string) bool {
@@ -150,10 +159,7 @@ func (r *Recorder) marked(route, endpoint, field string) bool {
 
 // Fields lists one endpoint's fields with their classification.
 func (r *Recorder) Fields(route, endpoint string) ([]FieldReport, bool) {
-	th := compare.DefaultThresholds
-	if spec := (*r.routes.Load())[route]; spec != nil {
-		th = spec.Thresholds
-	}
+	th := r.thresholds(route)
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	eps, _ := r.view(route)
@@ -422,10 +428,7 @@ func (r *Recorder) Counts(route string) Counts {
 // excess. An endpoint whose counters went below base was reset since, and
 // is counted from zero.
 func (r *Recorder) Since(route string, base Counts) (compared int64, worst string, excess float64) {
-	th := compare.DefaultThresholds
-	if spec := (*r.routes.Load())[route]; spec != nil {
-		th = spec.Thresholds
-	}
+	th := r.thresholds(route)
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	eps, _ := r.view(route)
