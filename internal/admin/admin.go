@@ -90,50 +90,38 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	// Handler only finds the endpoint; ServeHTTP matches again to set the
 	// request's path values.
-	if h, pattern := s.mux.Handler(r); pattern == "" {
-		s.noRoute(h, r).ServeHTTP(w, r)
+	if _, pattern := s.mux.Handler(r); pattern == "" {
+		s.noRoute(r).ServeHTTP(w, r)
 		return
 	}
 	s.mux.ServeHTTP(w, r)
 }
 
 // noRoute answers a request no endpoint takes in the API's error shape:
-// 404, or 405 with Allow when the path exists for other methods. The mux
-// decides which (and sets Allow); only its plain-text body is replaced.
-// Under /api/ the token is asked for first, so a caller without it cannot
-// probe which endpoints exist.
-func (s *Server) noRoute(mux http.Handler, r *http.Request) http.Handler {
+// 404, or 405 with Allow when the path exists for other methods (asked of
+// the mux, as it would answer). Under /api/ the token is asked for first,
+// so a caller without it cannot probe which endpoints exist.
+func (s *Server) noRoute(r *http.Request) http.Handler {
 	h := http.Handler(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		rec := &statusOnly{header: w.Header()}
-		mux.ServeHTTP(rec, r)
-		switch rec.status {
-		case http.StatusMethodNotAllowed:
-			WriteError(w, rec.status, "method_not_allowed", r.Method+" is not allowed on "+r.URL.Path+" (allowed: "+w.Header().Get("Allow")+")")
-		case http.StatusNotFound, 0:
-			WriteError(w, http.StatusNotFound, "not_found", "no admin endpoint "+r.Method+" "+r.URL.Path)
-		default: // a redirect to the cleaned path
-			w.WriteHeader(rec.status)
+		var allow []string
+		for _, m := range [...]string{"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"} {
+			other := *r
+			other.Method = m
+			if _, pattern := s.mux.Handler(&other); pattern != "" {
+				allow = append(allow, m)
+			}
 		}
+		if len(allow) == 0 {
+			WriteError(w, http.StatusNotFound, "not_found", "no admin endpoint "+r.Method+" "+r.URL.Path)
+			return
+		}
+		w.Header().Set("Allow", strings.Join(allow, ", "))
+		WriteError(w, http.StatusMethodNotAllowed, "method_not_allowed", r.Method+" is not allowed on "+r.URL.Path+" (allowed: "+strings.Join(allow, ", ")+")")
 	}))
 	if strings.HasPrefix(r.URL.Path, "/api/") {
 		h = s.auth(h)
 	}
 	return h
-}
-
-// statusOnly keeps the status and headers a ServeMux fallback writes and
-// drops its text body.
-type statusOnly struct {
-	header http.Header
-	status int
-}
-
-func (w *statusOnly) Header() http.Header         { return w.header }
-func (w *statusOnly) Write(b []byte) (int, error) { return len(b), nil }
-func (w *statusOnly) WriteHeader(status int) {
-	if w.status == 0 {
-		w.status = status
-	}
 }
 
 // loopbackHost reports whether a Host header names this machine's loopback

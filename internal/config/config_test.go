@@ -761,8 +761,8 @@ func TestIsLoopback(t *testing.T) {
 		{"", false},
 		{"[fe80::1%lo]:9901", false},
 	} {
-		if got := IsLoopback(c.addr); got != c.want {
-			t.Errorf("IsLoopback(%q) = %v, want %v", c.addr, got, c.want)
+		if got := isLoopback(c.addr); got != c.want {
+			t.Errorf("isLoopback(%q) = %v, want %v", c.addr, got, c.want)
 		}
 	}
 }
@@ -804,9 +804,9 @@ func TestParseByteSize(t *testing.T) {
 		{"1TiB", 0, false},
 		{"1 MiB B", 0, false},
 	} {
-		got, err := ParseByteSize(c.in)
+		got, err := parseByteSize(c.in)
 		if (err == nil) != c.ok || got != c.want {
-			t.Errorf("ParseByteSize(%q) = %d, %v; want %d, ok=%v", c.in, got, err, c.want, c.ok)
+			t.Errorf("parseByteSize(%q) = %d, %v; want %d, ok=%v", c.in, got, err, c.want, c.ok)
 		}
 	}
 }

@@ -95,7 +95,7 @@ func TestDocsExampleValidates(t *testing.T) {
 			t.Errorf("file %q is not one of the stand-ins", f)
 		}
 	}
-	if IsLoopback(cfg.Admin.Listen) {
+	if isLoopback(cfg.Admin.Listen) {
 		t.Errorf("the example should show an admin listener off loopback (with its token)")
 	}
 }
@@ -287,7 +287,7 @@ func TestDocsDefaultsMatchCode(t *testing.T) {
 			d, err = time.ParseDuration(cell)
 			got = Duration(d)
 		case ByteSize:
-			got, err = ParseByteSize(cell)
+			got, err = parseByteSize(cell)
 		case int:
 			got, err = strconv.Atoi(cell)
 		case float64:

@@ -114,8 +114,8 @@ type APIKey struct {
 
 const maxAdoptionFields = 64 // adoption.MaxFields
 
-// TargetingKey is the evaluation context attribute holding the caller's key.
-const TargetingKey = "targetingKey"
+// targetingKey is the evaluation context attribute holding the caller's key.
+const targetingKey = "targetingKey"
 
 // ReadAPIKeys reads an API key file: one key per line, either "KEY" or
 // "NAME KEY" separated by white space; blank lines and lines starting
@@ -271,7 +271,7 @@ func (p *parser) validateRouteFlags(c *Config, r *Route, path []any) {
 	for _, name := range names {
 		src := r.FlagContext[name]
 		ep := join(path, "flag_context", name)
-		if name == TargetingKey {
+		if name == targetingKey {
 			p.errorf(ep, "targetingKey is the route's key (routes[].key); it cannot be set in flag_context")
 			continue
 		}

@@ -204,7 +204,7 @@ func TestDocsFlagDefaults(t *testing.T) {
 			t.Errorf("docs/config.md: `%s` defaults to %q, the code to %q", key, cell, want)
 		}
 	}
-	if b, _ := ParseByteSize("64KiB"); b != DefaultAdoption.MaxBody {
+	if b, _ := parseByteSize("64KiB"); b != DefaultAdoption.MaxBody {
 		t.Errorf("adoption max_body default %d", DefaultAdoption.MaxBody)
 	}
 }

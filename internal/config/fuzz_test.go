@@ -95,7 +95,7 @@ func checkValid(t *testing.T, cfg *Config) {
 		cfg.Server.IdleTimeout <= 0 || cfg.Server.MaxHeaderBytes <= 0 || cfg.Server.ShutdownGrace <= 0 {
 		t.Fatalf("defaults missing: %+v", cfg)
 	}
-	if !IsLoopback(cfg.Admin.Listen) && cfg.Admin.TokenFile == "" {
+	if !isLoopback(cfg.Admin.Listen) && cfg.Admin.TokenFile == "" {
 		t.Fatalf("admin off loopback without a token: %q", cfg.Admin.Listen)
 	}
 	for name, b := range cfg.Backends {

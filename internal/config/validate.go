@@ -51,7 +51,7 @@ func (p *parser) validateTop(c *Config) {
 		if _, err := ReadToken(c.Admin.TokenFile); err != nil {
 			p.errorf(at("admin", "token_file"), "%v", err)
 		}
-	} else if !IsLoopback(c.Admin.Listen) {
+	} else if !isLoopback(c.Admin.Listen) {
 		p.errorf(at("admin", "listen"), "admin listens off loopback (%s): set admin.token_file so the admin API requires a bearer token", c.Admin.Listen)
 	}
 	if !oneOf(c.Store.OnCorruption, "recover", "fail") {
@@ -115,9 +115,9 @@ func parsePort(s string) (int, error) {
 	return n, nil
 }
 
-// IsLoopback reports whether a listen address only accepts local clients.
+// isLoopback reports whether a listen address only accepts local clients.
 // An empty host (":9901") listens on every interface, so it is not loopback.
-func IsLoopback(addr string) bool {
+func isLoopback(addr string) bool {
 	host, _, err := net.SplitHostPort(addr)
 	if err != nil {
 		return false

@@ -67,8 +67,8 @@ var sizeUnits = []struct {
 	{"B", 1},
 }
 
-// ParseByteSize parses a ByteSize string.
-func ParseByteSize(s string) (ByteSize, error) {
+// parseByteSize parses a ByteSize string.
+func parseByteSize(s string) (ByteSize, error) {
 	s = strings.TrimSpace(s)
 	mult := int64(1)
 	for _, u := range sizeUnits {
@@ -86,7 +86,7 @@ func ParseByteSize(s string) (ByteSize, error) {
 
 // UnmarshalYAML accepts a plain integer or a number with a unit.
 func (b *ByteSize) UnmarshalYAML(n *yaml.Node) error {
-	v, err := ParseByteSize(n.Value)
+	v, err := parseByteSize(n.Value)
 	if err != nil || n.Kind != yaml.ScalarNode {
 		return typeError(n, "invalid size %q (examples: 4096, 64KiB, 1MiB)", n.Value)
 	}
