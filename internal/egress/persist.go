@@ -97,6 +97,7 @@ type claimRecord struct {
 type callRecord struct {
 	Service  string  `json:"service"`
 	Endpoint string  `json:"endpoint"`
+	Ord      int     `json:"ord"` // position among the episode's calls to (service, endpoint)
 	At       int64   `json:"at"`
 	Failed   string  `json:"failed,omitempty"`
 	Req      message `json:"req"`
@@ -229,7 +230,7 @@ func (r *recorder) records(e *episode) ([]kv, []*call) {
 		}
 		c.saved = true
 		saved = append(saved, c)
-		rec := callRecord{Service: c.key.service, Endpoint: c.key.endpoint, At: c.at.UnixNano(), Failed: c.failed, Req: c.req, Resp: c.resp}
+		rec := callRecord{Service: c.key.service, Endpoint: c.key.endpoint, Ord: c.ord, At: c.at.UnixNano(), Failed: c.failed, Req: c.req, Resp: c.resp}
 		out = append(out, kv{key: callPrefix(e.seq) + fmt.Sprintf("%08x", i), val: rec, size: int(c.req.size() + c.resp.size())})
 	}
 	if len(out) == 0 {
@@ -422,7 +423,21 @@ func (s *Sandbox) restoreLive(seq uint64, rec *episodeRecord, calls []callRecord
 	for i := range calls {
 		cr := &calls[i]
 		k := callKey{cr.Service, cr.Endpoint}
-		c := &call{ep: e, key: k, ord: len(e.calls[k]), req: cr.Req, resp: cr.Resp, at: time.Unix(0, cr.At),
+		if cr.Ord < 0 || cr.Ord >= maxCallsPerTrace {
+			continue
+		}
+		// A call that was not finished when the store was last written
+		// (a slow one beside later ones) is missing: its place is kept,
+		// as not replayable, so the calls after it keep their ordinals.
+		for len(e.calls[k]) < cr.Ord {
+			gap := &call{ep: e, key: k, ord: len(e.calls[k]), finished: true, failed: "not_recorded", saved: true}
+			e.calls[k] = append(e.calls[k], gap)
+			e.order = append(e.order, gap)
+		}
+		if len(e.calls[k]) > cr.Ord {
+			continue // a duplicate
+		}
+		c := &call{ep: e, key: k, ord: cr.Ord, req: cr.Req, resp: cr.Resp, at: time.Unix(0, cr.At),
 			finished: true, failed: cr.Failed, saved: true}
 		e.calls[k] = append(e.calls[k], c)
 		e.order = append(e.order, c)

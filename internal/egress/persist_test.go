@@ -2,6 +2,7 @@ package egress
 
 import (
 	"encoding/json"
+	"net/http/httptest"
 	"path/filepath"
 	"strconv"
 	"strings"
@@ -270,4 +271,37 @@ func countKeys(t *testing.T, dir, prefix string) int {
 	n := 0
 	st.View(func(tx *store.Tx) error { n = tx.Count(bucket, prefix); return nil })
 	return n
+}
+
+// A live call still unanswered when the store was last written (a slow
+// one beside a later one) keeps its place after a restart: the copy's
+// first call is not replayed the second call's answer.
+func TestRestoreKeepsPositionsOfUnwrittenCalls(t *testing.T) {
+	var hits atomic.Int64
+	up := chargeProvider(t, &hits).URL
+	dir := t.TempDir()
+	cfg := persistConfig(t, dir, up, "")
+	a := startRun(t, dir, cfg)
+	r := httptest.NewRequest("POST", "http://shop/checkout", nil)
+	l := a.s.BeginLive(r, "r", false, true)
+	key := callKey{"provider", "POST /v1/charges"}
+	red := a.s.services.Load().redact
+	req := message{Method: "POST", URI: "/v1/charges"}
+	a.s.startRecording(l.e, key, req, red) // never answered
+	second := a.s.startRecording(l.e, key, req, red)
+	a.s.finishRecording(second, &message{Status: 201, Body: []byte(`{"id":"second"}`)}, "")
+	tp, _ := l.PairCopy("v2", shadow.CopyPlain)
+	a.stop(t)
+
+	b := startRun(t, dir, cfg)
+	defer b.stop(t)
+	if w := charge(b.s, tp); w.Code != 502 || strings.Contains(w.Body.String(), "second") {
+		t.Errorf("the copy's first call = %d %s, want unmatched (its live call has no answer)", w.Code, w.Body)
+	}
+	if w := charge(b.s, tp); w.Code != 201 || !strings.Contains(w.Body.String(), "second") {
+		t.Errorf("the copy's second call = %d %s, want the second recorded answer", w.Code, w.Body)
+	}
+	if hits.Load() != 0 {
+		t.Errorf("the provider saw %d calls", hits.Load())
+	}
 }
