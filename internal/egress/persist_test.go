@@ -305,3 +305,52 @@ func TestRestoreKeepsPositionsOfUnwrittenCalls(t *testing.T) {
 		t.Errorf("the provider saw %d calls", hits.Load())
 	}
 }
+
+// Records umbra cannot read (garbage written by anything else, a trace id
+// that is not one, a copy whose tag is not this key's) are ignored and
+// deleted at start-up; the sandbox starts and the good ones are restored.
+func TestRestoreIgnoresGarbage(t *testing.T) {
+	var hits atomic.Int64
+	up := chargeProvider(t, &hits).URL
+	dir := t.TempDir()
+	cfg := persistConfig(t, dir, up, "")
+	a := startRun(t, dir, cfg)
+	liveWithCall(t, a.s)
+	a.stop(t)
+	st, err := store.Open(dir, store.Options{Log: discard})
+	if err != nil {
+		t.Fatal(err)
+	}
+	far := time.Now().Add(time.Hour).UnixNano()
+	err = st.Update(func(tx *store.Tx) error {
+		for key, v := range map[string]any{
+			"e/zz":                            "not an episode",
+			"e/00000000000000f0":              episodeRecord{Trace: "nothex", Role: RoleLive, Expires: far},
+			"e/00000000000000f1":              episodeRecord{Trace: newTraceID().String(), Role: RoleShadow, Live: 1, Expires: far},
+			"c/00000000000000f2/00000000":     callRecord{Service: "provider", Endpoint: "POST /x"},
+			"c/nothex/00000000":               1,
+			"c/00000000000000f0/00000000/bad": 2,
+			"state":                           "?",
+		} {
+			if err := tx.Put(bucket, key, v); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	st.Close()
+	if err != nil {
+		t.Fatal(err)
+	}
+	b := startRun(t, dir, cfg)
+	if got := testutil.ToFloat64(b.s.metrics.restored.WithLabelValues(RoleLive)); got != 1 {
+		t.Errorf("restored %v live requests, want the 1 good one", got)
+	}
+	if got := testutil.ToFloat64(b.s.metrics.restored.WithLabelValues(RoleShadow)); got != 0 {
+		t.Errorf("restored %v copies, want 0 (the stored one is not tagged with this key)", got)
+	}
+	b.stop(t)
+	if n := countKeys(t, dir, "e/") + countKeys(t, dir, "c/"); n != 2 {
+		t.Errorf("%d records left, want the good episode and its call", n)
+	}
+}
