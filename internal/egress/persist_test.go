@@ -57,6 +57,25 @@ func (r *run) crash(t *testing.T) {
 	}
 }
 
+// persistSetup starts a provider that counts its calls and returns a data
+// dir and a config (with record, the record block, or "") on it.
+func persistSetup(t *testing.T, record string) (*atomic.Int64, string, *config.Egress) {
+	hits := new(atomic.Int64)
+	dir := t.TempDir()
+	return hits, dir, persistConfig(t, dir, chargeProvider(t, hits).URL, record)
+}
+
+// openStore opens dir's store for a look at what is on disk; the caller
+// closes it.
+func openStore(t *testing.T, dir string) *store.Store {
+	t.Helper()
+	st, err := store.Open(dir, store.Options{Log: discard})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return st
+}
+
 // persistConfig is a config whose key file and store live in dir.
 func persistConfig(t *testing.T, dir, upstream, record string) *config.Egress {
 	cfg := parseEgress(t, upstream, record, "")
@@ -69,10 +88,7 @@ func persistConfig(t *testing.T, dir, upstream, record string) *config.Egress {
 // positions: a call it made before the restart is not made again. Nothing
 // reaches the provider but the live call.
 func TestRecordingsSurviveRestart(t *testing.T) {
-	var hits atomic.Int64
-	up := chargeProvider(t, &hits).URL
-	dir := t.TempDir()
-	cfg := persistConfig(t, dir, up, "")
+	hits, dir, cfg := persistSetup(t, "")
 	a := startRun(t, dir, cfg)
 	// Two live requests, each with one charge; copy 1 makes its call
 	// before the restart, copy 2 after.
@@ -111,10 +127,7 @@ func TestRecordingsSurviveRestart(t *testing.T) {
 // copies are not: their last claims may be lost, so their calls get the
 // unmatched answer (never a possibly wrong recording, never the provider).
 func TestRestoreAfterCrash(t *testing.T) {
-	var hits atomic.Int64
-	up := chargeProvider(t, &hits).URL
-	dir := t.TempDir()
-	cfg := persistConfig(t, dir, up, "")
+	hits, dir, cfg := persistSetup(t, "")
 	a := startRun(t, dir, cfg)
 	l := liveWithCall(t, a.s)
 	tp, _ := l.PairCopy("v2", shadow.CopyPlain)
@@ -138,16 +151,11 @@ func TestRestoreAfterCrash(t *testing.T) {
 
 // What reaches the disk is redacted: headers and configured JSON fields.
 func TestStoredRecordingsAreRedacted(t *testing.T) {
-	var hits atomic.Int64
-	up := chargeProvider(t, &hits).URL
-	dir := t.TempDir()
-	a := startRun(t, dir, persistConfig(t, dir, up, "  record: {redact: {json: [\"$.checkout_id\", \"$.id\"]}}\n"))
+	_, dir, cfg := persistSetup(t, "  record: {redact: {json: [\"$.checkout_id\", \"$.id\"]}}\n")
+	a := startRun(t, dir, cfg)
 	liveWithCall(t, a.s)
 	a.stop(t)
-	st, err := store.Open(dir, store.Options{Log: discard})
-	if err != nil {
-		t.Fatal(err)
-	}
+	st := openStore(t, dir)
 	defer st.Close()
 	var all strings.Builder
 	var bodies []string
@@ -184,10 +192,9 @@ func TestStoredRecordingsAreRedacted(t *testing.T) {
 // a restart with a smaller record.max_bytes keeps the newest recordings
 // that fit and deletes the others: the bounds hold on disk too.
 func TestRestoreKeepsBounds(t *testing.T) {
-	var hits atomic.Int64
-	up := chargeProvider(t, &hits).URL
-	dir := t.TempDir()
-	a := startRun(t, dir, persistConfig(t, dir, up, ""))
+	_, dir, cfg := persistSetup(t, "")
+	up := cfg.Services["provider"].Upstream
+	a := startRun(t, dir, cfg)
 	var lives []*Live
 	for range 10 {
 		lives = append(lives, liveWithCall(t, a.s))
@@ -233,10 +240,8 @@ func TestRestoreKeepsBounds(t *testing.T) {
 // An episode that leaves the table (expired) leaves the store in the
 // next flush.
 func TestSweptEpisodesLeaveTheStore(t *testing.T) {
-	var hits atomic.Int64
-	up := chargeProvider(t, &hits).URL
-	dir := t.TempDir()
-	a := startRun(t, dir, persistConfig(t, dir, up, ""))
+	_, dir, cfg := persistSetup(t, "")
+	a := startRun(t, dir, cfg)
 	liveWithCall(t, a.s)
 	if err := a.s.rec.flush(false); err != nil {
 		t.Fatal(err)
@@ -250,10 +255,8 @@ func TestSweptEpisodesLeaveTheStore(t *testing.T) {
 
 // record.persist: false never opens or writes the bucket.
 func TestPersistOff(t *testing.T) {
-	var hits atomic.Int64
-	up := chargeProvider(t, &hits).URL
-	dir := t.TempDir()
-	a := startRun(t, dir, persistConfig(t, dir, up, "  record: {persist: false}\n"))
+	_, dir, cfg := persistSetup(t, "  record: {persist: false}\n")
+	a := startRun(t, dir, cfg)
 	liveWithCall(t, a.s)
 	a.stop(t)
 	if n := countKeys(t, dir, ""); n != 0 {
@@ -263,10 +266,7 @@ func TestPersistOff(t *testing.T) {
 
 func countKeys(t *testing.T, dir, prefix string) int {
 	t.Helper()
-	st, err := store.Open(dir, store.Options{Log: discard})
-	if err != nil {
-		t.Fatal(err)
-	}
+	st := openStore(t, dir)
 	defer st.Close()
 	n := 0
 	st.View(func(tx *store.Tx) error { n = tx.Count(bucket, prefix); return nil })
@@ -277,10 +277,7 @@ func countKeys(t *testing.T, dir, prefix string) int {
 // one beside a later one) keeps its place after a restart: the copy's
 // first call is not replayed the second call's answer.
 func TestRestoreKeepsPositionsOfUnwrittenCalls(t *testing.T) {
-	var hits atomic.Int64
-	up := chargeProvider(t, &hits).URL
-	dir := t.TempDir()
-	cfg := persistConfig(t, dir, up, "")
+	hits, dir, cfg := persistSetup(t, "")
 	a := startRun(t, dir, cfg)
 	r := httptest.NewRequest("POST", "http://shop/checkout", nil)
 	l := a.s.BeginLive(r, "r", false, true)
@@ -310,19 +307,13 @@ func TestRestoreKeepsPositionsOfUnwrittenCalls(t *testing.T) {
 // that is not one, a copy whose tag is not this key's) are ignored and
 // deleted at start-up; the sandbox starts and the good ones are restored.
 func TestRestoreIgnoresGarbage(t *testing.T) {
-	var hits atomic.Int64
-	up := chargeProvider(t, &hits).URL
-	dir := t.TempDir()
-	cfg := persistConfig(t, dir, up, "")
+	_, dir, cfg := persistSetup(t, "")
 	a := startRun(t, dir, cfg)
 	liveWithCall(t, a.s)
 	a.stop(t)
-	st, err := store.Open(dir, store.Options{Log: discard})
-	if err != nil {
-		t.Fatal(err)
-	}
+	st := openStore(t, dir)
 	far := time.Now().Add(time.Hour).UnixNano()
-	err = st.Update(func(tx *store.Tx) error {
+	err := st.Update(func(tx *store.Tx) error {
 		for key, v := range map[string]any{
 			"e/zz":                            "not an episode",
 			"e/00000000000000f0":              episodeRecord{Trace: "nothex", Role: RoleLive, Expires: far},
