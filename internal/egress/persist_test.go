@@ -345,3 +345,37 @@ func TestRestoreIgnoresGarbage(t *testing.T) {
 		t.Errorf("%d records left, want the good episode and its call", n)
 	}
 }
+
+// A store that fails to write (closed under the sandbox here; a full
+// disk in life) is counted and logged; the recordings stay in memory and
+// the live calls and replays go on.
+func TestStoreWriteFailureKeepsServing(t *testing.T) {
+	hits, dir, cfg := persistSetup(t, "")
+	a := startRun(t, dir, cfg)
+	holdBackground(a.s) // the test flushes
+	a.st.Close()
+	l := liveWithCall(t, a.s)
+	if err := a.s.rec.flush(false); err == nil {
+		t.Fatal("a flush to a closed store succeeded")
+	}
+	if got := testutil.ToFloat64(a.s.metrics.storeErrors); got != 1 {
+		t.Errorf("umbra_egress_store_errors_total = %v, want 1", got)
+	}
+	tp, done := l.PairCopy("v2", shadow.CopyPlain)
+	defer done(true)
+	if w := charge(a.s, tp); w.Code != 201 || !strings.Contains(w.Body.String(), "ch_live") {
+		t.Errorf("replay with a failing store = %d %s", w.Code, w.Body)
+	}
+	liveWithCall(t, a.s)
+	if hits.Load() != 2 {
+		t.Errorf("the provider saw %d calls, want the 2 live ones", hits.Load())
+	}
+	// The failed batch is queued again, not lost.
+	a.s.rec.mu.Lock()
+	queued := len(a.s.rec.dirty)
+	a.s.rec.mu.Unlock()
+	if queued == 0 {
+		t.Error("the failed batch was dropped")
+	}
+	a.s.Close()
+}
