@@ -4,8 +4,11 @@
 // -n connections that each send one request and then stay open and idle,
 // and reports the growth of umbra's VmRSS (/proc/PID/status) divided by
 // the connection count. Both readings follow two garbage collections
-// (-gc), so what is counted is what the connections hold, not memory freed
-// and not yet reused or returned to the system.
+// (-gc) and the wait for the runtime to return the heap they freed to the
+// system (-release), so what is counted is what the connections hold, not
+// memory freed and not yet reused or returned to the system; the figure
+// is split into Go heap in use, goroutine stacks and freed heap still
+// kept.
 //
 //	go build -o /tmp/umbra ./cmd/umbra
 //	go run ./bench/idlerss -umbra /tmp/umbra -n 10000
@@ -41,6 +44,7 @@ func main() {
 	gc := flag.Bool("gc", true, "collect garbage in umbra (admin /debug/pprof/heap?gc=1, twice) before each reading, so memory freed but not yet reused or returned is not counted")
 	extra := flag.String("config", "", "YAML appended to the generated config (e.g. server limits)")
 	verbose := flag.Bool("v", false, "print umbra's Go memory figures (go_memstats_*) with each reading")
+	release := flag.Duration("release", 60*time.Second, "after the collections, wait up to this long for the runtime to return the heap freed by the collections to the system (0: do not wait)")
 	profile := flag.String("heapprofile", "", "save umbra's heap profile with the connections open to this file")
 	flag.Parse()
 	if *umbra == "" {
@@ -84,22 +88,26 @@ routes:
 	// Warm up: the first connections pay for pools, caches and code pages.
 	warm := openIdle(addr, 200)
 	closeAll(warm)
-	reading := func() int64 {
+	reading := func() (int64, map[string]float64) {
 		time.Sleep(*settle)
 		if *gc {
 			collect(admin)
 			collect(admin)
 			time.Sleep(*settle) // the scavenger returns freed pages
+			waitReleased(admin, *release, *verbose)
 		}
+		m := goMemory(admin)
 		if *verbose {
-			goMemory(admin)
+			for _, k := range []string{"go_goroutines", "go_memstats_stack_inuse_bytes", "go_memstats_heap_inuse_bytes", "go_memstats_heap_idle_bytes", "go_memstats_heap_released_bytes"} {
+				fmt.Fprintf(os.Stderr, "%s %.0f\n", k, m[k])
+			}
 		}
-		return rss(cmd.Process.Pid)
+		return rss(cmd.Process.Pid), m
 	}
-	before := reading()
+	before, mBefore := reading()
 
 	conns := openIdle(addr, *n)
-	after := reading()
+	after, mAfter := reading()
 	if *profile != "" {
 		saveHeapProfile(admin, *profile)
 	}
@@ -110,24 +118,52 @@ routes:
 	fmt.Printf("umbra VmRSS: %d KiB before, %d KiB with %d idle keep-alive connections\n", before>>10, after>>10, *n)
 	fmt.Printf("per idle connection: %.0f bytes (%.1f KiB); %d of 100 sampled connections still served a request\n",
 		per, per/1024, alive)
+	perConn := func(k string) float64 { return (mAfter[k] - mBefore[k]) / float64(*n) }
+	fmt.Printf("of which, per connection: Go heap in use %.0f B, goroutine stacks %.0f B, freed heap not yet returned to the system %.0f B\n",
+		perConn("go_memstats_heap_inuse_bytes"), perConn("go_memstats_stack_inuse_bytes"), perConn("unreturned"))
 }
 
-// goMemory prints the Go runtime's memory figures from umbra's metrics.
-func goMemory(admin string) {
+// waitReleased waits, up to limit, until the Go runtime has returned to
+// the system the heap freed by the collections (the scavenger does it in
+// the background, in steps, over tens of seconds): the figure is meant to
+// count what the idle connections hold, not memory freed after the burst
+// of their first requests (each connection holds 8 KiB of buffers for a
+// second after a request) and not yet returned. It stops once less than
+// 1 MiB is left.
+func waitReleased(admin string, limit time.Duration, verbose bool) {
+	for deadline := time.Now().Add(limit); ; time.Sleep(time.Second) {
+		left := goMemory(admin)["unreturned"]
+		if verbose {
+			fmt.Fprintf(os.Stderr, "freed heap not yet returned: %.0f KiB\n", left/1024)
+		}
+		if left < 1<<20 || time.Now().After(deadline) {
+			return
+		}
+	}
+}
+
+// goMemory reads umbra's Go memory figures (go_memstats_* and
+// go_goroutines) from its metrics; "unreturned" is the heap freed but
+// not yet returned to the system (heap idle minus heap released).
+func goMemory(admin string) map[string]float64 {
 	resp, err := http.Get("http://" + admin + "/metrics")
 	if err != nil {
 		log.Fatal(err)
 	}
 	defer resp.Body.Close()
+	m := map[string]float64{}
 	sc := bufio.NewScanner(resp.Body)
 	for sc.Scan() {
-		l := sc.Text()
-		for _, m := range []string{"go_goroutines ", "go_memstats_stack_inuse_bytes ", "go_memstats_heap_inuse_bytes ", "go_memstats_heap_idle_bytes ", "go_memstats_heap_released_bytes "} {
-			if strings.HasPrefix(l, m) {
-				fmt.Fprintln(os.Stderr, l)
-			}
+		name, value, ok := strings.Cut(sc.Text(), " ")
+		if !ok || !(strings.HasPrefix(name, "go_memstats_") || name == "go_goroutines") {
+			continue
+		}
+		if v, err := strconv.ParseFloat(value, 64); err == nil {
+			m[name] = v
 		}
 	}
+	m["unreturned"] = m["go_memstats_heap_idle_bytes"] - m["go_memstats_heap_released_bytes"]
+	return m
 }
 
 // saveHeapProfile writes umbra's heap profile to path.

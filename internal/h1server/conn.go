@@ -51,8 +51,9 @@ type conn struct {
 	// there with no goroutine (see parker).
 	park parkState
 	// simple is the request parseSimple fills; serveRequest hands the
-	// handler a copy with the request's context.
-	simple http.Request
+	// handler a copy with the request's context. It comes and goes with
+	// the buffers: an idle connection does not keep its 300 bytes.
+	simple *http.Request
 
 	watcher // the client-hang-up watch, see watch.go
 }
@@ -62,8 +63,9 @@ type conn struct {
 const maxDrain = 256 << 10
 
 var (
-	readers = sync.Pool{New: func() any { return bufio.NewReaderSize(nil, 4<<10) }}
-	writers = sync.Pool{New: func() any { return bufio.NewWriterSize(nil, 4<<10) }}
+	readers  = sync.Pool{New: func() any { return bufio.NewReaderSize(nil, 4<<10) }}
+	writers  = sync.Pool{New: func() any { return bufio.NewWriterSize(nil, 4<<10) }}
+	requests = sync.Pool{New: func() any { return new(http.Request) }}
 )
 
 func (s *Server) newConn(nc net.Conn) *conn {
@@ -91,6 +93,7 @@ func (c *conn) takeBuffers() {
 	c.br.Reset(&c.cr)
 	c.bw = writers.Get().(*bufio.Writer)
 	c.bw.Reset(c.rwc)
+	c.simple = requests.Get().(*http.Request)
 	c.srv.buffered.Add(1)
 }
 
@@ -99,7 +102,6 @@ func (c *conn) takeBuffers() {
 // upstream's field block) and the watch's timer: an idle connection keeps
 // only its own state. The next request makes them anew.
 func (c *conn) forgetRequest() {
-	c.simple = http.Request{}
 	c.res = response{}
 	c.mu.Lock()
 	if c.timer != nil {
@@ -118,7 +120,9 @@ func (c *conn) releaseBuffers() {
 	readers.Put(c.br)
 	c.bw.Reset(nil)
 	writers.Put(c.bw)
-	c.br, c.bw = nil, nil
+	*c.simple = http.Request{}
+	requests.Put(c.simple)
+	c.br, c.bw, c.simple = nil, nil, nil
 	c.srv.buffered.Add(-1)
 }
 
@@ -222,9 +226,9 @@ func (c *conn) readRequest() (*http.Request, error) {
 		if headers.FieldLines(head) > s.maxHeaderCount() {
 			return nil, errTooManyFields
 		}
-		if parseSimple(head, &c.simple) {
+		if parseSimple(head, c.simple) {
 			c.br.Discard(n)
-			req := &c.simple
+			req := c.simple
 			// parseSimple checked the fields as validate does.
 			if err := validateHost(req); err != nil {
 				return nil, err
