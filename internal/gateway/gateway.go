@@ -7,7 +7,6 @@ import (
 	"crypto/tls"
 	"errors"
 	"fmt"
-	"golang.org/x/net/netutil"
 	"io"
 	"log/slog"
 	"net"
@@ -280,7 +279,7 @@ func (g *Gateway) Start() error {
 		// Past the limit, Accept waits for a connection to close: new
 		// clients queue in the kernel's backlog (HAProxy's maxconn) instead
 		// of being accepted into goroutines and buffers without bound.
-		g.mainLn = netutil.LimitListener(g.mainLn, n)
+		g.mainLn = h1server.LimitListener(g.mainLn, n)
 	}
 	if g.admLn, err = net.Listen("tcp", cfg.Admin.Listen); err != nil {
 		g.mainLn.Close()
