@@ -54,7 +54,11 @@ at the config's canary.weight until you start, promote or abort it.`,
 				printRollout(out, st, true)
 				return nil
 			}
-			return &exitError{2, fmt.Errorf("unknown rollout command %q (status, %s)", verb, commandList())}
+			verbs := []string{"status"}
+			for _, c := range rollout.Commands {
+				verbs = append(verbs, string(c))
+			}
+			return &exitError{2, fmt.Errorf("unknown rollout command %q (%s)", verb, strings.Join(verbs, ", "))}
 		},
 	}
 	a.flags(cmd)
@@ -156,15 +160,6 @@ func printFleet(w io.Writer, st rollout.Status) {
 			x.CanaryRequest, x.CanaryErrors, x.CanaryP50, x.CanaryP99)
 	}
 	tw.Flush()
-}
-
-// commandList spells the rollout's commands for messages.
-func commandList() string {
-	names := make([]string, len(rollout.Commands))
-	for i, c := range rollout.Commands {
-		names[i] = string(c)
-	}
-	return strings.Join(names, ", ")
 }
 
 func describeStep(kind string, s any) string {
