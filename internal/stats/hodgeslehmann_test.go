@@ -120,7 +120,6 @@ func TestShiftRatio(t *testing.T) {
 	// live median 149.5, so (149.5 + 29.9)/149.5 = 1.2.
 	checkClose(t, "ShiftRatio", ratio, 1.2, 1e-3)
 
-
 	if _, ok := ShiftRatio(canary, []float64{0, 0, 0}); ok {
 		t.Error("ShiftRatio with a zero live median should not be ok")
 	}
