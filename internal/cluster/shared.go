@@ -409,15 +409,7 @@ func (n *Node) ShareResults(rec *diffs.Recorder) {
 
 func (c *compareShare) Node() string { return c.n.name }
 
-func (c *compareShare) Peers() []diffs.Summary {
-	sh := c.n.sharedKind("compare")
-	vals := sh.peers(c.n.name)
-	out := make([]diffs.Summary, 0, len(vals))
-	for _, v := range vals {
-		out = append(out, v.(diffs.Summary))
-	}
-	return out
-}
+func (c *compareShare) Peers() []diffs.Summary { return peersOf[diffs.Summary](c.n, "compare") }
 
 func (c *compareShare) snapshot() (string, any, error) {
 	s, err := c.rec.Summary()
@@ -429,17 +421,33 @@ func (c *compareShare) snapshot() (string, any, error) {
 }
 
 func (c *compareShare) decode(node string, data json.RawMessage) (any, error) {
-	var s diffs.Summary
+	return decodeSummary(data, node, func(s *diffs.Summary) string { return s.Node }, (*diffs.Summary).Valid)
+}
+
+// decodeSummary reads a summary of type T and checks that node wrote it
+// and that it is sane.
+func decodeSummary[T any](data json.RawMessage, node string, nodeOf func(*T) string, valid func(*T) error) (any, error) {
+	var s T
 	if err := json.Unmarshal(data, &s); err != nil {
 		return nil, err
 	}
-	if s.Node != node {
+	if nodeOf(&s) != node {
 		return nil, errors.New("summary names another node")
 	}
-	if err := s.Valid(); err != nil {
+	if err := valid(&s); err != nil {
 		return nil, err
 	}
 	return s, nil
+}
+
+// peersOf is the other replicas' summaries of a kind, as their type.
+func peersOf[T any](n *Node, kind string) []T {
+	vals := n.sharedKind(kind).peers(n.name)
+	out := make([]T, 0, len(vals))
+	for _, v := range vals {
+		out = append(out, v.(T))
+	}
+	return out
 }
 
 func (c *compareShare) empty(v any) bool { return len(v.(diffs.Summary).Routes) == 0 }
@@ -573,14 +581,7 @@ func (n *Node) ShareAdoption(t *adoption.Tracker) {
 	t.SetFleet(as)
 }
 
-func (a *adoptionShare) Peers() []adoption.Summary {
-	vals := a.n.sharedKind("adoption").peers(a.n.name)
-	out := make([]adoption.Summary, 0, len(vals))
-	for _, v := range vals {
-		out = append(out, v.(adoption.Summary))
-	}
-	return out
-}
+func (a *adoptionShare) Peers() []adoption.Summary { return peersOf[adoption.Summary](a.n, "adoption") }
 
 func (a *adoptionShare) snapshot() (string, any, error) {
 	s := a.t.Summary()
@@ -589,17 +590,7 @@ func (a *adoptionShare) snapshot() (string, any, error) {
 }
 
 func (a *adoptionShare) decode(node string, data json.RawMessage) (any, error) {
-	var s adoption.Summary
-	if err := json.Unmarshal(data, &s); err != nil {
-		return nil, err
-	}
-	if s.Node != node {
-		return nil, errors.New("summary names another node")
-	}
-	if err := s.Valid(); err != nil {
-		return nil, err
-	}
-	return s, nil
+	return decodeSummary(data, node, func(s *adoption.Summary) string { return s.Node }, (*adoption.Summary).Valid)
 }
 
 func (a *adoptionShare) empty(v any) bool {
