@@ -244,19 +244,27 @@ func TestResetEndpointFromThePage(t *testing.T) {
 			t.Fatalf("HEAD /checkout: %v %d", err, r.Status)
 		}
 	}
+	// endpoints maps each endpoint to the exchanges it recorded (compared
+	// or skipped).
 	endpoints := func() map[string]int64 {
 		var rep diffs.Report
 		e.api(t, "GET", "/api/v1/diffs/checkout", &rep)
 		out := map[string]int64{}
 		for _, ep := range rep.Routes[0].Endpoints {
 			out[ep.Endpoint] = ep.Compared
+			for _, n := range ep.Skipped {
+				out[ep.Endpoint] += n
+			}
 		}
 		return out
 	}
+	// Every copy is recorded before the reset: one recorded after it
+	// would bring the endpoint back.
 	var get, head string
-	testkit.Slow.Until(t, "a GET and a HEAD endpoint compared", func() (bool, string) {
+	testkit.Slow.Until(t, "the 50 GET and 5 HEAD checkouts recorded", func() (bool, string) {
 		get, head = "", ""
-		for name := range endpoints() {
+		eps := endpoints()
+		for name := range eps {
 			switch {
 			case strings.HasPrefix(name, "GET "):
 				get = name
@@ -264,7 +272,7 @@ func TestResetEndpointFromThePage(t *testing.T) {
 				head = name
 			}
 		}
-		return get != "" && head != "", fmt.Sprint(endpoints())
+		return get != "" && head != "" && eps[get] == 50 && eps[head] == 5, fmt.Sprint(eps)
 	})
 	button := fmt.Sprintf(`#diffs-checkout section.endpoint[data-endpoint=%q] button.reset-endpoint`, get)
 	do(t, ctx, "differences", chromedp.Navigate(e.gw.AdminURL+"/ui/diffs"), chromedp.WaitVisible(chromedp.CSS(button)))
